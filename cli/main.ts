@@ -1,0 +1,27 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config/resolve-run-config.js';
+import { buildRunCommand } from './run-command.js';
+
+/** `evosearch <command>`: the user's entry point. */
+export async function main(argv: readonly string[]): Promise<void> {
+  const program = new Command('evosearch')
+    .description('Test-time evolutionary search over denoising trajectories (EvoSearch), with Best-of-N and particle sampling as baselines.')
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)');
+  program.addCommand(buildRunCommand().exitOverride());
+  try {
+    await program.parseAsync([...argv]);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are "errors" with exit code 0; usage errors were already printed.
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`evosearch: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    throw error;
+  }
+}

@@ -1,0 +1,218 @@
+import { cpus } from 'node:os';
+import type { z } from 'zod';
+import { plannedParticleCompute, ParticleConfigError, type ParticleSearchConfig } from '../coordinator/search/particles.js';
+import { bestOfNSpend, evoSearchSpend, planBestOfN, planEvoSearch, type PlannedSpend } from '../coordinator/search/planner.js';
+import { SearchConfigError } from '../coordinator/search/search-config-error.js';
+import { validateEvoSearchConfig, type EvoSearchConfig } from '../coordinator/search/evosearch.js';
+import { createSampler, type SamplerConfig } from '../samplers/index.js';
+import { SamplerConfigError } from '../samplers/sampler-config-error.js';
+import { PRESETS, type PresetName } from './presets.js';
+import { runConfigSchema, type RunConfigInput } from './run-config-schema.js';
+
+/** A configuration that cannot run: names the field (dotted path), what is wrong, and where it came from. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly field: string, readonly detail: string, readonly source = 'config', options?: { cause?: unknown }) {
+    super(`invalid ${source}: ${field}: ${detail}`, options);
+  }
+}
+
+export type MethodName = 'evosearch' | 'best-of-n' | 'particles';
+
+/** Everything a run needs, validated, with defaults and planned schedules filled in. */
+export interface RunPlan {
+  readonly model: string;
+  readonly method: MethodName;
+  readonly preset: PresetName;
+  readonly seed: number;
+  readonly budgetNfe: number;
+  readonly sampler: SamplerConfig;
+  readonly guidanceScale: number;
+  readonly evosearch: Omit<EvoSearchConfig, 'noiseStd' | 'seed' | 'steps'>;
+  readonly bestOfN: { readonly n: number };
+  readonly particles: Omit<ParticleSearchConfig, 'seed' | 'steps'>;
+  /** What each method will spend under this plan (the chosen one and the two it is compared with). */
+  readonly planned: Readonly<Record<MethodName, PlannedSpend>>;
+  readonly workers: number;
+  readonly batchSize: number;
+  readonly out: string | undefined;
+  readonly logLevel: NonNullable<RunConfigInput['logLevel']>;
+  readonly progress: boolean | undefined;
+}
+
+/** Validates raw input (a parsed file, or flags) against the schema. */
+export function parseRunConfig(input: unknown, source: string): RunConfigInput {
+  const parsed = runConfigSchema.safeParse(input ?? {});
+  if (parsed.success) return parsed.data;
+  throw zodToConfigError(parsed.error, source);
+}
+
+function zodToConfigError(error: z.ZodError, source: string): ConfigError {
+  const lines = error.issues.map((issue) => {
+    const path = issue.path.length === 0 ? '(top level)' : issue.path.map(String).join('.');
+    const keys = issue.code === 'unrecognized_keys' ? ` (${issue.keys.join(', ')})` : '';
+    return { path, message: `${issue.message}${keys}` };
+  });
+  const first = lines[0]!;
+  const more = lines.slice(1).map((l) => `; ${l.path}: ${l.message}`).join('');
+  return new ConfigError(first.path, `${first.message}${more}`, source);
+}
+
+/** Later layers override earlier ones, one level deep into the nested sections. */
+export function mergeRunConfig(...layers: RunConfigInput[]): RunConfigInput {
+  const merged: Record<string, unknown> = {};
+  for (const layer of layers) {
+    for (const [key, value] of Object.entries(layer)) {
+      if (value === undefined) continue;
+      const previous = merged[key];
+      merged[key] = isPlainObject(value) && isPlainObject(previous) ? { ...previous, ...value } : value;
+    }
+  }
+  return merged as RunConfigInput;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Fills in the preset, checks the pieces against each other, and plans every method to the same NFE
+ * budget (within one trajectory). Contradictions are errors, never silently resolved.
+ */
+export function resolveRunConfig(input: RunConfigInput, source = 'config'): RunPlan {
+  const fail = (field: string, detail: string): never => {
+    throw new ConfigError(field, detail, source);
+  };
+  const preset = PRESETS[input.preset ?? 'sd21'];
+  const method = input.method ?? 'evosearch';
+  const sampler = resolveSampler(preset.sampler, input.sampler ?? {}, source);
+  const steps = sampler.steps;
+
+  const evo = input.evosearch ?? {};
+  const evolutionSchedule = evo.evolutionSchedule ?? rescaleSchedule(preset.evosearch.evolutionSchedule, preset.sampler.steps, steps, fail);
+  const baseShape = evo.populationSchedule ?? preset.evosearch.populationSchedule;
+  if (baseShape.length !== evolutionSchedule.length + 1) {
+    fail('evosearch.populationSchedule', `needs ${evolutionSchedule.length + 1} entries for the evolution schedule [${evolutionSchedule.join(', ')}] (one per generation, then the final population), got ${baseShape.length}`);
+  }
+  const shapeNfe = evoSearchSpend({ evolutionSchedule, populationSchedule: baseShape }, steps).nfe;
+  const budgetNfe = input.budgetNfe ?? shapeNfe;
+  if (input.budgetNfe !== undefined && evo.populationSchedule !== undefined && method === 'evosearch' && Math.abs(shapeNfe - input.budgetNfe) >= steps) {
+    fail('budgetNfe', `contradicts evosearch.populationSchedule [${baseShape.join(', ')}], which spends ${shapeNfe} NFEs; set one of them (the budget scales the preset's schedule)`);
+  }
+  if (budgetNfe < steps) fail('budgetNfe', `${budgetNfe} NFEs does not buy one trajectory of ${steps} steps`);
+
+  let schedules;
+  try {
+    schedules = evo.populationSchedule !== undefined && input.budgetNfe === undefined
+      ? { evolutionSchedule, populationSchedule: baseShape }
+      : planEvoSearch(budgetNfe, steps, { evolutionSchedule, populationSchedule: baseShape });
+  } catch (error) {
+    if (error instanceof SearchConfigError) throw new ConfigError(error.field, error.message.slice(error.field.length + 2), source, { cause: error });
+    throw error;
+  }
+  const smallest = Math.min(...schedules.populationSchedule.slice(1));
+  // The preset's elites shrink with a small budget; elites the user asked for are checked as given.
+  const elites = evo.elites ?? Math.min(preset.evosearch.elites, Math.max(0, smallest - 1));
+  const evosearch = {
+    ...schedules,
+    elites,
+    mutationRate: evo.mutationRate ?? preset.evosearch.mutationRate,
+    tournamentFraction: evo.tournamentFraction ?? preset.evosearch.tournamentFraction,
+    ...(evo.tournamentSize !== undefined ? { tournamentSize: evo.tournamentSize } : {}),
+    archive: evo.archive ?? true,
+  };
+  const samplerInstance = createSampler(sampler);
+  const noiseStd = Array.from({ length: steps }, (_, i) => samplerInstance.noiseStd(i));
+  if (method === 'evosearch') {
+    try {
+      validateEvoSearchConfig({ ...evosearch, steps, noiseStd, seed: 0 });
+    } catch (error) {
+      if (error instanceof SearchConfigError) throw new ConfigError(`evosearch.${error.field}`, error.message.slice(error.field.length + 2), source, { cause: error });
+      throw error;
+    }
+  }
+
+  const n = input.bestOfN?.n ?? planBestOfN(budgetNfe, steps);
+  if (input.bestOfN?.n !== undefined && input.budgetNfe !== undefined && method === 'best-of-n' && n * steps > input.budgetNfe) {
+    fail('bestOfN.n', `${n} samples of ${steps} steps spend ${n * steps} NFEs, over the budget of ${input.budgetNfe}`);
+  }
+
+  const p = input.particles ?? {};
+  const particleBase = {
+    lambda: p.lambda ?? preset.particles.lambda,
+    potential: p.potential ?? preset.particles.potential,
+    resampling: { start: p.resampling?.start ?? 0, end: p.resampling?.end ?? steps, interval: p.resampling?.interval ?? preset.particles.interval },
+    adaptive: p.adaptive ?? false,
+    fitness: p.fitness ?? 'x0-prediction',
+  } as const;
+  const particleCount = p.particles ?? planParticleCount(budgetNfe, steps, particleBase, fail);
+  const particles = { ...particleBase, particles: particleCount };
+  let particleSpend: PlannedSpend;
+  try {
+    const c = plannedParticleCompute({ ...particles, steps, seed: 0 });
+    particleSpend = { ...c, trajectories: c.nfe / steps };
+  } catch (error) {
+    if (error instanceof ParticleConfigError) throw new ConfigError(`particles.${error.field}`, error.message, source, { cause: error });
+    throw error;
+  }
+
+  return {
+    model: input.model ?? 'analytic:gmm',
+    method,
+    preset: preset.name,
+    seed: input.seed ?? 0,
+    budgetNfe,
+    sampler,
+    guidanceScale: input.guidanceScale ?? preset.guidanceScale,
+    evosearch,
+    bestOfN: { n },
+    particles,
+    planned: {
+      evosearch: evoSearchSpend(schedules, steps),
+      'best-of-n': bestOfNSpend(n, steps),
+      particles: particleSpend,
+    },
+    workers: input.workers ?? Math.max(1, Math.min(2, cpus().length)),
+    batchSize: input.batchSize ?? 256,
+    out: input.out,
+    logLevel: input.logLevel ?? 'info',
+    progress: input.progress,
+  };
+}
+
+/** The preset's sampler with overrides; switching the sampler kind starts from that kind's defaults. */
+function resolveSampler(base: SamplerConfig, overrides: NonNullable<RunConfigInput['sampler']>, source: string): SamplerConfig {
+  const start: Record<string, unknown> = overrides.kind !== undefined && overrides.kind !== base.kind ? { kind: overrides.kind, steps: base.steps } : { ...base };
+  const config = { ...start, ...stripUndefined(overrides) } as unknown as SamplerConfig;
+  try {
+    createSampler(config);
+  } catch (error) {
+    if (error instanceof SamplerConfigError) throw new ConfigError(`sampler.${error.field}`, error.message, source, { cause: error });
+    throw error;
+  }
+  return config;
+}
+
+function stripUndefined(value: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined));
+}
+
+/** A preset's generation indices are written for N = 50; other step counts get them scaled. */
+function rescaleSchedule(schedule: readonly number[], from: number, to: number, fail: (field: string, detail: string) => never): number[] {
+  if (from === to) return [...schedule];
+  const scaled = schedule.map((e) => Math.round((e * to) / from));
+  scaled.forEach((e, g) => {
+    if (e >= to || (g > 0 && e <= scaled[g - 1]!)) {
+      fail('evosearch.evolutionSchedule', `the preset's schedule [${schedule.join(', ')}] (for ${from} steps) does not fit ${to} steps; give an explicit evolutionSchedule`);
+    }
+  });
+  return scaled;
+}
+
+/** The most particles whose planned NFE fits the budget. */
+function planParticleCount(budgetNfe: number, steps: number, base: Omit<ParticleSearchConfig, 'particles' | 'seed' | 'steps'>, fail: (field: string, detail: string) => never): number {
+  let k = Math.floor(budgetNfe / steps);
+  while (k > 0 && plannedParticleCompute({ ...base, particles: k, steps, seed: 0 }).nfe > budgetNfe) k -= 1;
+  if (k < 1) fail('budgetNfe', `${budgetNfe} NFEs does not fit one particle with ${base.fitness ?? 'x0-prediction'} fitness over ${steps} steps`);
+  return k;
+}

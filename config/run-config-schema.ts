@@ -1,0 +1,77 @@
+import { z } from 'zod';
+import { PRESET_NAMES } from './presets.js';
+
+/**
+ * The run configuration as users write it (a YAML/JSON file, CLI flags on top). Everything is
+ * optional: what is missing comes from the preset and the budget planner (see resolve-run-config.ts).
+ * Unknown keys are errors, so a typo never silently falls back to a default.
+ */
+
+const positiveInt = z.number().int().positive();
+const stepIndex = z.number().int().nonnegative();
+
+export const METHOD_NAMES = ['evosearch', 'best-of-n', 'particles'] as const;
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export const samplerOverridesSchema = z.strictObject({
+  kind: z.enum(['ddim', 'ddpm', 'flow-euler', 'flow-sde-dpmpp']).optional(),
+  steps: positiveInt.max(1000).optional(),
+  eta: z.number().min(0).max(1).optional(),
+  shift: z.number().positive().optional(),
+  mu: z.number().optional(),
+  use_dynamic_shifting: z.boolean().optional(),
+  num_train_timesteps: positiveInt.optional(),
+  beta_start: z.number().positive().optional(),
+  beta_end: z.number().positive().optional(),
+  beta_schedule: z.enum(['linear', 'scaled_linear']).optional(),
+  prediction_type: z.enum(['epsilon', 'v_prediction']).optional(),
+  timestep_spacing: z.enum(['leading', 'trailing', 'linspace']).optional(),
+  steps_offset: stepIndex.optional(),
+  set_alpha_to_one: z.boolean().optional(),
+});
+
+export const evoSearchOverridesSchema = z.strictObject({
+  evolutionSchedule: z.array(stepIndex).optional(),
+  populationSchedule: z.array(positiveInt).optional(),
+  elites: stepIndex.optional(),
+  mutationRate: z.number().gt(0).lt(1).optional(),
+  tournamentFraction: z.number().gt(0).max(1).optional(),
+  tournamentSize: positiveInt.optional(),
+  archive: z.boolean().optional(),
+});
+
+export const particleOverridesSchema = z.strictObject({
+  particles: positiveInt.optional(),
+  lambda: z.number().nonnegative().optional(),
+  potential: z.enum(['max', 'add', 'diff', 'rt']).optional(),
+  resampling: z
+    .strictObject({ start: stepIndex.optional(), end: stepIndex.optional(), interval: positiveInt.optional() })
+    .optional(),
+  adaptive: z.boolean().optional(),
+  fitness: z.enum(['x0-prediction', 'rollout']).optional(),
+});
+
+export const runConfigSchema = z.strictObject({
+  /** `analytic:gmm[?dimension=..&modes=..]` or (later) a model bundle folder. */
+  model: z.string().min(1).optional(),
+  method: z.enum(METHOD_NAMES).optional(),
+  preset: z.enum(PRESET_NAMES).optional(),
+  seed: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER).optional(),
+  /** The NFE budget every method is planned to (default: what the preset's EvoSearch schedule spends). */
+  budgetNfe: positiveInt.optional(),
+  sampler: samplerOverridesSchema.optional(),
+  evosearch: evoSearchOverridesSchema.optional(),
+  bestOfN: z.strictObject({ n: positiveInt.optional() }).optional(),
+  particles: particleOverridesSchema.optional(),
+  guidanceScale: z.number().nonnegative().optional(),
+  /** In-process worker threads of the embedded run. */
+  workers: positiveInt.max(256).optional(),
+  /** Latents per model call. */
+  batchSize: positiveInt.max(65536).optional(),
+  /** Run folder. */
+  out: z.string().min(1).optional(),
+  logLevel: z.enum(LOG_LEVELS).optional(),
+  progress: z.boolean().optional(),
+});
+
+export type RunConfigInput = z.infer<typeof runConfigSchema>;

@@ -1,0 +1,21 @@
+import type { Command, CommandResult } from '../../proto/commands.js';
+
+/**
+ * The coordinator's view of its workers, whatever carries the commands (worker threads in the
+ * embedded run, gRPC in the cluster). Commands sent to one worker run in order on that worker.
+ */
+export interface WorkerPool {
+  readonly size: number;
+  /** Describes worker `index` for logs (its transport, provider, model build). */
+  describe(index: number): string;
+  execute(index: number, commands: readonly Command[]): Promise<CommandResult[]>;
+  close(): Promise<void>;
+}
+
+/** A worker failed a command; `cause` is what the worker reported. */
+export class WorkerCommandError extends Error {
+  override readonly name = 'WorkerCommandError';
+  constructor(readonly worker: string, detail: string, options?: { cause?: unknown }) {
+    super(`worker ${worker}: ${detail}`, options);
+  }
+}

@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { RunPlan } from '../../config/resolve-run-config.js';
+import { createSampler } from '../../samplers/index.js';
+import type { WorkerSetup } from '../../worker/worker-setup.js';
+import { Dispatcher } from '../engine/dispatcher.js';
+import { runSearch, type RoundReport, type SearchOutcome } from '../engine/run-search.js';
+import type { WorkerPool } from '../engine/worker-pool.js';
+import { createSearch } from '../search/create-search.js';
+import { ThreadPool } from '../transport/thread-pool.js';
+import { summarizeRounds, writeRunFolder, RECORD_VERSION, type RunFolderPaths, type RunRecord } from './run-record.js';
+
+export interface EmbeddedRunOptions {
+  readonly folder: string;
+  readonly logger: Logger;
+  readonly onRound?: (report: RoundReport) => void;
+  /** Workers to use instead of starting threads (tests, benchmarks). */
+  readonly pool?: WorkerPool;
+}
+
+export interface EmbeddedRunResult {
+  readonly record: RunRecord;
+  readonly outcome: SearchOutcome;
+  readonly paths: RunFolderPaths;
+}
+
+export function workerSetupFor(plan: RunPlan): WorkerSetup {
+  return { model: plan.model, sampler: plan.sampler, seed: String(plan.seed), batchSize: plan.batchSize };
+}
+
+/**
+ * A whole search in one process: the coordinator's engine over in-process worker threads, then the
+ * run folder. The cluster run uses the same engine with gRPC workers.
+ */
+export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): Promise<EmbeddedRunResult> {
+  const { logger } = options;
+  const runId = randomUUID();
+  const startedAt = new Date();
+  const sampler = createSampler(plan.sampler);
+  const machine = createSearch(plan, sampler);
+  const pool = options.pool ?? (await ThreadPool.start(plan.workers, workerSetupFor(plan)));
+  const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
+  logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
+  let outcome: SearchOutcome;
+  try {
+    outcome = await runSearch(machine, new Dispatcher(pool), (report) => {
+      logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
+      options.onRound?.(report);
+    });
+  } finally {
+    if (options.pool === undefined) await pool.close();
+  }
+  const finishedAt = new Date();
+  const bestRecord = outcome.best === null ? undefined : outcome.candidates[outcome.best.candidate];
+  const record: RunRecord = {
+    version: RECORD_VERSION,
+    runId,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    wallMs: finishedAt.getTime() - startedAt.getTime(),
+    plan,
+    workers,
+    spent: outcome.counters,
+    best: outcome.best === null ? null : { candidate: outcome.best.candidate, reward: outcome.best.reward, ...(bestRecord?.metrics ? { metrics: bestRecord.metrics } : {}) },
+    rounds: summarizeRounds(outcome),
+    candidates: outcome.candidates,
+  };
+  const paths = await writeRunFolder(options.folder, record, outcome);
+  logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record }, 'run finished');
+  return { record, outcome, paths };
+}

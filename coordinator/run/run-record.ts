@@ -1,0 +1,81 @@
+import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ComputeCounters } from '../../proto/commands.js';
+import type { RunPlan } from '../../config/resolve-run-config.js';
+import type { SearchOutcome } from '../engine/run-search.js';
+
+export const RECORD_VERSION = 1;
+
+/** Per-round summary kept in the record (the full candidate list is there too). */
+export interface RoundSummary {
+  readonly round: number;
+  readonly label: string;
+  readonly generation: number;
+  readonly bestReward: number | null;
+  readonly populationMean: number | null;
+  readonly populationMax: number | null;
+  readonly scored: number;
+  readonly counters: ComputeCounters;
+  readonly ms: number;
+  readonly bookkeepingMs: number;
+}
+
+export interface RunRecord {
+  readonly version: number;
+  readonly runId: string;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly wallMs: number;
+  readonly plan: RunPlan;
+  readonly workers: readonly string[];
+  readonly spent: ComputeCounters;
+  readonly best: { readonly candidate: number; readonly reward: number; readonly metrics?: Readonly<Record<string, number>> } | null;
+  readonly rounds: readonly RoundSummary[];
+  readonly candidates: SearchOutcome['candidates'];
+}
+
+export function summarizeRounds(outcome: SearchOutcome): RoundSummary[] {
+  return outcome.rounds.map((r) => {
+    const rewards = r.progress.lastRoundRewards;
+    const scored = rewards.length;
+    return {
+      round: r.round,
+      label: r.label,
+      generation: r.progress.generation,
+      bestReward: r.progress.best?.reward ?? null,
+      populationMean: scored === 0 ? null : rewards.reduce((a, b) => a + b, 0) / scored,
+      populationMax: scored === 0 ? null : Math.max(...rewards),
+      scored,
+      counters: r.counters,
+      ms: r.roundMs,
+      bookkeepingMs: r.bookkeepingMs,
+    };
+  });
+}
+
+/** Writes a file so that a reader never sees half of it: a temporary name, then a rename. */
+async function writeAtomically(path: string, contents: string): Promise<void> {
+  const temporary = `${path}.partial`;
+  await writeFile(temporary, contents);
+  await rename(temporary, path);
+}
+
+export interface RunFolderPaths {
+  readonly folder: string;
+  readonly record: string;
+  readonly config: string;
+  readonly bestSample: string;
+}
+
+/** The run folder: config.json (the resolved plan), record.json (every candidate), best-sample.json. */
+export async function writeRunFolder(folder: string, record: RunRecord, outcome: SearchOutcome): Promise<RunFolderPaths> {
+  await mkdir(folder, { recursive: true });
+  const paths = { folder, record: join(folder, 'record.json'), config: join(folder, 'config.json'), bestSample: join(folder, 'best-sample.json') };
+  await writeAtomically(paths.config, `${JSON.stringify(record.plan, null, 2)}\n`);
+  if (outcome.bestSample !== null) {
+    const sample = outcome.bestSample;
+    await writeAtomically(paths.bestSample, `${JSON.stringify({ candidate: record.best?.candidate, reward: record.best?.reward, shape: sample.shape, data: Array.from(sample.data) })}\n`);
+  }
+  await writeAtomically(paths.record, `${JSON.stringify(record)}\n`);
+  return paths;
+}

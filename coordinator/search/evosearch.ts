@@ -1,0 +1,304 @@
+import type { Command, CommandResult, CandidateId, MutationItem, RolloutItem } from '../../proto/commands.js';
+import { NoiseSource } from '../../random/noise-source.js';
+import { Lineage, type CandidateRecord } from './lineage.js';
+import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
+import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
+import { SearchConfigError } from './search-config-error.js';
+import { BestSoFar } from './best-so-far.js';
+
+/**
+ * EvoSearch parameters (spec/evosearch.md). An empty evolution schedule is Best-of-N: K_0 independent
+ * rollouts from x_T.
+ */
+export interface EvoSearchConfig {
+  /** Sampler steps N. */
+  readonly steps: number;
+  /** E: step indices where a generation happens, strictly increasing, in [0, N). */
+  readonly evolutionSchedule: readonly number[];
+  /** K: the population entering each generation, then the final one (length |E| + 1). */
+  readonly populationSchedule: readonly number[];
+  /** m: the fittest candidates copied unmutated. */
+  readonly elites: number;
+  /** beta of the x_T mutation. */
+  readonly mutationRate: number;
+  /** Tournament size as a fraction of the candidates (the authors use 0.9). */
+  readonly tournamentFraction: number;
+  /** A fixed tournament size, overriding the fraction. */
+  readonly tournamentSize?: number;
+  /** Keep the states rollouts pass at later generation indices as candidates (on by default). */
+  readonly archive: boolean;
+  /**
+   * Standard deviation of the noise the stochastic sampler injects at each step index 0..N-1
+   * (the SDE mutation at index e uses noiseStd[e]).
+   */
+  readonly noiseStd: readonly number[];
+  readonly seed: number | bigint;
+}
+
+/** What the search does in one round, so tests and progress can follow it. */
+type Phase =
+  | { readonly kind: 'start' }
+  | { readonly kind: 'rollout'; readonly generation: number; readonly items: readonly RolloutItem[] }
+  | { readonly kind: 'final'; readonly ids: readonly CandidateId[] }
+  | { readonly kind: 'done' };
+
+export function validateEvoSearchConfig(config: EvoSearchConfig): void {
+  const { steps, evolutionSchedule: E, populationSchedule: K } = config;
+  const fail = (field: string, message: string): never => {
+    throw new SearchConfigError(field, message);
+  };
+  if (!Number.isInteger(steps) || steps < 1) fail('steps', `must be a positive integer, got ${steps}`);
+  if (K.length !== E.length + 1) {
+    fail('populationSchedule', `needs ${E.length + 1} entries (one per generation of evolutionSchedule [${E.join(', ')}], then the final population), got ${K.length}`);
+  }
+  E.forEach((e, g) => {
+    if (!Number.isInteger(e) || e < 0 || e >= steps) fail(`evolutionSchedule[${g}]`, `must be an integer step index in [0, ${steps - 1}], got ${e}`);
+    if (g > 0 && e <= E[g - 1]!) fail(`evolutionSchedule[${g}]`, `must be greater than the previous entry ${E[g - 1]} (the schedule is strictly increasing), got ${e}`);
+  });
+  K.forEach((k, g) => {
+    if (!Number.isInteger(k) || k < 1) fail(`populationSchedule[${g}]`, `must be a positive integer, got ${k}`);
+  });
+  if (!Number.isInteger(config.elites) || config.elites < 0) fail('elites', `must be a non-negative integer, got ${config.elites}`);
+  K.slice(1).forEach((k, i) => {
+    if (config.elites > k) fail('elites', `${config.elites} elites do not fit the population of ${k} entering generation ${i + 1} (populationSchedule[${i + 1}]); lower elites or raise the population`);
+  });
+  if (!(config.mutationRate > 0 && config.mutationRate < 1)) fail('mutationRate', `must be in (0, 1), got ${config.mutationRate}`);
+  if (!(config.tournamentFraction > 0 && config.tournamentFraction <= 1)) fail('tournamentFraction', `must be in (0, 1], got ${config.tournamentFraction}`);
+  if (config.tournamentSize !== undefined && (!Number.isInteger(config.tournamentSize) || config.tournamentSize < 1)) {
+    fail('tournamentSize', `must be a positive integer, got ${config.tournamentSize}`);
+  }
+  if (config.noiseStd.length < steps) fail('noiseStd', `needs one entry per step (${steps}), got ${config.noiseStd.length}`);
+  E.forEach((e, g) => {
+    if (e > 0 && !(config.noiseStd[e]! > 0)) {
+      fail(`evolutionSchedule[${g}]`, `step ${e} injects no noise (the sampler is deterministic there), so the SDE mutation has no strength; use a stochastic sampler (DDIM eta > 0, DDPM, flow SDE DPM-Solver++)`);
+    }
+  });
+}
+
+/**
+ * EvoSearch as a pure state machine (spec/evosearch.md, "Procedure"). Each generation is two rounds:
+ * roll the current individuals out (fitness, archive), then select, mutate and advance the next
+ * population to the next generation index (or to x0 after the last generation, where it is scored).
+ */
+export class EvoSearch implements SearchMachine {
+  readonly method;
+  private readonly lineage = new Lineage();
+  private readonly noise: NoiseSource;
+  private readonly best = new BestSoFar();
+  private phase: Phase = { kind: 'start' };
+  /** Individuals at the current generation index waiting for their rollout. */
+  private individuals: CandidateId[] = [];
+  /** Archived candidates by the generation whose index they sit at. */
+  private readonly archived = new Map<number, CandidateId[]>();
+  private generationsDone = 0;
+  private lastRewards: number[] = [];
+  /** State ids to drop with the next round (rollout finals that lost, candidates not selected). */
+  private pendingDrops: CandidateId[] = [];
+  /** The round that follows a rollout (selection + mutation + advance), built when its results arrive. */
+  private pendingRound: SearchRound | null = null;
+  private inFlight = false;
+  /** Candidates selection chose from, per generation (the archive makes it grow). */
+  private readonly pools: number[] = [];
+
+  constructor(private readonly config: EvoSearchConfig) {
+    validateEvoSearchConfig(config);
+    this.method = config.evolutionSchedule.length === 0 ? 'best-of-n' as const : 'evosearch' as const;
+    this.noise = new NoiseSource(config.seed);
+  }
+
+  next(): SearchRound {
+    if (this.inFlight) throw new Error('EvoSearch.next() called again before accept() of the round in flight');
+    const round = this.pendingRound ?? this.firstOrDone();
+    this.pendingRound = null;
+    this.inFlight = round.kind === 'commands';
+    return round;
+  }
+
+  private firstOrDone(): SearchRound {
+    const { evolutionSchedule: E, populationSchedule: K, steps } = this.config;
+    switch (this.phase.kind) {
+      case 'start': {
+        const ids = this.createMany(K[0]!, [], { op: 'init' }, 0, 0);
+        const commands: Command[] = [{ kind: 'init', ids }];
+        if (E.length === 0) {
+          this.advanceAll(ids, 0, steps);
+          commands.push({ kind: 'advance', ids, from: 0, to: steps, purpose: 'advance', score: true });
+          this.phase = { kind: 'final', ids };
+          return { kind: 'commands', label: 'best-of-n: sample and score', commands };
+        }
+        if (E[0]! > 0) {
+          this.advanceAll(ids, 0, E[0]!);
+          commands.push({ kind: 'advance', ids, from: 0, to: E[0]!, purpose: 'advance' });
+        }
+        this.individuals = ids;
+        return this.rolloutRound(0, commands);
+      }
+      case 'rollout':
+      case 'final':
+        throw new Error(`EvoSearch has no round to issue in phase ${this.phase.kind}`);
+      case 'done':
+        return { kind: 'done', best: this.best.current };
+    }
+  }
+
+  accept(results: readonly CommandResult[]): void {
+    if (!this.inFlight) throw new Error('EvoSearch.accept() called with no round in flight');
+    this.inFlight = false;
+    const phase = this.phase;
+    if (phase.kind === 'rollout') this.acceptRollout(phase.generation, phase.items, results);
+    else if (phase.kind === 'final') this.acceptFinal(phase.ids, results);
+    else throw new Error(`EvoSearch.accept() called with no round in flight (phase ${phase.kind})`);
+  }
+
+
+  progress(): SearchProgress {
+    return {
+      generation: this.generationsDone,
+      generations: this.config.evolutionSchedule.length + 1,
+      best: this.best.current,
+      lastRoundRewards: this.lastRewards,
+    };
+  }
+
+  candidates(): readonly CandidateRecord[] {
+    return this.lineage.all();
+  }
+
+  /** How many candidates each generation's selection saw. */
+  poolSizes(): readonly number[] {
+    return this.pools;
+  }
+
+  private rolloutRound(generation: number, before: Command[]): SearchRound {
+    const E = this.config.evolutionSchedule;
+    const e = E[generation]!;
+    const later = this.config.archive ? E.slice(generation + 1) : [];
+    const items: RolloutItem[] = this.individuals.map((source) => {
+      const final = this.lineage.create([source], { op: 'rollout-final', from: e }, this.config.steps, generation);
+      const archive = later.map((step, offset) => {
+        const kept = this.lineage.create([source], { op: 'archive', from: e, rollout: final.id }, step, generation);
+        this.archivedAt(generation + 1 + offset).push(kept.id);
+        return { step, id: kept.id };
+      });
+      return { source, from: e, archive, finalId: final.id };
+    });
+    this.phase = { kind: 'rollout', generation, items };
+    const commands = [...before, ...this.takeDrops(), { kind: 'rollout' as const, items }];
+    return { kind: 'commands', label: `generation ${generation + 1}/${E.length}: roll out ${items.length} at step ${e}`, commands };
+  }
+
+  private acceptRollout(generation: number, items: readonly RolloutItem[], results: readonly CommandResult[]): void {
+    const scores = scoresOf(results, 'rollout', items.length);
+    this.lastRewards = [];
+    items.forEach((item, i) => {
+      const score = scores[i]!;
+      if (score.id !== item.source) throw new Error(`rollout result ${i} is for candidate ${score.id}, expected ${item.source}`);
+      const reward = finiteReward(score.reward, item.source);
+      this.score(item.source, reward, score.metrics, 'rollout');
+      for (const kept of item.archive) this.score(kept.id, reward, score.metrics, 'archive');
+      this.score(item.finalId, reward, score.metrics, 'rollout');
+      this.lastRewards.push(reward);
+      const dropped = this.best.offer({ candidate: item.source, sampleId: item.finalId, reward });
+      if (dropped !== null) this.pendingDrops.push(dropped);
+    });
+    this.generationsDone = generation + 1;
+    this.selectAndAdvance(generation);
+  }
+
+  private selectAndAdvance(generation: number): void {
+    const { evolutionSchedule: E, populationSchedule: K, steps } = this.config;
+    const e = E[generation]!;
+    const pool: Scored[] = [...this.individuals, ...(this.archived.get(generation) ?? [])].map((id) => ({ id, reward: this.lineage.get(id).reward! }));
+    this.archived.delete(generation);
+    this.pools.push(pool.length);
+    const nextSize = K[generation + 1]!;
+    const eliteCount = Math.min(this.config.elites, nextSize, pool.length);
+    const kept = pickElites(pool, eliteCount).map((c) => c.id);
+    const size = tournamentSize(pool.length, this.config.tournamentFraction, this.config.tournamentSize);
+    const parents = tournamentWinners(pool, nextSize - eliteCount, size, this.noise, generation);
+    const mutations: MutationItem[] = parents.map(({ id: parent }) => {
+      if (e === 0) {
+        const child = this.lineage.create([parent], { op: 'mutate-xT', beta: this.config.mutationRate }, e, generation + 1);
+        return { parent, child: child.id, op: 'xT' as const, beta: this.config.mutationRate };
+      }
+      const sigma = this.config.noiseStd[e]!;
+      const child = this.lineage.create([parent], { op: 'mutate-sde', sigma }, e, generation + 1);
+      return { parent, child: child.id, op: 'sde' as const, sigma };
+    });
+    const population = [...kept, ...mutations.map((m) => m.child)];
+    const survivors = new Set(kept);
+    const unused = pool.map((c) => c.id).filter((id) => !survivors.has(id));
+    const commands: Command[] = [...this.takeDrops()];
+    if (mutations.length > 0) commands.push({ kind: 'mutate', step: e, items: mutations });
+    if (unused.length > 0) commands.push({ kind: 'drop', ids: unused });
+    const last = generation === E.length - 1;
+    const to = last ? steps : E[generation + 1]!;
+    this.advanceAll(population, e, to);
+    commands.push({ kind: 'advance', ids: population, from: e, to, purpose: 'advance', score: last });
+    if (last) {
+      this.phase = { kind: 'final', ids: population };
+      this.pendingRound = { kind: 'commands', label: `final: ${population.length} to x0`, commands };
+    } else {
+      this.individuals = population;
+      this.pendingRound = this.rolloutRound(generation + 1, commands);
+    }
+  }
+
+  private acceptFinal(ids: readonly CandidateId[], results: readonly CommandResult[]): void {
+    const scores = scoresOf(results, 'advance', ids.length);
+    this.lastRewards = [];
+    ids.forEach((id, i) => {
+      const score = scores[i]!;
+      if (score.id !== id) throw new Error(`final result ${i} is for candidate ${score.id}, expected ${id}`);
+      const reward = finiteReward(score.reward, id);
+      this.score(id, reward, score.metrics, 'final');
+      this.lastRewards.push(reward);
+      const dropped = this.best.offer({ candidate: id, sampleId: id, reward });
+      if (dropped !== null) this.pendingDrops.push(dropped);
+    });
+    this.generationsDone = this.config.evolutionSchedule.length + 1;
+    this.phase = { kind: 'done' };
+  }
+
+  private score(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: CandidateRecord['scoredBy']): void {
+    const record = this.lineage.get(id);
+    record.reward = reward;
+    if (metrics !== undefined) record.metrics = metrics;
+    record.scoredBy = by;
+  }
+
+  private createMany(count: number, parents: CandidateId[], origin: CandidateRecord['origin'], step: number, generation: number): CandidateId[] {
+    return Array.from({ length: count }, () => this.lineage.create(parents, origin, step, generation).id);
+  }
+
+  private advanceAll(ids: readonly CandidateId[], from: number, to: number): void {
+    for (const id of ids) this.lineage.advanced(id, from, to, 'advance');
+  }
+
+  private archivedAt(generation: number): CandidateId[] {
+    let list = this.archived.get(generation);
+    if (list === undefined) this.archived.set(generation, (list = []));
+    return list;
+  }
+
+  private takeDrops(): Command[] {
+    if (this.pendingDrops.length === 0) return [];
+    const ids = this.pendingDrops;
+    this.pendingDrops = [];
+    return [{ kind: 'drop', ids }];
+  }
+}
+
+/** The scores of the one result of `kind` in a round (a round has exactly one scoring command). */
+function scoresOf(results: readonly CommandResult[], kind: CommandResult['kind'], expected: number) {
+  const scored = results.filter((r) => r.kind === kind && r.scores.length > 0);
+  if (scored.length !== 1) throw new Error(`expected one scored '${kind}' result in the round, got ${scored.length}`);
+  const scores = scored[0]!.scores;
+  if (scores.length !== expected) throw new Error(`expected ${expected} scores from '${kind}', got ${scores.length}`);
+  return scores;
+}
+
+function finiteReward(reward: number, id: CandidateId): number {
+  if (!Number.isFinite(reward)) throw new RangeError(`the reward of candidate ${id} is ${reward}; rewards must be finite (a NaN latent or a broken reward model)`);
+  return reward;
+}

@@ -1,0 +1,77 @@
+import type { CandidateId } from '../../proto/commands.js';
+import type { NoisePurpose } from '../../random/noise-address.js';
+
+/** How a candidate came to be. With its noise addresses this is the recipe that rebuilds its state. */
+export type CandidateOrigin =
+  /** x_T drawn from ('init', id, 0). */
+  | { readonly op: 'init' }
+  /** A state kept while `parents[0]` was rolled out from `from` (noise ('rollout', rollout, s)). */
+  | { readonly op: 'archive'; readonly from: number; readonly rollout: CandidateId }
+  | { readonly op: 'mutate-xT'; readonly beta: number }
+  | { readonly op: 'mutate-sde'; readonly sigma: number }
+  /** A duplicate of the parent (particle resampling, elites kept by copy). */
+  | { readonly op: 'copy' }
+  /** The x0 a rollout ended in (kept only while it is the best); its id addresses the rollout's noise. */
+  | { readonly op: 'rollout-final'; readonly from: number };
+
+/** One advance the candidate made after it was created (its own id is the noise lineage). */
+export interface AdvanceRecord {
+  readonly from: number;
+  readonly to: number;
+  readonly purpose: NoisePurpose;
+}
+
+export interface CandidateRecord {
+  readonly id: CandidateId;
+  readonly parents: readonly CandidateId[];
+  readonly origin: CandidateOrigin;
+  /** Step index at which the candidate was created. */
+  readonly createdAt: number;
+  /** Generation (or resampling round) in which it was created. */
+  readonly generation: number;
+  /** Advances applied to it since creation, in order. */
+  readonly advances: AdvanceRecord[];
+  /** Step index the candidate's state is at now. */
+  step: number;
+  /** Fitness: the guidance reward of its rollout (or of its x0 prediction, for particles). */
+  reward?: number;
+  /** Held-out metrics of the same evaluation. */
+  metrics?: Readonly<Record<string, number>>;
+  /** Where the fitness came from. */
+  scoredBy?: 'rollout' | 'x0-prediction' | 'final' | 'archive';
+}
+
+/**
+ * Allocates candidate ids (dense, deterministic) and keeps every candidate's record.
+ * Ids are the noise lineage, so the same plan gives the same ids, hence the same draws.
+ */
+export class Lineage {
+  private readonly records: CandidateRecord[] = [];
+
+  create(parents: readonly CandidateId[], origin: CandidateOrigin, step: number, generation: number): CandidateRecord {
+    const record: CandidateRecord = { id: this.records.length, parents, origin, createdAt: step, generation, advances: [], step };
+    this.records.push(record);
+    return record;
+  }
+
+  get(id: CandidateId): CandidateRecord {
+    const record = this.records[id];
+    if (record === undefined) throw new RangeError(`unknown candidate id ${id} (the lineage holds ${this.records.length})`);
+    return record;
+  }
+
+  advanced(id: CandidateId, from: number, to: number, purpose: NoisePurpose): void {
+    const record = this.get(id);
+    if (record.step !== from) throw new Error(`candidate ${id} is at step ${record.step}, cannot advance from ${from}`);
+    record.advances.push({ from, to, purpose });
+    record.step = to;
+  }
+
+  all(): readonly CandidateRecord[] {
+    return this.records;
+  }
+
+  get size(): number {
+    return this.records.length;
+  }
+}

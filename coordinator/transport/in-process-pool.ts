@@ -1,0 +1,26 @@
+import type { Command, CommandResult } from '../../proto/commands.js';
+import type { CommandExecutor } from '../../worker/executor.js';
+import type { WorkerPool } from '../engine/worker-pool.js';
+
+/**
+ * Workers as plain objects in the calling thread: no transport at all. Tests and benchmarks use it to
+ * exercise the engine without thread start-up; the embedded run uses worker threads instead.
+ */
+export class InProcessPool implements WorkerPool {
+  constructor(private readonly executors: readonly CommandExecutor[]) {}
+
+  get size(): number {
+    return this.executors.length;
+  }
+
+  describe(index: number): string {
+    return `in-process #${index}`;
+  }
+
+  async execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
+    const executor = this.executors[index]!;
+    return commands.map((command) => executor.execute(command));
+  }
+
+  async close(): Promise<void> {}
+}

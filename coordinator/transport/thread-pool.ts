@@ -1,0 +1,113 @@
+import { Worker } from 'node:worker_threads';
+import type { Command, CommandResult } from '../../proto/commands.js';
+import type { FromWorker, SerializedError } from '../../worker/thread-main.js';
+import type { WorkerSetup } from '../../worker/worker-setup.js';
+import { WorkerCommandError, type WorkerPool } from '../engine/worker-pool.js';
+
+interface Pending {
+  resolve(results: CommandResult[]): void;
+  reject(error: Error): void;
+}
+
+/** A worker thread and the commands in flight on it. */
+class ThreadWorker {
+  private seq = 0;
+  private readonly pending = new Map<number, Pending>();
+  private failure: Error | null = null;
+  description = 'starting';
+
+  constructor(readonly index: number, readonly thread: Worker) {}
+
+  static start(index: number, setup: WorkerSetup): Promise<ThreadWorker> {
+    const thread = new Worker(new URL('../../worker/thread-main.js', import.meta.url), { workerData: setup });
+    const worker = new ThreadWorker(index, thread);
+    return new Promise((resolve, reject) => {
+      thread.on('message', (message: FromWorker) => {
+        switch (message.type) {
+          case 'ready':
+            worker.description = `#${index} ${message.description}`;
+            resolve(worker);
+            break;
+          case 'fatal':
+            reject(asError(`#${index}`, message.error, 'failed to start'));
+            break;
+          case 'results':
+            worker.settle(message.seq, (p) => p.resolve(message.results));
+            break;
+          case 'error':
+            worker.settle(message.seq, (p) => p.reject(asError(worker.description, message.error, 'command failed')));
+            break;
+        }
+      });
+      thread.on('error', (error) => {
+        const failure = new WorkerCommandError(`#${index}`, `thread crashed: ${error.message}`, { cause: error });
+        worker.fail(failure);
+        reject(failure);
+      });
+      thread.on('exit', (code) => {
+        const failure = new WorkerCommandError(`#${index}`, `thread exited with code ${code}`);
+        worker.fail(failure);
+        reject(failure);
+      });
+    });
+  }
+
+  execute(commands: readonly Command[]): Promise<CommandResult[]> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    const seq = this.seq++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(seq, { resolve, reject });
+      this.thread.postMessage({ type: 'execute', seq, commands });
+    });
+  }
+
+  private settle(seq: number, action: (pending: Pending) => void): void {
+    const pending = this.pending.get(seq);
+    this.pending.delete(seq);
+    if (pending !== undefined) action(pending);
+  }
+
+  fail(error: Error): void {
+    this.failure ??= error;
+    for (const pending of this.pending.values()) pending.reject(this.failure);
+    this.pending.clear();
+  }
+}
+
+function asError(worker: string, error: SerializedError, what: string): WorkerCommandError {
+  const cause = Object.assign(new Error(error.message), { name: error.name, stack: error.stack });
+  return new WorkerCommandError(worker, `${what}: ${error.name}: ${error.message}`, { cause });
+}
+
+/** The embedded run's workers: one worker thread each, on this machine. */
+export class ThreadPool implements WorkerPool {
+  private constructor(private readonly workers: readonly ThreadWorker[]) {}
+
+  static async start(count: number, setup: WorkerSetup): Promise<ThreadPool> {
+    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => ThreadWorker.start(i, setup)));
+    const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed !== undefined) {
+      await Promise.all(workers.map((w) => w.thread.terminate()));
+      throw failed.reason;
+    }
+    return new ThreadPool(workers);
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  describe(index: number): string {
+    return this.workers[index]!.description;
+  }
+
+  execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
+    return this.workers[index]!.execute(commands);
+  }
+
+  async close(): Promise<void> {
+    for (const worker of this.workers) worker.fail(new WorkerCommandError(`#${worker.index}`, 'pool closed'));
+    await Promise.all(this.workers.map((w) => w.thread.terminate()));
+  }
+}

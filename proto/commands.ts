@@ -1,0 +1,127 @@
+/**
+ * The command vocabulary between the coordinator and the workers: what the search asks for and what
+ * comes back. Commands name states by candidate id and carry no tensors; a worker keeps the states it
+ * made. The gRPC service in this folder (cluster mode) carries exactly these shapes.
+ *
+ * Every random draw a command implies has an address (see random/noise-address.ts):
+ * - init: ('init', id, 0)
+ * - advance: ('advance' | 'rollout', noiseLineage ?? id, step) for each step from..to-1
+ * - rollout: ('rollout', finalId, step): every rollout has its own final id, so two rollouts of the
+ *   same candidate from different steps never share noise
+ * - mutate: ('mutate', child, step)
+ */
+
+export type CandidateId = number;
+
+/** Draw x_T ~ N(0, I) for each id. */
+export interface InitCommand {
+  readonly kind: 'init';
+  readonly ids: readonly CandidateId[];
+}
+
+/**
+ * Advance states in place from step index `from` to `to` with the stochastic sampler.
+ * With `score`, the result carries a reward per id: of the sample itself when to = N (decoded), else of
+ * the one-step x0 prediction at `to` (the model output computed for it is kept with the state and
+ * reused by the next advance from `to`, so scoring costs no extra NFE).
+ */
+export interface AdvanceCommand {
+  readonly kind: 'advance';
+  readonly ids: readonly CandidateId[];
+  readonly from: number;
+  readonly to: number;
+  readonly purpose: 'advance' | 'rollout';
+  readonly score?: boolean;
+}
+
+/**
+ * One rollout: a copy of `source` (left untouched) goes from `from` to x0, is decoded and scored.
+ * Its sampler noise is addressed by `finalId`.
+ */
+export interface RolloutItem {
+  readonly source: CandidateId;
+  readonly from: number;
+  /** States the rollout passes that are kept as new candidates (the trajectory archive). */
+  readonly archive: readonly { readonly step: number; readonly id: CandidateId }[];
+  /** The id under which the decoded-ready x0 is kept (the coordinator drops it unless it is the best). */
+  readonly finalId: CandidateId;
+}
+
+export interface RolloutCommand {
+  readonly kind: 'rollout';
+  readonly items: readonly RolloutItem[];
+}
+
+export type MutationItem =
+  /** child = sqrt(1 - beta^2) * parent + beta * eps: keeps x_T ~ N(0, I). */
+  | { readonly parent: CandidateId; readonly child: CandidateId; readonly op: 'xT'; readonly beta: number }
+  /** child = parent + sigma * eps, sigma the sampler's noise std at that step. */
+  | { readonly parent: CandidateId; readonly child: CandidateId; readonly op: 'sde'; readonly sigma: number };
+
+export interface MutateCommand {
+  readonly kind: 'mutate';
+  /** The step index the parents are at (part of the noise address). */
+  readonly step: number;
+  readonly items: readonly MutationItem[];
+}
+
+/** Duplicate states (particle resampling); the copy keeps the solver memory and cached model output. */
+export interface CopyCommand {
+  readonly kind: 'copy';
+  readonly items: readonly { readonly from: CandidateId; readonly to: CandidateId }[];
+}
+
+export interface DropCommand {
+  readonly kind: 'drop';
+  readonly ids: readonly CandidateId[];
+}
+
+/** Return the decoded samples of these states (outputs: the best sample). */
+export interface FetchCommand {
+  readonly kind: 'fetch';
+  readonly ids: readonly CandidateId[];
+}
+
+export type Command = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
+
+/** Compute spent, counted where it is spent. A CFG pair is one NFE and two forward passes. */
+export interface ComputeCounters {
+  nfe: number;
+  forwardPasses: number;
+  decodes: number;
+  rewardCalls: number;
+}
+
+export function zeroCounters(): ComputeCounters {
+  return { nfe: 0, forwardPasses: 0, decodes: 0, rewardCalls: 0 };
+}
+
+export function addCounters(into: ComputeCounters, more: ComputeCounters): ComputeCounters {
+  into.nfe += more.nfe;
+  into.forwardPasses += more.forwardPasses;
+  into.decodes += more.decodes;
+  into.rewardCalls += more.rewardCalls;
+  return into;
+}
+
+export interface ScoredId {
+  readonly id: CandidateId;
+  /** The guidance reward. */
+  readonly reward: number;
+  /** Held-out metrics, by name, where the worker computes them. */
+  readonly metrics?: Readonly<Record<string, number>>;
+}
+
+export interface FetchedSample {
+  readonly id: CandidateId;
+  readonly data: Float32Array;
+  readonly shape: readonly number[];
+}
+
+/** The answer to one command. `scores` follows the order of the command's ids (rollout: its items). */
+export interface CommandResult {
+  readonly kind: Command['kind'];
+  readonly scores: readonly ScoredId[];
+  readonly samples: readonly FetchedSample[];
+  readonly counters: ComputeCounters;
+}

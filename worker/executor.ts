@@ -1,0 +1,272 @@
+import {
+  zeroCounters,
+  type AdvanceCommand,
+  type CandidateId,
+  type Command,
+  type CommandResult,
+  type ComputeCounters,
+  type FetchedSample,
+  type MutateCommand,
+  type RolloutCommand,
+  type ScoredId,
+} from '../proto/commands.js';
+import type { NoisePurpose } from '../random/noise-address.js';
+import { NoiseSource } from '../random/noise-source.js';
+import type { Sampler } from '../samplers/sampler.js';
+import type { GenerativeModel } from './models/generator.js';
+import { StateStore, type TrajectoryState } from './state-store.js';
+
+/** A latent or a reward went NaN or infinite: reported with where, never absorbed. */
+export class NonFiniteValueError extends Error {
+  override readonly name = 'NonFiniteValueError';
+  constructor(readonly what: string, readonly id: CandidateId, readonly step: number) {
+    super(`${what} of candidate ${id} at step ${step} is not finite (NaN or Inf); the model or its inputs are broken`);
+  }
+}
+
+export interface ExecutorOptions {
+  /** Latents per model call. The plan, not the placement, fixes results: batch size never changes them. */
+  readonly batchSize: number;
+}
+
+/**
+ * Executes commands against the states this worker holds: the model runtime's side of the command
+ * vocabulary in proto/commands.ts. It owns no policy: it does what the coordinator says, counts the
+ * compute it spends, and draws every random number from its address.
+ */
+export class CommandExecutor {
+  readonly store = new StateStore();
+  private readonly noise: NoiseSource;
+  private readonly latentSize: number;
+
+  constructor(
+    private readonly model: GenerativeModel,
+    private readonly sampler: Sampler,
+    seed: number | bigint,
+    private readonly options: ExecutorOptions,
+  ) {
+    this.noise = new NoiseSource(seed);
+    this.latentSize = model.denoiser.latentSize;
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
+  }
+
+  execute(command: Command): CommandResult {
+    const counters = zeroCounters();
+    switch (command.kind) {
+      case 'init':
+        for (const id of command.ids) {
+          const latent = new Float32Array(this.latentSize);
+          this.noise.normals({ purpose: 'init', lineage: id, step: 0 }, latent);
+          this.store.put(id, { latent, step: 0, memory: { previousX0: null }, cachedOutput: null });
+        }
+        return result('init', counters);
+      case 'advance':
+        return this.advance(command, counters);
+      case 'rollout':
+        return this.rollout(command, counters);
+      case 'mutate':
+        this.mutate(command);
+        return result('mutate', counters);
+      case 'copy':
+        for (const { from, to } of command.items) this.store.put(to, StateStore.clone(this.store.get(from, 'copy')));
+        return result('copy', counters);
+      case 'drop':
+        for (const id of command.ids) this.store.drop(id);
+        return result('drop', counters);
+      case 'fetch':
+        return this.fetch(command.ids, counters);
+    }
+  }
+
+  private advance(command: AdvanceCommand, counters: ComputeCounters): CommandResult {
+    const states = command.ids.map((id) => this.store.get(id, 'advance'));
+    states.forEach((state, i) => {
+      if (state.step !== command.from) throw new Error(`advance: candidate ${command.ids[i]} is at step ${state.step}, the command says ${command.from}`);
+    });
+    this.run(states, command.ids, command.purpose, command.from, command.to, counters);
+    if (!command.score) return result('advance', counters);
+    const scores = command.to === this.sampler.steps
+      ? this.score(states.map((s) => s.latent), command.ids, command.to, counters)
+      : this.scoreX0Prediction(states, command.ids, command.to, counters);
+    return result('advance', counters, scores);
+  }
+
+  private rollout(command: RolloutCommand, counters: ComputeCounters): CommandResult {
+    const finals: Float32Array[] = [];
+    // Items that start at the same step advance together, in batches.
+    const byStart = new Map<number, number[]>();
+    command.items.forEach((item, i) => {
+      const group = byStart.get(item.from) ?? [];
+      group.push(i);
+      byStart.set(item.from, group);
+    });
+    for (const [from, indices] of byStart) {
+      const items = indices.map((i) => command.items[i]!);
+      const copies = items.map((item) => {
+        const source = this.store.get(item.source, 'rollout');
+        if (source.step !== from) throw new Error(`rollout: candidate ${item.source} is at step ${source.step}, the command says ${from}`);
+        return StateStore.clone(source);
+      });
+      const lineages = items.map((item) => item.finalId);
+      const keepAt = (step: number) => items.forEach((item, k) => {
+        for (const kept of item.archive) if (kept.step === step) this.store.put(kept.id, StateStore.clone(copies[k]!));
+      });
+      this.run(copies, lineages, 'rollout', from, this.sampler.steps, counters, keepAt);
+      items.forEach((item, k) => {
+        this.store.put(item.finalId, copies[k]!);
+        finals[indices[k]!] = copies[k]!.latent;
+      });
+    }
+    const scores = this.score(finals, command.items.map((item) => item.source), this.sampler.steps, counters);
+    return result('rollout', counters, scores);
+  }
+
+  private mutate(command: MutateCommand): void {
+    const eps = new Float32Array(this.latentSize);
+    for (const item of command.items) {
+      const parent = this.store.get(item.parent, 'mutate');
+      if (parent.step !== command.step) throw new Error(`mutate: parent ${item.parent} is at step ${parent.step}, the command says ${command.step}`);
+      this.noise.normals({ purpose: 'mutate', lineage: item.child, step: command.step }, eps);
+      const child = StateStore.clone(parent);
+      child.cachedOutput = null;
+      const x = child.latent;
+      if (item.op === 'xT') {
+        const keep = Math.sqrt(1 - item.beta * item.beta);
+        for (let i = 0; i < x.length; i++) x[i] = keep * x[i]! + item.beta * eps[i]!;
+      } else {
+        for (let i = 0; i < x.length; i++) x[i] = x[i]! + item.sigma * eps[i]!;
+      }
+      this.store.put(item.child, child);
+    }
+  }
+
+  private fetch(ids: readonly CandidateId[], counters: ComputeCounters): CommandResult {
+    const { decoder } = this.model;
+    const samples: FetchedSample[] = [];
+    const out = new Float32Array(decoder.sampleSize);
+    for (const id of ids) {
+      decoder.decode(this.store.get(id, 'fetch').latent, 1, out);
+      counters.decodes += 1;
+      samples.push({ id, data: out.slice(), shape: decoder.sampleShape });
+    }
+    return { kind: 'fetch', scores: [], samples, counters };
+  }
+
+  /**
+   * Steps `states` from `from` to `to` in batches. `lineages[i]` addresses the sampler noise of
+   * states[i]; `afterStep(s)` runs once all states are at index s.
+   */
+  private run(
+    states: TrajectoryState[],
+    lineages: readonly number[],
+    purpose: NoisePurpose,
+    from: number,
+    to: number,
+    counters: ComputeCounters,
+    afterStep?: (step: number) => void,
+  ): void {
+    const size = this.latentSize;
+    const batchSize = this.options.batchSize;
+    const inputs = new Float32Array(size * batchSize);
+    const outputs = new Float32Array(size * batchSize);
+    const noise = new Float32Array(size);
+    for (let step = from; step < to; step++) {
+      const time = this.sampler.time(step);
+      const stochastic = this.sampler.isStochastic(step);
+      for (let start = 0; start < states.length; start += batchSize) {
+        const chunk = states.slice(start, start + batchSize);
+        // States that already paid for this step's model output (a one-step x0 score) reuse it.
+        const needing = chunk.filter((s) => s.cachedOutput === null);
+        needing.forEach((s, k) => inputs.set(s.latent, k * size));
+        if (needing.length > 0) {
+          this.model.denoiser.predict(inputs, needing.length, time, outputs);
+          this.count(counters, needing.length);
+        }
+        let next = 0;
+        chunk.forEach((state, c) => {
+          const lineage = lineages[start + c]!;
+          let modelOutput = state.cachedOutput;
+          if (modelOutput === null) {
+            modelOutput = outputs.subarray(next * size, (next + 1) * size);
+            next += 1;
+          }
+          assertFinite(modelOutput, 'model output', lineage, step);
+          if (stochastic) this.noise.normals({ purpose, lineage, step }, noise);
+          this.sampler.step(step, state.latent, modelOutput, stochastic ? noise : null, state.latent, state.memory);
+          state.cachedOutput = null;
+          state.step = step + 1;
+        });
+      }
+      afterStep?.(step + 1);
+    }
+  }
+
+  /** One-step x0 prediction at `step`; the model output is kept for the next advance. */
+  private scoreX0Prediction(states: TrajectoryState[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): ScoredId[] {
+    const size = this.latentSize;
+    const time = this.sampler.time(step);
+    const predictions: Float32Array[] = [];
+    for (let start = 0; start < states.length; start += this.options.batchSize) {
+      const chunk = states.slice(start, start + this.options.batchSize);
+      const inputs = new Float32Array(size * chunk.length);
+      chunk.forEach((s, k) => inputs.set(s.latent, k * size));
+      const outputs = new Float32Array(size * chunk.length);
+      this.model.denoiser.predict(inputs, chunk.length, time, outputs);
+      this.count(counters, chunk.length);
+      chunk.forEach((state, k) => {
+        state.cachedOutput = outputs.slice(k * size, (k + 1) * size);
+        const x0 = new Float32Array(size);
+        this.sampler.predictX0(step, state.latent, state.cachedOutput, x0);
+        predictions.push(x0);
+      });
+    }
+    return this.score(predictions, ids, step, counters);
+  }
+
+  /** Decodes and scores latents in batches; the first reward is the guidance reward. */
+  private score(latents: readonly Float32Array[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): ScoredId[] {
+    const { decoder, rewards } = this.model;
+    const batchSize = this.options.batchSize;
+    const scores: ScoredId[] = [];
+    const samples = new Float32Array(decoder.sampleSize * batchSize);
+    const values = rewards.map(() => new Float64Array(batchSize));
+    for (let start = 0; start < latents.length; start += batchSize) {
+      const n = Math.min(batchSize, latents.length - start);
+      const inputs = new Float32Array(this.latentSize * n);
+      for (let k = 0; k < n; k++) {
+        assertFinite(latents[start + k]!, 'latent', ids[start + k]!, step);
+        inputs.set(latents[start + k]!, k * this.latentSize);
+      }
+      decoder.decode(inputs, n, samples);
+      counters.decodes += n;
+      rewards.forEach((reward, r) => reward.score(samples, n, values[r]!));
+      counters.rewardCalls += n;
+      for (let k = 0; k < n; k++) {
+        const id = ids[start + k]!;
+        const guidance = values[0]![k]!;
+        if (!Number.isFinite(guidance)) throw new NonFiniteValueError(`reward '${rewards[0]!.name}'`, id, step);
+        const metrics: Record<string, number> = {};
+        rewards.forEach((reward, r) => {
+          if (r > 0) metrics[reward.name] = values[r]![k]!;
+        });
+        scores.push(rewards.length > 1 ? { id, reward: guidance, metrics } : { id, reward: guidance });
+      }
+    }
+    return scores;
+  }
+
+  private count(counters: ComputeCounters, latents: number): void {
+    counters.nfe += latents;
+    counters.forwardPasses += latents * this.model.denoiser.forwardPassesPerNfe;
+  }
+}
+
+function result(kind: Command['kind'], counters: ComputeCounters, scores: ScoredId[] = []): CommandResult {
+  return { kind, scores, samples: [], counters };
+}
+
+function assertFinite(values: Float32Array, what: string, id: CandidateId, step: number): void {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i]!)) throw new NonFiniteValueError(what, id, step);
+  }
+}

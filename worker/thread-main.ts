@@ -1,0 +1,50 @@
+/**
+ * Entry point of an in-process worker thread. Model calls block the thread they run on, so each
+ * worker gets its own thread and the coordinator's event loop stays free for I/O and progress.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Command, CommandResult } from '../proto/commands.js';
+import { createSampler } from '../samplers/index.js';
+import { CommandExecutor } from './executor.js';
+import { loadModel } from './models/load-model.js';
+import type { WorkerSetup } from './worker-setup.js';
+
+export type ToWorker = { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] };
+export type FromWorker =
+  | { readonly type: 'ready'; readonly description: string }
+  | { readonly type: 'results'; readonly seq: number; readonly results: CommandResult[] }
+  | { readonly type: 'error'; readonly seq: number; readonly error: SerializedError }
+  | { readonly type: 'fatal'; readonly error: SerializedError };
+
+export interface SerializedError {
+  readonly name: string;
+  readonly message: string;
+  readonly stack?: string;
+}
+
+function serialize(error: unknown): SerializedError {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
+  return { name: 'Error', message: String(error) };
+}
+
+const port = parentPort;
+if (port === null) throw new Error('worker/thread-main.js must run as a worker thread');
+
+try {
+  const setup = workerData as WorkerSetup;
+  const sampler = createSampler(setup.sampler);
+  const model = loadModel(setup.model, { prediction: sampler.prediction });
+  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize });
+  port.on('message', (message: ToWorker) => {
+    try {
+      const results = message.commands.map((command) => executor.execute(command));
+      const transfer = results.flatMap((r) => r.samples.map((s) => s.data.buffer as ArrayBuffer));
+      port.postMessage({ type: 'results', seq: message.seq, results } satisfies FromWorker, transfer);
+    } catch (error) {
+      port.postMessage({ type: 'error', seq: message.seq, error: serialize(error) } satisfies FromWorker);
+    }
+  });
+  port.postMessage({ type: 'ready', description: `thread ${model.id}` } satisfies FromWorker);
+} catch (error) {
+  port.postMessage({ type: 'fatal', error: serialize(error) } satisfies FromWorker);
+}
