@@ -47,6 +47,7 @@ export const PRESETS: Readonly<Record<PresetName, Preset>> = {
       timestep_spacing: 'leading',
       steps_offset: 1,
       set_alpha_to_one: false,
+      clip_sample: false,
     },
     guidanceScale: 7.5,
     evosearch: { evolutionSchedule: [0, 20, 30, 40], populationSchedule: [42, 26, 26, 26, 30], elites: 5, mutationRate: 0.2, tournamentFraction: 0.9 },

@@ -180,9 +180,19 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config'): RunP
   };
 }
 
-/** The preset's sampler with overrides; switching the sampler kind starts from that kind's defaults. */
+/** Noise-schedule fields DDIM and DDPM share: switching between them keeps the preset's schedule. */
+const VP_SCHEDULE_FIELDS = ['num_train_timesteps', 'beta_start', 'beta_end', 'beta_schedule', 'prediction_type', 'timestep_spacing', 'steps_offset', 'clip_sample'];
+const VP_KINDS = ['ddim', 'ddpm'];
+
+/**
+ * The preset's sampler with overrides. Switching the sampler kind starts from that kind's defaults,
+ * except that DDIM <-> DDPM keeps the preset's noise schedule (the model was trained on it).
+ */
 function resolveSampler(base: SamplerConfig, overrides: NonNullable<RunConfigInput['sampler']>, source: string): SamplerConfig {
-  const start: Record<string, unknown> = overrides.kind !== undefined && overrides.kind !== base.kind ? { kind: overrides.kind, steps: base.steps } : { ...base };
+  const switching = overrides.kind !== undefined && overrides.kind !== base.kind;
+  const keepSchedule = switching && VP_KINDS.includes(base.kind) && VP_KINDS.includes(overrides.kind!);
+  const carried = keepSchedule ? Object.fromEntries(Object.entries(base).filter(([key]) => VP_SCHEDULE_FIELDS.includes(key))) : {};
+  const start: Record<string, unknown> = switching ? { ...carried, kind: overrides.kind, steps: base.steps } : { ...base };
   const config = { ...start, ...stripUndefined(overrides) } as unknown as SamplerConfig;
   try {
     createSampler(config);

@@ -28,6 +28,7 @@ export const samplerOverridesSchema = z.strictObject({
   timestep_spacing: z.enum(['leading', 'trailing', 'linspace']).optional(),
   steps_offset: stepIndex.optional(),
   set_alpha_to_one: z.boolean().optional(),
+  clip_sample: z.boolean().optional(),
 });
 
 export const evoSearchOverridesSchema = z.strictObject({

@@ -1,0 +1,28 @@
+/**
+ * A sampler config that cannot be built. Raised up front by createSampler (DESIGN.md, principle 7), so a
+ * typo in a YAML file fails before any compute is spent; `field` names the offending key (diffusers'
+ * spelling) and the message says what would have been accepted.
+ */
+export class SamplerConfigError extends Error {
+  override readonly name = 'SamplerConfigError';
+  constructor(
+    /** The config key at fault, e.g. `timestep_spacing`. */
+    readonly field: string,
+    /** The value given (undefined when the key was missing). */
+    readonly value: unknown,
+    /** What the field accepts, e.g. `one of 'leading', 'trailing', 'linspace'`. */
+    readonly requirement: string,
+  ) {
+    super(`sampler config: ${field} must be ${requirement}, got ${describe(value)}`);
+  }
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}
