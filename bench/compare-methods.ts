@@ -45,7 +45,7 @@ async function measure(method: MethodName, budgetNfe: number, seed: number) {
   const started = performance.now();
   const outcome = await runSearch(createSearch(plan, sampler), new Dispatcher(pool));
   const ms = performance.now() - started;
-  const best = outcome.best === null ? null : outcome.candidates[outcome.best.candidate]!;
+  const best = outcome.best === null ? null : outcome.candidates[outcome.best.sampleId]!;
   return { reward: outcome.best?.reward ?? Number.NaN, metrics: best?.metrics ?? {}, counters: outcome.counters, ms };
 }
 

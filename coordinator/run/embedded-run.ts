@@ -51,7 +51,8 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     if (options.pool === undefined) await pool.close();
   }
   const finishedAt = new Date();
-  const bestRecord = outcome.best === null ? undefined : outcome.candidates[outcome.best.candidate];
+  // The sample's own record holds the evaluation that made it the best (a candidate may be evaluated again later).
+  const bestRecord = outcome.best === null ? undefined : outcome.candidates[outcome.best.sampleId];
   const record: RunRecord = {
     version: RECORD_VERSION,
     runId,

@@ -1,6 +1,6 @@
 import type { Command, CommandResult, CandidateId, MutationItem, RolloutItem } from '../../proto/commands.js';
 import { NoiseSource } from '../../random/noise-source.js';
-import { Lineage, type CandidateRecord } from './lineage.js';
+import { Lineage, type CandidateRecord, type EvaluationKind } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
@@ -40,6 +40,8 @@ type Phase =
   | { readonly kind: 'start' }
   | { readonly kind: 'rollout'; readonly generation: number; readonly items: readonly RolloutItem[] }
   | { readonly kind: 'final'; readonly ids: readonly CandidateId[] }
+  /** Frees the rollout sample a final sample overtook. */
+  | { readonly kind: 'cleanup' }
   | { readonly kind: 'done' };
 
 export function validateEvoSearchConfig(config: EvoSearchConfig): void {
@@ -135,6 +137,7 @@ export class EvoSearch implements SearchMachine {
       }
       case 'rollout':
       case 'final':
+      case 'cleanup':
         throw new Error(`EvoSearch has no round to issue in phase ${this.phase.kind}`);
       case 'done':
         return { kind: 'done', best: this.best.current };
@@ -147,6 +150,7 @@ export class EvoSearch implements SearchMachine {
     const phase = this.phase;
     if (phase.kind === 'rollout') this.acceptRollout(phase.generation, phase.items, results);
     else if (phase.kind === 'final') this.acceptFinal(phase.ids, results);
+    else if (phase.kind === 'cleanup') this.phase = { kind: 'done' };
     else throw new Error(`EvoSearch.accept() called with no round in flight (phase ${phase.kind})`);
   }
 
@@ -253,18 +257,23 @@ export class EvoSearch implements SearchMachine {
       const reward = finiteReward(score.reward, id);
       this.score(id, reward, score.metrics, 'final');
       this.lastRewards.push(reward);
+      // The final population stays on the workers (the run's final samples); only a rollout sample
+      // that a final sample beats is freed.
       const dropped = this.best.offer({ candidate: id, sampleId: id, reward });
-      if (dropped !== null) this.pendingDrops.push(dropped);
+      if (dropped !== null && this.lineage.get(dropped).origin.op === 'rollout-final') this.pendingDrops.push(dropped);
     });
     this.generationsDone = this.config.evolutionSchedule.length + 1;
-    this.phase = { kind: 'done' };
+    const drops = this.takeDrops();
+    if (drops.length > 0) {
+      this.phase = { kind: 'cleanup' };
+      this.pendingRound = { kind: 'commands', label: 'free overtaken samples', commands: drops };
+    } else {
+      this.phase = { kind: 'done' };
+    }
   }
 
-  private score(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: CandidateRecord['scoredBy']): void {
-    const record = this.lineage.get(id);
-    record.reward = reward;
-    if (metrics !== undefined) record.metrics = metrics;
-    record.scoredBy = by;
+  private score(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: EvaluationKind): void {
+    this.lineage.scored(id, reward, metrics, by);
   }
 
   private createMany(count: number, parents: CandidateId[], origin: CandidateRecord['origin'], step: number, generation: number): CandidateId[] {

@@ -33,12 +33,27 @@ export interface CandidateRecord {
   readonly advances: AdvanceRecord[];
   /** Step index the candidate's state is at now. */
   step: number;
-  /** Fitness: the guidance reward of its rollout (or of its x0 prediction, for particles). */
+  /** Fitness: the guidance reward of its latest evaluation (what selection used last). */
   reward?: number;
   /** Held-out metrics of the same evaluation. */
   metrics?: Readonly<Record<string, number>>;
-  /** Where the fitness came from. */
-  scoredBy?: 'rollout' | 'x0-prediction' | 'final' | 'archive';
+  /** Where the latest fitness came from. */
+  scoredBy?: EvaluationKind;
+  /**
+   * Every evaluation of this candidate, oldest first. A candidate that keeps its id while it advances
+   * (an elite, a particle) is evaluated once per generation it lives through.
+   */
+  readonly evaluations: Evaluation[];
+}
+
+export type EvaluationKind = 'rollout' | 'x0-prediction' | 'final' | 'archive';
+
+export interface Evaluation {
+  /** Step index the candidate was at when evaluated. */
+  readonly step: number;
+  readonly reward: number;
+  readonly metrics?: Readonly<Record<string, number>>;
+  readonly by: EvaluationKind;
 }
 
 /**
@@ -49,7 +64,7 @@ export class Lineage {
   private readonly records: CandidateRecord[] = [];
 
   create(parents: readonly CandidateId[], origin: CandidateOrigin, step: number, generation: number): CandidateRecord {
-    const record: CandidateRecord = { id: this.records.length, parents, origin, createdAt: step, generation, advances: [], step };
+    const record: CandidateRecord = { id: this.records.length, parents, origin, createdAt: step, generation, advances: [], step, evaluations: [] };
     this.records.push(record);
     return record;
   }
@@ -65,6 +80,16 @@ export class Lineage {
     if (record.step !== from) throw new Error(`candidate ${id} is at step ${record.step}, cannot advance from ${from}`);
     record.advances.push({ from, to, purpose });
     record.step = to;
+  }
+
+  /** Records an evaluation at the candidate's current step; it becomes the candidate's fitness. */
+  scored(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: EvaluationKind): void {
+    const record = this.get(id);
+    record.reward = reward;
+    record.scoredBy = by;
+    if (metrics !== undefined) record.metrics = metrics;
+    else delete record.metrics;
+    record.evaluations.push(metrics === undefined ? { step: record.step, reward, by } : { step: record.step, reward, metrics, by });
   }
 
   all(): readonly CandidateRecord[] {

@@ -367,10 +367,7 @@ class ParticleSearch implements SearchMachine {
   }
 
   private record(id: CandidateId, score: ScoredId, by: NonNullable<CandidateRecord['scoredBy']>): void {
-    const record = this.lineage.get(id);
-    record.reward = score.reward;
-    if (score.metrics !== undefined) record.metrics = score.metrics;
-    record.scoredBy = by;
+    this.lineage.scored(id, score.reward, score.metrics, by);
   }
 
   private takeDrops(): Command[] {

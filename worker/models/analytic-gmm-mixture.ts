@@ -154,6 +154,7 @@ export class GaussianMixture {
 
   /** r_k(x) at (a, b), written to `out` (length >= modes). */
   responsibilities(x: ArrayLike<number>, a: number, b: number, out: Float64Array, offset = 0): Float64Array {
+    if (out.length < this.modes) throw new RangeError(`responsibilities: out holds ${out.length}, needs ${this.modes}`);
     const v = noisedVariance(a, b, this.modeStd);
     const xs = this.load(x, offset);
     const max = this.modeLogits(xs, 0, a, v, out);
