@@ -1,0 +1,86 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const bin = join(root, 'bin', 'evosearch.js');
+
+async function evosearch(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [bin, ...args], { cwd: root });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('evosearch CLI', () => {
+  for (const method of ['evosearch', 'best-of-n', 'particles']) {
+    it(`run --method ${method} at 5000 NFEs prints the record path, and the record shows the NFEs`, async () => {
+      const out = await mkdtemp(join(tmpdir(), `cli-${method}-`));
+      const { code, stdout, stderr } = await evosearch('run', '--model', 'analytic:gmm', '--method', method, '--budget-nfe', '5000', '--seed', '1', '--out', out);
+      assert.equal(code, 0, stderr);
+      const recordPath = /record: (.+)$/m.exec(stdout)?.[1];
+      assert.equal(recordPath, join(out, 'record.json'));
+      const record = JSON.parse(await readFile(recordPath!, 'utf8'));
+      assert.equal(record.spent.nfe, 5000);
+      assert.equal(record.plan.method, method);
+      assert.match(stdout, /spent 5000 NFEs \(planned 5000, budget 5000\)/);
+      const log = await readFile(join(out, 'run.log'), 'utf8');
+      assert.match(log, /"msg":"run finished"/);
+    });
+  }
+
+  it('--help documents every flag', async () => {
+    const { code, stdout } = await evosearch('run', '--help');
+    assert.equal(code, 0);
+    const flags = ['--config', '--model', '--method', '--preset', '--seed', '--budget-nfe', '--sampler', '--steps', '--eta', '--shift', '--prediction-type', '--evolution-schedule', '--population-schedule', '--elites', '--mutation-rate', '--tournament-fraction', '--tournament-size', '--no-archive', '--samples', '--particles', '--lambda', '--potential', '--resample-every', '--resample-start', '--resample-end', '--adaptive-resampling', '--particle-fitness', '--guidance-scale', '--workers', '--batch-size', '--out', '--log-level', '--no-progress'];
+    for (const flag of flags) assert.match(stdout, new RegExp(`${flag}\\b`), `help lacks ${flag}`);
+    // Every option line carries a description.
+    const optionLines = stdout.split('\n').filter((l) => /^\s+--/.test(l));
+    assert.ok(optionLines.length >= flags.length);
+  });
+
+  it('reads a YAML config file, flags override it', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'cli-config-'));
+    const file = join(out, 'run.yaml');
+    await writeFile(file, 'method: best-of-n\npreset: wan\nseed: 4\nbudgetNfe: 800\nevosearch:\n  elites: 1\n');
+    const { code, stderr } = await evosearch('run', '--config', file, '--seed', '6', '--out', join(out, 'run'));
+    assert.equal(code, 0, stderr);
+    const config = JSON.parse(await readFile(join(out, 'run', 'config.json'), 'utf8'));
+    assert.equal(config.method, 'best-of-n');
+    assert.equal(config.preset, 'wan');
+    assert.equal(config.seed, 6);
+    assert.equal(config.bestOfN.n, 16);
+  });
+
+  it('bad flags and bad files exit 2 with the field, the source and the allowed values', async () => {
+    const cases: [string[], RegExp][] = [
+      [['run', '--budget-nfe', '100'], /invalid command-line flags: budgetNfe: 100 NFEs is too small/],
+      [['run', '--seed', 'abc'], /--seed takes an integer, got 'abc'/],
+      [['run', '--method', 'beam'], /Allowed choices are evosearch, best-of-n, particles/],
+      [['run', '--mutation-rate', '3'], /evosearch.mutationRate/],
+      [['run', '--config', '/nonexistent/run.yaml'], /--config: cannot read '\/nonexistent\/run.yaml'/],
+    ];
+    for (const [args, message] of cases) {
+      const { code, stderr } = await evosearch(...args);
+      assert.notEqual(code, 0, `${args.join(' ')} should fail`);
+      assert.match(stderr, message);
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'cli-bad-'));
+    const file = join(dir, 'bad.yaml');
+    await writeFile(file, 'method: evosearch\nevosearch:\n  populationSchedule: [10, 10]\n');
+    const { code, stderr } = await evosearch('run', '--config', file);
+    assert.equal(code, 2);
+    assert.match(stderr, new RegExp(`config \\(${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')} \\+ flags\\).*evosearch.populationSchedule: needs 5 entries`));
+    await writeFile(file, 'method: [unclosed\n');
+    assert.match((await evosearch('run', '--config', file)).stderr, /not valid YAML or JSON/);
+  });
+});
