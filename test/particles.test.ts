@@ -328,8 +328,8 @@ describe('particle search: x0-prediction fitness', () => {
     for (const id of commandsOf(run, 'advance').at(-1)!.ids) {
       const r = run.machine.candidates()[id]!;
       assert.equal(r.step, 50);
-      assert.equal(r.advances.at(-1)!.to, 50);
-      assert.ok(r.advances.every((a) => a.purpose === 'advance'));
+      assert.equal(r.noise.at(-1)!.to, 50);
+      assert.ok(r.noise.every((a) => a.purpose === 'advance' || a.purpose === 'init'));
     }
   });
 

@@ -14,11 +14,15 @@ export type CandidateOrigin =
   /** The x0 a rollout ended in (kept only while it is the best); its id addresses the rollout's noise. */
   | { readonly op: 'rollout-final'; readonly from: number };
 
-/** One advance the candidate made after it was created (its own id is the noise lineage). */
-export interface AdvanceRecord {
+/**
+ * A run of addressed noise: the draws (purpose, lineage, s) for every step s in [from, to). Together
+ * with the parent's state and the origin's operation, a candidate's ranges are its recipe.
+ */
+export interface NoiseRange {
+  readonly purpose: NoisePurpose;
+  readonly lineage: CandidateId;
   readonly from: number;
   readonly to: number;
-  readonly purpose: NoisePurpose;
 }
 
 export interface CandidateRecord {
@@ -29,8 +33,11 @@ export interface CandidateRecord {
   readonly createdAt: number;
   /** Generation (or resampling round) in which it was created. */
   readonly generation: number;
-  /** Advances applied to it since creation, in order. */
-  readonly advances: AdvanceRecord[];
+  /**
+   * The noise that made this state from its parent's, in order: the origin's draws (x_T, a mutation's
+   * epsilon, the rollout that passed an archived state) then every advance since.
+   */
+  readonly noise: NoiseRange[];
   /** Step index the candidate's state is at now. */
   step: number;
   /** Fitness: the guidance reward of its latest evaluation (what selection used last). */
@@ -64,7 +71,8 @@ export class Lineage {
   private readonly records: CandidateRecord[] = [];
 
   create(parents: readonly CandidateId[], origin: CandidateOrigin, step: number, generation: number): CandidateRecord {
-    const record: CandidateRecord = { id: this.records.length, parents, origin, createdAt: step, generation, advances: [], step, evaluations: [] };
+    const id = this.records.length;
+    const record: CandidateRecord = { id, parents, origin, createdAt: step, generation, noise: originNoise(id, origin, step), step, evaluations: [] };
     this.records.push(record);
     return record;
   }
@@ -78,7 +86,7 @@ export class Lineage {
   advanced(id: CandidateId, from: number, to: number, purpose: NoisePurpose): void {
     const record = this.get(id);
     if (record.step !== from) throw new Error(`candidate ${id} is at step ${record.step}, cannot advance from ${from}`);
-    record.advances.push({ from, to, purpose });
+    record.noise.push({ purpose, lineage: id, from, to });
     record.step = to;
   }
 
@@ -98,5 +106,22 @@ export class Lineage {
 
   get size(): number {
     return this.records.length;
+  }
+}
+
+/** The draws a candidate's origin consumed (see the addresses in proto/commands.ts). */
+function originNoise(id: CandidateId, origin: CandidateOrigin, step: number): NoiseRange[] {
+  switch (origin.op) {
+    case 'init':
+      return [{ purpose: 'init', lineage: id, from: 0, to: 1 }];
+    case 'mutate-xT':
+    case 'mutate-sde':
+      return [{ purpose: 'mutate', lineage: id, from: step, to: step + 1 }];
+    case 'archive':
+      return [{ purpose: 'rollout', lineage: origin.rollout, from: origin.from, to: step }];
+    case 'rollout-final':
+      return [{ purpose: 'rollout', lineage: id, from: origin.from, to: step }];
+    case 'copy':
+      return [];
   }
 }
