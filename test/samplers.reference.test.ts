@@ -17,8 +17,9 @@
  * reference's initial_sample at step 0), fed the reference model_output and variance_noise. That is the
  * stronger test, since the second-order solver's memory and every earlier step feed into later ones.
  *
- * The reference folder is <repo root>/../shared/reference, or $EVOSEARCH_REFERENCE_DIR. A missing file
- * fails the test (it never skips), naming the path it looked in.
+ * The reference folder is $EVOSEARCH_REFERENCE_DIR if set, else <repo root>/../shared/reference (the team's
+ * copy), else test/reference (a vendored copy, so a fresh clone anywhere runs these tests). A missing
+ * file fails the test (it never skips), naming every path it looked in.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -41,18 +42,30 @@ function repoRoot(): string {
   }
 }
 
-function referenceDir(): string {
+/** Where a reference file may live, in the order they are tried. */
+function referenceCandidates(name: string): string[] {
   const override = process.env.EVOSEARCH_REFERENCE_DIR;
-  return override ? path.resolve(override) : path.resolve(repoRoot(), '..', 'shared', 'reference');
+  if (override) return [path.join(path.resolve(override), name)];
+  return [path.resolve(repoRoot(), '..', 'shared', 'reference', name), path.resolve(repoRoot(), 'test', 'reference', name)];
 }
 
 function loadReference(name: string): ReferenceFile {
-  const file = path.join(referenceDir(), name);
-  if (!existsSync(file)) {
-    assert.fail(`reference file missing: looked for ${file} (set EVOSEARCH_REFERENCE_DIR to the folder holding ${name})`);
+  const candidates = referenceCandidates(name);
+  const file = candidates.find((candidate) => existsSync(candidate));
+  if (file === undefined) {
+    assert.fail(`reference file missing: looked for ${candidates.join(' and ')} (set EVOSEARCH_REFERENCE_DIR to the folder holding ${name})`);
   }
   return JSON.parse(readFileSync(file, 'utf8')) as ReferenceFile;
 }
+
+test('the vendored reference copies equal the shared ones (where the shared folder exists)', () => {
+  for (const name of ['schedulers.json', 'flow-sde-dpmpp.json']) {
+    const shared = path.resolve(repoRoot(), '..', 'shared', 'reference', name);
+    const vendored = path.resolve(repoRoot(), 'test', 'reference', name);
+    assert.ok(existsSync(vendored), `vendored reference missing: ${vendored}`);
+    if (existsSync(shared)) assert.ok(readFileSync(shared).equals(readFileSync(vendored)), `${vendored} differs from ${shared}`);
+  }
+});
 
 interface ReferenceStep {
   readonly t: number;
