@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/resolve-run-config.js';
+import { buildPlanCommand } from './plan-command.js';
 import { buildRunCommand } from './run-command.js';
 
 /** `evosearch <command>`: the user's entry point. */
@@ -9,6 +10,7 @@ export async function main(argv: readonly string[]): Promise<void> {
     .exitOverride()
     .showHelpAfterError('(add --help for usage)');
   program.addCommand(buildRunCommand().exitOverride());
+  program.addCommand(buildPlanCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

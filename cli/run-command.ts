@@ -1,120 +1,21 @@
-import { readFile, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { Command } from 'commander';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
-import { ConfigError, mergeRunConfig, parseRunConfig, resolveRunConfig, type RunPlan } from '../config/resolve-run-config.js';
-import { LOG_LEVELS, METHOD_NAMES, type RunConfigInput } from '../config/run-config-schema.js';
-import { PRESET_NAMES, PRESETS } from '../config/presets.js';
+import type { RunPlan } from '../config/resolve-run-config.js';
 import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
-
-const integer = (flag: string) => (value: string): number => {
-  const n = Number(value);
-  if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${flag} takes an integer, got '${value}'`);
-  return n;
-};
-const decimal = (flag: string) => (value: string): number => {
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`${flag} takes a number, got '${value}'`);
-  return n;
-};
-const integerList = (flag: string) => (value: string): number[] => value.split(',').map((part) => integer(flag)(part.trim()));
-
-/** Flags map onto the config file's fields; each flag says which field it sets. */
-interface FlagSpec {
-  readonly flags: string;
-  readonly help: string;
-  readonly path: readonly string[];
-  readonly parse?: (value: string) => unknown;
-  readonly choices?: readonly string[];
-}
-
-const FLAGS: readonly FlagSpec[] = [
-  { flags: '--model <spec>', help: 'model to search over: analytic:gmm[?dimension=8&modes=4&rareWeight=0.05&modeStd=0.25&separation=3&seed=0] (default analytic:gmm)', path: ['model'] },
-  { flags: '--method <name>', help: 'search method (default evosearch)', path: ['method'], choices: METHOD_NAMES },
-  { flags: '--preset <name>', help: `authors' defaults for a model family: ${PRESET_NAMES.map((p) => `${p} (${PRESETS[p].description})`).join('; ')} (default sd21)`, path: ['preset'], choices: PRESET_NAMES },
-  { flags: '--seed <int>', help: 'run seed: every random draw is addressed by it (default 0)', path: ['seed'], parse: integer('--seed') },
-  { flags: '--budget-nfe <int>', help: "NFE budget every method is planned to, within one trajectory (default: what the preset's EvoSearch schedule spends)", path: ['budgetNfe'], parse: integer('--budget-nfe') },
-  { flags: '--sampler <kind>', help: "sampler (default: the preset's)", path: ['sampler', 'kind'], choices: ['ddim', 'ddpm', 'flow-euler', 'flow-sde-dpmpp'] },
-  { flags: '--steps <int>', help: 'sampler steps N (default 50; the preset schedules are rescaled)', path: ['sampler', 'steps'], parse: integer('--steps') },
-  { flags: '--eta <x>', help: 'DDIM eta in [0, 1] (EvoSearch needs a stochastic sampler: eta > 0)', path: ['sampler', 'eta'], parse: decimal('--eta') },
-  { flags: '--shift <x>', help: 'flow-matching timestep shift', path: ['sampler', 'shift'], parse: decimal('--shift') },
-  { flags: '--prediction-type <type>', help: 'what a DDIM/DDPM model predicts', path: ['sampler', 'prediction_type'], choices: ['epsilon', 'v_prediction'] },
-  { flags: '--evolution-schedule <list>', help: 'EvoSearch: comma-separated step indices of the generations, e.g. 0,20,30,40', path: ['evosearch', 'evolutionSchedule'], parse: integerList('--evolution-schedule') },
-  { flags: '--population-schedule <list>', help: 'EvoSearch: comma-separated population per generation, then the final one, e.g. 42,26,26,26,30 (scaled to --budget-nfe when both are given only if they agree)', path: ['evosearch', 'populationSchedule'], parse: integerList('--population-schedule') },
-  { flags: '--elites <int>', help: 'EvoSearch: candidates kept unmutated per generation', path: ['evosearch', 'elites'], parse: integer('--elites') },
-  { flags: '--mutation-rate <x>', help: 'EvoSearch: beta of the x_T mutation, in (0, 1) (default 0.2)', path: ['evosearch', 'mutationRate'], parse: decimal('--mutation-rate') },
-  { flags: '--tournament-fraction <x>', help: 'EvoSearch: tournament size as a fraction of the candidates, in (0, 1] (default 0.9)', path: ['evosearch', 'tournamentFraction'], parse: decimal('--tournament-fraction') },
-  { flags: '--tournament-size <int>', help: 'EvoSearch: fixed tournament size (overrides the fraction)', path: ['evosearch', 'tournamentSize'], parse: integer('--tournament-size') },
-  { flags: '--no-archive', help: 'EvoSearch: do not keep the states rollouts pass as candidates', path: ['evosearch', 'archive'] },
-  { flags: '--samples <int>', help: 'Best-of-N: number of samples (default: the budget divided by the steps)', path: ['bestOfN', 'n'], parse: integer('--samples') },
-  { flags: '--particles <int>', help: 'particles: number of particles k (default: the budget divided by the steps)', path: ['particles', 'particles'], parse: integer('--particles') },
-  { flags: '--lambda <x>', help: 'particles: weight sharpness lambda (default 10)', path: ['particles', 'lambda'], parse: decimal('--lambda') },
-  { flags: '--potential <name>', help: 'particles: potential (default max)', path: ['particles', 'potential'], choices: ['max', 'add', 'diff', 'rt'] },
-  { flags: '--resample-every <int>', help: 'particles: resampling interval f in steps (default 20)', path: ['particles', 'resampling', 'interval'], parse: integer('--resample-every') },
-  { flags: '--resample-start <int>', help: 'particles: first resampling index a (default 0)', path: ['particles', 'resampling', 'start'], parse: integer('--resample-start') },
-  { flags: '--resample-end <int>', help: 'particles: last resampling index b (default N)', path: ['particles', 'resampling', 'end'], parse: integer('--resample-end') },
-  { flags: '--adaptive-resampling', help: 'particles: resample only when ESS < k/2', path: ['particles', 'adaptive'] },
-  { flags: '--particle-fitness <kind>', help: 'particles: score by the one-step x0 prediction or a full rollout (default x0-prediction)', path: ['particles', 'fitness'], choices: ['x0-prediction', 'rollout'] },
-  { flags: '--guidance-scale <x>', help: "classifier-free guidance scale (default: the preset's; the analytic model has no text and ignores it)", path: ['guidanceScale'], parse: decimal('--guidance-scale') },
-  { flags: '--workers <int>', help: 'worker threads (default 2, or 1 on a single core)', path: ['workers'], parse: integer('--workers') },
-  { flags: '--batch-size <int>', help: 'latents per model call (default 256)', path: ['batchSize'], parse: integer('--batch-size') },
-  { flags: '--out <dir>', help: 'run folder (default runs/<time>-<method>-seed<seed>)', path: ['out'] },
-  { flags: '--log-level <level>', help: 'log level of run.log and, when set, of the terminal (default info to run.log, warn to the terminal)', path: ['logLevel'], choices: LOG_LEVELS },
-  { flags: '--no-progress', help: 'no progress bar', path: ['progress'] },
-];
-
-function optionKey(spec: FlagSpec): string {
-  return new Option(spec.flags).attributeName();
-}
+import { addRunOptions, planFromOptions } from './run-options.js';
 
 export function buildRunCommand(): Command {
-  const command = new Command('run')
-    .description('Run one search in this process (worker threads, no servers) and write a run folder: record.json (every candidate with reward, lineage, step and counters), config.json, best-sample.json, run.log.')
-    .option('--config <file>', 'YAML or JSON config file; flags override it (fields: see config/run-config-schema.ts)');
-  for (const spec of FLAGS) {
-    const option = new Option(spec.flags, spec.help);
-    if (spec.choices) option.choices(spec.choices);
-    if (spec.parse) option.argParser(spec.parse);
-    command.addOption(option);
-  }
+  const command = new Command('run').description(
+    'Run one search in this process (worker threads, no servers) and write a run folder: record.json (every candidate with reward, lineage, step and counters), config.json, best-sample.json, run.log.',
+  );
+  addRunOptions(command);
   command.action(async (_options, cmd: Command) => {
     await runAction(cmd);
   });
   return command;
-}
-
-/** Only flags the user typed become config (commander's defaults for --no-x would override the file). */
-function flagsLayer(cmd: Command): RunConfigInput {
-  const layer: Record<string, unknown> = {};
-  for (const spec of FLAGS) {
-    const key = optionKey(spec);
-    if (cmd.getOptionValueSource(key) !== 'cli') continue;
-    let node = layer;
-    spec.path.slice(0, -1).forEach((part) => {
-      node[part] ??= {};
-      node = node[part] as Record<string, unknown>;
-    });
-    node[spec.path[spec.path.length - 1]!] = cmd.getOptionValue(key);
-  }
-  return parseRunConfig(layer, 'command-line flags');
-}
-
-async function loadConfigFile(path: string): Promise<RunConfigInput> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError('--config', `cannot read '${path}': ${(error as Error).message}`, 'command-line flags', { cause: error });
-  }
-  let data: unknown;
-  try {
-    data = parseYaml(text);
-  } catch (error) {
-    throw new ConfigError('(file)', `not valid YAML or JSON: ${(error as Error).message}`, `config file ${path}`, { cause: error });
-  }
-  return parseRunConfig(data, `config file ${path}`);
 }
 
 function defaultFolder(plan: RunPlan): string {
@@ -123,10 +24,7 @@ function defaultFolder(plan: RunPlan): string {
 }
 
 async function runAction(cmd: Command): Promise<void> {
-  const configPath = cmd.getOptionValue('config') as string | undefined;
-  const fileLayer = configPath === undefined ? {} : await loadConfigFile(configPath);
-  const flags = flagsLayer(cmd);
-  const plan = resolveRunConfig(mergeRunConfig(fileLayer, flags), configPath === undefined ? 'command-line flags' : `config (${configPath} + flags)`);
+  const { plan, flags } = await planFromOptions(cmd);
   const folder = resolve(plan.out ?? defaultFolder(plan));
   await mkdir(folder, { recursive: true });
   const showBar = plan.progress !== false && process.stderr.isTTY === true;

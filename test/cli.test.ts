@@ -38,6 +38,17 @@ describe('evosearch CLI', () => {
     });
   }
 
+  it('plan prints what each method would spend at the budget, without running', async () => {
+    const { code, stdout } = await evosearch('plan', '--budget-nfe', '3000');
+    assert.equal(code, 0);
+    assert.match(stdout, /\| evosearch \(chosen\) \| E=\[0,20,30,40\] K=\[25,16,15,16,18\] elites=5 \| 3000 \|/);
+    assert.match(stdout, /\| best-of-n \| n=60 \| 3000 \|/);
+    assert.match(stdout, /\| particles \| k=60 .* \| 3000 \|/);
+    const json = JSON.parse((await evosearch('plan', '--method', 'particles', '--json')).stdout);
+    assert.equal(json.method, 'particles');
+    assert.equal(json.planned.particles.nfe, 5000);
+  });
+
   it('--help documents every flag', async () => {
     const { code, stdout } = await evosearch('run', '--help');
     assert.equal(code, 0);

@@ -1,0 +1,45 @@
+import { Command } from 'commander';
+import type { MethodName, RunPlan } from '../config/resolve-run-config.js';
+import { addRunOptions, planFromOptions } from './run-options.js';
+
+/** The schedule each method gets under a plan, in words. */
+function scheduleOf(plan: RunPlan, method: MethodName): string {
+  switch (method) {
+    case 'evosearch':
+      return `E=[${plan.evosearch.evolutionSchedule.join(',')}] K=[${plan.evosearch.populationSchedule.join(',')}] elites=${plan.evosearch.elites}`;
+    case 'best-of-n':
+      return `n=${plan.bestOfN.n}`;
+    case 'particles': {
+      const r = plan.particles.resampling!;
+      return `k=${plan.particles.particles} lambda=${plan.particles.lambda} potential=${plan.particles.potential} every ${r.interval} in [${r.start}, ${r.end}] fitness=${plan.particles.fitness}`;
+    }
+  }
+}
+
+/** Markdown table of what every method would spend at the plan's budget. */
+export function formatPlan(plan: RunPlan): string {
+  const steps = plan.sampler.steps;
+  const rows = (['evosearch', 'best-of-n', 'particles'] as const).map((method) => {
+    const spend = plan.planned[method];
+    const mark = method === plan.method ? ' (chosen)' : '';
+    return `| ${method}${mark} | ${scheduleOf(plan, method)} | ${spend.nfe} | ${spend.trajectories.toFixed(2)} | ${spend.decodes} | ${spend.rewardCalls} |`;
+  });
+  return [
+    `budget ${plan.budgetNfe} NFEs, preset ${plan.preset}, sampler ${plan.sampler.kind} with ${steps} steps, seed ${plan.seed}`,
+    '',
+    '| method | schedule | NFE | trajectories | decodes | reward calls |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
+}
+
+export function buildPlanCommand(): Command {
+  const command = new Command('plan').description('Print the schedules and the compute each method would spend at the configured budget, without running anything.');
+  addRunOptions(command);
+  command.option('--json', 'print the whole resolved plan as JSON');
+  command.action(async (options: { json?: boolean }, cmd: Command) => {
+    const { plan } = await planFromOptions(cmd);
+    process.stdout.write(options.json ? `${JSON.stringify(plan, null, 2)}\n` : `${formatPlan(plan)}\n`);
+  });
+  return command;
+}
