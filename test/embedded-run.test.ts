@@ -106,7 +106,7 @@ describe('embedded engine', () => {
     const p = plan({ method: 'best-of-n', budgetNfe: 500, seed: 2 });
     const broken = (model: GenerativeModel): GenerativeModel => ({
       ...model,
-      rewards: [{ name: 'broken', score: (_s, batch, out) => out.fill(Number.NaN, 0, batch) }],
+      rewards: [{ name: 'broken', score: (_s, batch, out) => void out.fill(Number.NaN, 0, batch) }],
     });
     await assert.rejects(search(p, inProcess(p, 1, 256, broken)), /reward 'broken' of candidate 0/);
   });

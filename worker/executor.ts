@@ -50,7 +50,7 @@ export class CommandExecutor {
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
   }
 
-  execute(command: Command): CommandResult {
+  async execute(command: Command): Promise<CommandResult> {
     const counters = zeroCounters();
     switch (command.kind) {
       case 'init':
@@ -61,9 +61,9 @@ export class CommandExecutor {
         }
         return result('init', counters);
       case 'advance':
-        return this.advance(command, counters);
+        return await this.advance(command, counters);
       case 'rollout':
-        return this.rollout(command, counters);
+        return await this.rollout(command, counters);
       case 'mutate':
         this.mutate(command);
         return result('mutate', counters);
@@ -74,24 +74,24 @@ export class CommandExecutor {
         for (const id of command.ids) this.store.drop(id);
         return result('drop', counters);
       case 'fetch':
-        return this.fetch(command.ids, counters);
+        return await this.fetch(command.ids, counters);
     }
   }
 
-  private advance(command: AdvanceCommand, counters: ComputeCounters): CommandResult {
+  private async advance(command: AdvanceCommand, counters: ComputeCounters): Promise<CommandResult> {
     const states = command.ids.map((id) => this.store.get(id, 'advance'));
     states.forEach((state, i) => {
       if (state.step !== command.from) throw new Error(`advance: candidate ${command.ids[i]} is at step ${state.step}, the command says ${command.from}`);
     });
-    this.run(states, command.ids, command.purpose, command.from, command.to, counters);
+    await this.run(states, command.ids, command.purpose, command.from, command.to, counters);
     if (!command.score) return result('advance', counters);
     const scores = command.to === this.sampler.steps
-      ? this.score(states.map((s) => s.latent), command.ids, command.to, counters)
-      : this.scoreX0Prediction(states, command.ids, command.to, counters);
+      ? await this.score(states.map((s) => s.latent), command.ids, command.to, counters)
+      : await this.scoreX0Prediction(states, command.ids, command.to, counters);
     return result('advance', counters, scores);
   }
 
-  private rollout(command: RolloutCommand, counters: ComputeCounters): CommandResult {
+  private async rollout(command: RolloutCommand, counters: ComputeCounters): Promise<CommandResult> {
     const finals: Float32Array[] = [];
     // Items that start at the same step advance together, in batches.
     const byStart = new Map<number, number[]>();
@@ -111,13 +111,13 @@ export class CommandExecutor {
       const keepAt = (step: number) => items.forEach((item, k) => {
         for (const kept of item.archive) if (kept.step === step) this.store.put(kept.id, StateStore.clone(copies[k]!));
       });
-      this.run(copies, lineages, 'rollout', from, this.sampler.steps, counters, keepAt);
+      await this.run(copies, lineages, 'rollout', from, this.sampler.steps, counters, keepAt);
       items.forEach((item, k) => {
         this.store.put(item.finalId, copies[k]!);
         finals[indices[k]!] = copies[k]!.latent;
       });
     }
-    const scores = this.score(finals, command.items.map((item) => item.source), this.sampler.steps, counters);
+    const scores = await this.score(finals, command.items.map((item) => item.source), this.sampler.steps, counters);
     return result('rollout', counters, scores);
   }
 
@@ -140,12 +140,12 @@ export class CommandExecutor {
     }
   }
 
-  private fetch(ids: readonly CandidateId[], counters: ComputeCounters): CommandResult {
+  private async fetch(ids: readonly CandidateId[], counters: ComputeCounters): Promise<CommandResult> {
     const { decoder } = this.model;
     const samples: FetchedSample[] = [];
     const out = new Float32Array(decoder.sampleSize);
     for (const id of ids) {
-      decoder.decode(this.store.get(id, 'fetch').latent, 1, out);
+      await decoder.decode(this.store.get(id, 'fetch').latent, 1, out);
       counters.decodes += 1;
       samples.push({ id, data: out.slice(), shape: decoder.sampleShape });
     }
@@ -156,7 +156,7 @@ export class CommandExecutor {
    * Steps `states` from `from` to `to` in batches. `lineages[i]` addresses the sampler noise of
    * states[i]; `afterStep(s)` runs once all states are at index s.
    */
-  private run(
+  private async run(
     states: TrajectoryState[],
     lineages: readonly number[],
     purpose: NoisePurpose,
@@ -164,7 +164,7 @@ export class CommandExecutor {
     to: number,
     counters: ComputeCounters,
     afterStep?: (step: number) => void,
-  ): void {
+  ): Promise<void> {
     const size = this.latentSize;
     const batchSize = this.options.batchSize;
     const inputs = new Float32Array(size * batchSize);
@@ -179,7 +179,7 @@ export class CommandExecutor {
         const needing = chunk.filter((s) => s.cachedOutput === null);
         needing.forEach((s, k) => inputs.set(s.latent, k * size));
         if (needing.length > 0) {
-          this.model.denoiser.predict(inputs, needing.length, time, outputs);
+          await this.model.denoiser.predict(inputs, needing.length, time, outputs);
           this.count(counters, needing.length);
         }
         let next = 0;
@@ -202,7 +202,7 @@ export class CommandExecutor {
   }
 
   /** One-step x0 prediction at `step`; the model output is kept for the next advance. */
-  private scoreX0Prediction(states: TrajectoryState[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): ScoredId[] {
+  private async scoreX0Prediction(states: TrajectoryState[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): Promise<ScoredId[]> {
     const size = this.latentSize;
     const time = this.sampler.time(step);
     const predictions: Float32Array[] = [];
@@ -211,7 +211,7 @@ export class CommandExecutor {
       const inputs = new Float32Array(size * chunk.length);
       chunk.forEach((s, k) => inputs.set(s.latent, k * size));
       const outputs = new Float32Array(size * chunk.length);
-      this.model.denoiser.predict(inputs, chunk.length, time, outputs);
+      await this.model.denoiser.predict(inputs, chunk.length, time, outputs);
       this.count(counters, chunk.length);
       chunk.forEach((state, k) => {
         state.cachedOutput = outputs.slice(k * size, (k + 1) * size);
@@ -220,11 +220,11 @@ export class CommandExecutor {
         predictions.push(x0);
       });
     }
-    return this.score(predictions, ids, step, counters);
+    return await this.score(predictions, ids, step, counters);
   }
 
   /** Decodes and scores latents in batches; the first reward is the guidance reward. */
-  private score(latents: readonly Float32Array[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): ScoredId[] {
+  private async score(latents: readonly Float32Array[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): Promise<ScoredId[]> {
     const { decoder, rewards } = this.model;
     const batchSize = this.options.batchSize;
     const scores: ScoredId[] = [];
@@ -237,9 +237,9 @@ export class CommandExecutor {
         assertFinite(latents[start + k]!, 'latent', ids[start + k]!, step);
         inputs.set(latents[start + k]!, k * this.latentSize);
       }
-      decoder.decode(inputs, n, samples);
+      await decoder.decode(inputs, n, samples);
       counters.decodes += n;
-      rewards.forEach((reward, r) => reward.score(samples, n, values[r]!));
+      for (let r = 0; r < rewards.length; r++) await rewards[r]!.score(samples, n, values[r]!);
       counters.rewardCalls += n;
       for (let k = 0; k < n; k++) {
         const id = ids[start + k]!;

@@ -35,15 +35,21 @@ try {
   const sampler = createSampler(setup.sampler);
   const model = loadModel(setup.model, { prediction: sampler.prediction });
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize });
+  // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
+  let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: ToWorker) => {
+    queue = queue.then(() => handle(message));
+  });
+  const handle = async (message: ToWorker): Promise<void> => {
     try {
-      const results = message.commands.map((command) => executor.execute(command));
+      const results: CommandResult[] = [];
+      for (const command of message.commands) results.push(await executor.execute(command));
       const transfer = results.flatMap((r) => r.samples.map((s) => s.data.buffer as ArrayBuffer));
       port.postMessage({ type: 'results', seq: message.seq, results } satisfies FromWorker, transfer);
     } catch (error) {
       port.postMessage({ type: 'error', seq: message.seq, error: serialize(error) } satisfies FromWorker);
     }
-  });
+  };
   port.postMessage({ type: 'ready', description: `thread ${model.id}` } satisfies FromWorker);
 } catch (error) {
   port.postMessage({ type: 'fatal', error: serialize(error) } satisfies FromWorker);

@@ -19,7 +19,9 @@ export class InProcessPool implements WorkerPool {
 
   async execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
     const executor = this.executors[index]!;
-    return commands.map((command) => executor.execute(command));
+    const results: CommandResult[] = [];
+    for (const command of commands) results.push(await executor.execute(command));
+    return results;
   }
 
   async close(): Promise<void> {}

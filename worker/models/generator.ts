@@ -16,7 +16,7 @@ export interface Denoiser {
    * written to `out` (same layout). One call is `batch` NFEs; `forwardPasses` says how many network
    * passes it costs per latent (2 with classifier-free guidance, 1 otherwise).
    */
-  predict(latents: Float32Array, batch: number, time: StepTime, out: Float32Array): void;
+  predict(latents: Float32Array, batch: number, time: StepTime, out: Float32Array): void | Promise<void>;
   readonly forwardPassesPerNfe: number;
 }
 
@@ -24,13 +24,13 @@ export interface Decoder {
   /** Floats in one decoded sample. */
   readonly sampleSize: number;
   readonly sampleShape: readonly number[];
-  decode(latents: Float32Array, batch: number, out: Float32Array): void;
+  decode(latents: Float32Array, batch: number, out: Float32Array): void | Promise<void>;
 }
 
 export interface RewardModel {
   readonly name: string;
   /** One score per sample, higher is better. */
-  score(samples: Float32Array, batch: number, out: Float64Array): void;
+  score(samples: Float32Array, batch: number, out: Float64Array): void | Promise<void>;
 }
 
 /** A loaded model: the pieces a worker runs. `rewards[0]` is the guidance reward. */
