@@ -7,7 +7,9 @@ import { validateEvoSearchConfig, type EvoSearchConfig } from '../coordinator/se
 import { createSampler, type SamplerConfig } from '../samplers/index.js';
 import { SamplerConfigError } from '../samplers/sampler-config-error.js';
 import { PRESETS, type PresetName } from './presets.js';
-import { runConfigSchema, type RunConfigInput } from './run-config-schema.js';
+import { runConfigSchema, type RunConfigInput, type EXECUTION_PROVIDERS } from './run-config-schema.js';
+
+export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 /** A configuration that cannot run: names the field (dotted path), what is wrong, and where it came from. */
 export class ConfigError extends Error {
@@ -28,6 +30,9 @@ export interface RunPlan {
   readonly budgetNfe: number;
   readonly sampler: SamplerConfig;
   readonly guidanceScale: number;
+  readonly prompt: string | undefined;
+  readonly negativePrompt: string;
+  readonly providers: readonly ExecutionProvider[];
   readonly evosearch: Omit<EvoSearchConfig, 'noiseStd' | 'seed' | 'steps'>;
   readonly bestOfN: { readonly n: number };
   readonly particles: Omit<ParticleSearchConfig, 'seed' | 'steps'>;
@@ -156,14 +161,22 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config'): RunP
     throw error;
   }
 
+  const model = input.model ?? 'analytic:gmm';
+  if (model.startsWith('analytic:') && input.prompt !== undefined) {
+    fail('prompt', `the analytic model '${model}' takes no prompt (its reward is fixed); drop --prompt or choose a model bundle`);
+  }
+
   return {
-    model: input.model ?? 'analytic:gmm',
+    model,
     method,
     preset: preset.name,
     seed: input.seed ?? 0,
     budgetNfe,
     sampler,
     guidanceScale: input.guidanceScale ?? preset.guidanceScale,
+    prompt: input.prompt,
+    negativePrompt: input.negativePrompt ?? '',
+    providers: input.providers ?? ['cpu'],
     evosearch,
     bestOfN: { n },
     particles,

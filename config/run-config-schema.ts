@@ -11,6 +11,7 @@ const positiveInt = z.number().int().positive();
 const stepIndex = z.number().int().nonnegative();
 
 export const METHOD_NAMES = ['evosearch', 'best-of-n', 'particles'] as const;
+export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda', 'tensorrt'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export const samplerOverridesSchema = z.strictObject({
@@ -65,6 +66,11 @@ export const runConfigSchema = z.strictObject({
   bestOfN: z.strictObject({ n: positiveInt.optional() }).optional(),
   particles: particleOverridesSchema.optional(),
   guidanceScale: z.number().nonnegative().optional(),
+  /** The text prompt (text-conditioned bundles; the analytic model takes none). */
+  prompt: z.string().min(1).max(1000).optional(),
+  negativePrompt: z.string().max(1000).optional(),
+  /** Execution providers to try, in order (the first that opens is used and reported). */
+  providers: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).optional(),
   /** In-process worker threads of the embedded run. */
   workers: positiveInt.max(256).optional(),
   /** Latents per model call. */

@@ -52,7 +52,7 @@ describe('evosearch CLI', () => {
   it('--help documents every flag', async () => {
     const { code, stdout } = await evosearch('run', '--help');
     assert.equal(code, 0);
-    const flags = ['--config', '--model', '--method', '--preset', '--seed', '--budget-nfe', '--sampler', '--steps', '--eta', '--shift', '--prediction-type', '--evolution-schedule', '--population-schedule', '--elites', '--mutation-rate', '--tournament-fraction', '--tournament-size', '--no-archive', '--samples', '--particles', '--lambda', '--potential', '--resample-every', '--resample-start', '--resample-end', '--adaptive-resampling', '--particle-fitness', '--guidance-scale', '--workers', '--batch-size', '--out', '--log-level', '--no-progress'];
+    const flags = ['--config', '--model', '--method', '--preset', '--seed', '--budget-nfe', '--sampler', '--steps', '--eta', '--shift', '--prediction-type', '--evolution-schedule', '--population-schedule', '--elites', '--mutation-rate', '--tournament-fraction', '--tournament-size', '--no-archive', '--samples', '--particles', '--lambda', '--potential', '--resample-every', '--resample-start', '--resample-end', '--adaptive-resampling', '--particle-fitness', '--prompt', '--negative-prompt', '--providers', '--guidance-scale', '--workers', '--batch-size', '--out', '--log-level', '--no-progress'];
     for (const flag of flags) assert.match(stdout, new RegExp(`${flag}\\b`), `help lacks ${flag}`);
     // Every option line carries a description.
     const optionLines = stdout.split('\n').filter((l) => /^\s+--/.test(l));

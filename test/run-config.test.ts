@@ -102,6 +102,10 @@ describe('run configuration', () => {
     it('a preset schedule that cannot fit the step count', () => {
       rejects({ sampler: { steps: 3 } }, 'evosearch.evolutionSchedule', /explicit evolutionSchedule/);
     });
+    it('a prompt for the analytic model, an unknown provider', () => {
+      rejects({ prompt: 'a red circle' }, 'prompt', /takes no prompt/);
+      rejects({ providers: ['cuda', 'tpu'] }, 'providers.1', /cpu/);
+    });
     it('a sampler setting the sampler rejects', () => {
       rejects({ sampler: { kind: 'flow-sde-dpmpp', shift: 0 } }, 'sampler.shift');
     });

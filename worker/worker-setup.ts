@@ -8,4 +8,10 @@ export interface WorkerSetup {
   /** The run seed, as a decimal string so a 64-bit seed survives structured clone and JSON. */
   readonly seed: string;
   readonly batchSize: number;
+  /** Conditioning of text-to-image/video bundles (absent for the analytic model). */
+  readonly prompt?: string;
+  readonly negativePrompt?: string;
+  readonly guidanceScale?: number;
+  /** Execution providers to try, in order. */
+  readonly providers?: readonly string[];
 }

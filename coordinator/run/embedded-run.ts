@@ -25,7 +25,14 @@ export interface EmbeddedRunResult {
 }
 
 export function workerSetupFor(plan: RunPlan): WorkerSetup {
-  return { model: plan.model, sampler: plan.sampler, seed: String(plan.seed), batchSize: plan.batchSize };
+  return {
+    model: plan.model,
+    sampler: plan.sampler,
+    seed: String(plan.seed),
+    batchSize: plan.batchSize,
+    ...(plan.prompt !== undefined ? { prompt: plan.prompt, negativePrompt: plan.negativePrompt, guidanceScale: plan.guidanceScale } : {}),
+    providers: plan.providers,
+  };
 }
 
 /**
