@@ -82,7 +82,39 @@ export interface FetchCommand {
   readonly ids: readonly CandidateId[];
 }
 
-export type Command = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
+/**
+ * A state's full content, for moving it between workers (placement, never the search's concern):
+ * the latent, its step, the solver memory and any cached model output.
+ */
+export interface TransferredState {
+  readonly id: CandidateId;
+  readonly step: number;
+  readonly latent: Float32Array;
+  readonly previousX0: Float32Array | null;
+  readonly cachedOutput: Float32Array | null;
+}
+
+/** Placement: hand over copies of these states (the worker keeps its own). */
+export interface ExportCommand {
+  readonly kind: 'export';
+  readonly ids: readonly CandidateId[];
+}
+
+/** Placement: take these states, each under `as` (its own id when absent). */
+export interface ImportCommand {
+  readonly kind: 'import';
+  readonly states: readonly { readonly as: CandidateId; readonly state: TransferredState }[];
+}
+
+/** What the search issues. */
+export type SearchCommand = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
+/** What a worker executes: the search's commands plus the dispatcher's placement moves. */
+export type Command = SearchCommand | ExportCommand | ImportCommand;
+
+/** Bytes a state occupies when it moves (latent, solver memory, cached output). */
+export function transferredBytes(state: TransferredState): number {
+  return (state.latent.length + (state.previousX0?.length ?? 0) + (state.cachedOutput?.length ?? 0)) * Float32Array.BYTES_PER_ELEMENT;
+}
 
 /** Compute spent, counted where it is spent. A CFG pair is one NFE and two forward passes. */
 export interface ComputeCounters {
@@ -124,4 +156,6 @@ export interface CommandResult {
   readonly scores: readonly ScoredId[];
   readonly samples: readonly FetchedSample[];
   readonly counters: ComputeCounters;
+  /** Exported states (export only). */
+  readonly states?: readonly TransferredState[];
 }

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { CandidateId, Command, CommandResult, ScoredId } from '../proto/commands.js';
+import type { CandidateId, SearchCommand, CommandResult, ScoredId } from '../proto/commands.js';
 import type { SearchMachine, SearchRound, BestCandidate } from '../coordinator/search/machine.js';
 import {
   createParticleSearch,
@@ -47,7 +47,7 @@ class FakeWorker {
     private readonly reward: RewardFn,
   ) {}
 
-  run(commands: readonly Command[]): CommandResult[] {
+  run(commands: readonly SearchCommand[]): CommandResult[] {
     assertIndependent(commands);
     return commands.map((c) => this.execute(c));
   }
@@ -63,7 +63,7 @@ class FakeWorker {
     this.states.set(id, state);
   }
 
-  private execute(c: Command): CommandResult {
+  private execute(c: SearchCommand): CommandResult {
     const counters = { nfe: 0, forwardPasses: 0, decodes: 0, rewardCalls: 0 };
     const scores: ScoredId[] = [];
     switch (c.kind) {
@@ -119,7 +119,7 @@ class FakeWorker {
   }
 }
 
-function touched(c: Command): CandidateId[] {
+function touched(c: SearchCommand): CandidateId[] {
   switch (c.kind) {
     case 'init':
     case 'advance':
@@ -136,7 +136,7 @@ function touched(c: Command): CandidateId[] {
 }
 
 /** SearchMachine promises that a round's commands may run in any order: no two may touch the same id. */
-function assertIndependent(commands: readonly Command[]): void {
+function assertIndependent(commands: readonly SearchCommand[]): void {
   const owner = new Map<CandidateId, number>();
   commands.forEach((c, i) => {
     for (const id of touched(c)) {
@@ -148,7 +148,7 @@ function assertIndependent(commands: readonly Command[]): void {
 }
 
 interface Run {
-  readonly rounds: { label: string; commands: readonly Command[] }[];
+  readonly rounds: { label: string; commands: readonly SearchCommand[] }[];
   readonly best: BestCandidate | null;
   readonly worker: FakeWorker;
   readonly machine: SearchMachine;
@@ -167,8 +167,8 @@ function drive(config: ParticleSearchConfig, reward: RewardFn): Run {
   assert.fail('the search did not finish');
 }
 
-const commandsOf = <K extends Command['kind']>(run: Run, kind: K) =>
-  run.rounds.flatMap((r) => r.commands.filter((c): c is Extract<Command, { kind: K }> => c.kind === kind));
+const commandsOf = <K extends SearchCommand['kind']>(run: Run, kind: K) =>
+  run.rounds.flatMap((r) => r.commands.filter((c): c is Extract<SearchCommand, { kind: K }> => c.kind === kind));
 
 /** A reward per root in [0, 1), fixed but irregular. */
 const rootReward = (root: number) => ((root * 0.6180339887) % 1);

@@ -75,6 +75,24 @@ export class CommandExecutor {
         return result('drop', counters);
       case 'fetch':
         return await this.fetch(command.ids, counters);
+      case 'export':
+        return {
+          kind: 'export',
+          scores: [],
+          samples: [],
+          counters,
+          states: command.ids.map((id) => {
+            const state = StateStore.clone(this.store.get(id, 'export'));
+            return { id, step: state.step, latent: state.latent, previousX0: state.memory.previousX0, cachedOutput: state.cachedOutput };
+          }),
+        };
+      case 'import':
+        for (const { as, state } of command.states) {
+          if (state.latent.length !== this.latentSize) throw new RangeError(`import: state ${state.id} has ${state.latent.length} floats, this worker's model takes ${this.latentSize}`);
+          // Structured clone may hand over views at any offset: copy into fresh, aligned arrays.
+          this.store.put(as, StateStore.clone({ latent: state.latent, step: state.step, memory: { previousX0: state.previousX0 }, cachedOutput: state.cachedOutput }));
+        }
+        return result('import', counters);
     }
   }
 

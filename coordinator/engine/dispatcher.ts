@@ -1,28 +1,58 @@
 import {
   addCounters,
+  transferredBytes,
   zeroCounters,
   type CandidateId,
   type Command,
   type CommandResult,
   type FetchedSample,
   type ScoredId,
+  type SearchCommand,
+  type TransferredState,
 } from '../../proto/commands.js';
 import type { WorkerPool } from './worker-pool.js';
 
+/** Tensor traffic the dispatcher caused by moving states between workers. */
+export interface PlacementStats {
+  /** States moved (one per child or copy placed away from its parent). */
+  transfers: number;
+  bytesMoved: number;
+}
+
+export interface DispatcherOptions {
+  /**
+   * Place new states so that every worker gets an even share of the round's work, moving a parent's
+   * state when a child must live elsewhere (default true). Off: children always stay with their parent.
+   */
+  readonly balance?: boolean;
+}
+
+/** Where a state created in this round goes, and whether its parent's state must travel there first. */
+interface Placement {
+  readonly worker: number;
+  /** The parent's worker when the state is made away from it (the parent's state is moved). */
+  readonly movedFrom: number | null;
+  readonly parent: CandidateId | null;
+}
+
 /**
- * Spreads each round of commands over the workers: a command touching states is split by where those
- * states live, new states are placed where their parent lives (so no tensor moves), and new roots
- * (init) go to the least-loaded worker. The per-worker pieces run concurrently and their results are
- * merged back into one result per command, in the command's own order, so the search never sees the
- * placement.
+ * Spreads each round of commands over the workers. A command touching states is split by where those
+ * states live; a new state is placed with its parent unless that worker already has more than its
+ * share of the round's work, in which case the parent's state is moved to the least-busy worker (and
+ * the bytes are counted). The per-worker pieces run concurrently and their results are merged back
+ * into one result per command, in the command's own order, so the search never sees the placement.
+ * Placement depends only on the commands, never on results or timing, so it is reproducible.
  */
 export class Dispatcher {
   /** Which worker holds each state. */
   private readonly placement = new Map<CandidateId, number>();
   private readonly load: number[];
+  private readonly balance: boolean;
+  readonly stats: PlacementStats = { transfers: 0, bytesMoved: 0 };
 
-  constructor(private readonly pool: WorkerPool) {
+  constructor(private readonly pool: WorkerPool, options: DispatcherOptions = {}) {
     this.load = new Array<number>(pool.size).fill(0);
+    this.balance = options.balance ?? true;
   }
 
   /** States each worker holds now. */
@@ -30,24 +60,168 @@ export class Dispatcher {
     return this.load;
   }
 
-  async run(commands: readonly Command[]): Promise<CommandResult[]> {
+  async run(commands: readonly SearchCommand[]): Promise<CommandResult[]> {
+    const placed = this.placeNewStates(commands);
+    const states = await this.exportMovedParents(placed);
     const perWorker: Command[][] = Array.from({ length: this.pool.size }, () => []);
+    const cleanup: Command[][] = Array.from({ length: this.pool.size }, () => []);
+    this.stageImports(commands, placed, states, perWorker, cleanup);
     /** For each command, which per-worker command pieces it became. */
-    const pieces: { worker: number; index: number }[][] = commands.map((command) =>
-      this.split(command).map(([worker, piece]) => ({ worker, index: perWorker[worker]!.push(piece) - 1 })),
+    const pieces = commands.map((command) =>
+      this.split(command, placed).map(([worker, piece]) => ({ worker, index: perWorker[worker]!.push(piece) - 1 })),
     );
+    perWorker.forEach((list, w) => list.push(...cleanup[w]!));
     const answers = await Promise.all(perWorker.map((list, worker) => (list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list))));
     return commands.map((command, c) => merge(command, pieces[c]!.map(({ worker, index }) => answers[worker]![index]!)));
   }
 
-  private split(command: Command): [number, Command][] {
+  /**
+   * Decides where every state the round creates lives. States the round then advances or rolls out are
+   * spread so each worker gets ceil(active / workers) of them; others are spread by states held.
+   */
+  private placeNewStates(commands: readonly SearchCommand[]): Map<CandidateId, Placement> {
+    const placed = new Map<CandidateId, Placement>();
+    const workers = this.pool.size;
+    const active = new Set<CandidateId>();
+    for (const c of commands) {
+      if (c.kind === 'advance') c.ids.forEach((id) => active.add(id));
+      if (c.kind === 'rollout') c.items.forEach((item) => active.add(item.source));
+    }
+    const activeCount = new Array<number>(workers).fill(0);
+    for (const id of active) {
+      const w = this.placement.get(id);
+      if (w !== undefined) activeCount[w]! += 1;
+    }
+    const projectedLoad = [...this.load];
+    let created = 0;
+    for (const c of commands) {
+      if (c.kind === 'init') created += c.ids.length;
+      if (c.kind === 'mutate' || c.kind === 'copy') created += c.items.length;
+    }
+    const activeTarget = Math.ceil(active.size / workers);
+    const loadTarget = Math.ceil((projectedLoad.reduce((a, b) => a + b, 0) + created) / workers);
+    /** States whose content changes (or first exists) during the round: they cannot be exported at its start. */
+    const changing = new Set<CandidateId>();
+
+    const choose = (id: CandidateId, parentWorker: number | null, parent: CandidateId | null): Placement => {
+      const isActive = active.has(id);
+      const counts = isActive ? activeCount : projectedLoad;
+      const target = isActive ? activeTarget : loadTarget;
+      let worker = parentWorker ?? argmin(counts);
+      const canMove = parent === null || (this.balance && !changing.has(parent));
+      if (parentWorker !== null && counts[parentWorker]! >= target && canMove) worker = argmin(counts);
+      if (isActive) activeCount[worker]! += 1;
+      projectedLoad[worker]! += 1;
+      return { worker, movedFrom: parentWorker !== null && worker !== parentWorker ? parentWorker : null, parent };
+    };
+    const workerOf = (id: CandidateId) => placed.get(id)?.worker ?? this.where(id);
+
+    for (const c of commands) {
+      switch (c.kind) {
+        case 'init':
+          for (const id of c.ids) {
+            placed.set(id, choose(id, null, null));
+            changing.add(id);
+          }
+          break;
+        case 'mutate':
+          for (const item of c.items) {
+            placed.set(item.child, choose(item.child, workerOf(item.parent), item.parent));
+            changing.add(item.child);
+          }
+          break;
+        case 'copy':
+          for (const item of c.items) {
+            placed.set(item.to, choose(item.to, workerOf(item.from), item.from));
+            changing.add(item.to);
+          }
+          break;
+        case 'rollout':
+          for (const item of c.items) {
+            const worker = workerOf(item.source);
+            for (const kept of item.archive) placed.set(kept.id, { worker, movedFrom: null, parent: item.source });
+            placed.set(item.finalId, { worker, movedFrom: null, parent: item.source });
+            changing.add(item.finalId);
+            item.archive.forEach((kept) => changing.add(kept.id));
+          }
+          break;
+        case 'advance':
+          c.ids.forEach((id) => changing.add(id));
+          break;
+        case 'drop':
+        case 'fetch':
+          break;
+      }
+    }
+    return placed;
+  }
+
+  /** Phase one: copies of the parents whose children live elsewhere, as they are at the round's start. */
+  private async exportMovedParents(placed: Map<CandidateId, Placement>): Promise<Map<CandidateId, TransferredState>> {
+    const parentsBySource = new Map<number, Set<CandidateId>>();
+    for (const p of placed.values()) {
+      if (p.movedFrom === null || p.parent === null) continue;
+      const set = parentsBySource.get(p.movedFrom) ?? new Set<CandidateId>();
+      set.add(p.parent);
+      parentsBySource.set(p.movedFrom, set);
+    }
+    const states = new Map<CandidateId, TransferredState>();
+    if (parentsBySource.size === 0) return states;
+    const exported = await Promise.all([...parentsBySource].map(([worker, ids]) => this.pool.execute(worker, [{ kind: 'export', ids: [...ids] }])));
+    for (const [result] of exported) for (const state of result!.states ?? []) states.set(state.id, state);
+    return states;
+  }
+
+  /**
+   * Puts moved parents where their children are made: a mutation's parent is imported under its own
+   * id and dropped there after the round (a short-lived replica); a copy is imported as the copy.
+   */
+  private stageImports(
+    commands: readonly SearchCommand[],
+    placed: Map<CandidateId, Placement>,
+    states: Map<CandidateId, TransferredState>,
+    perWorker: Command[][],
+    cleanup: Command[][],
+  ): void {
+    const replicas = new Map<number, Set<CandidateId>>();
+    for (const c of commands) {
+      if (c.kind !== 'mutate' && c.kind !== 'copy') continue;
+      for (const item of c.items) {
+        const child = c.kind === 'mutate' ? (item as { child: CandidateId }).child : (item as { to: CandidateId }).to;
+        const parent = c.kind === 'mutate' ? (item as { parent: CandidateId }).parent : (item as { from: CandidateId }).from;
+        const p = placed.get(child)!;
+        if (p.movedFrom === null) continue;
+        const state = states.get(parent)!;
+        if (c.kind === 'copy') {
+          perWorker[p.worker]!.push({ kind: 'import', states: [{ as: child, state }] });
+          this.count(state);
+          continue;
+        }
+        const held = replicas.get(p.worker) ?? new Set<CandidateId>();
+        if (!held.has(parent)) {
+          held.add(parent);
+          perWorker[p.worker]!.push({ kind: 'import', states: [{ as: parent, state }] });
+          this.count(state);
+        }
+        replicas.set(p.worker, held);
+      }
+    }
+    for (const [worker, ids] of replicas) cleanup[worker]!.push({ kind: 'drop', ids: [...ids] });
+  }
+
+  private count(state: TransferredState): void {
+    this.stats.transfers += 1;
+    this.stats.bytesMoved += transferredBytes(state);
+  }
+
+  private split(command: SearchCommand, placed: Map<CandidateId, Placement>): [number, Command][] {
+    const at = (id: CandidateId) => placed.get(id)!.worker;
     switch (command.kind) {
       case 'init': {
         const groups = new Map<number, CandidateId[]>();
         for (const id of command.ids) {
-          const worker = this.leastLoaded();
-          this.place(id, worker);
-          push(groups, worker, id);
+          this.place(id, at(id));
+          push(groups, at(id), id);
         }
         return [...groups].map(([w, ids]) => [w, { kind: 'init', ids }]);
       }
@@ -73,18 +247,18 @@ export class Dispatcher {
       case 'mutate': {
         const groups = new Map<number, (typeof command.items)[number][]>();
         for (const item of command.items) {
-          const worker = this.where(item.parent);
-          this.place(item.child, worker);
-          push(groups, worker, item);
+          this.place(item.child, at(item.child));
+          push(groups, at(item.child), item);
         }
         return [...groups].map(([w, items]) => [w, { kind: 'mutate', step: command.step, items }]);
       }
       case 'copy': {
         const groups = new Map<number, (typeof command.items)[number][]>();
         for (const item of command.items) {
-          const worker = this.where(item.from);
-          this.place(item.to, worker);
-          push(groups, worker, item);
+          const p = placed.get(item.to)!;
+          this.place(item.to, p.worker);
+          // A copy made elsewhere arrived by import; only local copies remain to do.
+          if (p.movedFrom === null) push(groups, p.worker, item);
         }
         return [...groups].map(([w, items]) => [w, { kind: 'copy', items }]);
       }
@@ -116,12 +290,12 @@ export class Dispatcher {
     this.placement.delete(id);
     this.load[worker]! -= 1;
   }
+}
 
-  private leastLoaded(): number {
-    let best = 0;
-    for (let w = 1; w < this.load.length; w++) if (this.load[w]! < this.load[best]!) best = w;
-    return best;
-  }
+function argmin(values: readonly number[]): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! < values[best]!) best = i;
+  return best;
 }
 
 function push<K, V>(groups: Map<K, V[]>, key: K, value: V): void {
@@ -131,7 +305,7 @@ function push<K, V>(groups: Map<K, V[]>, key: K, value: V): void {
 }
 
 /** One result per command: scores and samples back in the command's order, counters summed. */
-function merge(command: Command, parts: readonly CommandResult[]): CommandResult {
+function merge(command: SearchCommand, parts: readonly CommandResult[]): CommandResult {
   const counters = zeroCounters();
   for (const part of parts) addCounters(counters, part.counters);
   const scoresById = new Map<CandidateId, ScoredId>();

@@ -1,7 +1,7 @@
 import { addCounters, zeroCounters, type ComputeCounters, type FetchedSample } from '../../proto/commands.js';
 import type { BestCandidate, SearchMachine, SearchProgress } from '../search/machine.js';
 import type { CandidateRecord } from '../search/lineage.js';
-import type { Dispatcher } from './dispatcher.js';
+import type { Dispatcher, PlacementStats } from './dispatcher.js';
 
 /** What the run reports after every round (progress bars, logs, events). */
 export interface RoundReport {
@@ -20,6 +20,8 @@ export interface SearchOutcome {
   /** The best sample, decoded. */
   readonly bestSample: FetchedSample | null;
   readonly counters: ComputeCounters;
+  /** States the dispatcher moved between workers to balance them, and their bytes. */
+  readonly placement: PlacementStats;
   readonly candidates: readonly CandidateRecord[];
   readonly rounds: readonly RoundReport[];
 }
@@ -42,7 +44,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
         addCounters(counters, fetched!.counters);
         bestSample = fetched!.samples[0] ?? null;
       }
-      return { best: round.best, bestSample, counters, candidates: machine.candidates(), rounds };
+      return { best: round.best, bestSample, counters, placement: { ...dispatcher.stats }, candidates: machine.candidates(), rounds };
     }
     const results = await dispatcher.run(round.commands);
     for (const result of results) addCounters(counters, result.counters);

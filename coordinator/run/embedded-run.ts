@@ -69,6 +69,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     plan,
     workers,
     spent: outcome.counters,
+    placement: outcome.placement,
     best: outcome.best === null ? null : { candidate: outcome.best.candidate, reward: outcome.best.reward, ...(bestRecord?.metrics ? { metrics: bestRecord.metrics } : {}) },
     rounds: summarizeRounds(outcome),
     candidates: outcome.candidates,

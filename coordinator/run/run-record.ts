@@ -29,6 +29,8 @@ export interface RunRecord {
   readonly plan: RunPlan;
   readonly workers: readonly string[];
   readonly spent: ComputeCounters;
+  /** States moved between workers for balance, and the bytes that moved. */
+  readonly placement: SearchOutcome['placement'];
   readonly best: { readonly candidate: number; readonly reward: number; readonly metrics?: Readonly<Record<string, number>> } | null;
   readonly rounds: readonly RoundSummary[];
   readonly candidates: SearchOutcome['candidates'];

@@ -1,4 +1,4 @@
-import type { Command, CommandResult, CandidateId, MutationItem, RolloutItem } from '../../proto/commands.js';
+import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../../proto/commands.js';
 import { NoiseSource } from '../../random/noise-source.js';
 import { Lineage, type CandidateRecord, type EvaluationKind } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
@@ -121,7 +121,7 @@ export class EvoSearch implements SearchMachine {
     switch (this.phase.kind) {
       case 'start': {
         const ids = this.createMany(K[0]!, [], { op: 'init' }, 0, 0);
-        const commands: Command[] = [{ kind: 'init', ids }];
+        const commands: SearchCommand[] = [{ kind: 'init', ids }];
         if (E.length === 0) {
           this.advanceAll(ids, 0, steps);
           commands.push({ kind: 'advance', ids, from: 0, to: steps, purpose: 'advance', score: true });
@@ -173,7 +173,7 @@ export class EvoSearch implements SearchMachine {
     return this.pools;
   }
 
-  private rolloutRound(generation: number, before: Command[]): SearchRound {
+  private rolloutRound(generation: number, before: SearchCommand[]): SearchRound {
     const E = this.config.evolutionSchedule;
     const e = E[generation]!;
     const later = this.config.archive ? E.slice(generation + 1) : [];
@@ -232,7 +232,7 @@ export class EvoSearch implements SearchMachine {
     const population = [...kept, ...mutations.map((m) => m.child)];
     const survivors = new Set(kept);
     const unused = pool.map((c) => c.id).filter((id) => !survivors.has(id));
-    const commands: Command[] = [...this.takeDrops()];
+    const commands: SearchCommand[] = [...this.takeDrops()];
     if (mutations.length > 0) commands.push({ kind: 'mutate', step: e, items: mutations });
     if (unused.length > 0) commands.push({ kind: 'drop', ids: unused });
     const last = generation === E.length - 1;
@@ -290,7 +290,7 @@ export class EvoSearch implements SearchMachine {
     return list;
   }
 
-  private takeDrops(): Command[] {
+  private takeDrops(): SearchCommand[] {
     if (this.pendingDrops.length === 0) return [];
     const ids = this.pendingDrops;
     this.pendingDrops = [];

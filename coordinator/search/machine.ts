@@ -1,4 +1,4 @@
-import type { Command, CommandResult, CandidateId } from '../../proto/commands.js';
+import type { SearchCommand, CommandResult, CandidateId } from '../../proto/commands.js';
 import type { CandidateRecord } from './lineage.js';
 
 /**
@@ -26,7 +26,7 @@ export interface SearchMachine {
 export type SearchMethodName = 'evosearch' | 'best-of-n' | 'particles';
 
 export type SearchRound =
-  | { readonly kind: 'commands'; readonly label: string; readonly commands: readonly Command[] }
+  | { readonly kind: 'commands'; readonly label: string; readonly commands: readonly SearchCommand[] }
   | { readonly kind: 'done'; readonly best: BestCandidate | null };
 
 export interface BestCandidate {

@@ -1,4 +1,4 @@
-import type { CandidateId, Command, CommandResult, RolloutItem, ScoredId } from '../../proto/commands.js';
+import type { CandidateId, SearchCommand, CommandResult, RolloutItem, ScoredId } from '../../proto/commands.js';
 import { NoiseSource } from '../../random/noise-source.js';
 import { BestSoFar } from './best-so-far.js';
 import { Lineage, type CandidateRecord } from './lineage.js';
@@ -160,10 +160,10 @@ type Stage =
 
 /** The round handed out and not yet accepted. */
 type InFlight =
-  | { readonly kind: 'init' | 'cleanup'; readonly commands: readonly Command[] }
-  | { readonly kind: 'resample'; readonly commands: readonly Command[]; readonly position: number }
-  | { readonly kind: 'advance'; readonly commands: readonly Command[]; readonly position: number; readonly score: boolean }
-  | { readonly kind: 'rollout'; readonly commands: readonly Command[]; readonly position: number; readonly items: readonly RolloutItem[] };
+  | { readonly kind: 'init' | 'cleanup'; readonly commands: readonly SearchCommand[] }
+  | { readonly kind: 'resample'; readonly commands: readonly SearchCommand[]; readonly position: number }
+  | { readonly kind: 'advance'; readonly commands: readonly SearchCommand[]; readonly position: number; readonly score: boolean }
+  | { readonly kind: 'rollout'; readonly commands: readonly SearchCommand[]; readonly position: number; readonly items: readonly RolloutItem[] };
 
 /**
  * Rounds, for schedule s_0 < ... < s_{m-1} = N (every command of a round touches its own ids, so a
@@ -212,7 +212,7 @@ class ParticleSearch implements SearchMachine {
         const ids = this.particles.map((p) => p.id);
         for (const id of ids) this.lineage.advanced(id, from, to, 'advance');
         this.index = to;
-        const command: Command = score ? { kind: 'advance', ids, from, to, purpose: 'advance', score: true } : { kind: 'advance', ids, from, to, purpose: 'advance' };
+        const command: SearchCommand = score ? { kind: 'advance', ids, from, to, purpose: 'advance', score: true } : { kind: 'advance', ids, from, to, purpose: 'advance' };
         return this.issue({ kind: 'advance', commands: [command, ...this.takeDrops()], position: stage.position, score }, `advance ${k} particles ${from} -> ${to}${score ? ' and score' : ''}`);
       }
       case 'rollout': {
@@ -224,7 +224,7 @@ class ParticleSearch implements SearchMachine {
         return this.issue({ kind: 'rollout', commands: [{ kind: 'rollout', items }, ...this.takeDrops()], position: stage.position, items }, `roll out ${k} particles from ${from}`);
       }
       case 'resample': {
-        const commands: Command[] = [];
+        const commands: SearchCommand[] = [];
         if (stage.copies.length > 0) commands.push({ kind: 'copy', items: stage.copies });
         const drops = [...stage.drops, ...this.pendingDrops];
         this.pendingDrops = [];
@@ -370,7 +370,7 @@ class ParticleSearch implements SearchMachine {
     this.lineage.scored(id, score.reward, score.metrics, by);
   }
 
-  private takeDrops(): Command[] {
+  private takeDrops(): SearchCommand[] {
     if (this.pendingDrops.length === 0) return [];
     const ids = this.pendingDrops;
     this.pendingDrops = [];

@@ -1,4 +1,4 @@
-import { zeroCounters, type Command, type CommandResult, type ScoredId } from '../../proto/commands.js';
+import { zeroCounters, type SearchCommand, type CommandResult, type ScoredId } from '../../proto/commands.js';
 import type { SearchMachine } from '../../coordinator/search/machine.js';
 
 /**
@@ -9,7 +9,7 @@ import type { SearchMachine } from '../../coordinator/search/machine.js';
 export class MetadataWorker {
   readonly steps = new Map<number, number>();
   readonly counters = zeroCounters();
-  readonly log: Command[] = [];
+  readonly log: SearchCommand[] = [];
   /** States whose model output at their current step was already paid for by an x0 score. */
   private readonly cached = new Set<number>();
   /** Peak number of states held at once. */
@@ -21,7 +21,7 @@ export class MetadataWorker {
     private readonly reward: (id: number, from: number, kind: 'rollout' | 'final' | 'x0') => number,
   ) {}
 
-  execute(command: Command): CommandResult {
+  execute(command: SearchCommand): CommandResult {
     this.log.push(command);
     const scores: ScoredId[] = [];
     const counters = zeroCounters();
