@@ -6,7 +6,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Command, CommandResult } from '../proto/commands.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from './executor.js';
-import { loadModel } from './models/load-model.js';
+import { openModel } from './models/load-model.js';
+import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from './worker-setup.js';
 
 export type ToWorker = { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] };
@@ -33,7 +34,17 @@ if (port === null) throw new Error('worker/thread-main.js must run as a worker t
 try {
   const setup = workerData as WorkerSetup;
   const sampler = createSampler(setup.sampler);
-  const model = loadModel(setup.model, { prediction: sampler.prediction });
+  const providers = (setup.providers ?? ['cpu']).map((name) => {
+    if (!isProviderName(name)) throw new RangeError(`unknown execution provider '${name}'; known: ${PROVIDER_NAMES.join(', ')}`);
+    return name;
+  });
+  const model = await openModel(setup.model, {
+    prediction: sampler.prediction,
+    providers,
+    ...(setup.prompt !== undefined ? { prompt: setup.prompt } : {}),
+    ...(setup.negativePrompt !== undefined ? { negativePrompt: setup.negativePrompt } : {}),
+    ...(setup.guidanceScale !== undefined ? { guidanceScale: setup.guidanceScale } : {}),
+  });
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   let queue: Promise<void> = Promise.resolve();

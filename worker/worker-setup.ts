@@ -2,7 +2,7 @@ import type { SamplerConfig } from '../samplers/index.js';
 
 /** Everything a worker needs to serve a run: which model, which sampler, which seed. */
 export interface WorkerSetup {
-  /** Model spec: `analytic:gmm[?key=value&...]` (later: a bundle folder). */
+  /** Model spec: `analytic:gmm[?key=value&...]`, or an ONNX bundle folder (a path or `bundle:<path>`). */
   readonly model: string;
   readonly sampler: SamplerConfig;
   /** The run seed, as a decimal string so a 64-bit seed survives structured clone and JSON. */

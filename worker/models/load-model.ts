@@ -1,4 +1,8 @@
+import { statSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import type { PredictionType } from '../../samplers/sampler.js';
+import type { OnnxGenerativeModel } from '../bundles/onnx-generative-model.js';
+import type { ProviderName } from '../runtime/providers.js';
 import { createAnalyticModel } from './analytic-gmm.js';
 import { parseAnalyticModelSpec } from './analytic-gmm-config.js';
 import type { GenerativeModel } from './generator.js';
@@ -14,11 +18,37 @@ export class ModelLoadError extends Error {
 export interface LoadOptions {
   /** What the run's sampler expects the network to predict. */
   readonly prediction: PredictionType;
+  /** The prompt a bundle is conditioned on (required for bundles; the analytic model has none). */
+  readonly prompt?: string;
+  /** The negative prompt (default: empty, i.e. the unconditional embedding). */
+  readonly negativePrompt?: string;
+  /** Classifier-free guidance scale; CFG runs when > 1. */
+  readonly guidanceScale?: number;
+  /** Execution providers to try in order (default ['cpu']). */
+  readonly providers?: readonly ProviderName[];
+  /** A rewards.json to use instead of the bundle's own. */
+  readonly rewards?: string;
+  /** Image size in pixels for bundles whose latent size is not fixed by the graph. */
+  readonly height?: number;
+  readonly width?: number;
+}
+
+/** Whether `spec` names a bundle folder: `bundle:<path>`, a path-like spec, or an existing folder. */
+export function bundlePath(spec: string): string | null {
+  if (spec.startsWith('bundle:')) return spec.slice('bundle:'.length);
+  if (spec.startsWith('analytic:')) return null;
+  if (isAbsolute(spec) || spec.startsWith('./') || spec.startsWith('../') || spec.includes('/')) return spec;
+  try {
+    return statSync(spec).isDirectory() ? spec : null;
+  } catch {
+    return null;
+  }
 }
 
 /**
- * Loads the model a spec names. `analytic:gmm[?...]` is the closed-form model; its parameterisation
- * follows the sampler unless the spec sets one, in which case the two must agree.
+ * Loads a model synchronously: `analytic:gmm[?...]`, the closed-form model, whose parameterisation
+ * follows the sampler unless the spec sets one, in which case the two must agree. Bundles open ONNX
+ * sessions, which is asynchronous: use openModel for any spec (worker threads do).
  */
 export function loadModel(spec: string, options: LoadOptions): GenerativeModel {
   if (spec.startsWith('analytic:')) {
@@ -29,5 +59,41 @@ export function loadModel(spec: string, options: LoadOptions): GenerativeModel {
     }
     return createAnalyticModel({ ...config, prediction: options.prediction });
   }
-  throw new ModelLoadError(spec, 'unknown model; this build loads `analytic:gmm[?key=value&...]` (ONNX bundles come with the model runtime)');
+  if (bundlePath(spec) !== null) throw new ModelLoadError(spec, 'is a model bundle, which loads asynchronously: call openModel');
+  throw unknownModel(spec);
+}
+
+function unknownModel(spec: string): ModelLoadError {
+  return new ModelLoadError(spec, 'unknown model; this build loads `analytic:gmm[?key=value&...]` and ONNX bundle folders (a path, or `bundle:<path>`)');
+}
+
+/**
+ * Loads the model any spec names. A folder (or `bundle:<folder>`) is an ONNX bundle in optimum's
+ * layout, conditioned on `options.prompt`; its scheduler's prediction type must be the sampler's.
+ */
+export async function openModel(spec: string, options: LoadOptions): Promise<GenerativeModel> {
+  const folder = bundlePath(spec);
+  if (folder === null) return loadModel(spec, options);
+  if (options.prompt === undefined) throw new ModelLoadError(spec, 'a model bundle needs a prompt (the text it is conditioned on)');
+  let model: OnnxGenerativeModel;
+  try {
+    // Imported here so analytic runs never load the native onnxruntime binding.
+    const { OnnxGenerativeModel } = await import('../bundles/onnx-generative-model.js');
+    model = await OnnxGenerativeModel.load(folder, {
+      prompt: options.prompt,
+      ...(options.negativePrompt !== undefined ? { negativePrompt: options.negativePrompt } : {}),
+      ...(options.guidanceScale !== undefined ? { guidanceScale: options.guidanceScale } : {}),
+      ...(options.providers !== undefined ? { providers: options.providers } : {}),
+      ...(options.rewards !== undefined ? { rewards: options.rewards } : {}),
+      ...(options.height !== undefined ? { height: options.height } : {}),
+      ...(options.width !== undefined ? { width: options.width } : {}),
+    });
+  } catch (error) {
+    throw new ModelLoadError(spec, error instanceof Error ? error.message : String(error), { cause: error });
+  }
+  if (model.denoiser.prediction !== options.prediction) {
+    await model.release();
+    throw new ModelLoadError(spec, `predicts '${model.denoiser.prediction}' (scheduler/scheduler_config.json) but the sampler expects '${options.prediction}'; take the sampler from the bundle (bundleSamplerConfig)`);
+  }
+  return model;
 }

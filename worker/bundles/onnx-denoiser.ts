@@ -1,0 +1,140 @@
+/**
+ * The bundle's U-Net (or transformer) as a Denoiser for ONE prompt: the prompt and negative prompt are
+ * embedded at load; each call runs the graph on [uncond; cond] rows together (diffusers' ONNX pipeline
+ * recipe) and combines uncond + w (cond - uncond). With w <= 1 there is no guidance and only the
+ * conditional rows run (diffusers: do_classifier_free_guidance = guidance_scale > 1).
+ */
+import type { PredictionType, StepTime } from '../../samplers/sampler.js';
+import type { Denoiser } from '../models/generator.js';
+import { ModelLayoutError } from '../runtime/model-layout-error.js';
+import { fixedBatch, type OnnxSession } from '../runtime/onnx-session.js';
+import { floatTensor, readFloats, timestepTensor, type FloatType, type TimestepLayout } from '../runtime/tensors.js';
+import type { PromptEmbedding } from './onnx-text-encoder.js';
+
+const FLOATS = ['float32', 'float16'] as const;
+const LATENT_INPUTS = ['sample', 'hidden_states'];
+const TIMESTEP_INPUTS = ['timestep', 'timesteps', 't'];
+const POOLED_INPUTS = ['pooled_projections', 'text_embeds'];
+
+export interface DenoiserSetup {
+  readonly session: OnnxSession;
+  readonly prediction: PredictionType;
+  readonly cond: PromptEmbedding;
+  readonly uncond: PromptEmbedding;
+  readonly guidanceScale: number;
+  /** [channels, height, width] when the graph's dims are symbolic (from config or options). */
+  readonly latentShape: readonly [number, number, number];
+  /** The graph's timestep = StepTime.timestep * timestepScale (1 for SD/SD3; 1/1000 for graphs fed sigma). */
+  readonly timestepScale: number;
+  /** Rows per graph call when the batch axis is symbolic (memory bound); all rows at once when absent. */
+  readonly maxRows?: number;
+}
+
+/** The graph's latent input and the rest of its IO, checked against what this loader can feed. */
+export function denoiserLayout(session: OnnxSession) {
+  const file = session.file;
+  const latent = session.findInput(LATENT_INPUTS);
+  if (!latent) throw new ModelLayoutError(file, "input 'sample'", "a latent input named 'sample' (U-Net) or 'hidden_states' (transformer)", `inputs ${[...session.inputs.keys()].map((n) => `'${n}'`).join(', ')}`);
+  session.input(latent.name, { types: [...FLOATS], ranks: [4] });
+  const timestep = session.findInput(TIMESTEP_INPUTS);
+  if (!timestep) throw new ModelLayoutError(file, "input 'timestep'", "a timestep input named 'timestep'", `inputs ${[...session.inputs.keys()].map((n) => `'${n}'`).join(', ')}`);
+  session.input(timestep.name, { types: ['float32', 'float16', 'float64', 'int64', 'int32'], ranks: [0, 1] });
+  const context = session.input('encoder_hidden_states', { types: [...FLOATS], ranks: [3] });
+  const pooled = session.findInput(POOLED_INPUTS);
+  if (pooled) session.input(pooled.name, { types: [...FLOATS], ranks: [2] });
+  const fed = new Set([latent.name, timestep.name, context.name, ...(pooled ? [pooled.name] : [])]);
+  for (const name of session.inputs.keys()) {
+    if (!fed.has(name)) throw new ModelLayoutError(file, `input '${name}'`, `only inputs this loader feeds (${[...fed].join(', ')})`, `an extra input '${name}' (SDXL time ids, FLUX image/text ids and guidance are not supported yet)`);
+  }
+  const outName = session.outputs.has('out_sample') ? 'out_sample' : session.outputs.size === 1 ? [...session.outputs.keys()][0]! : null;
+  if (outName === null) throw new ModelLayoutError(file, "output 'out_sample'", "an output named 'out_sample' (or a single output)", `outputs ${[...session.outputs.keys()].join(', ')}`);
+  const output = session.output(outName, { types: [...FLOATS], ranks: [4] });
+  return { latent, timestep, context, pooled, output };
+}
+
+export class OnnxDenoiser implements Denoiser {
+  readonly latentSize: number;
+  readonly latentShape: readonly number[];
+  readonly prediction: PredictionType;
+  readonly forwardPassesPerNfe: number;
+  /** Graph calls made (a fixed-batch graph takes several per predict). */
+  calls = 0;
+  private readonly cfg: boolean;
+  private readonly layout: ReturnType<typeof denoiserLayout>;
+  private readonly fixed: number | null;
+  private readonly timestepLayout: TimestepLayout;
+
+  constructor(private readonly setup: DenoiserSetup) {
+    const { session, cond } = setup;
+    this.layout = denoiserLayout(session);
+    const { latent, context } = this.layout;
+    const [c, h, w] = setup.latentShape;
+    session.input(latent.name, { types: [...FLOATS], ranks: [4], dims: [null, c, h, w] });
+    session.input(context.name, { types: [...FLOATS], ranks: [3], dims: [null, cond.tokens, cond.dim] });
+    if (this.layout.pooled && cond.pooled === null) {
+      throw new ModelLayoutError(session.file, `input '${this.layout.pooled.name}'`, 'a pooled text embedding from the text encoder', 'a text encoder without pooler_output/text_embeds');
+    }
+    this.latentShape = [c, h, w];
+    this.latentSize = c * h * w;
+    this.prediction = setup.prediction;
+    this.cfg = setup.guidanceScale > 1;
+    this.forwardPassesPerNfe = this.cfg ? 2 : 1;
+    this.fixed = fixedBatch(latent);
+    this.timestepLayout = { type: this.layout.timestep.type as TimestepLayout['type'], rank: this.layout.timestep.rank as 0 | 1 };
+    const contextBatch = fixedBatch(context);
+    if (this.fixed !== contextBatch) {
+      throw new ModelLayoutError(session.file, `input '${context.name}'`, `the same batch axis as '${latent.name}' (${this.fixed ?? 'symbolic'})`, `[${context.dims.join(', ')}]`);
+    }
+  }
+
+  get guidance(): boolean {
+    return this.cfg;
+  }
+
+  async predict(latents: Float32Array, batch: number, time: StepTime, out: Float32Array): Promise<void> {
+    const size = this.latentSize;
+    const { cond, uncond, session } = this.setup;
+    const rows = this.cfg ? 2 * batch : batch;
+    const results = this.cfg ? new Float32Array(rows * size) : out;
+    const step = this.fixed ?? Math.min(rows, this.setup.maxRows ?? rows);
+    const contextSize = cond.tokens * cond.dim;
+    const { latent, timestep, context, pooled, output } = this.layout;
+    const t = time.timestep * this.setup.timestepScale;
+    for (let start = 0; start < rows; start += step) {
+      const n = Math.min(step, rows - start);
+      // A fixed-batch graph gets full chunks: the last one is padded with copies of its last row.
+      const feedRows = this.fixed ?? n;
+      const sample = new Float32Array(feedRows * size);
+      const hidden = new Float32Array(feedRows * contextSize);
+      const pooledRows = pooled ? new Float32Array(feedRows * cond.dim) : null;
+      for (let r = 0; r < feedRows; r++) {
+        const row = start + Math.min(r, n - 1);
+        // Rows [0, batch) are unconditional when guiding, [batch, 2 batch) conditional.
+        const index = this.cfg ? row % batch : row;
+        const embedding = !this.cfg || row >= batch ? cond : uncond;
+        sample.set(latents.subarray(index * size, (index + 1) * size), r * size);
+        hidden.set(embedding.hidden, r * contextSize);
+        pooledRows?.set(embedding.pooled!, r * cond.dim);
+      }
+      const feeds = {
+        [latent.name]: floatTensor(latent.type as FloatType, sample, [feedRows, ...this.latentShape]),
+        [timestep.name]: timestepTensor(this.timestepLayout, t, typeof timestep.dims[0] === 'number' ? timestep.dims[0] : feedRows),
+        [context.name]: floatTensor(context.type as FloatType, hidden, [feedRows, cond.tokens, cond.dim]),
+        ...(pooled && pooledRows ? { [pooled.name]: floatTensor(pooled.type as FloatType, pooledRows, [feedRows, cond.dim]) } : {}),
+      };
+      const result = await session.run(feeds, [output.name]);
+      this.calls += 1;
+      const values = readFloats(result[output.name]!, `${session.file} ${output.name}`);
+      if (values.length < n * size) throw new ModelLayoutError(session.file, `output '${output.name}'`, `${feedRows} x [${this.latentShape.join(', ')}]`, `[${result[output.name]!.dims.join(', ')}]`);
+      results.set(values.subarray(0, n * size), start * size);
+    }
+    if (this.cfg) {
+      const w = this.setup.guidanceScale;
+      const half = batch * size;
+      for (let i = 0; i < half; i++) {
+        const u = results[i]!;
+        out[i] = u + w * (results[half + i]! - u);
+      }
+    }
+  }
+}

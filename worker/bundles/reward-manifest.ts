@@ -1,0 +1,106 @@
+/**
+ * rewards.json: which reward models score a bundle's samples and how to feed them. It sits beside
+ * model_index.json (the bundle carries its rewards) or anywhere else (given to the loader), and paths
+ * in it are relative to the manifest. Format, version 1:
+ *
+ *   { "version": 1,
+ *     "rewards": [
+ *       { "name": "imagereward",                 // unique; the run record's metric name
+ *         "path": "rewards/imagereward.onnx",    // relative to this file
+ *         "role": "guidance",                    // exactly one guidance reward (the search maximizes it);
+ *                                                // the others are "held-out" metrics
+ *         "inputs": { "pixel_values": "image", "input_ids": "prompt_tokens" },
+ *                                                // graph input -> what to feed: "image" (decoded samples,
+ *                                                // [B, 3, H, W] in [0, 1] then normalized), "prompt_tokens"
+ *                                                // (the prompt's ids, [B, L]), "prompt_attention_mask"
+ *         "output": "scores",                    // optional: the output to read, [B] or [B, 1]; default the only one
+ *         "image": { "mean": [..3], "std": [..3] },  // optional per-channel normalization: (x - mean) / std
+ *         "tokenizer": "rewards/tokenizer" } ] } // optional: a tokenizer folder; default the bundle's
+ *
+ * The host does not resize images: a reward that wants 224x224 is exported with its resize inside the graph.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+
+export const REWARD_ROLES = ['guidance', 'held-out'] as const;
+export type RewardRole = (typeof REWARD_ROLES)[number];
+export const REWARD_INPUT_SOURCES = ['image', 'prompt_tokens', 'prompt_attention_mask'] as const;
+export type RewardInputSource = (typeof REWARD_INPUT_SOURCES)[number];
+
+export interface RewardSpec {
+  readonly name: string;
+  /** Absolute path of the ONNX file. */
+  readonly file: string;
+  readonly role: RewardRole;
+  readonly inputs: Readonly<Record<string, RewardInputSource>>;
+  readonly output: string | null;
+  readonly mean: readonly [number, number, number] | null;
+  readonly std: readonly [number, number, number] | null;
+  /** Absolute path of a tokenizer folder, or null for the bundle's tokenizer. */
+  readonly tokenizer: string | null;
+}
+
+/** A rewards.json that cannot be used: names the file and the entry field. */
+export class RewardManifestError extends Error {
+  override readonly name = 'RewardManifestError';
+  constructor(readonly file: string, readonly field: string, detail: string, options?: { cause?: unknown }) {
+    super(`${file}: ${field}: ${detail}`, options);
+  }
+}
+
+function triple(file: string, field: string, value: unknown, positive: boolean): readonly [number, number, number] | null {
+  if (value === undefined || value === null) return null;
+  if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0))) {
+    throw new RewardManifestError(file, field, `must be three ${positive ? 'positive ' : ''}numbers (one per RGB channel), got ${JSON.stringify(value)}`);
+  }
+  return value as unknown as [number, number, number];
+}
+
+/** Reads rewards.json; the guidance reward comes first in the result (the executor's rewards[0]). */
+export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]> {
+  const file = resolve(fileArg);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (error) {
+    throw new RewardManifestError(file, '(file)', `cannot be read as JSON: ${(error as Error).message}`, { cause: error });
+  }
+  const root = raw as { version?: unknown; rewards?: unknown };
+  if (typeof raw !== 'object' || raw === null || root.version !== 1) throw new RewardManifestError(file, 'version', `must be 1, got ${JSON.stringify(root?.version)}`);
+  if (!Array.isArray(root.rewards) || root.rewards.length === 0) throw new RewardManifestError(file, 'rewards', 'must list at least one reward model');
+  const base = dirname(file);
+  const specs: RewardSpec[] = [];
+  for (const [i, entry] of (root.rewards as unknown[]).entries()) {
+    const at = (field: string) => `rewards[${i}].${field}`;
+    const e = (entry ?? {}) as Record<string, unknown>;
+    if (typeof e.name !== 'string' || e.name === '') throw new RewardManifestError(file, at('name'), 'must be a non-empty string');
+    if (specs.some((s) => s.name === e.name)) throw new RewardManifestError(file, at('name'), `'${e.name}' is used twice; names must be unique`);
+    if (typeof e.path !== 'string') throw new RewardManifestError(file, at('path'), 'must be the ONNX file, relative to rewards.json');
+    const path = resolve(base, e.path);
+    const isFile = await stat(path).then((s) => s.isFile(), () => false);
+    if (!isFile) throw new RewardManifestError(file, at('path'), `${path} is missing; export the reward model there or fix the path`);
+    if (!(REWARD_ROLES as readonly unknown[]).includes(e.role)) throw new RewardManifestError(file, at('role'), `must be 'guidance' or 'held-out', got ${JSON.stringify(e.role)}`);
+    const inputs = e.inputs as Record<string, unknown> | undefined;
+    if (typeof inputs !== 'object' || inputs === null || Object.keys(inputs).length === 0) throw new RewardManifestError(file, at('inputs'), 'must map each graph input to "image", "prompt_tokens" or "prompt_attention_mask"');
+    for (const [input, source] of Object.entries(inputs)) {
+      if (!(REWARD_INPUT_SOURCES as readonly unknown[]).includes(source)) throw new RewardManifestError(file, at(`inputs.${input}`), `must be one of ${REWARD_INPUT_SOURCES.join(', ')}, got ${JSON.stringify(source)}`);
+    }
+    if (!Object.values(inputs).includes('image')) throw new RewardManifestError(file, at('inputs'), 'must feed the image to one input');
+    if (e.output !== undefined && typeof e.output !== 'string') throw new RewardManifestError(file, at('output'), 'must be an output name');
+    const image = (e.image ?? {}) as Record<string, unknown>;
+    if (e.tokenizer !== undefined && typeof e.tokenizer !== 'string') throw new RewardManifestError(file, at('tokenizer'), 'must be a tokenizer folder, relative to rewards.json');
+    specs.push({
+      name: e.name,
+      file: path,
+      role: e.role as RewardRole,
+      inputs: inputs as Record<string, RewardInputSource>,
+      output: typeof e.output === 'string' ? e.output : null,
+      mean: triple(file, at('image.mean'), image.mean, false),
+      std: triple(file, at('image.std'), image.std, true),
+      tokenizer: typeof e.tokenizer === 'string' ? resolve(base, e.tokenizer) : null,
+    });
+  }
+  const guidance = specs.filter((s) => s.role === 'guidance');
+  if (guidance.length !== 1) throw new RewardManifestError(file, 'rewards', `needs exactly one reward with role 'guidance' (the one the search maximizes), found ${guidance.length}`);
+  return [...guidance, ...specs.filter((s) => s.role !== 'guidance')];
+}

@@ -1,0 +1,184 @@
+/**
+ * One ONNX model opened with onnxruntime-node on the first execution provider that works, in the order
+ * configuration gives, with the graph's input and output metadata read from the session (names, element
+ * types, ranks, fixed or symbolic dims) rather than assumed: exports of the same model differ in all of
+ * these (see shared/reference/onnx-layouts.md).
+ */
+import * as ort from 'onnxruntime-node';
+import { ModelLayoutError } from './model-layout-error.js';
+
+import { DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type ProviderName } from './providers.js';
+
+export { DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type ProviderName } from './providers.js';
+
+/** One provider tried while opening a session. */
+export interface ProviderAttempt {
+  readonly provider: ProviderName;
+  readonly ok: boolean;
+  /** Why it did not open (the runtime's message), when it did not. */
+  readonly error?: string;
+}
+
+/** No provider in the list could open the model: every attempt and its failure is listed. */
+export class ProviderUnavailableError extends Error {
+  override readonly name = 'ProviderUnavailableError';
+  constructor(readonly file: string, readonly attempts: readonly ProviderAttempt[], options?: { cause?: unknown }) {
+    super(`${file}: no execution provider could open the model (${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}); add 'cpu' to the provider list or check the provider's libraries`, options);
+  }
+}
+
+/** What the graph declares for one input or output. */
+export interface TensorInfo {
+  readonly name: string;
+  readonly type: ort.Tensor.Type;
+  /** Dims as declared: a number is fixed, a string is symbolic (any size). Empty for rank 0. */
+  readonly dims: readonly (number | string)[];
+  readonly rank: number;
+}
+
+/** Constraints a loader places on one input or output. */
+export interface TensorExpectation {
+  readonly types: readonly ort.Tensor.Type[];
+  /** Accepted ranks. */
+  readonly ranks?: readonly number[];
+  /** Per-axis sizes that must match where the graph fixes them (null: any). */
+  readonly dims?: readonly (number | null)[];
+}
+
+export interface OpenSessionOptions {
+  /** Providers to try in order; the first that opens the model is used. Defaults to DEFAULT_PROVIDERS. */
+  readonly providers?: readonly ProviderName[];
+  /** Threads per session for the CPU provider (onnxruntime's default when absent). */
+  readonly intraOpThreads?: number;
+}
+
+export class OnnxSession {
+  /** The provider that opened the session. */
+  readonly provider: ProviderName;
+  readonly inputs: ReadonlyMap<string, TensorInfo>;
+  readonly outputs: ReadonlyMap<string, TensorInfo>;
+
+  private constructor(
+    readonly file: string,
+    private readonly session: ort.InferenceSession,
+    provider: ProviderName,
+    /** Every provider tried, in order, including the failures before the one that opened. */
+    readonly attempts: readonly ProviderAttempt[],
+  ) {
+    this.provider = provider;
+    this.inputs = metadataMap(file, session.inputMetadata);
+    this.outputs = metadataMap(file, session.outputMetadata);
+  }
+
+  /**
+   * Opens `file` with each provider in turn. A provider is tried alone (not as a list) so that the
+   * runtime cannot silently fall back to CPU under a GPU's name: the provider reported is the one that ran.
+   */
+  static async open(file: string, options: OpenSessionOptions = {}): Promise<OnnxSession> {
+    const providers = options.providers ?? DEFAULT_PROVIDERS;
+    if (providers.length === 0) throw new RangeError(`${file}: the execution provider list is empty`);
+    const attempts: ProviderAttempt[] = [];
+    let lastError: unknown;
+    for (const provider of providers) {
+      if (!isProviderName(provider)) throw new RangeError(`unknown execution provider '${String(provider)}'; known: ${PROVIDER_NAMES.join(', ')}`);
+      try {
+        const session = await ort.InferenceSession.create(file, {
+          executionProviders: [provider],
+          // A failed provider logs at error level from native code; the attempt list reports it instead.
+          logSeverityLevel: 3,
+          ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
+        });
+        attempts.push({ provider, ok: true });
+        return new OnnxSession(file, session, provider, attempts);
+      } catch (error) {
+        lastError = error;
+        attempts.push({ provider, ok: false, error: firstLine(error) });
+        // A model that cannot be read fails the same way on every provider: stop at once.
+        if (isModelFileError(error)) throw new ProviderUnavailableError(file, attempts, { cause: error });
+      }
+    }
+    throw new ProviderUnavailableError(file, attempts, { cause: lastError });
+  }
+
+  /** The declared input `name`, checked against `expected`; throws ModelLayoutError naming the file. */
+  input(name: string, expected?: TensorExpectation): TensorInfo {
+    return check(this.file, 'input', this.inputs, name, expected);
+  }
+
+  output(name: string, expected?: TensorExpectation): TensorInfo {
+    return check(this.file, 'output', this.outputs, name, expected);
+  }
+
+  /** The first of `names` the graph has as an input, or null. */
+  findInput(names: readonly string[]): TensorInfo | null {
+    for (const name of names) {
+      const info = this.inputs.get(name);
+      if (info) return info;
+    }
+    return null;
+  }
+
+  async run(feeds: Record<string, ort.Tensor>, outputs?: readonly string[]): Promise<Record<string, ort.Tensor>> {
+    return outputs === undefined ? await this.session.run(feeds) : await this.session.run(feeds, [...outputs]);
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  /** One line for logs: file, provider, and why earlier providers failed. */
+  describe(): string {
+    const failed = this.attempts.filter((a) => !a.ok).map((a) => `${a.provider} failed: ${a.error}`);
+    return `${this.file} on ${this.provider}${failed.length ? ` (${failed.join('; ')})` : ''}`;
+  }
+}
+
+function metadataMap(file: string, metadata: readonly ort.InferenceSession.ValueMetadata[]): Map<string, TensorInfo> {
+  const map = new Map<string, TensorInfo>();
+  for (const value of metadata) {
+    if (!value.isTensor) throw new ModelLayoutError(file, value.name, 'a tensor', 'a non-tensor value (sequence or map)');
+    // An undefined shape also reads as []: such a graph is treated as rank 0, which holds for the
+    // timestep it occurs on in practice, and a wrong guess fails in run() with the runtime's message.
+    map.set(value.name, { name: value.name, type: value.type, dims: value.shape, rank: value.shape.length });
+  }
+  return map;
+}
+
+function check(file: string, side: 'input' | 'output', map: ReadonlyMap<string, TensorInfo>, name: string, expected?: TensorExpectation): TensorInfo {
+  const label = side === 'input' ? `input '${name}'` : `output '${name}'`;
+  const info = map.get(name);
+  if (!info) {
+    const present = [...map.keys()].map((n) => `'${n}'`).join(', ') || 'none';
+    throw new ModelLayoutError(file, label, `an ${side} named '${name}'`, `${side}s ${present}`);
+  }
+  if (!expected) return info;
+  if (!expected.types.includes(info.type)) throw new ModelLayoutError(file, label, `element type ${expected.types.join(' or ')}`, info.type);
+  if (expected.ranks && !expected.ranks.includes(info.rank)) {
+    throw new ModelLayoutError(file, label, `rank ${expected.ranks.join(' or ')}`, `rank ${info.rank} [${info.dims.join(', ')}]`);
+  }
+  expected.dims?.forEach((want, axis) => {
+    const have = info.dims[axis];
+    if (want !== null && typeof have === 'number' && have !== want) {
+      throw new ModelLayoutError(file, label, `size ${want} on axis ${axis}`, `[${info.dims.join(', ')}]`);
+    }
+  });
+  return info;
+}
+
+function firstLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split('\n')[0]!.trim();
+}
+
+/** Errors that say the file itself is unreadable (missing, not a model, missing external data). */
+function isModelFileError(error: unknown): boolean {
+  const message = error instanceof Error ? error.message : String(error);
+  // Not 'No such file': a GPU provider whose shared library is missing says that too.
+  return /Load model from .* failed|Protobuf parsing failed|external data|onnx_data/i.test(message) && !/ExecutionProvider/.test(message);
+}
+
+/** The fixed size of axis 0 when the graph fixes it (a static-batch export), else null. */
+export function fixedBatch(info: TensorInfo): number | null {
+  const dim = info.dims[0];
+  return typeof dim === 'number' && dim > 0 ? dim : null;
+}
