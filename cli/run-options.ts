@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { ConfigError, mergeRunConfig, parseRunConfig, resolveRunConfig, type RunPlan } from '../config/resolve-run-config.js';
+import { ConfigError, mergeRunConfig, parseRunConfig, type RunPlan } from '../config/resolve-run-config.js';
+import { planRun } from '../config/plan-run.js';
 import { LOG_LEVELS, METHOD_NAMES, type RunConfigInput } from '../config/run-config-schema.js';
 import { PRESET_NAMES, PRESETS } from '../config/presets.js';
 
@@ -59,6 +60,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flags: '--particle-fitness <kind>', help: 'particles: score by the one-step x0 prediction or a full rollout (default x0-prediction)', path: ['particles', 'fitness'], choices: ['x0-prediction', 'rollout'] },
   { flags: '--prompt <text>', help: 'text prompt for a text-to-image/video bundle (the analytic model takes none)', path: ['prompt'] },
   { flags: '--negative-prompt <text>', help: 'negative prompt for classifier-free guidance (default empty)', path: ['negativePrompt'] },
+  { flags: '--rewards <manifest>', help: "rewards.json to score with instead of the bundle's own (one guidance reward, any held-out ones)", path: ['rewards'] },
   { flags: '--providers <list>', help: 'ONNX execution providers to try in order, comma-separated: cpu, webgpu, cuda, tensorrt (default cpu); the one that opened is reported', path: ['providers'], parse: (value: string) => value.split(',').map((p) => p.trim()) },
   { flags: '--guidance-scale <x>', help: "classifier-free guidance scale (default: the preset's; the analytic model has no text and ignores it)", path: ['guidanceScale'], parse: decimal('--guidance-scale') },
   { flags: '--workers <int>', help: 'worker threads (default 2, or 1 on a single core)', path: ['workers'], parse: integer('--workers') },
@@ -121,6 +123,6 @@ export async function planFromOptions(cmd: Command): Promise<{ plan: RunPlan; fl
   const configPath = cmd.getOptionValue('config') as string | undefined;
   const fileLayer = configPath === undefined ? {} : await loadConfigFile(configPath);
   const flags = flagsLayer(cmd);
-  const plan = resolveRunConfig(mergeRunConfig(fileLayer, flags), configPath === undefined ? 'command-line flags' : `config (${configPath} + flags)`);
+  const plan = await planRun(mergeRunConfig(fileLayer, flags), configPath === undefined ? 'command-line flags' : `config (${configPath} + flags)`);
   return { plan, flags };
 }

@@ -1,4 +1,5 @@
 import { cpus } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import type { z } from 'zod';
 import { plannedParticleCompute, ParticleConfigError, type ParticleSearchConfig } from '../coordinator/search/particles.js';
 import { bestOfNSpend, evoSearchSpend, planBestOfN, planEvoSearch, type PlannedSpend } from '../coordinator/search/planner.js';
@@ -7,6 +8,7 @@ import { validateEvoSearchConfig, type EvoSearchConfig } from '../coordinator/se
 import { createSampler, type SamplerConfig } from '../samplers/index.js';
 import { SamplerConfigError } from '../samplers/sampler-config-error.js';
 import { PRESETS, type PresetName } from './presets.js';
+import type { ModelDefaults } from './plan-run.js';
 import { runConfigSchema, type RunConfigInput, type EXECUTION_PROVIDERS } from './run-config-schema.js';
 
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
@@ -32,6 +34,8 @@ export interface RunPlan {
   readonly guidanceScale: number;
   readonly prompt: string | undefined;
   readonly negativePrompt: string;
+  /** Reward manifest overriding the bundle's, as an absolute path. */
+  readonly rewards: string | undefined;
   readonly providers: readonly ExecutionProvider[];
   readonly evosearch: Omit<EvoSearchConfig, 'noiseStd' | 'seed' | 'steps'>;
   readonly bestOfN: { readonly n: number };
@@ -84,13 +88,14 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * Fills in the preset, checks the pieces against each other, and plans every method to the same NFE
  * budget (within one trajectory). Contradictions are errors, never silently resolved.
  */
-export function resolveRunConfig(input: RunConfigInput, source = 'config'): RunPlan {
+export function resolveRunConfig(input: RunConfigInput, source = 'config', modelDefaults?: ModelDefaults): RunPlan {
   const fail = (field: string, detail: string): never => {
     throw new ConfigError(field, detail, source);
   };
-  const preset = PRESETS[input.preset ?? 'sd21'];
+  const preset = PRESETS[input.preset ?? modelDefaults?.preset ?? 'sd21'];
   const method = input.method ?? 'evosearch';
-  const sampler = resolveSampler(preset.sampler, input.sampler ?? {}, source);
+  // A model bundle's own schedule replaces the preset's sampler; the preset still gives the search schedules.
+  const sampler = resolveSampler(modelDefaults?.sampler ?? preset.sampler, input.sampler ?? {}, source);
   const steps = sampler.steps;
 
   const evo = input.evosearch ?? {};
@@ -173,9 +178,10 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config'): RunP
     seed: input.seed ?? 0,
     budgetNfe,
     sampler,
-    guidanceScale: input.guidanceScale ?? preset.guidanceScale,
+    guidanceScale: input.guidanceScale ?? modelDefaults?.guidanceScale ?? preset.guidanceScale,
     prompt: input.prompt,
     negativePrompt: input.negativePrompt ?? '',
+    rewards: input.rewards === undefined ? undefined : resolvePath(input.rewards),
     providers: input.providers ?? ['cpu'],
     evosearch,
     bestOfN: { n },

@@ -69,6 +69,8 @@ export const runConfigSchema = z.strictObject({
   /** The text prompt (text-conditioned bundles; the analytic model takes none). */
   prompt: z.string().min(1).max(1000).optional(),
   negativePrompt: z.string().max(1000).optional(),
+  /** A rewards.json manifest to score with instead of the bundle's own. */
+  rewards: z.string().min(1).optional(),
   /** Execution providers to try, in order (the first that opens is used and reported). */
   providers: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).optional(),
   /** In-process worker threads of the embedded run. */

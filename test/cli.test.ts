@@ -38,6 +38,29 @@ describe('evosearch CLI', () => {
     });
   }
 
+  it('runs EvoSearch on an ONNX bundle in the SD 2.1 export layout, with a prompt and a reward manifest', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'cli-bundle-'));
+    const fixtures = join(root, 'test', 'fixtures');
+    const { code, stdout, stderr } = await evosearch('run', '--model', join(fixtures, 'sd21-layout'), '--prompt', 'a red circle', '--rewards', join(fixtures, 'tiny-rewards', 'rewards.json'), '--budget-nfe', '500', '--steps', '10', '--out', out);
+    assert.equal(code, 0, stderr);
+    const record = JSON.parse(await readFile(join(out, 'record.json'), 'utf8'));
+    assert.equal(record.spent.nfe, 500);
+    assert.equal(record.spent.forwardPasses, 1000, 'classifier-free guidance: two passes per NFE');
+    // The bundle's own schedule (v_prediction, DDIM) run stochastically for the search.
+    assert.equal(record.plan.sampler.kind, 'ddim');
+    assert.equal(record.plan.sampler.prediction_type, 'v_prediction');
+    assert.equal(record.plan.sampler.eta, 1);
+    assert.ok(Number.isFinite(record.best.reward));
+    assert.ok(Number.isFinite(record.best.metrics['image-score']));
+    assert.match(stdout, /record: /);
+    const missingPrompt = await evosearch('run', '--model', join(fixtures, 'sd21-layout'), '--out', out);
+    assert.equal(missingPrompt.code, 2);
+    assert.match(missingPrompt.stderr, /prompt: the model bundle .* is text-conditioned/);
+    const noBundle = await evosearch('run', '--model', join(fixtures, 'no-such-bundle'), '--prompt', 'a red circle');
+    assert.equal(noBundle.code, 2);
+    assert.match(noBundle.stderr, /invalid command-line flags: model: .*no-such-bundle/);
+  });
+
   it('plan prints what each method would spend at the budget, without running', async () => {
     const { code, stdout } = await evosearch('plan', '--budget-nfe', '3000');
     assert.equal(code, 0);
@@ -52,7 +75,7 @@ describe('evosearch CLI', () => {
   it('--help documents every flag', async () => {
     const { code, stdout } = await evosearch('run', '--help');
     assert.equal(code, 0);
-    const flags = ['--config', '--model', '--method', '--preset', '--seed', '--budget-nfe', '--sampler', '--steps', '--eta', '--shift', '--prediction-type', '--evolution-schedule', '--population-schedule', '--elites', '--mutation-rate', '--tournament-fraction', '--tournament-size', '--no-archive', '--samples', '--particles', '--lambda', '--potential', '--resample-every', '--resample-start', '--resample-end', '--adaptive-resampling', '--particle-fitness', '--prompt', '--negative-prompt', '--providers', '--guidance-scale', '--workers', '--batch-size', '--out', '--log-level', '--no-progress'];
+    const flags = ['--config', '--model', '--method', '--preset', '--seed', '--budget-nfe', '--sampler', '--steps', '--eta', '--shift', '--prediction-type', '--evolution-schedule', '--population-schedule', '--elites', '--mutation-rate', '--tournament-fraction', '--tournament-size', '--no-archive', '--samples', '--particles', '--lambda', '--potential', '--resample-every', '--resample-start', '--resample-end', '--adaptive-resampling', '--particle-fitness', '--prompt', '--negative-prompt', '--rewards', '--providers', '--guidance-scale', '--workers', '--batch-size', '--out', '--log-level', '--no-progress'];
     for (const flag of flags) assert.match(stdout, new RegExp(`${flag}\\b`), `help lacks ${flag}`);
     // Every option line carries a description.
     const optionLines = stdout.split('\n').filter((l) => /^\s+--/.test(l));

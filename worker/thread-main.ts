@@ -44,6 +44,7 @@ try {
     ...(setup.prompt !== undefined ? { prompt: setup.prompt } : {}),
     ...(setup.negativePrompt !== undefined ? { negativePrompt: setup.negativePrompt } : {}),
     ...(setup.guidanceScale !== undefined ? { guidanceScale: setup.guidanceScale } : {}),
+    ...(setup.rewards !== undefined ? { rewards: setup.rewards } : {}),
   });
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.

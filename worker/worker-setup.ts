@@ -12,6 +12,8 @@ export interface WorkerSetup {
   readonly prompt?: string;
   readonly negativePrompt?: string;
   readonly guidanceScale?: number;
+  /** A rewards.json to score with instead of the bundle's own (absolute path). */
+  readonly rewards?: string;
   /** Execution providers to try, in order. */
   readonly providers?: readonly string[];
 }

@@ -31,6 +31,7 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
     seed: String(plan.seed),
     batchSize: plan.batchSize,
     ...(plan.prompt !== undefined ? { prompt: plan.prompt, negativePrompt: plan.negativePrompt, guidanceScale: plan.guidanceScale } : {}),
+    ...(plan.rewards !== undefined ? { rewards: plan.rewards } : {}),
     providers: plan.providers,
   };
 }

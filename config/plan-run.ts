@@ -1,0 +1,56 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { SamplerConfig } from '../samplers/index.js';
+import { readBundleManifest } from '../worker/bundles/bundle-manifest.js';
+import { samplerConfigFromScheduler } from '../worker/bundles/scheduler-config.js';
+import { bundlePath } from '../worker/models/load-model.js';
+import type { PresetName } from './presets.js';
+import { ConfigError, resolveRunConfig, type RunPlan } from './resolve-run-config.js';
+import type { RunConfigInput } from './run-config-schema.js';
+
+/** What a bundle says about itself that the plan needs: the model's own schedule and its family. */
+export interface ModelDefaults {
+  /** The network's noise schedule, run with the sampler the search needs (stochastic). */
+  readonly sampler: SamplerConfig;
+  /** The preset whose search schedules fit the model family. */
+  readonly preset: PresetName;
+  /** The steps the bundle was trained and evaluated with, when it says. */
+  readonly steps?: number;
+  readonly guidanceScale?: number;
+}
+
+/**
+ * Resolves a run configuration, reading what a model bundle says about itself first: its scheduler
+ * config fixes the noise schedule and prediction type (a mismatch would be a silent wrong answer), run
+ * with the stochastic sampler EvoSearch needs (DDIM eta = 1 for VP models, SDE DPM-Solver++ for flow
+ * models); its family picks the preset (sd -> sd21, flux -> flux, video -> wan).
+ */
+export async function planRun(input: RunConfigInput, source: string): Promise<RunPlan> {
+  const folder = bundlePath(input.model ?? 'analytic:gmm');
+  if (folder === null) return resolveRunConfig(input, source);
+  let defaults: ModelDefaults;
+  try {
+    defaults = await bundleDefaults(folder, input.sampler?.steps);
+  } catch (error) {
+    throw new ConfigError('model', error instanceof Error ? error.message : String(error), source, { cause: error });
+  }
+  if (input.prompt === undefined) throw new ConfigError('prompt', `the model bundle '${folder}' is text-conditioned: give a prompt (--prompt "a red circle")`, source);
+  return resolveRunConfig(input, source, defaults);
+}
+
+async function bundleDefaults(folder: string, steps: number | undefined): Promise<ModelDefaults> {
+  const manifest = await readBundleManifest(folder);
+  const index = JSON.parse(await readFile(join(folder, 'model_index.json'), 'utf8')) as { _evosearch?: { family?: string; default_steps?: number; default_guidance_scale?: number } };
+  const own = index._evosearch ?? {};
+  const className = String(manifest.scheduler.config._class_name ?? '');
+  const flow = className.startsWith('Flow');
+  const preset: PresetName = own.family === 'video' ? 'wan' : flow ? 'flux' : 'sd21';
+  const chosenSteps = steps ?? 50;
+  const sampler = samplerConfigFromScheduler(manifest.scheduler.config, manifest.scheduler.file, flow ? { steps: chosenSteps, kind: 'flow-sde-dpmpp' } : { steps: chosenSteps, kind: 'ddim', eta: 1 });
+  return {
+    sampler,
+    preset,
+    ...(own.default_steps !== undefined ? { steps: own.default_steps } : {}),
+    ...(own.default_guidance_scale !== undefined ? { guidanceScale: own.default_guidance_scale } : {}),
+  };
+}
