@@ -13,6 +13,12 @@ import { BundleError, findTokenizerFiles, readBundleManifest, type BundleManifes
 import { denoiserLayout, OnnxDenoiser } from './onnx-denoiser.js';
 import { OnnxDecoder } from './onnx-decoder.js';
 import { OnnxRewardModel } from './onnx-reward.js';
+import { CompositionChecker } from '../rewards/composition-checker.js';
+import type { RewardModel } from '../models/generator.js';
+import type { BuiltinRewardName, RewardRole } from './reward-manifest.js';
+
+/** A reward model and what it is for: guiding the search, or only measuring it. */
+export type RoledReward = RewardModel & { readonly role: RewardRole };
 import { OnnxTextEncoder } from './onnx-text-encoder.js';
 import { readRewardManifest } from './reward-manifest.js';
 import { samplerConfigFromScheduler, SchedulerMappingError, type SchedulerMappingOptions } from './scheduler-config.js';
@@ -70,7 +76,7 @@ export class OnnxGenerativeModel implements GenerativeModel {
     readonly manifest: BundleManifest,
     readonly denoiser: OnnxDenoiser,
     readonly decoder: OnnxDecoder,
-    readonly rewards: readonly OnnxRewardModel[],
+    readonly rewards: readonly RoledReward[],
     readonly tokenizer: Tokenizer,
     readonly sessions: readonly SessionReport[],
     private readonly opened: readonly OnnxSession[],
@@ -129,8 +135,12 @@ export class OnnxGenerativeModel implements GenerativeModel {
         }
         return found;
       };
-      const rewards: OnnxRewardModel[] = [];
+      const rewards: RoledReward[] = [];
       for (const spec of rewardSpecs) {
+        if (spec.builtin !== undefined) {
+          rewards.push(builtinReward(spec.builtin, spec.role, options.prompt, decoder.sampleShape, manifest.folder));
+          continue;
+        }
         const session = track(`reward:${spec.name}`, await OnnxSession.open(spec.file, sessionOptions));
         rewards.push(await OnnxRewardModel.open(session, spec, options.prompt, decoder.sampleShape, tokenizers));
       }
@@ -179,4 +189,17 @@ function resolveLatentShape(manifest: BundleManifest, session: OnnxSession, opti
     return value;
   };
   return [channels, pick(2, options.height, 'height'), pick(3, options.width, 'width')];
+}
+
+/** A reward the worker computes itself; it must accept the decoder's samples. */
+function builtinReward(name: BuiltinRewardName, role: RewardRole, prompt: string, sampleShape: readonly number[], folder: string): RoledReward {
+  switch (name) {
+    case 'composition-checker': {
+      const checker = new CompositionChecker(prompt);
+      if (checker.sampleShape.join('x') !== sampleShape.join('x')) {
+        throw new RangeError(`${folder}: the composition checker measures samples of shape [${checker.sampleShape.join(', ')}] for this prompt, but the decoder makes [${sampleShape.join(', ')}]`);
+      }
+      return { name: checker.name, role, score: (samples, batch, out) => checker.score(samples, batch, out) };
+    }
+  }
 }

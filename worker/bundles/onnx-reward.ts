@@ -6,7 +6,7 @@ import type { RewardModel } from '../models/generator.js';
 import { ModelLayoutError } from '../runtime/model-layout-error.js';
 import { fixedBatch, type OnnxSession, type TensorInfo } from '../runtime/onnx-session.js';
 import { floatTensor, readFloats, tokenTensor, type FloatType, type IntType } from '../runtime/tensors.js';
-import type { RewardRole, RewardSpec } from './reward-manifest.js';
+import type { RewardRole, OnnxRewardSpec as RewardSpec } from './reward-manifest.js';
 import type { Tokenizer } from './tokenizer.js';
 
 const FLOATS = ['float32', 'float16'] as const;

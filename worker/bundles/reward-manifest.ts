@@ -27,7 +27,19 @@ export type RewardRole = (typeof REWARD_ROLES)[number];
 export const REWARD_INPUT_SOURCES = ['image', 'prompt_tokens', 'prompt_attention_mask'] as const;
 export type RewardInputSource = (typeof REWARD_INPUT_SOURCES)[number];
 
-export interface RewardSpec {
+/** Rewards computed by the worker itself rather than an ONNX graph. */
+export const BUILTIN_REWARDS = ['composition-checker'] as const;
+export type BuiltinRewardName = (typeof BUILTIN_REWARDS)[number];
+
+/** `{"name", "builtin": "composition-checker", "role"}`: the world's pixel-level checker (world/, WORLD.md). */
+export interface BuiltinRewardSpec {
+  readonly name: string;
+  readonly builtin: BuiltinRewardName;
+  readonly role: RewardRole;
+}
+
+export interface OnnxRewardSpec {
+  readonly builtin?: undefined;
   readonly name: string;
   /** Absolute path of the ONNX file. */
   readonly file: string;
@@ -57,6 +69,8 @@ function triple(file: string, field: string, value: unknown, positive: boolean):
 }
 
 /** Reads rewards.json; the guidance reward comes first in the result (the executor's rewards[0]). */
+export type RewardSpec = OnnxRewardSpec | BuiltinRewardSpec;
+
 export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]> {
   const file = resolve(fileArg);
   let raw: unknown;
@@ -75,7 +89,13 @@ export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]>
     const e = (entry ?? {}) as Record<string, unknown>;
     if (typeof e.name !== 'string' || e.name === '') throw new RewardManifestError(file, at('name'), 'must be a non-empty string');
     if (specs.some((s) => s.name === e.name)) throw new RewardManifestError(file, at('name'), `'${e.name}' is used twice; names must be unique`);
-    if (typeof e.path !== 'string') throw new RewardManifestError(file, at('path'), 'must be the ONNX file, relative to rewards.json');
+    if (e.builtin !== undefined) {
+      if (!(BUILTIN_REWARDS as readonly unknown[]).includes(e.builtin)) throw new RewardManifestError(file, at('builtin'), `must be one of ${BUILTIN_REWARDS.join(', ')}, got ${JSON.stringify(e.builtin)}`);
+      if (!(REWARD_ROLES as readonly unknown[]).includes(e.role)) throw new RewardManifestError(file, at('role'), `must be 'guidance' or 'held-out', got ${JSON.stringify(e.role)}`);
+      specs.push({ name: e.name, builtin: e.builtin as BuiltinRewardName, role: e.role as RewardRole });
+      continue;
+    }
+    if (typeof e.path !== 'string') throw new RewardManifestError(file, at('path'), 'must be the ONNX file, relative to rewards.json (or name a builtin reward)');
     const path = resolve(base, e.path);
     const isFile = await stat(path).then((s) => s.isFile(), () => false);
     if (!isFile) throw new RewardManifestError(file, at('path'), `${path} is missing; export the reward model there or fix the path`);
