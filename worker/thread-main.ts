@@ -62,7 +62,7 @@ try {
       port.postMessage({ type: 'error', seq: message.seq, error: serialize(error) } satisfies FromWorker);
     }
   };
-  port.postMessage({ type: 'ready', description: `thread ${model.id}` } satisfies FromWorker);
+  port.postMessage({ type: 'ready', description: `thread ${model.id}${model.describe ? ` [${model.describe()}]` : ''}` } satisfies FromWorker);
 } catch (error) {
   port.postMessage({ type: 'fatal', error: serialize(error) } satisfies FromWorker);
 }

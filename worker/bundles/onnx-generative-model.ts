@@ -157,8 +157,15 @@ export class OnnxGenerativeModel implements GenerativeModel {
   }
 
   /** One line per session: part, provider, and providers that failed before it. */
+  /** Which provider runs each part, and why the ones tried first did not (one line, for records and logs). */
   describe(): string {
-    return this.sessions.map((s) => `${s.part}: ${s.provider}${s.attempts.some((a) => !a.ok) ? ` (${s.attempts.filter((a) => !a.ok).map((a) => `${a.provider} failed: ${a.error}`).join('; ')})` : ''}`).join(', ');
+    const lines = this.sessions.map((s) => {
+      const failures = s.attempts.filter((a) => !a.ok).map((a) => `${a.provider} failed: ${lastSentence(a.error ?? '')}`);
+      return { part: s.part, text: `${s.provider}${failures.length > 0 ? ` (${failures.join('; ')})` : ''}` };
+    });
+    const distinct = new Set(lines.map((l) => l.text));
+    if (distinct.size === 1) return `all parts on ${lines[0]?.text ?? 'nothing'}`;
+    return lines.map((l) => `${l.part}: ${l.text}`).join(', ');
   }
 
   async release(): Promise<void> {
@@ -202,4 +209,11 @@ function builtinReward(name: BuiltinRewardName, role: RewardRole, prompt: string
       return { name: checker.name, role, score: (samples, batch, out) => checker.score(samples, batch, out) };
     }
   }
+}
+
+/** Native errors carry source paths and assertions; their last sentence says what happened. */
+function lastSentence(message: string): string {
+  const parts = message.trim().split(/\.\s+/);
+  const last = parts[parts.length - 1] ?? message;
+  return last.length > 160 ? `${last.slice(0, 157)}...` : last;
 }

@@ -36,6 +36,8 @@ export interface RewardModel {
 /** A loaded model: the pieces a worker runs. `rewards[0]` is the guidance reward. */
 export interface GenerativeModel {
   readonly id: string;
+  /** Where it runs, for logs and records: e.g. which execution provider opened each part. */
+  describe?(): string;
   readonly denoiser: Denoiser;
   readonly decoder: Decoder;
   readonly rewards: readonly RewardModel[];
