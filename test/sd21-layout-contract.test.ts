@@ -60,7 +60,7 @@ describe('SD 2.1 layout contract', () => {
         assert.equal(s.attempts[0]!.provider, 'cuda');
         assert.equal(s.attempts[0]!.ok, false);
       }
-      assert.match(model.describe(), /unet: cpu \(cuda failed: /);
+      assert.match(model.describe(), /all parts on cpu \(cuda failed: /);
       // SD 2.x pads with "!" (id 0), not <|endoftext|>.
       assert.equal(model.tokenizer.padId, 0);
     } finally {
