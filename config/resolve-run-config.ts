@@ -229,7 +229,9 @@ function stripUndefined(value: Record<string, unknown>): Record<string, unknown>
 /** A preset's generation indices are written for N = 50; other step counts get them scaled. */
 function rescaleSchedule(schedule: readonly number[], from: number, to: number, fail: (field: string, detail: string) => never): number[] {
   if (from === to) return [...schedule];
-  const scaled = schedule.map((e) => Math.round((e * to) / from));
+  // The last step of some stochastic samplers injects no noise (SDE DPM-Solver++ lands on sigma 0), so a
+  // rescaled generation index stays at least two steps before the end.
+  const scaled = schedule.map((e) => Math.min(Math.round((e * to) / from), Math.max(0, to - 2)));
   scaled.forEach((e, g) => {
     if (e >= to || (g > 0 && e <= scaled[g - 1]!)) {
       fail('evosearch.evolutionSchedule', `the preset's schedule [${schedule.join(', ')}] (for ${from} steps) does not fit ${to} steps; give an explicit evolutionSchedule`);

@@ -309,7 +309,7 @@ describe('bundle validation', () => {
       await cp(fixture('broken-parts/unet-sample-rank3.onnx'), join(dir, 'unet/model.onnx'));
       await assert.rejects(OnnxGenerativeModel.load(dir, { prompt: 'a cat', rewards: REWARDS }), (error: unknown) => {
         assert.ok(error instanceof ModelLayoutError);
-        assert.match(error.message, /unet\/model\.onnx: input 'sample': expected rank 4, found rank 3 \[batch_size, 4, hw\]/);
+        assert.match(error.message, /unet\/model\.onnx: input 'sample': expected rank 4 or 5, found rank 3 \[batch_size, 4, hw\]/);
         return true;
       });
     } finally {

@@ -36,13 +36,15 @@ export class OnnxDecoder implements Decoder {
     if (name === null || session.inputs.size !== 1) {
       throw new ModelLayoutError(session.file, "input 'latent_sample'", "one input named 'latent_sample'", `inputs ${[...session.inputs.keys()].map((n) => `'${n}'`).join(', ')}`);
     }
-    const input = session.input(name, { types: [...FLOATS], ranks: [4], dims: [null, ...latentShape] });
+    // A video latent [frames, C, H, W] decodes frame by frame through the image decoder.
+    const input = session.input(name, { types: [...FLOATS], ranks: [4], dims: [null, ...latentShape.slice(-3)] });
     const outputName = session.outputs.has('sample') ? 'sample' : session.outputs.size === 1 ? [...session.outputs.keys()][0]! : 'sample';
     session.output(outputName, { types: [...FLOATS], ranks: [4] });
     const probe = new OnnxDecoder(session, input, outputName, latentShape, scalingFactor, shiftFactor, [0]);
     const dims = await probe.run(new Float32Array(probe.latentSize), 1, null);
     if (dims[1] !== 3 && dims[1] !== 1) throw new ModelLayoutError(session.file, `output '${outputName}'`, 'images with 3 (or 1) channels', `[${dims.join(', ')}]`);
-    return new OnnxDecoder(session, input, outputName, latentShape, scalingFactor, shiftFactor, dims.slice(1));
+    const frames = latentShape.length === 4 ? [latentShape[0]!] : [];
+    return new OnnxDecoder(session, input, outputName, latentShape, scalingFactor, shiftFactor, [...frames, ...dims.slice(1)]);
   }
 
   private get latentSize(): number {
@@ -54,8 +56,11 @@ export class OnnxDecoder implements Decoder {
   }
 
   /** Decodes `batch` latents into `out` (null: only learn the output dims). Returns the dims of one call. */
-  private async run(latents: Float32Array, batch: number, out: Float32Array | null): Promise<number[]> {
-    const size = this.latentSize;
+  private async run(latents: Float32Array, latentBatch: number, out: Float32Array | null): Promise<number[]> {
+    // Frames of a video latent are rows of the image decoder.
+    const frames = this.latentShape.length === 4 ? this.latentShape[0]! : 1;
+    const batch = latentBatch * frames;
+    const size = this.latentSize / frames;
     const fixed = fixedBatch(this.input);
     const step = fixed ?? batch;
     let dims: number[] = [];
@@ -67,11 +72,11 @@ export class OnnxDecoder implements Decoder {
         const row = start + Math.min(r, n - 1);
         for (let i = 0; i < size; i++) x[r * size + i] = latents[row * size + i]! / this.scalingFactor + this.shiftFactor;
       }
-      const result = await this.session.run({ [this.input.name]: floatTensor(this.input.type as FloatType, x, [feedRows, ...this.latentShape]) }, [this.outputName]);
+      const result = await this.session.run({ [this.input.name]: floatTensor(this.input.type as FloatType, x, [feedRows, ...this.latentShape.slice(-3)]) }, [this.outputName]);
       const tensor = result[this.outputName]!;
       dims = [...tensor.dims];
       if (out === null) return dims;
-      const per = this.sampleSize;
+      const per = this.sampleSize / frames;
       const values = readFloats(tensor, `${this.session.file} ${this.outputName}`);
       if (values.length < n * per) throw new ModelLayoutError(this.session.file, `output '${this.outputName}'`, `${n} x [${this.sampleShape.join(', ')}]`, `[${dims.join(', ')}]`);
       for (let i = 0; i < n * per; i++) {

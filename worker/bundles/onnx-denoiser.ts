@@ -22,8 +22,8 @@ export interface DenoiserSetup {
   readonly cond: PromptEmbedding;
   readonly uncond: PromptEmbedding;
   readonly guidanceScale: number;
-  /** [channels, height, width] when the graph's dims are symbolic (from config or options). */
-  readonly latentShape: readonly [number, number, number];
+  /** [channels, height, width] (video: [frames, channels, height, width]) of one latent. */
+  readonly latentShape: readonly number[];
   /** The graph's timestep = StepTime.timestep * timestepScale (1 for SD/SD3; 1/1000 for graphs fed sigma). */
   readonly timestepScale: number;
   /** Rows per graph call when the batch axis is symbolic (memory bound); all rows at once when absent. */
@@ -35,7 +35,8 @@ export function denoiserLayout(session: OnnxSession) {
   const file = session.file;
   const latent = session.findInput(LATENT_INPUTS);
   if (!latent) throw new ModelLayoutError(file, "input 'sample'", "a latent input named 'sample' (U-Net) or 'hidden_states' (transformer)", `inputs ${[...session.inputs.keys()].map((n) => `'${n}'`).join(', ')}`);
-  session.input(latent.name, { types: [...FLOATS], ranks: [4] });
+  // [batch, C, H, W] for images; [batch, frames, C, H, W] for video.
+  session.input(latent.name, { types: [...FLOATS], ranks: [4, 5] });
   const timestep = session.findInput(TIMESTEP_INPUTS);
   if (!timestep) throw new ModelLayoutError(file, "input 'timestep'", "a timestep input named 'timestep'", `inputs ${[...session.inputs.keys()].map((n) => `'${n}'`).join(', ')}`);
   session.input(timestep.name, { types: ['float32', 'float16', 'float64', 'int64', 'int32'], ranks: [0, 1] });
@@ -48,7 +49,7 @@ export function denoiserLayout(session: OnnxSession) {
   }
   const outName = session.outputs.has('out_sample') ? 'out_sample' : session.outputs.size === 1 ? [...session.outputs.keys()][0]! : null;
   if (outName === null) throw new ModelLayoutError(file, "output 'out_sample'", "an output named 'out_sample' (or a single output)", `outputs ${[...session.outputs.keys()].join(', ')}`);
-  const output = session.output(outName, { types: [...FLOATS], ranks: [4] });
+  const output = session.output(outName, { types: [...FLOATS], ranks: [latent.rank] });
   return { latent, timestep, context, pooled, output };
 }
 
@@ -68,14 +69,13 @@ export class OnnxDenoiser implements Denoiser {
     const { session, cond } = setup;
     this.layout = denoiserLayout(session);
     const { latent, context } = this.layout;
-    const [c, h, w] = setup.latentShape;
-    session.input(latent.name, { types: [...FLOATS], ranks: [4], dims: [null, c, h, w] });
+    session.input(latent.name, { types: [...FLOATS], ranks: [1 + setup.latentShape.length], dims: [null, ...setup.latentShape] });
     session.input(context.name, { types: [...FLOATS], ranks: [3], dims: [null, cond.tokens, cond.dim] });
     if (this.layout.pooled && cond.pooled === null) {
       throw new ModelLayoutError(session.file, `input '${this.layout.pooled.name}'`, 'a pooled text embedding from the text encoder', 'a text encoder without pooler_output/text_embeds');
     }
-    this.latentShape = [c, h, w];
-    this.latentSize = c * h * w;
+    this.latentShape = [...setup.latentShape];
+    this.latentSize = setup.latentShape.reduce((a, b) => a * b, 1);
     this.prediction = setup.prediction;
     this.cfg = setup.guidanceScale > 1;
     this.forwardPassesPerNfe = this.cfg ? 2 : 1;

@@ -174,8 +174,14 @@ export class OnnxGenerativeModel implements GenerativeModel {
 }
 
 /** [channels, height, width] of one latent: fixed graph dims win, then options, then the configs. */
-function resolveLatentShape(manifest: BundleManifest, session: OnnxSession, options: OnnxModelOptions): [number, number, number] {
+function resolveLatentShape(manifest: BundleManifest, session: OnnxSession, options: OnnxModelOptions): number[] {
   const { latent } = denoiserLayout(session);
+  if (latent.rank === 5) {
+    // Video: [batch, frames, C, H, W]; the graph fixes everything but the batch.
+    const dims = latent.dims.slice(1);
+    if (!dims.every((d): d is number => typeof d === 'number')) throw new ModelLayoutError(session.file, `input '${latent.name}'`, 'fixed frames, channels, height and width for a video latent', `[${latent.dims.join(', ')}]`);
+    return dims;
+  }
   const dim = (axis: number) => (typeof latent.dims[axis] === 'number' ? (latent.dims[axis] as number) : null);
   const config = manifest.denoiser.config;
   const blocks = manifest.vaeDecoder.config?.block_out_channels;

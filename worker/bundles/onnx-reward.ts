@@ -48,7 +48,8 @@ export class OnnxRewardModel implements RewardModel {
       let row: Int32Array | null = null;
       if (source === 'image') {
         // No resizing on the host: the reward's graph takes the decoder's images as they are.
-        info = session.input(name, { types: [...FLOATS], ranks: [4], dims: [null, ...sampleShape] });
+        // Images [batch, 3, H, W], or clips [batch, frames, 3, H, W] for video bundles.
+        info = session.input(name, { types: [...FLOATS], ranks: [1 + sampleShape.length], dims: [null, ...sampleShape] });
       } else {
         info = session.input(name, { types: ['int64', 'int32'], ranks: [2] });
         const tokenizer = await tokenizers(typeof info.dims[1] === 'number' ? info.dims[1] : null, spec.tokenizer);
@@ -72,8 +73,9 @@ export class OnnxRewardModel implements RewardModel {
 
   async score(samples: Float32Array, batch: number, out: Float64Array): Promise<void> {
     const per = this.sampleShape.reduce((a, b) => a * b, 1);
-    const [channels, height, width] = this.sampleShape as [number, number, number];
+    const [channels, height, width] = this.sampleShape.slice(-3) as [number, number, number];
     const plane = height * width;
+    const frames = per / (channels * plane);
     const fixed = fixedBatch(this.feeds[0]!.info);
     const step = fixed ?? batch;
     const { mean, std } = this.spec;
@@ -86,12 +88,15 @@ export class OnnxRewardModel implements RewardModel {
           const images = new Float32Array(feedRows * per);
           for (let r = 0; r < feedRows; r++) {
             const row = start + Math.min(r, n - 1);
-            for (let c = 0; c < channels; c++) {
-              const m = mean?.[c] ?? 0;
-              const s = std?.[c] ?? 1;
-              const base = row * per + c * plane;
-              const to = r * per + c * plane;
-              for (let i = 0; i < plane; i++) images[to + i] = (samples[base + i]! - m) / s;
+            for (let f = 0; f < frames; f++) {
+              for (let c = 0; c < channels; c++) {
+                const m = mean?.[c] ?? 0;
+                const s = std?.[c] ?? 1;
+                const offset = (f * channels + c) * plane;
+                const base = row * per + offset;
+                const to = r * per + offset;
+                for (let i = 0; i < plane; i++) images[to + i] = (samples[base + i]! - m) / s;
+              }
             }
           }
           inputs[feed.info.name] = floatTensor(feed.info.type as FloatType, images, [feedRows, ...this.sampleShape]);
