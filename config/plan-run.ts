@@ -14,8 +14,6 @@ export interface ModelDefaults {
   readonly sampler: SamplerConfig;
   /** The preset whose search schedules fit the model family. */
   readonly preset: PresetName;
-  /** The steps the bundle was trained and evaluated with, when it says. */
-  readonly steps?: number;
   readonly guidanceScale?: number;
 }
 
@@ -45,12 +43,12 @@ async function bundleDefaults(folder: string, steps: number | undefined): Promis
   const className = String(manifest.scheduler.config._class_name ?? '');
   const flow = className.startsWith('Flow');
   const preset: PresetName = own.family === 'video' ? 'wan' : flow ? 'flux' : 'sd21';
-  const chosenSteps = steps ?? 50;
+  // The steps the bundle was evaluated with (its README's quality figures), unless the user says.
+  const chosenSteps = steps ?? own.default_steps ?? 50;
   const sampler = samplerConfigFromScheduler(manifest.scheduler.config, manifest.scheduler.file, flow ? { steps: chosenSteps, kind: 'flow-sde-dpmpp' } : { steps: chosenSteps, kind: 'ddim', eta: 1 });
   return {
     sampler,
     preset,
-    ...(own.default_steps !== undefined ? { steps: own.default_steps } : {}),
     ...(own.default_guidance_scale !== undefined ? { guidanceScale: own.default_guidance_scale } : {}),
   };
 }

@@ -151,7 +151,8 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
   const particleBase = {
     lambda: p.lambda ?? preset.particles.lambda,
     potential: p.potential ?? preset.particles.potential,
-    resampling: { start: p.resampling?.start ?? 0, end: p.resampling?.end ?? steps, interval: p.resampling?.interval ?? preset.particles.interval },
+    // The reference launch resamples every 20 of 50 steps; other step counts keep the proportion.
+    resampling: { start: p.resampling?.start ?? 0, end: p.resampling?.end ?? steps, interval: p.resampling?.interval ?? Math.max(1, Math.round((preset.particles.interval * steps) / preset.sampler.steps)) },
     adaptive: p.adaptive ?? false,
     fitness: p.fitness ?? 'x0-prediction',
   } as const;

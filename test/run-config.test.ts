@@ -54,6 +54,7 @@ describe('run configuration', () => {
   it('rescales the preset schedule to another step count', () => {
     const plan = resolve({ sampler: { steps: 25 } });
     assert.deepEqual(plan.evosearch.evolutionSchedule, [0, 10, 15, 20]);
+    assert.equal(plan.particles.resampling?.interval, 10);
   });
 
   it('keeps the noise schedule when switching DDIM to DDPM', () => {
