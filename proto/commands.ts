@@ -32,6 +32,8 @@ export interface AdvanceCommand {
   readonly to: number;
   readonly purpose: 'advance' | 'rollout';
   readonly score?: boolean;
+  /** With score: also return each scored sample as a thumbnail of at most this many pixels a side. */
+  readonly thumbnails?: number;
 }
 
 /**
@@ -50,6 +52,8 @@ export interface RolloutItem {
 export interface RolloutCommand {
   readonly kind: 'rollout';
   readonly items: readonly RolloutItem[];
+  /** Also return each rollout's sample as a thumbnail of at most this many pixels a side (outputs). */
+  readonly thumbnails?: number;
 }
 
 export type MutationItem =

@@ -83,6 +83,22 @@ describe('embedded engine', () => {
     assert.deepEqual(config.evosearch.populationSchedule, [42, 26, 26, 26, 30]);
   });
 
+  it('collects outputs without changing the search: best and final samples, thumbnails of every evaluation', async () => {
+    const p = plan({ method: 'evosearch', budgetNfe: 2000, seed: 5 });
+    const sampler = createSampler(p.sampler);
+    const bare = await search(p, inProcess(p, 2));
+    const outcome = await runSearch(createSearch(p, sampler), new Dispatcher(inProcess(p, 2)), { thumbnails: 16, population: 10 });
+    assert.deepEqual(fingerprint(outcome), fingerprint(bare));
+    assert.equal(outcome.population.length, 10);
+    const rewards = outcome.population.map((s) => outcome.candidates[s.id]!.reward!);
+    assert.deepEqual(rewards, [...rewards].sort((a, b) => b - a), 'population best first');
+    // Every rollout and every final sample left a thumbnail under its own node.
+    const scoredNodes = outcome.candidates.filter((c) => c.origin.op === 'rollout-final' || c.scoredBy === 'final');
+    assert.ok(scoredNodes.every((c) => outcome.thumbnails.has(c.id)), 'a thumbnail per evaluation');
+    const bestThumb = outcome.thumbnails.get(outcome.best!.sampleId)!.at(-1)!;
+    assert.deepEqual(Array.from(bestThumb.data), Array.from(outcome.bestSample!.data));
+  });
+
   it('a NaN from the model stops the run with the candidate and step named', async () => {
     const p = plan({ method: 'evosearch', budgetNfe: 1000, seed: 2 });
     const poisoned = (model: GenerativeModel): GenerativeModel => ({

@@ -15,6 +15,13 @@ import { NoiseSource } from '../random/noise-source.js';
 import type { Sampler } from '../samplers/sampler.js';
 import type { GenerativeModel } from './models/generator.js';
 import { StateStore, type TrajectoryState } from './state-store.js';
+import { thumbnail } from './thumbnail.js';
+
+/** Scored samples to hand back as thumbnails (outputs for the report). */
+interface ThumbnailRequest {
+  readonly side: number;
+  readonly into: FetchedSample[];
+}
 
 /** A latent or a reward went NaN or infinite: reported with where, never absorbed. */
 export class NonFiniteValueError extends Error {
@@ -103,10 +110,12 @@ export class CommandExecutor {
     });
     await this.run(states, command.ids, command.purpose, command.from, command.to, counters);
     if (!command.score) return result('advance', counters);
+    const thumbs: FetchedSample[] | undefined = command.thumbnails !== undefined ? [] : undefined;
+    const request = thumbs && { side: command.thumbnails!, into: thumbs };
     const scores = command.to === this.sampler.steps
-      ? await this.score(states.map((s) => s.latent), command.ids, command.to, counters)
-      : await this.scoreX0Prediction(states, command.ids, command.to, counters);
-    return result('advance', counters, scores);
+      ? await this.score(states.map((s) => s.latent), command.ids, command.to, counters, request)
+      : await this.scoreX0Prediction(states, command.ids, command.to, counters, request);
+    return { kind: 'advance', scores, samples: thumbs ?? [], counters };
   }
 
   private async rollout(command: RolloutCommand, counters: ComputeCounters): Promise<CommandResult> {
@@ -135,8 +144,9 @@ export class CommandExecutor {
         finals[indices[k]!] = copies[k]!.latent;
       });
     }
-    const scores = await this.score(finals, command.items.map((item) => item.source), this.sampler.steps, counters);
-    return result('rollout', counters, scores);
+    const thumbs: FetchedSample[] | undefined = command.thumbnails !== undefined ? [] : undefined;
+    const scores = await this.score(finals, command.items.map((item) => item.source), this.sampler.steps, counters, thumbs && { side: command.thumbnails!, into: thumbs });
+    return { kind: 'rollout', scores, samples: thumbs ?? [], counters };
   }
 
   private mutate(command: MutateCommand): void {
@@ -220,7 +230,7 @@ export class CommandExecutor {
   }
 
   /** One-step x0 prediction at `step`; the model output is kept for the next advance. */
-  private async scoreX0Prediction(states: TrajectoryState[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): Promise<ScoredId[]> {
+  private async scoreX0Prediction(states: TrajectoryState[], ids: readonly CandidateId[], step: number, counters: ComputeCounters, thumbnails?: ThumbnailRequest): Promise<ScoredId[]> {
     const size = this.latentSize;
     const time = this.sampler.time(step);
     const predictions: Float32Array[] = [];
@@ -238,11 +248,11 @@ export class CommandExecutor {
         predictions.push(x0);
       });
     }
-    return await this.score(predictions, ids, step, counters);
+    return await this.score(predictions, ids, step, counters, thumbnails);
   }
 
   /** Decodes and scores latents in batches; the first reward is the guidance reward. */
-  private async score(latents: readonly Float32Array[], ids: readonly CandidateId[], step: number, counters: ComputeCounters): Promise<ScoredId[]> {
+  private async score(latents: readonly Float32Array[], ids: readonly CandidateId[], step: number, counters: ComputeCounters, thumbnails?: ThumbnailRequest): Promise<ScoredId[]> {
     const { decoder, rewards } = this.model;
     const batchSize = this.options.batchSize;
     const scores: ScoredId[] = [];
@@ -257,6 +267,12 @@ export class CommandExecutor {
       }
       await decoder.decode(inputs, n, samples);
       counters.decodes += n;
+      if (thumbnails !== undefined) {
+        for (let k = 0; k < n; k++) {
+          const sample = samples.subarray(k * decoder.sampleSize, (k + 1) * decoder.sampleSize);
+          thumbnails.into.push({ id: ids[start + k]!, ...thumbnail(sample, decoder.sampleShape, thumbnails.side) });
+        }
+      }
       for (let r = 0; r < rewards.length; r++) await rewards[r]!.score(samples, n, values[r]!);
       counters.rewardCalls += n;
       for (let k = 0; k < n; k++) {

@@ -242,7 +242,7 @@ export class Dispatcher {
           this.place(item.finalId, worker);
           push(groups, worker, item);
         }
-        return [...groups].map(([w, items]) => [w, { kind: 'rollout', items }]);
+        return [...groups].map(([w, items]) => [w, { ...command, items }]);
       }
       case 'mutate': {
         const groups = new Map<number, (typeof command.items)[number][]>();

@@ -1,4 +1,4 @@
-import { addCounters, zeroCounters, type ComputeCounters, type FetchedSample } from '../../proto/commands.js';
+import { addCounters, zeroCounters, type CandidateId, type CommandResult, type ComputeCounters, type FetchedSample, type SearchCommand } from '../../proto/commands.js';
 import type { BestCandidate, SearchMachine, SearchProgress } from '../search/machine.js';
 import type { CandidateRecord } from '../search/lineage.js';
 import type { Dispatcher, PlacementStats } from './dispatcher.js';
@@ -19,6 +19,10 @@ export interface SearchOutcome {
   readonly best: BestCandidate | null;
   /** The best sample, decoded. */
   readonly bestSample: FetchedSample | null;
+  /** The final samples (best first, as many as asked for), decoded. */
+  readonly population: readonly FetchedSample[];
+  /** Thumbnails of scored samples by the candidate that reached them (when asked for). */
+  readonly thumbnails: ReadonlyMap<CandidateId, readonly FetchedSample[]>;
   readonly counters: ComputeCounters;
   /** States the dispatcher moved between workers to balance them, and their bytes. */
   readonly placement: PlacementStats;
@@ -26,28 +30,52 @@ export interface SearchOutcome {
   readonly rounds: readonly RoundReport[];
 }
 
+/** What the engine collects beyond the search itself: outputs for the user, never inputs to decisions. */
+export interface OutputOptions {
+  /** Keep a thumbnail of every scored sample, at most this many pixels a side (for the lineage view). */
+  readonly thumbnails?: number;
+  /** Fetch up to this many of the final samples (best first), for the population grid. */
+  readonly population?: number;
+  readonly onRound?: (report: RoundReport) => void;
+}
+
 /**
  * Drives a search machine to the end over a dispatcher: the loop the embedded run and the cluster
  * coordinator share. The machine decides; the dispatcher places; nothing here depends on either.
  */
-export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, onRound?: (report: RoundReport) => void): Promise<SearchOutcome> {
+export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, options: OutputOptions | ((report: RoundReport) => void) = {}): Promise<SearchOutcome> {
+  const { thumbnails, population = 0, onRound } = typeof options === 'function' ? { onRound: options } : options;
   const counters = zeroCounters();
   const rounds: RoundReport[] = [];
+  const kept = new Map<CandidateId, FetchedSample[]>();
   for (;;) {
     const started = performance.now();
     const round = machine.next();
     let bookkeeping = performance.now() - started;
     if (round.kind === 'done') {
-      let bestSample: FetchedSample | null = null;
-      if (round.best !== null) {
-        const [fetched] = await dispatcher.run([{ kind: 'fetch', ids: [round.best.sampleId] }]);
+      const ranked = rankFinals(round.finalSamples, machine.candidates()).slice(0, population);
+      const wanted = [...(round.best !== null ? [round.best.sampleId] : []), ...ranked.filter((id) => id !== round.best?.sampleId)];
+      let fetchedById = new Map<CandidateId, FetchedSample>();
+      if (wanted.length > 0) {
+        const [fetched] = await dispatcher.run([{ kind: 'fetch', ids: wanted }]);
         addCounters(counters, fetched!.counters);
-        bestSample = fetched!.samples[0] ?? null;
+        fetchedById = new Map(fetched!.samples.map((s) => [s.id, s]));
       }
-      return { best: round.best, bestSample, counters, placement: { ...dispatcher.stats }, candidates: machine.candidates(), rounds };
+      return {
+        best: round.best,
+        bestSample: round.best === null ? null : fetchedById.get(round.best.sampleId) ?? null,
+        population: ranked.map((id) => fetchedById.get(id)!),
+        thumbnails: kept,
+        counters,
+        placement: { ...dispatcher.stats },
+        candidates: machine.candidates(),
+        rounds,
+      };
     }
-    const results = await dispatcher.run(round.commands);
+    const commands = thumbnails === undefined ? round.commands : round.commands.map((c) => withThumbnails(c, thumbnails));
+    const results = await dispatcher.run(commands);
     for (const result of results) addCounters(counters, result.counters);
+    if (thumbnails !== undefined) collectThumbnails(commands, results, kept);
     const acceptStarted = performance.now();
     machine.accept(results);
     bookkeeping += performance.now() - acceptStarted;
@@ -62,4 +90,34 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
     rounds.push(report);
     onRound?.(report);
   }
+}
+
+/** Asks scoring commands to hand back thumbnails of what they score. */
+function withThumbnails(command: SearchCommand, side: number): SearchCommand {
+  if (command.kind === 'rollout') return { ...command, thumbnails: side };
+  if (command.kind === 'advance' && command.score) return { ...command, thumbnails: side };
+  return command;
+}
+
+/**
+ * Files each thumbnail under the candidate that reached that sample: a rollout's own node (its final
+ * id, unique per evaluation), or the scored candidate itself.
+ */
+function collectThumbnails(commands: readonly SearchCommand[], results: readonly CommandResult[], kept: Map<CandidateId, FetchedSample[]>): void {
+  commands.forEach((command, i) => {
+    const samples = results[i]!.samples;
+    if (samples.length === 0) return;
+    const owners = command.kind === 'rollout' ? command.items.map((item) => item.finalId) : command.kind === 'advance' ? command.ids : [];
+    samples.forEach((sample, k) => {
+      const owner = owners[k]!;
+      const list = kept.get(owner) ?? [];
+      list.push(sample);
+      kept.set(owner, list);
+    });
+  });
+}
+
+/** Final samples best first (by their latest evaluation), ties by id. */
+function rankFinals(ids: readonly CandidateId[], candidates: readonly CandidateRecord[]): CandidateId[] {
+  return [...ids].sort((a, b) => (candidates[b]!.reward ?? -Infinity) - (candidates[a]!.reward ?? -Infinity) || a - b);
 }

@@ -101,6 +101,8 @@ export class EvoSearch implements SearchMachine {
   private inFlight = false;
   /** Candidates selection chose from, per generation (the archive makes it grow). */
   private readonly pools: number[] = [];
+  /** The last population, advanced to x0 and scored. */
+  private finalPopulation: readonly CandidateId[] = [];
 
   constructor(private readonly config: EvoSearchConfig) {
     validateEvoSearchConfig(config);
@@ -140,7 +142,7 @@ export class EvoSearch implements SearchMachine {
       case 'cleanup':
         throw new Error(`EvoSearch has no round to issue in phase ${this.phase.kind}`);
       case 'done':
-        return { kind: 'done', best: this.best.current };
+        return { kind: 'done', best: this.best.current, finalSamples: this.finalPopulation };
     }
   }
 
@@ -249,6 +251,7 @@ export class EvoSearch implements SearchMachine {
   }
 
   private acceptFinal(ids: readonly CandidateId[], results: readonly CommandResult[]): void {
+    this.finalPopulation = ids;
     const scores = scoresOf(results, 'advance', ids.length);
     this.lastRewards = [];
     ids.forEach((id, i) => {

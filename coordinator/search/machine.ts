@@ -27,7 +27,12 @@ export type SearchMethodName = 'evosearch' | 'best-of-n' | 'particles';
 
 export type SearchRound =
   | { readonly kind: 'commands'; readonly label: string; readonly commands: readonly SearchCommand[] }
-  | { readonly kind: 'done'; readonly best: BestCandidate | null };
+  | {
+      readonly kind: 'done';
+      readonly best: BestCandidate | null;
+      /** The states holding the run's final samples (the final population), best first where known. */
+      readonly finalSamples: readonly CandidateId[];
+    };
 
 export interface BestCandidate {
   /** The candidate whose rollout (or final sample) gave the best reward. */

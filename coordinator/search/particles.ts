@@ -236,7 +236,7 @@ class ParticleSearch implements SearchMachine {
         return this.issue({ kind: 'cleanup', commands: this.takeDrops() }, label);
       }
       case 'done':
-        return { kind: 'done', best: this.best.current };
+        return { kind: 'done', best: this.best.current, finalSamples: this.particles.map((p) => p.id) };
     }
   }
 
