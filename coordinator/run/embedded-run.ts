@@ -8,6 +8,9 @@ import { runSearch, type RoundReport, type SearchOutcome } from '../engine/run-s
 import type { WorkerPool } from '../engine/worker-pool.js';
 import { createSearch } from '../search/create-search.js';
 import { ThreadPool } from '../transport/thread-pool.js';
+import { writeRunOutputs } from '../../report/write-outputs.js';
+import type { PromptReport } from '../../report/report-data.js';
+import { promptReport } from './prompt-report.js';
 import { summarizeRounds, writeRunFolder, RECORD_VERSION, type RunFolderPaths, type RunRecord } from './run-record.js';
 
 export interface EmbeddedRunOptions {
@@ -22,7 +25,15 @@ export interface EmbeddedRunResult {
   readonly record: RunRecord;
   readonly outcome: SearchOutcome;
   readonly paths: RunFolderPaths;
+  /** What the report shows, and the files written for the user (PNG, GIF, MP4, report.html). */
+  readonly report: PromptReport;
+  readonly outputs: readonly string[];
 }
+
+/** Thumbnails in the lineage view: small enough to keep one per evaluation in memory. */
+const THUMBNAIL_SIDE = 32;
+/** Final samples shown in the population grid. */
+const POPULATION_SHOWN = 64;
 
 export function workerSetupFor(plan: RunPlan): WorkerSetup {
   return {
@@ -51,9 +62,13 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
   let outcome: SearchOutcome;
   try {
-    outcome = await runSearch(machine, new Dispatcher(pool), (report) => {
-      logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
-      options.onRound?.(report);
+    outcome = await runSearch(machine, new Dispatcher(pool), {
+      thumbnails: THUMBNAIL_SIDE,
+      population: POPULATION_SHOWN,
+      onRound: (report) => {
+        logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
+        options.onRound?.(report);
+      },
     });
   } finally {
     if (options.pool === undefined) await pool.close();
@@ -76,6 +91,8 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     candidates: outcome.candidates,
   };
   const paths = await writeRunFolder(options.folder, record, outcome);
-  logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record }, 'run finished');
-  return { record, outcome, paths };
+  const report = promptReport(record, outcome);
+  const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
+  logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
+  return { record, outcome, paths, report, outputs };
 }

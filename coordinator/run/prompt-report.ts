@@ -1,0 +1,60 @@
+import type { FetchedSample } from '../../proto/commands.js';
+import type { LineageOp, LineageStep, PromptReport, SampleData } from '../../report/report-data.js';
+import type { SearchOutcome } from '../engine/run-search.js';
+import type { CandidateRecord } from '../search/lineage.js';
+import { summarizeRounds, type RunRecord } from './run-record.js';
+
+/** Images and videos can be shown; the analytic model's vectors cannot. */
+function picture(sample: FetchedSample | null | undefined): SampleData | null {
+  return sample !== null && sample !== undefined && sample.shape.length >= 3 ? { data: sample.data, shape: [...sample.shape] } : null;
+}
+
+const OPS: Record<CandidateRecord['origin']['op'], LineageOp> = {
+  init: 'init',
+  'mutate-xT': 'mutate-xT',
+  'mutate-sde': 'mutate-sde',
+  archive: 'archive',
+  copy: 'copy',
+  'rollout-final': 'rollout',
+};
+
+/** The winner's ancestry from x_T to the sample, each node with the thumbnail of its first evaluation. */
+export function winnerLineage(outcome: SearchOutcome): LineageStep[] {
+  if (outcome.best === null) return [];
+  const chain: LineageStep[] = [];
+  let id: number | undefined = outcome.best.sampleId;
+  while (id !== undefined) {
+    const node: CandidateRecord = outcome.candidates[id]!;
+    chain.push({
+      id: node.id,
+      op: OPS[node.origin.op],
+      generation: node.generation,
+      step: node.createdAt,
+      reward: node.evaluations[0]?.reward ?? null,
+      thumbnail: picture(outcome.thumbnails.get(node.id)?.[0]),
+    });
+    id = node.parents[0];
+  }
+  return chain.reverse();
+}
+
+/** What the report writers need from one finished search. */
+export function promptReport(record: RunRecord, outcome: SearchOutcome): PromptReport {
+  const bestSample = picture(outcome.bestSample);
+  return {
+    prompt: record.plan.prompt ?? null,
+    method: record.plan.method,
+    model: record.plan.model,
+    budgetNfe: record.plan.budgetNfe,
+    spent: record.spent,
+    wallMs: record.wallMs,
+    bytesMoved: record.placement.bytesMoved,
+    best: { reward: record.best?.reward ?? Number.NaN, metrics: { ...(record.best?.metrics ?? {}) }, sample: bestSample },
+    rounds: summarizeRounds(outcome).map(({ label, generation, bestReward, populationMean, populationMax }) => ({ label, generation, bestReward, populationMean, populationMax })),
+    population: outcome.population.flatMap((s) => {
+      const sample = picture(s);
+      return sample === null ? [] : [{ id: s.id, reward: outcome.candidates[s.id]!.reward ?? Number.NaN, sample }];
+    }),
+    lineage: winnerLineage(outcome),
+  };
+}
