@@ -1,17 +1,21 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
-import type { RunPlan } from '../config/resolve-run-config.js';
+import { ConfigError, type RunPlan } from '../config/resolve-run-config.js';
+import type { RunConfigInput } from '../config/run-config-schema.js';
+import type { PromptReport } from '../report/report-data.js';
+import { writeSummaryReport } from '../report/write-outputs.js';
 import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
 
 export function buildRunCommand(): Command {
   const command = new Command('run').description(
-    'Run one search in this process (worker threads, no servers) and write a run folder: record.json (every candidate with reward, lineage, step and counters), config.json, best-sample.json, run.log.',
+    'Run one search in this process (worker threads, no servers) and write a run folder: record.json (every candidate with reward, lineage, step and counters), config.json, best-sample.json, run.log, and for image/video models best.png, population.png, best.gif + best.mp4 (video) and report.html.',
   );
   addRunOptions(command);
+  command.option('--prompts <file>', 'run one search per prompt of this file (one per line, # comments), each in its own subfolder of --out, and write a summary report.html');
   command.action(async (_options, cmd: Command) => {
     await runAction(cmd);
   });
@@ -23,9 +27,47 @@ function defaultFolder(plan: RunPlan): string {
   return join('runs', `${stamp}-${plan.method}-seed${plan.seed}`);
 }
 
+/** One search per prompt of a prompts file: each in its own subfolder, then a summary report. */
 async function runAction(cmd: Command): Promise<void> {
-  const { plan, flags } = await planFromOptions(cmd);
-  const folder = resolve(plan.out ?? defaultFolder(plan));
+  const promptsFile = cmd.getOptionValue('prompts') as string | undefined;
+  if (promptsFile === undefined) {
+    const { plan, flags } = await planFromOptions(cmd);
+    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)));
+    return;
+  }
+  if (cmd.getOptionValueSource('prompt') === 'cli') throw new ConfigError('--prompts', 'give either --prompt or --prompts, not both', 'command-line flags');
+  const prompts = await readPromptsFile(promptsFile);
+  const { plan: first } = await planFromOptions(cmd, { prompt: prompts[0]! });
+  const root = resolve(first.out ?? defaultFolder(first));
+  const reports: PromptReport[] = [];
+  for (const [i, prompt] of prompts.entries()) {
+    const { plan, flags } = await planFromOptions(cmd, { prompt });
+    const folder = join(root, `${String(i + 1).padStart(3, '0')}-${slug(prompt)}`);
+    process.stdout.write(`[${i + 1}/${prompts.length}] ${prompt}\n`);
+    reports.push(await runOne(plan, flags, folder));
+  }
+  const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
+  process.stdout.write(`summary: ${files.join(', ')}\n`);
+}
+
+/** Prompts, one per line; blank lines and lines starting with # are skipped. */
+async function readPromptsFile(path: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError('--prompts', `cannot read '${path}': ${(error as Error).message}`, 'command-line flags', { cause: error });
+  }
+  const prompts = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
+  if (prompts.length === 0) throw new ConfigError('--prompts', `'${path}' holds no prompts (one per line; # starts a comment)`, 'command-line flags');
+  return prompts;
+}
+
+function slug(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48) || 'prompt';
+}
+
+async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string): Promise<PromptReport> {
   await mkdir(folder, { recursive: true });
   const showBar = plan.progress !== false && process.stderr.isTTY === true;
   const terminalLevel = plan.logLevel !== 'info' || flags.logLevel !== undefined ? plan.logLevel : 'warn';
@@ -33,14 +75,17 @@ async function runAction(cmd: Command): Promise<void> {
   const planned = plan.planned[plan.method];
   const progress = new ProgressDisplay(showBar, planned.nfe);
   try {
-    const { record, paths } = await runEmbedded(plan, { folder, logger, onRound: (report) => progress.update(report) });
+    const { record, paths, report, outputs } = await runEmbedded(plan, { folder, logger, onRound: (r) => progress.update(r) });
     progress.stop();
     const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
+    const heldOut = Object.entries(record.best?.metrics ?? {}).map(([name, value]) => `${name} ${value.toFixed(4)}`).join(', ');
     process.stdout.write(
-      `${plan.method} on ${plan.model}: best reward ${best}\n` +
+      `${plan.method} on ${plan.model}: best reward ${best}${heldOut ? `; held-out: ${heldOut}` : ''}\n` +
         `spent ${record.spent.nfe} NFEs (planned ${planned.nfe}, budget ${plan.budgetNfe}), ${record.spent.forwardPasses} forward passes, ${record.spent.decodes} decodes, ${record.spent.rewardCalls} reward calls in ${(record.wallMs / 1000).toFixed(2)} s\n` +
-        `record: ${paths.record}\n`,
+        `record: ${paths.record}\n` +
+        `report: ${outputs.find((f) => f.endsWith('report.html')) ?? 'none'}\n`,
     );
+    return report;
   } finally {
     progress.stop();
     logger.flush();

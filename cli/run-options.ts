@@ -119,10 +119,10 @@ async function loadConfigFile(path: string): Promise<RunConfigInput> {
 }
 
 /** The plan a command's --config and flags describe: file first, flags on top, then resolved. */
-export async function planFromOptions(cmd: Command): Promise<{ plan: RunPlan; flags: RunConfigInput }> {
+export async function planFromOptions(cmd: Command, override: RunConfigInput = {}): Promise<{ plan: RunPlan; flags: RunConfigInput }> {
   const configPath = cmd.getOptionValue('config') as string | undefined;
   const fileLayer = configPath === undefined ? {} : await loadConfigFile(configPath);
-  const flags = flagsLayer(cmd);
+  const flags = mergeRunConfig(flagsLayer(cmd), override);
   const plan = await planRun(mergeRunConfig(fileLayer, flags), configPath === undefined ? 'command-line flags' : `config (${configPath} + flags)`);
   return { plan, flags };
 }

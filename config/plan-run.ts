@@ -4,6 +4,7 @@ import type { SamplerConfig } from '../samplers/index.js';
 import { readBundleManifest } from '../worker/bundles/bundle-manifest.js';
 import { samplerConfigFromScheduler } from '../worker/bundles/scheduler-config.js';
 import { bundlePath } from '../worker/models/load-model.js';
+import { parsePrompt, PromptError } from '../world/prompt-grammar.js';
 import type { PresetName } from './presets.js';
 import { ConfigError, resolveRunConfig, type RunPlan } from './resolve-run-config.js';
 import type { RunConfigInput } from './run-config-schema.js';
@@ -15,6 +16,8 @@ export interface ModelDefaults {
   /** The preset whose search schedules fit the model family. */
   readonly preset: PresetName;
   readonly guidanceScale?: number;
+  /** The bundle was trained on the procedural world (its prompts follow world/prompt-grammar.ts). */
+  readonly world?: boolean;
 }
 
 /**
@@ -33,12 +36,21 @@ export async function planRun(input: RunConfigInput, source: string): Promise<Ru
     throw new ConfigError('model', error instanceof Error ? error.message : String(error), source, { cause: error });
   }
   if (input.prompt === undefined) throw new ConfigError('prompt', `the model bundle '${folder}' is text-conditioned: give a prompt (--prompt "a red circle")`, source);
+  if (defaults.world) {
+    // The bundle speaks the procedural world's grammar: a prompt it cannot parse would only make noise.
+    try {
+      parsePrompt(input.prompt);
+    } catch (error) {
+      if (error instanceof PromptError) throw new ConfigError('prompt', `${error.message} (the model '${folder}' was trained on models/world/WORLD.md's grammar)`, source, { cause: error });
+      throw error;
+    }
+  }
   return resolveRunConfig(input, source, defaults);
 }
 
 async function bundleDefaults(folder: string, steps: number | undefined): Promise<ModelDefaults> {
   const manifest = await readBundleManifest(folder);
-  const index = JSON.parse(await readFile(join(folder, 'model_index.json'), 'utf8')) as { _evosearch?: { family?: string; default_steps?: number; default_guidance_scale?: number } };
+  const index = JSON.parse(await readFile(join(folder, 'model_index.json'), 'utf8')) as { _evosearch?: { family?: string; default_steps?: number; default_guidance_scale?: number; world?: string } };
   const own = index._evosearch ?? {};
   const className = String(manifest.scheduler.config._class_name ?? '');
   const flow = className.startsWith('Flow');
@@ -50,5 +62,6 @@ async function bundleDefaults(folder: string, steps: number | undefined): Promis
     sampler,
     preset,
     ...(own.default_guidance_scale !== undefined ? { guidanceScale: own.default_guidance_scale } : {}),
+    ...(own.world !== undefined ? { world: true } : {}),
   };
 }

@@ -61,6 +61,27 @@ describe('evosearch CLI', () => {
     assert.match(noBundle.stderr, /invalid command-line flags: model: .*no-such-bundle/);
   });
 
+  it('--prompts runs one search per prompt into subfolders and writes a summary report', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'cli-prompts-'));
+    const fixtures = join(root, 'test', 'fixtures');
+    const file = join(out, 'prompts.txt');
+    await writeFile(file, '# two prompts\na red circle\n\ntwo blue squares above a yellow circle\n');
+    const { code, stdout, stderr } = await evosearch('run', '--model', join(fixtures, 'sd21-layout'), '--prompts', file, '--rewards', join(fixtures, 'tiny-rewards', 'rewards.json'), '--budget-nfe', '300', '--steps', '10', '--out', join(out, 'run'));
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /\[1\/2\] a red circle/);
+    assert.match(stdout, /\[2\/2\] two blue squares above a yellow circle/);
+    for (const folder of ['001-a-red-circle', '002-two-blue-squares-above-a-yellow-circle']) {
+      const record = JSON.parse(await readFile(join(out, 'run', folder, 'record.json'), 'utf8'));
+      assert.equal(record.spent.nfe, 300);
+      for (const f of ['best.png', 'population.png', 'report.html']) await readFile(join(out, 'run', folder, f));
+    }
+    const summary = await readFile(join(out, 'run', 'report.html'), 'utf8');
+    assert.match(summary, /two blue squares above a yellow circle/);
+    const both = await evosearch('run', '--model', join(fixtures, 'sd21-layout'), '--prompts', file, '--prompt', 'a red circle');
+    assert.equal(both.code, 2);
+    assert.match(both.stderr, /either --prompt or --prompts/);
+  });
+
   it('plan prints what each method would spend at the budget, without running', async () => {
     const { code, stdout } = await evosearch('plan', '--budget-nfe', '3000');
     assert.equal(code, 0);
