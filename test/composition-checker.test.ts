@@ -6,24 +6,14 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import { BACKGROUND, CANVAS, FRAMES } from '../world/palette.js';
 import { PromptError, VOCABULARY } from '../world/prompt-grammar.js';
 import { CompositionChecker, CompositionInputError, COMPOSITION_CHECKER, type CheckKind } from '../worker/rewards/composition-checker.js';
+import { repoRoot } from './support/repo-root.js';
 
-/** The repository root: the nearest folder above this file holding package.json (works from test/ and dist/test/). */
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
 
 interface SceneRow {
   id: number;

@@ -25,22 +25,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { alphasCumprod, createSampler, makeBetas, newSolverMemory, type Sampler, type SamplerConfig } from '../samplers/index.js';
+import { repoRoot } from './support/repo-root.js';
 
 const PREV_SAMPLE_TOLERANCE = 1e-5;
 const NOISE_STD_TOLERANCE = 1e-5;
 
-/** The repository root: the nearest folder above this file holding package.json (works from test/ and dist/test/). */
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
 
 /** Where a reference file may live, in the order they are tried. */
 function referenceCandidates(name: string): string[] {

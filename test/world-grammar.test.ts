@@ -6,22 +6,12 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { BACKGROUND, PALETTE, SIZE_RADIUS, COLOR_NAMES, CANVAS, FRAMES, MOTION_STEP } from '../world/palette.js';
 import { formatPrompt, isHeldoutPrompt, parsePrompt, PromptError, VOCABULARY } from '../world/prompt-grammar.js';
+import { repoRoot } from './support/repo-root.js';
 
-/** The repository root: the nearest folder above this file holding package.json (works from test/ and dist/test/). */
-function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(path.join(dir, 'package.json'))) return dir;
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error(`no package.json above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
 
 interface FixtureDoc {
   canvas: number;
