@@ -9,6 +9,7 @@ import { runSearch } from '../coordinator/engine/run-search.js';
 import { WorkerCommandError } from '../coordinator/engine/worker-pool.js';
 import { runEmbedded, workerSetupFor } from '../coordinator/run/embedded-run.js';
 import { createSearch } from '../coordinator/search/create-search.js';
+import { winnerLineage } from '../coordinator/run/prompt-report.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { ThreadPool } from '../coordinator/transport/thread-pool.js';
 import { parseRunConfig, resolveRunConfig, type RunPlan } from '../config/resolve-run-config.js';
@@ -97,6 +98,10 @@ describe('embedded engine', () => {
     assert.ok(scoredNodes.every((c) => outcome.thumbnails.has(c.id)), 'a thumbnail per evaluation');
     const bestThumb = outcome.thumbnails.get(outcome.best!.sampleId)!.at(-1)!;
     assert.deepEqual(Array.from(bestThumb.data), Array.from(outcome.bestSample!.data));
+    // The winner's lineage starts at an x_T and contains the winning sample.
+    const lineage = winnerLineage(outcome);
+    assert.equal(lineage[0]!.op, 'init');
+    assert.ok(lineage.some((s) => s.id === outcome.best!.sampleId && s.reward === outcome.best!.reward));
   });
 
   it('a NaN from the model stops the run with the candidate and step named', async () => {

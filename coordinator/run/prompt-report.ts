@@ -18,24 +18,32 @@ const OPS: Record<CandidateRecord['origin']['op'], LineageOp> = {
   'rollout-final': 'rollout',
 };
 
-/** The winner's ancestry from x_T to the sample, each node with the thumbnail of its first evaluation. */
+/**
+ * The winner's ancestry from x_T to the sample (each node with its latest evaluation). Each ancestor is followed by the rollouts that scored
+ * it (an elite is scored once per generation it lives through), each with its reward and thumbnail.
+ */
 export function winnerLineage(outcome: SearchOutcome): LineageStep[] {
   if (outcome.best === null) return [];
-  const chain: LineageStep[] = [];
-  let id: number | undefined = outcome.best.sampleId;
-  while (id !== undefined) {
-    const node: CandidateRecord = outcome.candidates[id]!;
-    chain.push({
-      id: node.id,
-      op: OPS[node.origin.op],
-      generation: node.generation,
-      step: node.createdAt,
-      reward: node.evaluations[0]?.reward ?? null,
-      thumbnail: picture(outcome.thumbnails.get(node.id)?.[0]),
-    });
-    id = node.parents[0];
+  const { candidates, thumbnails } = outcome;
+  const chain: CandidateRecord[] = [];
+  for (let id: number | undefined = outcome.best.sampleId; id !== undefined; id = candidates[id]!.parents[0]) chain.unshift(candidates[id]!);
+  const onChain = new Set(chain.map((c) => c.id));
+  const rolloutsOf = new Map<number, CandidateRecord[]>();
+  for (const c of candidates) {
+    if (c.origin.op !== 'rollout-final' || onChain.has(c.id)) continue;
+    const list = rolloutsOf.get(c.parents[0]!) ?? [];
+    list.push(c);
+    rolloutsOf.set(c.parents[0]!, list);
   }
-  return chain.reverse();
+  const step = (node: CandidateRecord): LineageStep => ({
+    id: node.id,
+    op: OPS[node.origin.op],
+    generation: node.generation,
+    step: node.createdAt,
+    reward: node.reward ?? null,
+    thumbnail: picture(thumbnails.get(node.id)?.at(-1)),
+  });
+  return chain.flatMap((node) => [step(node), ...(rolloutsOf.get(node.id) ?? []).map(step)]);
 }
 
 /** What the report writers need from one finished search. */
