@@ -6,6 +6,7 @@ import { bestOfNSpend, evoSearchSpend, planBestOfN, planEvoSearch, type PlannedS
 import { SearchConfigError } from '../coordinator/search/search-config-error.js';
 import { validateEvoSearchConfig, type EvoSearchConfig } from '../coordinator/search/evosearch.js';
 import { createSampler, type SamplerConfig } from '../samplers/index.js';
+import type { Sampler } from '../samplers/sampler.js';
 import { SamplerConfigError } from '../samplers/sampler-config-error.js';
 import { PRESETS, type PresetName } from './presets.js';
 import type { ModelDefaults } from './plan-run.js';
@@ -95,7 +96,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
   const preset = PRESETS[input.preset ?? modelDefaults?.preset ?? 'sd21'];
   const method = input.method ?? 'evosearch';
   // A model bundle's own schedule replaces the preset's sampler; the preset still gives the search schedules.
-  const sampler = resolveSampler(modelDefaults?.sampler ?? preset.sampler, input.sampler ?? {}, source);
+  const { config: sampler, sampler: samplerInstance } = resolveSampler(modelDefaults?.sampler ?? preset.sampler, input.sampler ?? {}, source);
   const steps = sampler.steps;
 
   const evo = input.evosearch ?? {};
@@ -131,7 +132,6 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     ...(evo.tournamentSize !== undefined ? { tournamentSize: evo.tournamentSize } : {}),
     archive: evo.archive ?? true,
   };
-  const samplerInstance = createSampler(sampler);
   const noiseStd = Array.from({ length: steps }, (_, i) => samplerInstance.noiseStd(i));
   if (method === 'evosearch') {
     try {
@@ -208,19 +208,18 @@ const VP_KINDS = ['ddim', 'ddpm'];
  * The preset's sampler with overrides. Switching the sampler kind starts from that kind's defaults,
  * except that DDIM <-> DDPM keeps the preset's noise schedule (the model was trained on it).
  */
-function resolveSampler(base: SamplerConfig, overrides: NonNullable<RunConfigInput['sampler']>, source: string): SamplerConfig {
+function resolveSampler(base: SamplerConfig, overrides: NonNullable<RunConfigInput['sampler']>, source: string): { config: SamplerConfig; sampler: Sampler } {
   const switching = overrides.kind !== undefined && overrides.kind !== base.kind;
   const keepSchedule = switching && VP_KINDS.includes(base.kind) && VP_KINDS.includes(overrides.kind!);
   const carried = keepSchedule ? Object.fromEntries(Object.entries(base).filter(([key]) => VP_SCHEDULE_FIELDS.includes(key))) : {};
   const start: Record<string, unknown> = switching ? { ...carried, kind: overrides.kind, steps: base.steps } : { ...base };
   const config = { ...start, ...stripUndefined(overrides) } as unknown as SamplerConfig;
   try {
-    createSampler(config);
+    return { config, sampler: createSampler(config) };
   } catch (error) {
     if (error instanceof SamplerConfigError) throw new ConfigError(`sampler.${error.field}`, error.message, source, { cause: error });
     throw error;
   }
-  return config;
 }
 
 function stripUndefined(value: Record<string, unknown>): Record<string, unknown> {

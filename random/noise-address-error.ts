@@ -5,6 +5,7 @@
  * draws the same numbers.
  */
 import { NOISE_PURPOSES, type NoiseAddress } from './noise-address.js';
+import { describeValue } from '../errors/describe-value.js';
 
 /** A seed, address field or element range that cannot name a noise stream. `field` names the culprit. */
 export class NoiseAddressError extends RangeError {
@@ -14,22 +15,10 @@ export class NoiseAddressError extends RangeError {
     readonly value: unknown,
     requirement: string,
   ) {
-    super(`${field} must be ${requirement}, got ${describe(value)}`);
+    super(`${field} must be ${requirement}, got ${describeValue(value)}`);
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'bigint') return `${value}n`;
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) {
-    return String(value);
-  }
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
 
 const TWO_POW_32 = 2 ** 32;
 const TWO_POW_64 = 1n << 64n;

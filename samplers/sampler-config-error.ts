@@ -3,6 +3,7 @@
  * typo in a YAML file fails before any compute is spent; `field` names the offending key (diffusers'
  * spelling) and the message says what would have been accepted.
  */
+import { describeValue } from '../errors/describe-value.js';
 export class SamplerConfigError extends Error {
   override readonly name = 'SamplerConfigError';
   constructor(
@@ -13,16 +14,7 @@ export class SamplerConfigError extends Error {
     /** What the field accepts, e.g. `one of 'leading', 'trailing', 'linspace'`. */
     readonly requirement: string,
   ) {
-    super(`sampler config: ${field} must be ${requirement}, got ${describe(value)}`);
+    super(`sampler config: ${field} must be ${requirement}, got ${describeValue(value)}`);
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) return String(value);
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}

@@ -1,5 +1,6 @@
 import type { CandidateId, SearchCommand, CommandResult, RolloutItem, ScoredId } from '../../proto/commands.js';
 import { NoiseSource } from '../../random/noise-source.js';
+import { describeValue } from '../../errors/describe-value.js';
 import { BestSoFar } from './best-so-far.js';
 import { Lineage, type CandidateRecord } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
@@ -85,35 +86,35 @@ export function resolveParticleConfig(config: ParticleSearchConfig): ResolvedPar
   const fail = (field: string, problem: string, cause?: unknown): never => {
     throw new ParticleConfigError(field, problem, cause === undefined ? undefined : { cause });
   };
-  if (typeof config !== 'object' || config === null) fail('(config)', `must be an object, got ${show(config)}`);
+  if (typeof config !== 'object' || config === null) fail('(config)', `must be an object, got ${describeValue(config)}`);
   // An unknown key is most likely a misspelt option that would otherwise be silently defaulted.
   for (const key of Object.keys(config)) {
     if (!CONFIG_KEYS.has(key)) fail(key, `is not a particle search option (known: ${[...CONFIG_KEYS].join(', ')})`);
   }
   const { particles, steps } = config;
-  if (!isInt(particles) || particles < 1) fail('particles', `must be a positive integer, got ${show(particles)}`);
-  if (!isInt(steps) || steps < 1) fail('steps', `must be a positive integer, got ${show(steps)}`);
+  if (!isInt(particles) || particles < 1) fail('particles', `must be a positive integer, got ${describeValue(particles)}`);
+  if (!isInt(steps) || steps < 1) fail('steps', `must be a positive integer, got ${describeValue(steps)}`);
 
   const lambda = config.lambda ?? 10;
-  if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0) fail('lambda', `must be a finite number >= 0, got ${show(lambda)}`);
+  if (typeof lambda !== 'number' || !Number.isFinite(lambda) || lambda < 0) fail('lambda', `must be a finite number >= 0, got ${describeValue(lambda)}`);
   const potential = config.potential ?? 'max';
-  if (!POTENTIAL_NAMES.includes(potential)) fail('potential', `must be one of ${POTENTIAL_NAMES.join(', ')}, got ${show(potential)}`);
+  if (!POTENTIAL_NAMES.includes(potential)) fail('potential', `must be one of ${POTENTIAL_NAMES.join(', ')}, got ${describeValue(potential)}`);
   const adaptive = config.adaptive ?? false;
-  if (typeof adaptive !== 'boolean') fail('adaptive', `must be a boolean, got ${show(adaptive)}`);
+  if (typeof adaptive !== 'boolean') fail('adaptive', `must be a boolean, got ${describeValue(adaptive)}`);
   const fitness = config.fitness ?? 'x0-prediction';
-  if (fitness !== 'x0-prediction' && fitness !== 'rollout') fail('fitness', `must be 'x0-prediction' or 'rollout', got ${show(fitness)}`);
+  if (fitness !== 'x0-prediction' && fitness !== 'rollout') fail('fitness', `must be 'x0-prediction' or 'rollout', got ${describeValue(fitness)}`);
 
   const given = config.resampling ?? {};
-  if (typeof given !== 'object' || given === null) fail('resampling', `must be an object { start, end, interval }, got ${show(given)}`);
+  if (typeof given !== 'object' || given === null) fail('resampling', `must be an object { start, end, interval }, got ${describeValue(given)}`);
   for (const key of Object.keys(given)) {
     if (!RESAMPLING_KEYS.has(key)) fail(`resampling.${key}`, `is not a resampling option (known: start, end, interval)`);
   }
   const start = given.start ?? 0;
   const end = given.end ?? steps;
   const interval = given.interval ?? DEFAULT_INTERVAL;
-  if (!isInt(start) || start < 0 || start > steps) fail('resampling.start', `must be an integer step index in [0, ${steps}], got ${show(start)}`);
-  if (!isInt(end) || end < start || end > steps) fail('resampling.end', `must be an integer step index in [start = ${start}, ${steps}], got ${show(end)}`);
-  if (!isInt(interval) || interval < 1) fail('resampling.interval', `must be a positive integer, got ${show(interval)}`);
+  if (!isInt(start) || start < 0 || start > steps) fail('resampling.start', `must be an integer step index in [0, ${steps}], got ${describeValue(start)}`);
+  if (!isInt(end) || end < start || end > steps) fail('resampling.end', `must be an integer step index in [start = ${start}, ${steps}], got ${describeValue(end)}`);
+  if (!isInt(interval) || interval < 1) fail('resampling.interval', `must be a positive integer, got ${describeValue(interval)}`);
 
   try {
     new NoiseSource(config.seed);
@@ -392,8 +393,3 @@ function isInt(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value);
 }
 
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'bigint') return `${value}n`;
-  return String(value);
-}

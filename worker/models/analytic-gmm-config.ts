@@ -7,6 +7,7 @@
  * print the same id drew the same mode centres and face the same reward.
  */
 import type { PredictionType } from '../../samplers/sampler.js';
+import { describeValue } from '../../errors/describe-value.js';
 
 export interface AnalyticGmmConfig {
   /** Dimension d of x0 (and of the latent: the decoder is the identity). */
@@ -80,21 +81,10 @@ export class AnalyticModelConfigError extends RangeError {
     readonly allowed: string,
     options?: { cause?: unknown },
   ) {
-    super(`analytic model: ${field} must be ${allowed}, got ${describe(value)}`, options);
+    super(`analytic model: ${field} must be ${allowed}, got ${describeValue(value)}`, options);
   }
 }
 
-function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value === null || value === undefined) {
-    return String(value);
-  }
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return String(value);
-  }
-}
 
 function integerIn(field: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
