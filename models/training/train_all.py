@@ -46,6 +46,19 @@ SCALES = {
         reward=dict(steps=3000, batch=256, lr=1.5e-3, seconds=120),
         reward_video=dict(steps=2000, batch=64, lr=1.5e-3, seconds=90),
         sample_steps=25, video_sample_steps=20),
+    # The shipped bundles: the "cpu" architecture (same file sizes and CPU inference cost, so the default
+    # run stays under a minute on 2 cores) trained on one GPU with the full data and batch sizes.
+    "gpu": dict(
+        n_img=100000, n_vid=20000, n_eval=256, n_eval_vid=128, n_ret=1024, k_neg=3,
+        ae=dict(ch=24, steps=4000, batch=512, lr=1e-3, kl=1e-4, seconds=55),
+        text=dict(dim=64, layers=2, heads=4),
+        sd=dict(ch=(32, 64), steps=12000, batch=2048, lr=1e-3, seconds=65),
+        sd_large=dict(ch=(64, 128), steps=12000, batch=2048, lr=8e-4, seconds=75),
+        flux=dict(ch=(32, 64), steps=12000, batch=2048, lr=1e-3, seconds=65),
+        video=dict(ch=(32, 64), steps=8000, batch=256, lr=1e-3, seconds=55),
+        reward=dict(steps=3000, batch=1024, lr=1.5e-3, seconds=16),
+        reward_video=dict(steps=2000, batch=512, lr=1.5e-3, seconds=14),
+        sample_steps=25, video_sample_steps=20),
     "full": dict(  # "seconds": wall-clock budget per model (see --no-time-budget); tuned on one H100,
         # where these small nets are bound by per-op overhead (the step time hardly grows with the batch)
         n_img=100000, n_vid=20000, n_eval=256, n_eval_vid=128, n_ret=1024, k_neg=3,
