@@ -333,6 +333,8 @@ describe('bundle validation', () => {
       await assert.rejects(readRewardManifest(join(dir, 'rewards.json')), /exactly one reward with role 'guidance'/);
       await write({ ...base, rewards: [{ ...base.rewards[0], inputs: { pixel_values: 'picture' } }] });
       await assert.rejects(readRewardManifest(join(dir, 'rewards.json')), (e: unknown) => e instanceof RewardManifestError && e.field === 'rewards[0].inputs.pixel_values');
+      await write({ ...base, rewards: [{ ...base.rewards[0], embedding: 42 }] });
+      await assert.rejects(readRewardManifest(join(dir, 'rewards.json')), (e: unknown) => e instanceof RewardManifestError && e.field === 'rewards[0].embedding');
       await write({ ...base, rewards: [{ ...base.rewards[0], path: 'missing.onnx' }] });
       await assert.rejects(readRewardManifest(join(dir, 'rewards.json')), /missing\.onnx is missing/);
     } finally {

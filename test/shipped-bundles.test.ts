@@ -55,5 +55,39 @@ describe('shipped model bundles, end to end', () => {
         assert.ok(outcome.bestSample!.data.every((v) => v >= 0 && v <= 1));
       });
     }
+
+    it(`${name}: its scorers give unit-norm image embeddings that tell samples apart`, async () => {
+      const { outcome, model } = await search(join(bundlesDir, name), prompt, 'best-of-n');
+      const samples = [outcome.bestSample!, ...(await runFinal(join(bundlesDir, name), prompt))];
+      const per = samples[0]!.data.length;
+      const batch = new Float32Array(samples.length * per);
+      samples.forEach((s, i) => batch.set(s.data, i * per));
+      for (const reward of model.rewards) {
+        if (reward.embed === undefined) continue;
+        const size = reward.embeddingSize!;
+        const rows = await reward.embed(batch, samples.length);
+        assert.equal(rows.length, samples.length * size, reward.name);
+        for (let i = 0; i < samples.length; i++) {
+          const norm = Math.hypot(...rows.subarray(i * size, (i + 1) * size));
+          assert.ok(Math.abs(norm - 1) < 1e-3, `${reward.name}: row ${i} has norm ${norm}`);
+        }
+        const distance = rows.subarray(0, size).reduce((a, v, k) => a + (v - rows[size + k]!) ** 2, 0);
+        assert.ok(distance > 1e-4, `${reward.name}: two different samples embed ${distance} apart`);
+        // Scoring and embedding see the same batch the same way: embedding one sample alone gives its row.
+        const alone = await reward.embed(batch.subarray(per, 2 * per), 1);
+        assert.ok(alone.every((v, k) => Math.abs(v - rows[size + k]!) < 1e-5), `${reward.name}: batch-dependent embedding`);
+      }
+      assert.ok(model.rewards.some((r) => r.embed !== undefined), 'no scorer exposes an embedding');
+    });
   }
 });
+
+/** A few final samples of a different seed, to compare with. */
+async function runFinal(folder: string, prompt: string) {
+  const plan = await planRun({ model: folder, prompt, method: 'best-of-n', budgetNfe: 100, seed: 11 }, 'test');
+  const sampler = createSampler(plan.sampler);
+  const model = await openModel(plan.model, { prediction: sampler.prediction, prompt, guidanceScale: plan.guidanceScale });
+  const pool = new InProcessPool([new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: 64 })]);
+  const outcome = await runSearch(createSearch(plan, sampler), new Dispatcher(pool), { population: 2 });
+  return outcome.population.filter((s) => s.id !== outcome.best?.sampleId).slice(0, 1);
+}

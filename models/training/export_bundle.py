@@ -77,7 +77,7 @@ def reward_manifest(b, rewards):
         shutil.copyfile(src, os.path.join(b, rel))
         entries.append(dict({"name": rname, "path": rel, "role": role,
                              "inputs": {name: INPUT_SOURCES[name] for name in inputs},
-                             "output": "scores", "graph_inputs": inputs}, **extra))
+                             "output": "scores", "embedding": "image_embeds", "graph_inputs": inputs}, **extra))
     entries.append({"name": "composition-checker", "builtin": "composition-checker", "role": "held-out"})
     return {"version": 1, "rewards": entries}
 

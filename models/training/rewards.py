@@ -184,10 +184,25 @@ def retrieval(m, data_u8, prompts, tokenizer, device, rng, k_hard=8, group=32):
             f"top1_of_{group}": hits / max(1, total), "n_images": n, "n_group_images": total}
 
 
+class _ScoresAndEmbeddings(nn.Module):
+    """The exported graph: scores, plus the unit-normalised image embedding (`image_embeds`) that the
+    search-quality benchmark measures diversity with."""
+
+    def __init__(self, scorer):
+        super().__init__()
+        self.scorer = scorer
+
+    def forward(self, images, input_ids):
+        image = self.scorer.embed_images(images)
+        return 100.0 * (image * self.scorer.embed_text(input_ids)).sum(-1), image
+
+
 def export(m, path, frames=1, max_len=16):
     from .common import export_onnx
     img = torch.rand(2, 3, 32, 32) if frames == 1 else torch.rand(2, frames, 3, 32, 32)
     ids = torch.zeros(2, max_len, dtype=torch.long)
     ids[:, :4] = torch.tensor([2, 4, 10, 3])
-    return export_onnx(m, (img, ids), path, ["images", "input_ids"], ["scores"],
-                       {"images": {0: "batch"}, "input_ids": {0: "batch"}, "scores": {0: "batch"}})
+    return export_onnx(_ScoresAndEmbeddings(m), (img, ids), path, ["images", "input_ids"],
+                       ["scores", "image_embeds"],
+                       {"images": {0: "batch"}, "input_ids": {0: "batch"}, "scores": {0: "batch"},
+                        "image_embeds": {0: "batch"}})

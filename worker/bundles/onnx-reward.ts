@@ -31,6 +31,7 @@ export class OnnxRewardModel implements RewardModel {
     private readonly feeds: readonly Feed[],
     private readonly outputName: string,
     private readonly sampleShape: readonly number[],
+    private readonly embedding: { readonly name: string; readonly size: number } | null,
   ) {
     this.name = spec.name;
     this.role = spec.role;
@@ -68,10 +69,40 @@ export class OnnxRewardModel implements RewardModel {
     if (outputName === null) throw new ModelLayoutError(file, 'outputs', `one output, or rewards.json naming it in 'output'`, `outputs ${[...session.outputs.keys()].join(', ')}`);
     const out = session.output(outputName, { types: [...FLOATS, 'float64'], ranks: [1, 2] });
     if (out.rank === 2 && typeof out.dims[1] === 'number' && out.dims[1] !== 1) throw new ModelLayoutError(file, `output '${outputName}'`, 'one score per image ([batch] or [batch, 1])', `[${out.dims.join(', ')}]`);
-    return new OnnxRewardModel(session, spec, feeds, outputName, sampleShape);
+    let embedding: { name: string; size: number } | null = null;
+    if (spec.embedding !== null) {
+      const info = session.output(spec.embedding, { types: [...FLOATS], ranks: [2] });
+      const size = info.dims[1];
+      if (typeof size !== 'number' || size <= 0) throw new ModelLayoutError(file, `output '${spec.embedding}'`, 'a fixed embedding size [batch, D]', `[${info.dims.join(', ')}]`);
+      embedding = { name: spec.embedding, size };
+    }
+    return new OnnxRewardModel(session, spec, feeds, outputName, sampleShape, embedding);
   }
 
   async score(samples: Float32Array, batch: number, out: Float64Array): Promise<void> {
+    await this.runChunks(samples, batch, this.outputName, (start, n, scores, dims) => {
+      if (scores.length < n) throw new ModelLayoutError(this.session.file, `output '${this.outputName}'`, `${n} scores`, `[${dims.join(', ')}]`);
+      for (let k = 0; k < n; k++) out[start + k] = scores[k]!;
+    });
+  }
+
+  get embeddingSize(): number | undefined {
+    return this.embedding?.size;
+  }
+
+  async embed(samples: Float32Array, batch: number): Promise<Float32Array> {
+    const embedding = this.embedding;
+    if (embedding === null) throw new ModelLayoutError(this.session.file, 'rewards.json embedding', 'an output with image embeddings', 'none named');
+    const rows = new Float32Array(batch * embedding.size);
+    await this.runChunks(samples, batch, embedding.name, (start, n, values, dims) => {
+      if (values.length < n * embedding.size) throw new ModelLayoutError(this.session.file, `output '${embedding.name}'`, `${n} rows of ${embedding.size}`, `[${dims.join(', ')}]`);
+      rows.set(values.subarray(0, n * embedding.size), start * embedding.size);
+    });
+    return rows;
+  }
+
+  /** Feeds `batch` samples in the graph's batch size and hands each chunk's `output` to `take`. */
+  private async runChunks(samples: Float32Array, batch: number, output: string, take: (start: number, n: number, values: Float32Array, dims: readonly number[]) => void): Promise<void> {
     const per = this.sampleShape.reduce((a, b) => a * b, 1);
     const [channels, height, width] = this.sampleShape.slice(-3) as [number, number, number];
     const plane = height * width;
@@ -107,10 +138,8 @@ export class OnnxRewardModel implements RewardModel {
           inputs[feed.info.name] = tokenTensor(feed.info.type as IntType, ids, [feedRows, row.length]);
         }
       }
-      const result = await this.session.run(inputs, [this.outputName]);
-      const scores = readFloats(result[this.outputName]!, `${this.session.file} ${this.outputName}`);
-      if (scores.length < n) throw new ModelLayoutError(this.session.file, `output '${this.outputName}'`, `${feedRows} scores`, `[${result[this.outputName]!.dims.join(', ')}]`);
-      for (let k = 0; k < n; k++) out[start + k] = scores[k]!;
+      const result = await this.session.run(inputs, [output]);
+      take(start, n, readFloats(result[output]!, `${this.session.file} ${output}`), result[output]!.dims);
     }
   }
 }

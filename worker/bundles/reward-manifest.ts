@@ -14,6 +14,8 @@
  *                                                // [B, 3, H, W] in [0, 1] then normalized), "prompt_tokens"
  *                                                // (the prompt's ids, [B, L]), "prompt_attention_mask"
  *         "output": "scores",                    // optional: the output to read, [B] or [B, 1]; default the only one
+ *         "embedding": "image_embeds",           // optional: an output holding each image's embedding, [B, D]
+ *                                                // (the benchmark's diversity measure)
  *         "image": { "mean": [..3], "std": [..3] },  // optional per-channel normalization: (x - mean) / std
  *         "tokenizer": "rewards/tokenizer" } ] } // optional: a tokenizer folder; default the bundle's
  *
@@ -46,6 +48,8 @@ export interface OnnxRewardSpec {
   readonly role: RewardRole;
   readonly inputs: Readonly<Record<string, RewardInputSource>>;
   readonly output: string | null;
+  /** The output holding one embedding per image, when the graph has one. */
+  readonly embedding: string | null;
   readonly mean: readonly [number, number, number] | null;
   readonly std: readonly [number, number, number] | null;
   /** Absolute path of a tokenizer folder, or null for the bundle's tokenizer. */
@@ -107,6 +111,7 @@ export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]>
     }
     if (!Object.values(inputs).includes('image')) throw new RewardManifestError(file, at('inputs'), 'must feed the image to one input');
     if (e.output !== undefined && typeof e.output !== 'string') throw new RewardManifestError(file, at('output'), 'must be an output name');
+    if (e.embedding !== undefined && typeof e.embedding !== 'string') throw new RewardManifestError(file, at('embedding'), 'must be an output name');
     const image = (e.image ?? {}) as Record<string, unknown>;
     if (e.tokenizer !== undefined && typeof e.tokenizer !== 'string') throw new RewardManifestError(file, at('tokenizer'), 'must be a tokenizer folder, relative to rewards.json');
     specs.push({
@@ -115,6 +120,7 @@ export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]>
       role: e.role as RewardRole,
       inputs: inputs as Record<string, RewardInputSource>,
       output: typeof e.output === 'string' ? e.output : null,
+      embedding: typeof e.embedding === 'string' ? e.embedding : null,
       mean: triple(file, at('image.mean'), image.mean, false),
       std: triple(file, at('image.std'), image.std, true),
       tokenizer: typeof e.tokenizer === 'string' ? resolve(base, e.tokenizer) : null,

@@ -31,6 +31,10 @@ export interface RewardModel {
   readonly name: string;
   /** One score per sample, higher is better. */
   score(samples: Float32Array, batch: number, out: Float64Array): void | Promise<void>;
+  /** Length of `embed`'s rows; absent when the reward model has no embedding. */
+  readonly embeddingSize?: number;
+  /** One embedding per sample, rows of `embeddingSize` (e.g. a CLIP-style image tower's output). */
+  embed?(samples: Float32Array, batch: number): Promise<Float32Array>;
 }
 
 /** A loaded model: the pieces a worker runs. `rewards[0]` is the guidance reward. */
