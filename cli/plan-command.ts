@@ -1,20 +1,7 @@
 import { Command } from 'commander';
-import type { MethodName, RunPlan } from '../config/resolve-run-config.js';
+import { describeSchedule } from '../config/describe-schedule.js';
+import type { RunPlan } from '../config/resolve-run-config.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
-
-/** The schedule each method gets under a plan, in words. */
-function scheduleOf(plan: RunPlan, method: MethodName): string {
-  switch (method) {
-    case 'evosearch':
-      return `E=[${plan.evosearch.evolutionSchedule.join(',')}] K=[${plan.evosearch.populationSchedule.join(',')}] elites=${plan.evosearch.elites}`;
-    case 'best-of-n':
-      return `n=${plan.bestOfN.n}`;
-    case 'particles': {
-      const r = plan.particles.resampling!;
-      return `k=${plan.particles.particles} lambda=${plan.particles.lambda} potential=${plan.particles.potential} every ${r.interval} in [${r.start}, ${r.end}] fitness=${plan.particles.fitness}`;
-    }
-  }
-}
 
 /** Markdown table of what every method would spend at the plan's budget. */
 export function formatPlan(plan: RunPlan): string {
@@ -22,7 +9,7 @@ export function formatPlan(plan: RunPlan): string {
   const rows = (['evosearch', 'best-of-n', 'particles'] as const).map((method) => {
     const spend = plan.planned[method];
     const mark = method === plan.method ? ' (chosen)' : '';
-    return `| ${method}${mark} | ${scheduleOf(plan, method)} | ${spend.nfe} | ${spend.trajectories.toFixed(2)} | ${spend.decodes} | ${spend.rewardCalls} |`;
+    return `| ${method}${mark} | ${describeSchedule(plan, method)} | ${spend.nfe} | ${spend.trajectories.toFixed(2)} | ${spend.decodes} | ${spend.rewardCalls} |`;
   });
   return [
     `budget ${plan.budgetNfe} NFEs, preset ${plan.preset}, sampler ${plan.sampler.kind} with ${steps} steps, seed ${plan.seed}`,

@@ -28,6 +28,8 @@ export interface LoadOptions {
   readonly providers?: readonly ProviderName[];
   /** A rewards.json to use instead of the bundle's own. */
   readonly rewards?: string;
+  /** onnxruntime's threads per session (default: its own choice, one per core). */
+  readonly intraOpThreads?: number;
   /** Image size in pixels for bundles whose latent size is not fixed by the graph. */
   readonly height?: number;
   readonly width?: number;
@@ -85,6 +87,7 @@ export async function openModel(spec: string, options: LoadOptions): Promise<Gen
       ...(options.guidanceScale !== undefined ? { guidanceScale: options.guidanceScale } : {}),
       ...(options.providers !== undefined ? { providers: options.providers } : {}),
       ...(options.rewards !== undefined ? { rewards: options.rewards } : {}),
+      ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
       ...(options.height !== undefined ? { height: options.height } : {}),
       ...(options.width !== undefined ? { width: options.width } : {}),
     });

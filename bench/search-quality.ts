@@ -1,0 +1,145 @@
+/**
+ * Search quality on the shipped bundles: EvoSearch, Best-of-N and particle sampling on held-out
+ * prompts at equal NFE budgets, an EvoSearch settings sweep, and a small model with search against a
+ * large one without, at equal wall time. `measure` appends one JSON line per search to a results file
+ * (shardable across processes); `report` turns results files into a markdown report with PNG plots.
+ *
+ *   npm run bench:quality                        # measure everything here, then write the report
+ *   node dist/bench/search-quality.js measure --study grid --shard 0/8 --results r0.jsonl
+ *   node dist/bench/search-quality.js report r*.jsonl --out bench/reports/search-quality
+ */
+import { Command, Option } from 'commander';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { equalTimeUnits, gridUnits, shard, type JobUnit } from './search-quality/jobs.js';
+import { measureUnit } from './search-quality/measure.js';
+import type { SearchResult } from './search-quality/measure.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const list = (value: string) => value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
+const numbers = (value: string) => list(value).map((s) => {
+  const n = Number(s);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`'${s}' is not a positive whole number (in '${value}')`);
+  return n;
+});
+
+function prompts(kind: 'image' | 'video', count: number): string[] {
+  const file = join(root, 'bench', 'prompts', `heldout-${kind}.txt`);
+  const all = readFileSync(file, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l.length > 0 && !l.startsWith('#'));
+  if (count > all.length) throw new Error(`${file} holds ${all.length} prompts; asked for ${count}`);
+  return all.slice(0, count);
+}
+
+function isVideo(bundlesDir: string, name: string): boolean {
+  const index = join(bundlesDir, name, 'model_index.json');
+  if (!existsSync(index)) throw new Error(`${index} is missing: '${name}' is not a bundle under ${bundlesDir}`);
+  return (JSON.parse(readFileSync(index, 'utf8')) as { _evosearch?: { family?: string } })._evosearch?.family === 'video';
+}
+
+interface MeasureFlags {
+  study: string;
+  bundlesDir: string;
+  bundles: string;
+  imagePrompts: string;
+  videoPrompts: string;
+  imageBudgets: string;
+  videoBudgets: string;
+  seeds: string;
+  sweep: string;
+  small: string;
+  large: string;
+  smallBudgets: string;
+  largeBudgets: string;
+  noSearchSamples: string;
+  shard: string;
+  threads?: string;
+  results: string;
+}
+
+function units(flags: MeasureFlags): JobUnit[] {
+  const studies = list(flags.study);
+  const all: JobUnit[] = [];
+  if (studies.includes('grid')) {
+    const [sweepBundle, sweepBudget] = flags.sweep === 'none' ? [null, null] : flags.sweep.split('@');
+    all.push(...gridUnits({
+      bundles: list(flags.bundles).map((name) => ({ name, video: isVideo(flags.bundlesDir, name) })),
+      imagePrompts: prompts('image', Number(flags.imagePrompts)),
+      videoPrompts: prompts('video', Number(flags.videoPrompts)),
+      imageBudgets: numbers(flags.imageBudgets),
+      videoBudgets: numbers(flags.videoBudgets),
+      seeds: Number(flags.seeds),
+      sweep: sweepBundle ? { bundle: sweepBundle, budget: numbers(sweepBudget ?? '')[0]! } : null,
+    }));
+  }
+  if (studies.includes('equal-time')) {
+    const steps = (JSON.parse(readFileSync(join(flags.bundlesDir, flags.large, 'model_index.json'), 'utf8')) as { _evosearch?: { default_steps?: number } })._evosearch?.default_steps ?? 50;
+    all.push(...equalTimeUnits({
+      small: flags.small,
+      large: flags.large,
+      prompts: prompts('image', Number(flags.imagePrompts)),
+      smallBudgets: numbers(flags.smallBudgets),
+      largeBudgets: numbers(flags.largeBudgets),
+      largeSteps: steps,
+      noSearchSamples: Number(flags.noSearchSamples),
+    }));
+  }
+  const [index, count] = flags.shard.split('/').map(Number) as [number, number];
+  if (!(count >= 1 && index >= 0 && index < count)) throw new Error(`--shard ${flags.shard}: expected i/n with 0 <= i < n`);
+  return shard(all, index, count);
+}
+
+const program = new Command('search-quality').description('Search quality of EvoSearch, Best-of-N and particle sampling on the shipped bundles.');
+
+program
+  .command('measure')
+  .description('run searches and append one JSON line per search to the results file')
+  .addOption(new Option('--study <names>', 'grid (methods x budgets, plus the sweep) and/or equal-time').default('grid,equal-time'))
+  .option('--bundles-dir <dir>', 'where the bundles are', join(root, 'models', 'bundles'))
+  .option('--bundles <names>', 'bundles of the grid', 'tiny-sd,tiny-flux,tiny-video')
+  .option('--image-prompts <n>', 'held-out image prompts (bench/prompts/heldout-image.txt)', '8')
+  .option('--video-prompts <n>', 'held-out video prompts', '4')
+  .option('--image-budgets <nfes>', 'NFE budgets for image bundles', '250,1000,4000')
+  .option('--video-budgets <nfes>', 'NFE budgets for video bundles', '100,300,900')
+  .option('--seeds <n>', 'seeds per prompt', '1')
+  .option('--sweep <bundle@budget>', "EvoSearch settings sweep ('none' for none)", 'tiny-sd@2500')
+  .option('--small <bundle>', 'small model of the equal-time study', 'tiny-sd')
+  .option('--large <bundle>', 'large model of the equal-time study', 'tiny-sd-large')
+  .option('--small-budgets <nfes>', 'budgets of the small model with search', '250,1000,2500')
+  .option('--large-budgets <nfes>', 'budgets of the large model with EvoSearch', '250,1000')
+  .option('--no-search-samples <n>', 'single samples of the large model per prompt', '4')
+  .option('--shard <i/n>', 'run the i-th of n shares of the work', '0/1')
+  .option('--threads <n>', "onnxruntime threads per session (default: onnxruntime's choice)")
+  .requiredOption('--results <file>', 'JSON-lines file to append to')
+  .action(async (flags: MeasureFlags) => {
+    const mine = units(flags);
+    const total = mine.reduce((a, u) => a + u.jobs.length, 0);
+    let done = 0;
+    for (const unit of mine) {
+      await measureUnit(unit, {
+        bundlesDir: flags.bundlesDir,
+        ...(flags.threads !== undefined ? { intraOpThreads: Number(flags.threads) } : {}),
+        onResult: (result) => {
+          appendFileSync(flags.results, `${JSON.stringify(result)}\n`);
+          done += 1;
+          process.stderr.write(`[${done}/${total}] ${result.bundle} ${result.method} ${result.variant} ${result.budgetNfe} NFE "${result.prompt}": ${result.guidance.toFixed(2)} in ${(result.wallMs / 1000).toFixed(1)} s\n`);
+        },
+      });
+    }
+  });
+
+program
+  .command('report')
+  .description('write the markdown report and its plots from results files')
+  .argument('<results...>', 'JSON-lines files written by measure')
+  .option('--out <dir>', 'report folder', join(root, 'bench', 'reports', 'search-quality'))
+  .option('--notes <file>', 'markdown to put under the title (machine, commands)')
+  .action(async (files: string[], flags: { out: string; notes?: string }) => {
+    const results = files.flatMap((file) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim().length > 0).map((l) => JSON.parse(l) as SearchResult));
+    // Imported here: the plotting libraries are development dependencies, not needed to measure.
+    const { writeQualityReport } = await import('./search-quality/write-report.js');
+    const written = await writeQualityReport(results, { folder: flags.out, ...(flags.notes ? { notes: readFileSync(flags.notes, 'utf8') } : {}) });
+    console.log(written.join('\n'));
+  });
+
+await program.parseAsync();
