@@ -12,13 +12,13 @@ import { Command, Option } from 'commander';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { equalTimeUnits, gridUnits, shard, type JobUnit } from './search-quality/jobs.js';
+import { equalTimeUnits, gridUnits, shard, SWEEP_VARIANTS, type JobUnit } from './search-quality/jobs.js';
 import { measureUnit } from './search-quality/measure.js';
 import type { SearchResult } from './search-quality/measure.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const list = (value: string) => value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
-const numbers = (value: string) => list(value).map((s) => {
+const numbers = (value: string) => (value === 'none' ? [] : list(value)).map((s) => {
   const n = Number(s);
   if (!Number.isInteger(n) || n <= 0) throw new Error(`'${s}' is not a positive whole number (in '${value}')`);
   return n;
@@ -46,12 +46,14 @@ interface MeasureFlags {
   imageBudgets: string;
   videoBudgets: string;
   seeds: string;
+  firstSeed: string;
   sweep: string;
+  variants: string;
   small: string;
   large: string;
   smallBudgets: string;
   largeBudgets: string;
-  noSearchSamples: string;
+  singleSamples: string;
   shard: string;
   threads?: string;
   results: string;
@@ -60,8 +62,11 @@ interface MeasureFlags {
 function units(flags: MeasureFlags): JobUnit[] {
   const studies = list(flags.study);
   const all: JobUnit[] = [];
-  if (studies.includes('grid')) {
-    const [sweepBundle, sweepBudget] = flags.sweep === 'none' ? [null, null] : flags.sweep.split('@');
+  if (studies.includes('grid') || studies.includes('sweep')) {
+    const sweep = flags.sweep === 'none' ? [] : list(flags.sweep).map((item) => {
+      const [bundle, budget] = item.split('@');
+      return { bundle: bundle!, budget: numbers(budget ?? '')[0]! };
+    });
     all.push(...gridUnits({
       bundles: list(flags.bundles).map((name) => ({ name, video: isVideo(flags.bundlesDir, name) })),
       imagePrompts: prompts('image', Number(flags.imagePrompts)),
@@ -69,7 +74,10 @@ function units(flags: MeasureFlags): JobUnit[] {
       imageBudgets: numbers(flags.imageBudgets),
       videoBudgets: numbers(flags.videoBudgets),
       seeds: Number(flags.seeds),
-      sweep: sweepBundle ? { bundle: sweepBundle, budget: numbers(sweepBudget ?? '')[0]! } : null,
+      firstSeed: Number(flags.firstSeed),
+      grid: studies.includes('grid'),
+      sweep,
+      variants: flags.variants === 'all' ? Object.keys(SWEEP_VARIANTS) : list(flags.variants),
     }));
   }
   if (studies.includes('equal-time')) {
@@ -81,7 +89,7 @@ function units(flags: MeasureFlags): JobUnit[] {
       smallBudgets: numbers(flags.smallBudgets),
       largeBudgets: numbers(flags.largeBudgets),
       largeSteps: steps,
-      noSearchSamples: Number(flags.noSearchSamples),
+      noSearchSamples: Number(flags.singleSamples),
     }));
   }
   const [index, count] = flags.shard.split('/').map(Number) as [number, number];
@@ -94,7 +102,7 @@ const program = new Command('search-quality').description('Search quality of Evo
 program
   .command('measure')
   .description('run searches and append one JSON line per search to the results file')
-  .addOption(new Option('--study <names>', 'grid (methods x budgets, plus the sweep) and/or equal-time').default('grid,equal-time'))
+  .addOption(new Option('--study <names>', 'grid (methods x budgets), sweep (EvoSearch settings) and/or equal-time').default('grid,sweep,equal-time'))
   .option('--bundles-dir <dir>', 'where the bundles are', join(root, 'models', 'bundles'))
   .option('--bundles <names>', 'bundles of the grid', 'tiny-sd,tiny-flux,tiny-video')
   .option('--image-prompts <n>', 'held-out image prompts (bench/prompts/heldout-image.txt)', '8')
@@ -102,12 +110,14 @@ program
   .option('--image-budgets <nfes>', 'NFE budgets for image bundles', '250,1000,4000')
   .option('--video-budgets <nfes>', 'NFE budgets for video bundles', '100,300,900')
   .option('--seeds <n>', 'seeds per prompt', '1')
-  .option('--sweep <bundle@budget>', "EvoSearch settings sweep ('none' for none)", 'tiny-sd@2500')
+  .option('--first-seed <n>', 'the first seed', '1')
+  .option('--sweep <bundle@budget,...>', "where the EvoSearch settings sweep runs ('none' for nowhere)", 'tiny-sd@2500')
+  .option('--variants <names>', `sweep variants, or 'all': ${Object.keys(SWEEP_VARIANTS).join('; ')}`, 'all')
   .option('--small <bundle>', 'small model of the equal-time study', 'tiny-sd')
   .option('--large <bundle>', 'large model of the equal-time study', 'tiny-sd-large')
-  .option('--small-budgets <nfes>', 'budgets of the small model with search', '250,1000,2500')
-  .option('--large-budgets <nfes>', 'budgets of the large model with EvoSearch', '250,1000')
-  .option('--no-search-samples <n>', 'single samples of the large model per prompt', '4')
+  .option('--small-budgets <nfes>', "budgets of the small model with search ('none': skip)", '250,1000,2500')
+  .option('--large-budgets <nfes>', "budgets of the large model with EvoSearch ('none': skip)", '250,1000')
+  .option('--single-samples <n>', 'single samples (no search) of the large model per prompt', '4')
   .option('--shard <i/n>', 'run the i-th of n shares of the work', '0/1')
   .option('--threads <n>', "onnxruntime threads per session (default: onnxruntime's choice)")
   .requiredOption('--results <file>', 'JSON-lines file to append to')

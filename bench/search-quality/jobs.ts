@@ -35,7 +35,9 @@ export const METHODS: readonly MethodName[] = ['evosearch', 'best-of-n', 'partic
 /** EvoSearch settings tried at the default budget (the preset's values are the 'default' row). */
 export const SWEEP_VARIANTS: Readonly<Record<string, NonNullable<RunConfigInput['evosearch']>>> = {
   'mutation 0.1': { mutationRate: 0.1 },
+  'mutation 0.3': { mutationRate: 0.3 },
   'mutation 0.4': { mutationRate: 0.4 },
+  'mutation 0.5': { mutationRate: 0.5 },
   'elites 1': { elites: 1 },
   'tournament 0.5': { tournamentFraction: 0.5 },
   'no archive': { archive: false },
@@ -47,9 +49,14 @@ export interface GridOptions {
   readonly videoPrompts: readonly string[];
   readonly imageBudgets: readonly number[];
   readonly videoBudgets: readonly number[];
+  /** Seeds firstSeed, firstSeed + 1, ... (seeds in all). */
   readonly seeds: number;
-  /** Bundle and budget of the settings sweep, or null for none. */
-  readonly sweep: { readonly bundle: string; readonly budget: number } | null;
+  readonly firstSeed: number;
+  /** Run the methods-by-budgets grid (false: only the sweep). */
+  readonly grid: boolean;
+  /** Bundles and budgets of the settings sweep, and the variants it tries (names of SWEEP_VARIANTS). */
+  readonly sweep: readonly { readonly bundle: string; readonly budget: number }[];
+  readonly variants: readonly string[];
 }
 
 export function gridUnits(options: GridOptions): JobUnit[] {
@@ -59,13 +66,18 @@ export function gridUnits(options: GridOptions): JobUnit[] {
     const budgets = bundle.video ? options.videoBudgets : options.imageBudgets;
     prompts.forEach((prompt, promptIndex) => {
       const jobs: SearchJob[] = [];
-      for (let seed = 1; seed <= options.seeds; seed++) {
-        for (const budgetNfe of budgets) for (const method of METHODS) jobs.push({ study: 'grid', method, budgetNfe, seed, variant: 'default' });
-        if (options.sweep?.bundle === bundle.name) {
-          jobs.push({ study: 'sweep', method: 'evosearch', budgetNfe: options.sweep.budget, seed, variant: 'default' });
-          for (const [variant, evosearch] of Object.entries(SWEEP_VARIANTS)) jobs.push({ study: 'sweep', method: 'evosearch', budgetNfe: options.sweep.budget, seed, variant, evosearch });
+      for (let seed = options.firstSeed; seed < options.firstSeed + options.seeds; seed++) {
+        if (options.grid) for (const budgetNfe of budgets) for (const method of METHODS) jobs.push({ study: 'grid', method, budgetNfe, seed, variant: 'default' });
+        for (const { budget } of options.sweep.filter((s) => s.bundle === bundle.name)) {
+          jobs.push({ study: 'sweep', method: 'evosearch', budgetNfe: budget, seed, variant: 'default' });
+          for (const variant of options.variants) {
+            const evosearch = SWEEP_VARIANTS[variant];
+            if (evosearch === undefined) throw new Error(`unknown sweep variant '${variant}'; known: ${Object.keys(SWEEP_VARIANTS).join(', ')}`);
+            jobs.push({ study: 'sweep', method: 'evosearch', budgetNfe: budget, seed, variant, evosearch });
+          }
         }
       }
+      if (jobs.length === 0) return;
       units.push({ bundle: bundle.name, prompt, promptIndex, nfeCost: bundle.video ? 6 : 1, jobs });
     });
   }
@@ -90,11 +102,11 @@ export function equalTimeUnits(options: EqualTimeOptions): JobUnit[] {
   options.prompts.forEach((prompt, promptIndex) => {
     const small: SearchJob[] = [];
     for (const budgetNfe of options.smallBudgets) for (const method of ['evosearch', 'best-of-n'] as const) small.push({ study: 'equal-time', method, budgetNfe, seed: 1, variant: 'default' });
-    units.push({ bundle: options.small, prompt, promptIndex, nfeCost: 1, jobs: small });
+    if (small.length > 0) units.push({ bundle: options.small, prompt, promptIndex, nfeCost: 1, jobs: small });
     const large: SearchJob[] = [];
     for (let seed = 1; seed <= options.noSearchSamples; seed++) large.push({ study: 'equal-time', method: 'best-of-n', budgetNfe: options.largeSteps, seed, variant: 'no search' });
     for (const budgetNfe of options.largeBudgets) large.push({ study: 'equal-time', method: 'evosearch', budgetNfe, seed: 1, variant: 'default' });
-    units.push({ bundle: options.large, prompt, promptIndex, nfeCost: 2, jobs: large });
+    if (large.length > 0) units.push({ bundle: options.large, prompt, promptIndex, nfeCost: 2, jobs: large });
   });
   return units;
 }
