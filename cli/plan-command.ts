@@ -9,6 +9,8 @@ export function formatPlan(plan: RunPlan): string {
   const rows = (['evosearch', 'best-of-n', 'particles'] as const).map((method) => {
     const spend = plan.planned[method];
     const mark = method === plan.method ? ' (chosen)' : '';
+    const why = plan.unavailable[method];
+    if (why !== undefined) return `| ${method} | not possible at this budget: ${why} | – | – | – | – |`;
     return `| ${method}${mark} | ${describeSchedule(plan, method)} | ${spend.nfe} | ${spend.trajectories.toFixed(2)} | ${spend.decodes} | ${spend.rewardCalls} |`;
   });
   return [

@@ -43,6 +43,8 @@ export interface RunPlan {
   readonly particles: Omit<ParticleSearchConfig, 'seed' | 'steps'>;
   /** What each method will spend under this plan (the chosen one and the two it is compared with). */
   readonly planned: Readonly<Record<MethodName, PlannedSpend>>;
+  /** Methods the budget cannot be planned for (other than the chosen one), and why. */
+  readonly unavailable: Readonly<Partial<Record<MethodName, string>>>;
   readonly workers: number;
   readonly batchSize: number;
   readonly out: string | undefined;
@@ -112,14 +114,19 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
   }
   if (budgetNfe < steps) fail('budgetNfe', `${budgetNfe} NFEs does not buy one trajectory of ${steps} steps`);
 
+  const unavailable: Partial<Record<MethodName, string>> = {};
   let schedules;
   try {
     schedules = evo.populationSchedule !== undefined && input.budgetNfe === undefined
       ? { evolutionSchedule, populationSchedule: baseShape }
       : planEvoSearch(budgetNfe, steps, { evolutionSchedule, populationSchedule: baseShape });
   } catch (error) {
-    if (error instanceof SearchConfigError) throw new ConfigError(error.field, error.message.slice(error.field.length + 2), source, { cause: error });
-    throw error;
+    if (!(error instanceof SearchConfigError)) throw error;
+    if (method === 'evosearch') throw new ConfigError(error.field, error.message.slice(error.field.length + 2), source, { cause: error });
+    // Another method was asked for: a budget too small for EvoSearch is no reason to refuse it. The
+    // plan keeps EvoSearch's settings with a Best-of-N shape and says why EvoSearch is not possible.
+    unavailable.evosearch = error.message;
+    schedules = { evolutionSchedule: [], populationSchedule: [planBestOfN(budgetNfe, steps)] };
   }
   const smallest = Math.min(...schedules.populationSchedule.slice(1));
   // The preset's elites shrink with a small budget; elites the user asked for are checked as given.
@@ -192,6 +199,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
       'best-of-n': bestOfNSpend(n, steps),
       particles: particleSpend,
     },
+    unavailable,
     workers: input.workers ?? Math.max(1, Math.min(2, cpus().length)),
     batchSize: input.batchSize ?? 256,
     out: input.out,

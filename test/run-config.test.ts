@@ -51,6 +51,15 @@ describe('run configuration', () => {
     }
   });
 
+  it('plans a baseline at a budget too small for EvoSearch, and says why EvoSearch is not possible', () => {
+    const plan = resolveRunConfig({ method: 'best-of-n', budgetNfe: 50 });
+    assert.equal(plan.bestOfN.n, 1);
+    assert.match(plan.unavailable.evosearch ?? '', /too small for the evolution schedule/);
+    assert.equal(plan.unavailable['best-of-n'], undefined);
+    assert.throws(() => resolveRunConfig({ method: 'evosearch', budgetNfe: 50 }), (e: unknown) => e instanceof ConfigError && e.field === 'budgetNfe');
+    assert.deepEqual(resolveRunConfig({}).unavailable, {});
+  });
+
   it('rescales the preset schedule to another step count', () => {
     const plan = resolve({ sampler: { steps: 25 } });
     assert.deepEqual(plan.evosearch.evolutionSchedule, [0, 10, 15, 20]);
