@@ -4,12 +4,13 @@
  * large one without, at equal wall time. `measure` appends one JSON line per search to a results file
  * (shardable across processes); `report` turns results files into a markdown report with PNG plots.
  *
- *   npm run bench:quality                        # measure everything here, then write the report
- *   node dist/bench/search-quality.js measure --study grid --shard 0/8 --results r0.jsonl
- *   node dist/bench/search-quality.js report r*.jsonl --out bench/reports/search-quality
+ *   npm run bench:quality -- --parallel 8 --threads 2   # grid + sweep, then the report (runs/search-quality/)
+ *   node dist/bench/search-quality.js measure --study equal-time --image-prompts 8 --results eq.jsonl   # alone on the machine
+ *   node dist/bench/search-quality.js report results*.jsonl --out bench/reports/search-quality
  */
 import { Command, Option } from 'commander';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { equalTimeUnits, gridUnits, shard, SWEEP_VARIANTS, type JobUnit } from './search-quality/jobs.js';
@@ -97,21 +98,41 @@ function units(flags: MeasureFlags): JobUnit[] {
   return shard(all, index, count);
 }
 
+/**
+ * Runs `parallel` shards of this same command as child processes, each into its own file, then
+ * appends their lines to `results` (shard order, so the file does not depend on timing).
+ */
+async function measureInParallel(parallel: number, results: string): Promise<void> {
+  const args = process.argv.slice(2).filter((a, i, all) => a !== '--parallel' && all[i - 1] !== '--parallel' && !a.startsWith('--parallel='));
+  const files = Array.from({ length: parallel }, (_, i) => `${results}.shard${i}`);
+  const codes = await Promise.all(files.map((file, i) => new Promise<number>((resolvePromise) => {
+    rmSync(file, { force: true });
+    const child = spawn(process.execPath, [process.argv[1]!, ...args, '--shard', `${i}/${parallel}`, '--results', file], { stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('exit', (code) => resolvePromise(code ?? 1));
+  })));
+  for (const file of files) {
+    if (existsSync(file)) appendFileSync(results, readFileSync(file));
+    rmSync(file, { force: true });
+  }
+  const failed = codes.flatMap((code, i) => (code === 0 ? [] : [`shard ${i} exited with ${code}`]));
+  if (failed.length > 0) throw new Error(`${failed.join('; ')} (what the shards measured is in ${results})`);
+}
+
 const program = new Command('search-quality').description('Search quality of EvoSearch, Best-of-N and particle sampling on the shipped bundles.');
 
 program
   .command('measure')
   .description('run searches and append one JSON line per search to the results file')
-  .addOption(new Option('--study <names>', 'grid (methods x budgets), sweep (EvoSearch settings) and/or equal-time').default('grid,sweep,equal-time'))
+  .addOption(new Option('--study <names>', 'grid (methods x budgets), sweep (EvoSearch settings) and/or equal-time').default('grid,sweep'))
   .option('--bundles-dir <dir>', 'where the bundles are', join(root, 'models', 'bundles'))
   .option('--bundles <names>', 'bundles of the grid', 'tiny-sd,tiny-flux,tiny-video')
-  .option('--image-prompts <n>', 'held-out image prompts (bench/prompts/heldout-image.txt)', '8')
-  .option('--video-prompts <n>', 'held-out video prompts', '4')
-  .option('--image-budgets <nfes>', 'NFE budgets for image bundles', '250,1000,4000')
+  .option('--image-prompts <n>', 'held-out image prompts (bench/prompts/heldout-image.txt)', '16')
+  .option('--video-prompts <n>', 'held-out video prompts', '10')
+  .option('--image-budgets <nfes>', 'NFE budgets for image bundles', '250,500,1000,2500,5000')
   .option('--video-budgets <nfes>', 'NFE budgets for video bundles', '100,300,900')
   .option('--seeds <n>', 'seeds per prompt', '1')
   .option('--first-seed <n>', 'the first seed', '1')
-  .option('--sweep <bundle@budget,...>', "where the EvoSearch settings sweep runs ('none' for nowhere)", 'tiny-sd@2500')
+  .option('--sweep <bundle@budget,...>', "where the EvoSearch settings sweep runs ('none' for nowhere)", 'tiny-sd@2500,tiny-flux@2500,tiny-video@900')
   .option('--variants <names>', `sweep variants, or 'all': ${Object.keys(SWEEP_VARIANTS).join('; ')}`, 'all')
   .option('--small <bundle>', 'small model of the equal-time study', 'tiny-sd')
   .option('--large <bundle>', 'large model of the equal-time study', 'tiny-sd-large')
@@ -119,9 +140,12 @@ program
   .option('--large-budgets <nfes>', "budgets of the large model with EvoSearch ('none': skip)", '250,1000')
   .option('--single-samples <n>', 'single samples (no search) of the large model per prompt', '4')
   .option('--shard <i/n>', 'run the i-th of n shares of the work', '0/1')
+  .option('--parallel <n>', 'run n shards at once as child processes (give each --threads cores); not for timing studies', '1')
   .option('--threads <n>', "onnxruntime threads per session (default: onnxruntime's choice)")
   .requiredOption('--results <file>', 'JSON-lines file to append to')
-  .action(async (flags: MeasureFlags) => {
+  .action(async (flags: MeasureFlags & { parallel: string }) => {
+    const parallel = Number(flags.parallel);
+    if (parallel > 1) return measureInParallel(parallel, flags.results);
     const mine = units(flags);
     const total = mine.reduce((a, u) => a + u.jobs.length, 0);
     let done = 0;

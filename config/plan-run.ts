@@ -6,7 +6,8 @@ import { samplerConfigFromScheduler } from '../worker/bundles/scheduler-config.j
 import { bundlePath } from '../worker/models/load-model.js';
 import { parsePrompt, PromptError } from '../world/prompt-grammar.js';
 import type { PresetName } from './presets.js';
-import { ConfigError, resolveRunConfig, type RunPlan } from './resolve-run-config.js';
+import { ConfigError, resolveRunConfig, type MethodName, type RunPlan } from './resolve-run-config.js';
+import { METHOD_NAMES } from './run-config-schema.js';
 import type { RunConfigInput } from './run-config-schema.js';
 
 /** What a bundle says about itself that the plan needs: the model's own schedule and its family. */
@@ -16,6 +17,9 @@ export interface ModelDefaults {
   /** The preset whose search schedules fit the model family. */
   readonly preset: PresetName;
   readonly guidanceScale?: number;
+  /** The search method and NFE budget the bundle's benchmark chose for a one-minute run on 2 cores. */
+  readonly method?: MethodName;
+  readonly budgetNfe?: number;
   /** The bundle was trained on the procedural world (its prompts follow world/prompt-grammar.ts). */
   readonly world?: boolean;
 }
@@ -50,8 +54,15 @@ export async function planRun(input: RunConfigInput, source: string): Promise<Ru
 
 async function bundleDefaults(folder: string, steps: number | undefined): Promise<ModelDefaults> {
   const manifest = await readBundleManifest(folder);
-  const index = JSON.parse(await readFile(join(folder, 'model_index.json'), 'utf8')) as { _evosearch?: { family?: string; default_steps?: number; default_guidance_scale?: number; world?: string } };
+  const indexFile = join(folder, 'model_index.json');
+  const index = JSON.parse(await readFile(indexFile, 'utf8')) as { _evosearch?: { family?: string; default_steps?: number; default_guidance_scale?: number; default_method?: unknown; default_budget_nfe?: unknown; world?: string } };
   const own = index._evosearch ?? {};
+  if (own.default_method !== undefined && !(METHOD_NAMES as readonly unknown[]).includes(own.default_method)) {
+    throw new Error(`${indexFile}: _evosearch.default_method must be one of ${METHOD_NAMES.join(', ')}, got ${JSON.stringify(own.default_method)}`);
+  }
+  if (own.default_budget_nfe !== undefined && !(Number.isInteger(own.default_budget_nfe) && (own.default_budget_nfe as number) > 0)) {
+    throw new Error(`${indexFile}: _evosearch.default_budget_nfe must be a positive whole number of NFEs, got ${JSON.stringify(own.default_budget_nfe)}`);
+  }
   const className = String(manifest.scheduler.config._class_name ?? '');
   const flow = className.startsWith('Flow');
   const preset: PresetName = own.family === 'video' ? 'wan' : flow ? 'flux' : 'sd21';
@@ -62,6 +73,8 @@ async function bundleDefaults(folder: string, steps: number | undefined): Promis
     sampler,
     preset,
     ...(own.default_guidance_scale !== undefined ? { guidanceScale: own.default_guidance_scale } : {}),
+    ...(own.default_method !== undefined ? { method: own.default_method as MethodName } : {}),
+    ...(own.default_budget_nfe !== undefined ? { budgetNfe: own.default_budget_nfe as number } : {}),
     ...(own.world !== undefined ? { world: true } : {}),
   };
 }

@@ -96,7 +96,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     throw new ConfigError(field, detail, source);
   };
   const preset = PRESETS[input.preset ?? modelDefaults?.preset ?? 'sd21'];
-  const method = input.method ?? 'evosearch';
+  const method = input.method ?? modelDefaults?.method ?? 'evosearch';
   // A model bundle's own schedule replaces the preset's sampler; the preset still gives the search schedules.
   const { config: sampler, sampler: samplerInstance } = resolveSampler(modelDefaults?.sampler ?? preset.sampler, input.sampler ?? {}, source);
   const steps = sampler.steps;
@@ -108,7 +108,8 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     fail('evosearch.populationSchedule', `needs ${evolutionSchedule.length + 1} entries for the evolution schedule [${evolutionSchedule.join(', ')}] (one per generation, then the final population), got ${baseShape.length}`);
   }
   const shapeNfe = evoSearchSpend({ evolutionSchedule, populationSchedule: baseShape }, steps).nfe;
-  const budgetNfe = input.budgetNfe ?? shapeNfe;
+  // Without a budget: the model's measured default, unless the user fixed the schedule's shape.
+  const budgetNfe = input.budgetNfe ?? (evo.populationSchedule === undefined ? modelDefaults?.budgetNfe : undefined) ?? shapeNfe;
   if (input.budgetNfe !== undefined && evo.populationSchedule !== undefined && method === 'evosearch' && Math.abs(shapeNfe - input.budgetNfe) >= steps) {
     fail('budgetNfe', `contradicts evosearch.populationSchedule [${baseShape.join(', ')}], which spends ${shapeNfe} NFEs; set one of them (the budget scales the preset's schedule)`);
   }
@@ -117,7 +118,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
   const unavailable: Partial<Record<MethodName, string>> = {};
   let schedules;
   try {
-    schedules = evo.populationSchedule !== undefined && input.budgetNfe === undefined
+    schedules = budgetNfe === shapeNfe
       ? { evolutionSchedule, populationSchedule: baseShape }
       : planEvoSearch(budgetNfe, steps, { evolutionSchedule, populationSchedule: baseShape });
   } catch (error) {

@@ -52,7 +52,7 @@ export async function linePlotPng(plot: LinePlot): Promise<Buffer> {
     title: plot.title,
     data: { values: plot.rows },
     hconcat: plot.panels.map(panel),
-    config: { legend: { orient: 'bottom' }, font: 'DejaVu Sans' },
+    config: { legend: { orient: 'bottom', labelLimit: 400 }, font: 'DejaVu Sans' },
   } as unknown as TopLevelSpec;
   return render(spec);
 }

@@ -168,15 +168,15 @@ export async function writeQualityReport(results: readonly SearchResult[], optio
   if (sweep.length > 0) {
     for (const [key, runs] of groupBy(sweep, (r) => `${r.bundle}|${r.budgetNfe}`)) {
       const [bundle, budget] = key.split('|');
-      out.push(`## EvoSearch settings at ${budget} NFEs (${bundle})`, '', 'The preset\'s settings ("default") against one change at a time, on the same prompts and seeds; wins are paired against the default on the guidance reward.', '');
+      out.push(`## EvoSearch settings at ${budget} NFEs (${bundle})`, '', 'The preset\'s settings ("default") against one change at a time. Variants ran on some or all of the default\'s prompts and seeds ("searches"); "wins vs default" pairs each with the default\'s search of the same prompt and seed (guidance reward, ties not counted).', '');
       const variants = groupBy(runs, (r) => r.variant);
       const reference = variants.get('default') ?? [];
       const rows: string[][] = [];
       for (const [variant, vr] of variants) {
         const w = pairedWins(vr, reference, (r) => r.guidance);
-        rows.push([variant, vr[0]!.schedule, ...metricRow({ runs: vr }), variant === 'default' ? '–' : `${w.wins}/${w.n}`]);
+        rows.push([variant, vr[0]!.schedule, String(vr.length), ...metricRow({ runs: vr }), variant === 'default' ? '–' : `${w.wins}/${w.n}`]);
       }
-      out.push(table(['settings', 'schedule', ...METRIC_HEADER, 'wins vs default'], rows), '');
+      out.push(table(['settings', 'schedule', 'searches', ...METRIC_HEADER, 'wins vs default'], rows), '');
     }
   }
 
