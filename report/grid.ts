@@ -20,7 +20,7 @@ export interface GridOptions {
   columns?: number;
   /** Separator width in output pixels (default 2). */
   gap?: number;
-  /** Separator colour, RGB bytes (default [32, 32, 32]). */
+  /** Separator colour, RGB bytes (default light grey, [170, 170, 170]: the procedural world draws on a dark ground). */
   background?: [number, number, number];
   /** How videos are shown (default 'frames': a row of frames per sample). */
   video?: 'frames' | 'first-frame';
@@ -48,7 +48,7 @@ export function renderGrid(samples: readonly SampleData[], options: GridOptions 
   if (samples.length === 0) throw new Error('renderGrid needs at least one sample');
   const scale = options.scale ?? 2;
   const gap = options.gap ?? 2;
-  const [br, bg, bb] = options.background ?? [32, 32, 32];
+  const [br, bg, bb] = options.background ?? [170, 170, 170];
   if (!Number.isInteger(gap) || gap < 0) throw new Error(`gap must be a non-negative integer, got ${gap}`);
 
   const geometries = samples.map((s) => sampleGeometry(s.shape, s.data.length));
