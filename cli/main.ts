@@ -1,7 +1,10 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config/resolve-run-config.js';
+import { WorkerCommandError } from '../coordinator/engine/worker-pool.js';
+import { WorkerRefusedError } from '../coordinator/transport/grpc-pool.js';
 import { buildPlanCommand } from './plan-command.js';
 import { buildRunCommand } from './run-command.js';
+import { buildWorkerCommand } from './worker-command.js';
 
 /** `evosearch <command>`: the user's entry point. */
 export async function main(argv: readonly string[]): Promise<void> {
@@ -11,12 +14,18 @@ export async function main(argv: readonly string[]): Promise<void> {
     .showHelpAfterError('(add --help for usage)');
   program.addCommand(buildRunCommand().exitOverride());
   program.addCommand(buildPlanCommand().exitOverride());
+  program.addCommand(buildWorkerCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {
     if (error instanceof CommanderError) {
       // Help and version are "errors" with exit code 0; usage errors were already printed.
       process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError) {
+      process.stderr.write(`evosearch: ${error.message}\n`);
+      process.exitCode = 3;
       return;
     }
     if (error instanceof ConfigError) {

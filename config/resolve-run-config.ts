@@ -46,6 +46,8 @@ export interface RunPlan {
   /** Methods the budget cannot be planned for (other than the chosen one), and why. */
   readonly unavailable: Readonly<Partial<Record<MethodName, string>>>;
   readonly workers: number;
+  /** gRPC workers to run on (host:port), or undefined for local worker threads. */
+  readonly workersAt: readonly string[] | undefined;
   readonly batchSize: number;
   readonly out: string | undefined;
   readonly logLevel: NonNullable<RunConfigInput['logLevel']>;
@@ -202,6 +204,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     },
     unavailable,
     workers: input.workers ?? Math.max(1, Math.min(2, cpus().length)),
+    workersAt: input.workersAt,
     batchSize: input.batchSize ?? 256,
     out: input.out,
     logLevel: input.logLevel ?? 'info',

@@ -75,6 +75,8 @@ export const runConfigSchema = z.strictObject({
   providers: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).optional(),
   /** In-process worker threads of the embedded run. */
   workers: positiveInt.max(256).optional(),
+  /** gRPC worker addresses (host:port, started with `evosearch worker`) to run on instead of local threads. */
+  workersAt: z.array(z.string().regex(/^[^\s]+:\d+$/, 'must be host:port')).min(1).optional(),
   /** Latents per model call. */
   batchSize: positiveInt.max(65536).optional(),
   /** Run folder. */

@@ -7,7 +7,9 @@ import { Dispatcher } from '../engine/dispatcher.js';
 import { runSearch, type RoundReport, type SearchOutcome } from '../engine/run-search.js';
 import type { WorkerPool } from '../engine/worker-pool.js';
 import { createSearch } from '../search/create-search.js';
+import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 import { ThreadPool } from '../transport/thread-pool.js';
+import { modelBuild } from '../../worker/model-build.js';
 import { writeRunOutputs } from '../../report/write-outputs.js';
 import type { PromptReport } from '../../report/report-data.js';
 import { promptReport } from './prompt-report.js';
@@ -48,8 +50,8 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
 }
 
 /**
- * A whole search in one process: the coordinator's engine over in-process worker threads, then the
- * run folder. The cluster run uses the same engine with gRPC workers.
+ * A whole search driven from this process: the coordinator's engine over local worker threads, or over
+ * gRPC workers when the plan names them (`workersAt`), then the run folder.
  */
 export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): Promise<EmbeddedRunResult> {
   const { logger } = options;
@@ -57,7 +59,9 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const startedAt = new Date();
   const sampler = createSampler(plan.sampler);
   const machine = createSearch(plan, sampler);
-  const pool = options.pool ?? (await ThreadPool.start(plan.workers, workerSetupFor(plan)));
+  const pool = options.pool ?? (plan.workersAt !== undefined
+    ? await GrpcWorkerPool.connect(plan.workersAt, workerSetupFor(plan), { runId, expectedBuild: await modelBuild(plan.model) })
+    : await ThreadPool.start(plan.workers, workerSetupFor(plan)));
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
   let outcome: SearchOutcome;

@@ -1,0 +1,37 @@
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { ConfigError } from '../config/resolve-run-config.js';
+import { WorkerServer } from '../worker/grpc-server.js';
+import { isProviderName, PROVIDER_NAMES } from '../worker/runtime/providers.js';
+
+/**
+ * `evosearch worker`: serve one model over gRPC until SIGTERM or SIGINT, which drain it (batches in
+ * flight finish, new ones are refused, then it exits). Prints one JSON line on stdout once it listens:
+ * {"event":"listening","address":...,"model":...,"build":...}.
+ */
+export function buildWorkerCommand(): Command {
+  return new Command('worker')
+    .description('Serve a model to coordinators over gRPC (proto/worker.proto): the denoiser, decoder and rewards run here, on worker threads.')
+    .requiredOption('--model <spec>', 'the model this worker serves: a bundle folder or analytic:gmm[?...]')
+    .option('--listen <host:port>', 'address to serve on (port 0: any free port, printed on stdout)', '0.0.0.0:0')
+    .option('--providers <list>', 'execution providers to try in order, e.g. webgpu,cpu (default cpu)')
+    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .action(async (options: { model: string; listen: string; providers?: string; logLevel: string }) => {
+      const providers = options.providers?.split(',').map((p) => p.trim());
+      for (const p of providers ?? []) {
+        if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
+      }
+      if (!/^[^\s]+:\d+$/.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
+      const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
+      const server = await WorkerServer.start(options.listen, { model: options.model, logger, ...(providers ? { providers } : {}) });
+      process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address, model: options.model, build: server.build })}\n`);
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          logger.info({ signal }, 'draining');
+          void server.drain().then(resolve);
+        };
+        process.once('SIGTERM', () => stop('SIGTERM'));
+        process.once('SIGINT', () => stop('SIGINT'));
+      });
+    });
+}

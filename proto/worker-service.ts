@@ -1,0 +1,99 @@
+/**
+ * The worker service of proto/worker.proto as a grpc-js service definition, with protobufjs doing the
+ * (de)serialisation. Coordinator and worker both build their ends from this one definition.
+ */
+import type { ServiceDefinition } from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { fileURLToPath } from 'node:url';
+import type { Frame } from './tensor-frames.js';
+
+/**
+ * The wire protocol's version. Raise it whenever a message or the meaning of a command changes: a
+ * coordinator and a worker of different versions refuse each other at Hello.
+ */
+export const PROTOCOL_VERSION = 1;
+
+export const PROTO_FILE = fileURLToPath(new URL('../../proto/worker.proto', import.meta.url));
+
+export interface HelloRequest {
+  readonly protocolVersion: number;
+  readonly expectedModelBuild: string;
+}
+export interface HelloReply {
+  readonly protocolVersion: number;
+  readonly model: string;
+  readonly modelBuild: string;
+  readonly description: string;
+}
+export interface SetupRequest {
+  readonly runId: string;
+  readonly setupJson: string;
+}
+export interface SetupReply {
+  readonly description: string;
+}
+export type HealthRequest = Record<string, never>;
+export interface HealthReply {
+  readonly status: 'serving' | 'draining' | 'idle';
+  readonly inFlight: number;
+}
+
+const root = protobuf.loadSync(PROTO_FILE);
+const type = (name: string) => root.lookupType(`evosearch.worker.v1.${name}`);
+const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: true, oneofs: true };
+
+function codec<T>(name: string): { serialize: (value: T) => Buffer; deserialize: (bytes: Buffer) => T } {
+  const t = type(name);
+  return {
+    serialize: (value: T) => Buffer.from(t.encode(t.fromObject(value as Record<string, unknown>)).finish()),
+    deserialize: (bytes: Buffer) => t.toObject(t.decode(bytes), TO_OBJECT) as T,
+  };
+}
+
+const frameType = type('Frame');
+/** Frames keep their chunk bytes as views (no copy): the assembler copies them into aligned tensors. */
+const frameCodec = {
+  serialize: (frame: Frame) => Buffer.from(frameType.encode(frame as unknown as protobuf.Message).finish()),
+  deserialize: (bytes: Buffer): Frame => {
+    const message = frameType.toObject(frameType.decode(bytes), TO_OBJECT) as { body?: string; header?: Frame & object; chunk?: unknown; end?: unknown };
+    switch (message.body) {
+      case 'header':
+        return { header: message.header } as unknown as Frame;
+      case 'chunk':
+        return { chunk: message.chunk } as Frame;
+      case 'end':
+        return { end: {} };
+      default:
+        throw new Error(`a Frame with no body (${bytes.length} bytes)`);
+    }
+  },
+};
+
+function unary<Req, Res>(method: string, request: string, response: string) {
+  const req = codec<Req>(request);
+  const res = codec<Res>(response);
+  return {
+    path: `/evosearch.worker.v1.Worker/${method}`,
+    requestStream: false,
+    responseStream: false,
+    requestSerialize: req.serialize,
+    requestDeserialize: req.deserialize,
+    responseSerialize: res.serialize,
+    responseDeserialize: res.deserialize,
+  };
+}
+
+export const workerService = {
+  hello: unary<HelloRequest, HelloReply>('Hello', 'HelloRequest', 'HelloReply'),
+  setup: unary<SetupRequest, SetupReply>('Setup', 'SetupRequest', 'SetupReply'),
+  health: unary<HealthRequest, HealthReply>('Health', 'HealthRequest', 'HealthReply'),
+  execute: {
+    path: '/evosearch.worker.v1.Worker/Execute',
+    requestStream: true,
+    responseStream: true,
+    requestSerialize: frameCodec.serialize,
+    requestDeserialize: frameCodec.deserialize,
+    responseSerialize: frameCodec.serialize,
+    responseDeserialize: frameCodec.deserialize,
+  },
+} satisfies ServiceDefinition;

@@ -1,0 +1,177 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Dispatcher } from '../coordinator/engine/dispatcher.js';
+import { runSearch, type SearchOutcome } from '../coordinator/engine/run-search.js';
+import type { WorkerPool } from '../coordinator/engine/worker-pool.js';
+import { WorkerCommandError } from '../coordinator/engine/worker-pool.js';
+import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { createSearch } from '../coordinator/search/create-search.js';
+import { GrpcWorkerPool, WorkerRefusedError } from '../coordinator/transport/grpc-pool.js';
+import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
+import { ThreadPool } from '../coordinator/transport/thread-pool.js';
+import { planRun } from '../config/plan-run.js';
+import { resolveRunConfig, type MethodName, type RunPlan } from '../config/resolve-run-config.js';
+import { createSampler } from '../samplers/index.js';
+import { CommandExecutor } from '../worker/executor.js';
+import { loadModel } from '../worker/models/load-model.js';
+import { repoRoot } from './support/repo-root.js';
+import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+
+const run = promisify(execFile);
+
+async function search(plan: RunPlan, pool: WorkerPool): Promise<SearchOutcome> {
+  return runSearch(createSearch(plan, createSampler(plan.sampler)), new Dispatcher(pool), { population: 8 });
+}
+
+function inProcess(plan: RunPlan): WorkerPool {
+  const sampler = createSampler(plan.sampler);
+  return new InProcessPool([new CommandExecutor(loadModel(plan.model, { prediction: sampler.prediction }), sampler, BigInt(plan.seed), { batchSize: plan.batchSize })]);
+}
+
+/** What the search decided: every candidate's parents, origin and rewards, and the best. */
+function decisions(outcome: SearchOutcome) {
+  return {
+    best: outcome.best,
+    candidates: outcome.candidates.map((c) => ({ parents: c.parents, origin: c.origin, reward: c.reward, evaluations: c.evaluations })),
+    counters: outcome.counters,
+  };
+}
+
+describe('gRPC workers: real worker processes on loopback', () => {
+  const workers: WorkerProcess[] = [];
+  before(async () => {
+    workers.push(...(await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm')))));
+  });
+  after(() => stopWorkers(workers));
+
+  for (const method of ['evosearch', 'best-of-n', 'particles'] as MethodName[]) {
+    it(`${method}: the same seed gives the same decisions on 1 and 3 worker processes as in one process`, async () => {
+      const plan = resolveRunConfig({ method, budgetNfe: 3000, seed: 7 });
+      const reference = decisions(await search(plan, inProcess(plan)));
+      for (const count of [1, 3]) {
+        const pool = await GrpcWorkerPool.connect(workers.slice(0, count).map((w) => w.address), workerSetupFor(plan), { runId: `${method}-${count}` });
+        try {
+          const outcome = await search(plan, pool);
+          assert.deepEqual(decisions(outcome), reference, `${count} workers`);
+          if (count === 3 && method === 'evosearch') assert.ok(outcome.placement.bytesMoved > 0, 'balancing moved no state between worker processes');
+        } finally {
+          await pool.close();
+        }
+      }
+    });
+  }
+
+  it('evosearch run --workers-at gives the local run\'s answer', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'grpc-run-'));
+    try {
+      const bin = join(repoRoot(), 'bin', 'evosearch.js');
+      const args = ['run', '--budget-nfe', '2000', '--seed', '3', '--no-progress'];
+      await run(process.execPath, [bin, ...args, '--out', join(dir, 'local')]);
+      await run(process.execPath, [bin, ...args, '--workers-at', workers.map((w) => w.address).join(','), '--out', join(dir, 'cluster')]);
+      const local = JSON.parse(await readFile(join(dir, 'local', 'record.json'), 'utf8')) as { best: unknown; workers: string[] };
+      const cluster = JSON.parse(await readFile(join(dir, 'cluster', 'record.json'), 'utf8')) as { best: unknown; workers: string[] };
+      assert.deepEqual(cluster.best, local.best);
+      assert.equal(cluster.workers.length, 3);
+      assert.ok(cluster.workers.every((w) => w.startsWith('127.0.0.1:')), cluster.workers.join(', '));
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it('refuses a worker that serves another model build, naming both builds', async () => {
+    const other = await startWorker('analytic:gmm?seed=2');
+    try {
+      const plan = resolveRunConfig({ budgetNfe: 1000 });
+      await assert.rejects(
+        GrpcWorkerPool.connect([workers[0]!.address, other.address], workerSetupFor(plan), { runId: 'builds' }),
+        (e: unknown) => e instanceof WorkerRefusedError && e.address === other.address && e.message.includes(other.build) && e.message.includes(workers[0]!.build),
+      );
+      // The worker itself refuses a run that needs another build.
+      await assert.rejects(
+        GrpcWorkerPool.connect([other.address], workerSetupFor(plan), { runId: 'builds', expectedBuild: workers[0]!.build }),
+        (e: unknown) => e instanceof WorkerRefusedError && /FAILED_PRECONDITION/.test(e.message) && e.message.includes(`needs build ${workers[0]!.build}`),
+      );
+    } finally {
+      await stopWorkers([other]);
+    }
+  });
+
+  it('refuses a coordinator that speaks another protocol version', async () => {
+    const plan = resolveRunConfig({ budgetNfe: 1000 });
+    await assert.rejects(
+      GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'version', protocolVersion: 999 }),
+      (e: unknown) => e instanceof WorkerRefusedError && /protocol version 1, the coordinator 999/.test(e.message),
+    );
+  });
+
+  it('an unreachable worker is refused within the deadline, naming its address', async () => {
+    const plan = resolveRunConfig({ budgetNfe: 1000 });
+    await assert.rejects(
+      GrpcWorkerPool.connect(['127.0.0.1:1'], workerSetupFor(plan), { runId: 'nobody', setupDeadlineMs: 2000 }),
+      (e: unknown) => e instanceof WorkerRefusedError && e.address === '127.0.0.1:1',
+    );
+  });
+});
+
+describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
+  it('tiny-sd over 2 worker processes gives exactly what 2 worker threads give, tensors chunked both ways', async () => {
+    const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
+    const plan = await planRun({ model: bundle, prompt: 'two red circles left of a blue square', budgetNfe: 600, seed: 5 }, 'test');
+    const threads = await ThreadPool.start(2, workerSetupFor(plan));
+    let reference;
+    try {
+      reference = decisions(await search(plan, threads));
+    } finally {
+      await threads.close();
+    }
+    const workers = await Promise.all([0, 1].map(() => startWorker(bundle)));
+    try {
+      const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'bundle' });
+      try {
+        const outcome = await search(plan, pool);
+        assert.deepEqual(decisions(outcome), reference);
+        assert.deepEqual(outcome.population[0]!.shape, [3, 32, 32]);
+      } finally {
+        await pool.close();
+      }
+    } finally {
+      await stopWorkers(workers);
+    }
+  });
+
+  it('SIGTERM drains a worker: it finishes, deregisters from gRPC and exits 0', async () => {
+    const worker = await startWorker('analytic:gmm');
+    const plan = resolveRunConfig({ budgetNfe: 1000 });
+    const pool = await GrpcWorkerPool.connect([worker.address], workerSetupFor(plan), { runId: 'drain' });
+    await search(plan, pool);
+    await pool.close();
+    worker.child.kill('SIGTERM');
+    assert.equal(await worker.exited, 0);
+    assert.match(worker.log(), /worker drained/);
+    await assert.rejects(GrpcWorkerPool.connect([worker.address], workerSetupFor(plan), { runId: 'after', setupDeadlineMs: 2000 }), WorkerRefusedError);
+  });
+
+  it('a worker killed mid-run fails the run with an error naming it, instead of hanging', async () => {
+    const workers = await Promise.all([0, 1].map(() => startWorker('analytic:gmm')));
+    try {
+      const plan = resolveRunConfig({ budgetNfe: 20000, seed: 1 });
+      const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'kill' });
+      let killed = false;
+      const outcome = runSearch(createSearch(plan, createSampler(plan.sampler)), new Dispatcher(pool), {
+        onRound: () => {
+          if (!killed) workers[1]!.child.kill('SIGKILL');
+          killed = true;
+        },
+      });
+      await assert.rejects(outcome, (e: unknown) => e instanceof WorkerCommandError && e.message.includes(workers[1]!.address));
+      await pool.close();
+    } finally {
+      await stopWorkers(workers);
+    }
+  });
+});

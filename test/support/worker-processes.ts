@@ -1,0 +1,41 @@
+/**
+ * Real `evosearch worker` processes on loopback for the cluster tests: each started with a model,
+ * listening on a free port, and stopped (or killed) by the test.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { join } from 'node:path';
+import { repoRoot } from './repo-root.js';
+
+export interface WorkerProcess {
+  readonly address: string;
+  readonly build: string;
+  readonly child: ChildProcess;
+  /** Everything the worker wrote on stderr (its log). */
+  readonly log: () => string;
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+}
+
+export async function startWorker(model: string, extra: readonly string[] = []): Promise<WorkerProcess> {
+  const child = spawn(process.execPath, [join(repoRoot(), 'bin', 'evosearch.js'), 'worker', '--model', model, '--listen', '127.0.0.1:0', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const lines = createInterface({ input: child.stdout! });
+  const listening = await Promise.race([
+    new Promise<{ address: string; build: string }>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line) as { address: string; build: string }))),
+    exited.then((code) => Promise.reject(new Error(`worker exited with ${code} before listening: ${stderr}`))),
+  ]);
+  return { address: listening.address, build: listening.build, child, log: () => stderr, exited };
+}
+
+/** Stops workers that are still running (SIGKILL: tests do not wait for drains they did not ask for). */
+export async function stopWorkers(workers: readonly WorkerProcess[]): Promise<void> {
+  await Promise.all(workers.map(async (w) => {
+    if (w.child.exitCode === null && w.child.signalCode === null) {
+      w.child.kill('SIGKILL');
+      await w.exited;
+    }
+  }));
+}

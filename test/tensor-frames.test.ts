@@ -1,0 +1,50 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { CHUNK_BYTES, encodeFrames, FrameAssembler, FrameError, type Frame } from '../proto/tensor-frames.js';
+
+function roundTrip(body: unknown, shift = 0): unknown {
+  const assembler = new FrameAssembler();
+  let out: unknown = undefined;
+  for (const frame of encodeFrames('run', body)) {
+    // gRPC hands bytes fields over at arbitrary offsets of its buffers: simulate an unaligned view.
+    const moved: Frame = 'chunk' in frame ? { chunk: { ...frame.chunk, data: unaligned(frame.chunk.data, shift) } } : frame;
+    const done = assembler.add(moved);
+    if (done !== null) out = done.body;
+  }
+  return out;
+}
+
+function unaligned(data: Uint8Array, shift: number): Uint8Array {
+  const buffer = new Uint8Array(data.length + shift);
+  buffer.set(data, shift);
+  return buffer.subarray(shift);
+}
+
+describe('tensor frames: commands and results on the wire', () => {
+  it('a tensor bigger than several chunks arrives whole, aligned, from unaligned chunk views', () => {
+    const big = Float32Array.from({ length: (3 * CHUNK_BYTES) / 4 + 123 }, (_, i) => Math.sin(i));
+    const frames = [...encodeFrames('run', { big })];
+    assert.equal(frames.filter((f) => 'chunk' in f).length, 4);
+    const back = roundTrip({ big }, 3) as { big: Float32Array };
+    assert.ok(back.big instanceof Float32Array);
+    assert.equal(back.big.byteOffset % 4, 0);
+    assert.deepEqual(back.big, big);
+  });
+
+  it('keeps nested structure, nulls, empty tensors and non-finite numbers', () => {
+    const body = [{ kind: 'fetch', samples: [{ id: 3, data: new Float32Array([1, 2]), shape: [2] }], scores: [{ id: 1, reward: Number.NaN }, { id: 2, reward: -Infinity }], empty: new Float32Array(0), none: null }];
+    assert.deepEqual(roundTrip(body), body);
+  });
+
+  it('refuses typed arrays it cannot carry and malformed streams, saying what is wrong', () => {
+    assert.throws(() => [...encodeFrames('run', { x: new Float64Array(2) })], (e: unknown) => e instanceof FrameError && /Float64Array/.test(e.message));
+    assert.throws(() => new FrameAssembler().add({ end: {} }), /before the header/);
+    const a = new FrameAssembler();
+    a.add({ header: { runId: 'r', bodyJson: '{"$f32":0}', tensorLengths: [4] } });
+    assert.throws(() => a.add({ chunk: { tensor: 0, offset: 8, data: new Uint8Array(12) } }), /overruns tensor 0/);
+    const b = new FrameAssembler();
+    b.add({ header: { runId: 'r', bodyJson: '{"$f32":0}', tensorLengths: [4] } });
+    b.add({ chunk: { tensor: 0, offset: 0, data: new Uint8Array(8) } });
+    assert.throws(() => b.add({ end: {} }), /tensor 0 got 8 of 16 bytes/);
+  });
+});

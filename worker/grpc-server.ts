@@ -1,0 +1,161 @@
+/**
+ * A worker node's gRPC service (proto/worker.proto): it checks the coordinator's protocol version and
+ * model build, sets up the run, and runs command batches on a worker thread (model calls block the
+ * thread they run on; the server's event loop stays free for gRPC). SIGTERM drains it: no new batches,
+ * the ones in flight finish, then it stops.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import { ThreadPool } from '../coordinator/transport/thread-pool.js';
+import type { Command } from '../proto/commands.js';
+import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
+import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest } from '../proto/worker-service.js';
+import { modelBuild } from './model-build.js';
+import type { WorkerSetup } from './worker-setup.js';
+
+export interface WorkerServerOptions {
+  /** The model this worker serves (a bundle folder or an analytic spec). */
+  readonly model: string;
+  readonly providers?: readonly string[];
+  readonly logger: Logger;
+}
+
+type ServiceError = Partial<grpc.StatusObject> & { code: grpc.status; details: string };
+
+export class WorkerServer {
+  private pool: ThreadPool | null = null;
+  private runId: string | null = null;
+  private settingUp: Promise<void> = Promise.resolve();
+  private inFlight = 0;
+  private draining = false;
+  private idle: (() => void) | null = null;
+
+  private constructor(
+    private readonly server: grpc.Server,
+    private readonly options: WorkerServerOptions,
+    readonly build: string,
+    readonly address: string,
+  ) {}
+
+  /** Binds `address` (port 0 picks a free one) and serves until drained. */
+  static async start(address: string, options: WorkerServerOptions): Promise<WorkerServer> {
+    const build = await modelBuild(options.model);
+    const server = new grpc.Server();
+    const port = await new Promise<number>((resolve, reject) => {
+      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+    });
+    const host = address.slice(0, address.lastIndexOf(':'));
+    const worker = new WorkerServer(server, options, build, `${host}:${port}`);
+    server.addService(workerService, {
+      hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, done: grpc.sendUnaryData<HelloReply>) => worker.hello(call.request, done),
+      setup: (call: grpc.ServerUnaryCall<SetupRequest, SetupReply>, done: grpc.sendUnaryData<SetupReply>) => void worker.setup(call.request, done),
+      health: (_call: grpc.ServerUnaryCall<unknown, HealthReply>, done: grpc.sendUnaryData<HealthReply>) => done(null, worker.health()),
+      execute: (call: grpc.ServerDuplexStream<Frame, Frame>) => worker.execute(call),
+    });
+    options.logger.info({ address: worker.address, model: options.model, build }, 'worker serving');
+    return worker;
+  }
+
+  private hello(request: HelloRequest, done: grpc.sendUnaryData<HelloReply>): void {
+    if (request.protocolVersion !== PROTOCOL_VERSION) {
+      done(refusal(grpc.status.FAILED_PRECONDITION, `this worker speaks protocol version ${PROTOCOL_VERSION}, the coordinator ${request.protocolVersion}: run the same evosearch release on both`));
+      return;
+    }
+    if (request.expectedModelBuild !== '' && request.expectedModelBuild !== this.build) {
+      done(refusal(grpc.status.FAILED_PRECONDITION, `this worker serves ${this.options.model} build ${this.build}, the run needs build ${request.expectedModelBuild}: start this worker with the run's model (the same spec, the same files)`));
+      return;
+    }
+    done(null, { protocolVersion: PROTOCOL_VERSION, model: this.options.model, modelBuild: this.build, description: `grpc ${this.address} ${this.options.model}` });
+  }
+
+  private async setup(request: SetupRequest, done: grpc.sendUnaryData<SetupReply>): Promise<void> {
+    if (this.draining) return done(refusal(grpc.status.UNAVAILABLE, 'this worker is draining'));
+    // Setups run one at a time: a second coordinator call for the same run waits for the first.
+    const previous = this.settingUp;
+    let finish!: () => void;
+    this.settingUp = new Promise((resolve) => (finish = resolve));
+    await previous;
+    try {
+      if (this.runId === request.runId && this.pool !== null) return done(null, { description: this.pool.describe(0) });
+      let setup: WorkerSetup;
+      try {
+        setup = { ...(JSON.parse(request.setupJson) as WorkerSetup), model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}) };
+      } catch (error) {
+        return done(refusal(grpc.status.INVALID_ARGUMENT, `setup_json is not JSON: ${(error as Error).message}`));
+      }
+      await this.pool?.close();
+      this.pool = null;
+      this.runId = null;
+      try {
+        this.pool = await ThreadPool.start(1, setup);
+      } catch (error) {
+        return done(refusal(grpc.status.FAILED_PRECONDITION, `cannot set up run ${request.runId}: ${(error as Error).message}`));
+      }
+      this.runId = request.runId;
+      this.options.logger.info({ runId: request.runId, description: this.pool.describe(0) }, 'run set up');
+      done(null, { description: this.pool.describe(0) });
+    } finally {
+      finish();
+    }
+  }
+
+  private health(): HealthReply {
+    return { status: this.draining ? 'draining' : this.pool === null ? 'idle' : 'serving', inFlight: this.inFlight };
+  }
+
+  private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
+    const assembler = new FrameAssembler();
+    let failed = false;
+    const fail = (error: ServiceError) => {
+      if (failed) return;
+      failed = true;
+      call.emit('error', error);
+    };
+    call.on('data', (frame: Frame) => {
+      let assembled;
+      try {
+        assembled = assembler.add(frame);
+      } catch (error) {
+        return fail(refusal(grpc.status.INVALID_ARGUMENT, (error as Error).message));
+      }
+      if (assembled === null) return;
+      if (this.draining) return fail(refusal(grpc.status.UNAVAILABLE, 'this worker is draining: send the batch elsewhere'));
+      if (this.pool === null || assembled.runId !== this.runId) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker (it serves ${this.runId ?? 'no run'})`));
+      this.inFlight += 1;
+      this.pool
+        .execute(0, assembled.body as Command[])
+        .then(async (results) => {
+          for (const out of encodeFrames(assembled.runId, results)) {
+            if (!call.write(out)) await new Promise((resolve) => call.once('drain', resolve));
+          }
+          call.end();
+        })
+        .catch((error: Error) => fail(refusal(grpc.status.INTERNAL, error.message)))
+        .finally(() => {
+          this.inFlight -= 1;
+          if (this.inFlight === 0) this.idle?.();
+        });
+    });
+  }
+
+  /** Stops taking batches, lets those in flight finish, then closes the model and the server. */
+  async drain(): Promise<void> {
+    this.draining = true;
+    if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
+    await this.pool?.close();
+    this.pool = null;
+    await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    this.options.logger.info({ address: this.address }, 'worker drained');
+  }
+
+  /** Stops at once (tests, fatal errors). */
+  async close(): Promise<void> {
+    this.server.forceShutdown();
+    await this.pool?.close();
+    this.pool = null;
+  }
+}
+
+function refusal(code: grpc.status, details: string): ServiceError {
+  return { code, details, metadata: new grpc.Metadata() };
+}
