@@ -1,4 +1,6 @@
 import { Command, CommanderError } from 'commander';
+import { NoWorkersError } from '../cluster/cluster-workers.js';
+import { NatsUnavailableError } from '../cluster/nats-connection.js';
 import { ConfigError } from '../config/resolve-run-config.js';
 import { WorkerCommandError } from '../coordinator/engine/worker-pool.js';
 import { WorkerRefusedError } from '../coordinator/transport/grpc-pool.js';
@@ -23,7 +25,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError) {
+    if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError || error instanceof NoWorkersError || error instanceof NatsUnavailableError) {
       process.stderr.write(`evosearch: ${error.message}\n`);
       process.exitCode = 3;
       return;

@@ -64,6 +64,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flags: '--providers <list>', help: 'ONNX execution providers to try in order, comma-separated: cpu, webgpu, cuda, tensorrt (default cpu); the one that opened is reported', path: ['providers'], parse: (value: string) => value.split(',').map((p) => p.trim()) },
   { flags: '--guidance-scale <x>', help: "classifier-free guidance scale (default: the preset's; the analytic model has no text and ignores it)", path: ['guidanceScale'], parse: decimal('--guidance-scale') },
   { flags: '--workers <int>', help: 'worker threads (default 2, or 1 on a single core)', path: ['workers'], parse: integer('--workers') },
+  { flags: '--cluster <nats-url>', help: "run on the cluster's live workers (registered in NATS by `evosearch worker --nats`) that serve this run's model build; events go to evosearch.events.run.<id>.*", path: ['cluster'] },
   { flags: '--workers-at <addresses>', help: 'run on gRPC workers (comma-separated host:port, each started with `evosearch worker --model <same model>`) instead of local threads', path: ['workersAt'], parse: (value: string) => value.split(',').map((a) => a.trim()).filter((a) => a !== '') },
   { flags: '--batch-size <int>', help: 'latents per model call (default 256)', path: ['batchSize'], parse: integer('--batch-size') },
   { flags: '--out <dir>', help: 'run folder (default runs/<time>-<method>-seed<seed>)', path: ['out'] },

@@ -1,4 +1,8 @@
+import { hostname } from 'node:os';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Command, Option } from 'commander';
+import { connectNats } from '../cluster/nats-connection.js';
+import { WorkerRegistration } from '../cluster/worker-registry.js';
 import { pino } from 'pino';
 import { ConfigError } from '../config/resolve-run-config.js';
 import { WorkerServer } from '../worker/grpc-server.js';
@@ -14,9 +18,11 @@ export function buildWorkerCommand(): Command {
     .description('Serve a model to coordinators over gRPC (proto/worker.proto): the denoiser, decoder and rewards run here, on worker threads.')
     .requiredOption('--model <spec>', 'the model this worker serves: a bundle folder or analytic:gmm[?...]')
     .option('--listen <host:port>', 'address to serve on (port 0: any free port, printed on stdout)', '0.0.0.0:0')
+    .option('--nats <url>', 'register in this NATS cluster (heartbeats; deregistered on drain) so coordinators find this worker')
+    .option('--advertise <host:port>', 'address coordinators should dial (default: the listen address, with 0.0.0.0 replaced by this host name)')
     .option('--providers <list>', 'execution providers to try in order, e.g. webgpu,cpu (default cpu)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (options: { model: string; listen: string; providers?: string; logLevel: string }) => {
+    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; providers?: string; logLevel: string }) => {
       const providers = options.providers?.split(',').map((p) => p.trim());
       for (const p of providers ?? []) {
         if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
@@ -24,11 +30,24 @@ export function buildWorkerCommand(): Command {
       if (!/^[^\s]+:\d+$/.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
       const server = await WorkerServer.start(options.listen, { model: options.model, logger, ...(providers ? { providers } : {}) });
-      process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address, model: options.model, build: server.build })}\n`);
+      const address = options.advertise ?? server.address.replace(/^0\.0\.0\.0:|^\[::\]:/, `${hostname()}:`);
+      let registration: WorkerRegistration | null = null;
+      let nc: NatsConnection | null = null;
+      if (options.nats !== undefined) {
+        nc = await connectNats(options.nats, `evosearch worker ${address}`);
+        registration = await WorkerRegistration.register(nc, { id: `${hostname()}-${process.pid}-${address}`, address, model: options.model, build: server.build });
+        logger.info({ nats: options.nats, address }, 'registered');
+      }
+      process.stdout.write(`${JSON.stringify({ event: 'listening', address, model: options.model, build: server.build })}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'draining');
-          void server.drain().then(resolve);
+          // Deregister first, so no coordinator picks this worker while it drains.
+          void (async () => {
+            await registration?.deregister();
+            await server.drain();
+            await nc?.drain();
+          })().then(resolve);
         };
         process.once('SIGTERM', () => stop('SIGTERM'));
         process.once('SIGINT', () => stop('SIGINT'));

@@ -48,6 +48,8 @@ export interface RunPlan {
   readonly workers: number;
   /** gRPC workers to run on (host:port), or undefined for local worker threads. */
   readonly workersAt: readonly string[] | undefined;
+  /** NATS URL of a cluster whose registered workers run the search, or undefined. */
+  readonly cluster: string | undefined;
   readonly batchSize: number;
   readonly out: string | undefined;
   readonly logLevel: NonNullable<RunConfigInput['logLevel']>;
@@ -177,6 +179,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     throw error;
   }
 
+  if (input.cluster !== undefined && input.workersAt !== undefined) fail('cluster', 'give either a cluster (--cluster, workers found through NATS) or worker addresses (--workers-at), not both');
   const model = input.model ?? 'analytic:gmm';
   if (model.startsWith('analytic:') && input.prompt !== undefined) {
     fail('prompt', `the analytic model '${model}' takes no prompt (its reward is fixed); drop --prompt or choose a model bundle`);
@@ -205,6 +208,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     unavailable,
     workers: input.workers ?? Math.max(1, Math.min(2, cpus().length)),
     workersAt: input.workersAt,
+    cluster: input.cluster,
     batchSize: input.batchSize ?? 256,
     out: input.out,
     logLevel: input.logLevel ?? 'info',

@@ -76,6 +76,8 @@ export const runConfigSchema = z.strictObject({
   /** In-process worker threads of the embedded run. */
   workers: positiveInt.max(256).optional(),
   /** gRPC worker addresses (host:port, started with `evosearch worker`) to run on instead of local threads. */
+  /** NATS URL of a cluster: run on the live workers registered there that serve the run's model build. */
+  cluster: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a NATS URL such as nats://host:4222').optional(),
   workersAt: z.array(z.string().regex(/^[^\s]+:\d+$/, 'must be host:port')).min(1).optional(),
   /** Latents per model call. */
   batchSize: positiveInt.max(65536).optional(),

@@ -7,6 +7,10 @@ import { Dispatcher } from '../engine/dispatcher.js';
 import { runSearch, type RoundReport, type SearchOutcome } from '../engine/run-search.js';
 import type { WorkerPool } from '../engine/worker-pool.js';
 import { createSearch } from '../search/create-search.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { clusterWorkerPool } from '../../cluster/cluster-workers.js';
+import { publishEvent, runSubject, type RunEvent } from '../../cluster/events.js';
+import { connectNats } from '../../cluster/nats-connection.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 import { ThreadPool } from '../transport/thread-pool.js';
 import { modelBuild } from '../../worker/model-build.js';
@@ -37,6 +41,14 @@ const THUMBNAIL_SIDE = 32;
 /** Final samples shown in the population grid. */
 const POPULATION_SHOWN = 64;
 
+/** The run's workers: the cluster's (NATS), named gRPC workers, or local threads. */
+async function openPool(plan: RunPlan, runId: string, nc: NatsConnection | null): Promise<WorkerPool> {
+  const setup = workerSetupFor(plan);
+  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, runId, await modelBuild(plan.model));
+  if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId, expectedBuild: await modelBuild(plan.model) });
+  return ThreadPool.start(plan.workers, setup);
+}
+
 export function workerSetupFor(plan: RunPlan): WorkerSetup {
   return {
     model: plan.model,
@@ -59,11 +71,21 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const startedAt = new Date();
   const sampler = createSampler(plan.sampler);
   const machine = createSearch(plan, sampler);
-  const pool = options.pool ?? (plan.workersAt !== undefined
-    ? await GrpcWorkerPool.connect(plan.workersAt, workerSetupFor(plan), { runId, expectedBuild: await modelBuild(plan.model) })
-    : await ThreadPool.start(plan.workers, workerSetupFor(plan)));
+  const nc = plan.cluster === undefined ? null : await connectNats(plan.cluster, `evosearch run ${runId}`);
+  const publish = (event: RunEvent, payload: Record<string, unknown>) => {
+    if (nc !== null) publishEvent(nc, runSubject(runId, event), { runId, ...payload });
+  };
+  let pool: WorkerPool;
+  try {
+    pool = options.pool ?? (await openPool(plan, runId, nc));
+  } catch (error) {
+    publish('failed', { error: (error as Error).message });
+    await nc?.drain();
+    throw error;
+  }
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
+  publish('started', { method: plan.method, model: plan.model, prompt: plan.prompt, budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });
   let outcome: SearchOutcome;
   try {
     outcome = await runSearch(machine, new Dispatcher(pool), {
@@ -71,9 +93,14 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
       population: POPULATION_SHOWN,
       onRound: (report) => {
         logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
+        publish('round', { round: report.round, label: report.label, best: report.progress.best?.reward ?? null, nfe: report.counters.nfe, plannedNfe: plan.planned[plan.method].nfe, roundMs: Math.round(report.roundMs) });
         options.onRound?.(report);
       },
     });
+  } catch (error) {
+    publish('failed', { error: (error as Error).message });
+    await nc?.drain();
+    throw error;
   } finally {
     if (options.pool === undefined) await pool.close();
   }
@@ -98,5 +125,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const report = promptReport(record, outcome);
   const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
   logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
+  publish('finished', { best: record.best, spent: record.spent, wallMs: record.wallMs });
+  await nc?.drain();
   return { record, outcome, paths, report, outputs };
 }

@@ -1,0 +1,23 @@
+/**
+ * A run's workers found through NATS: the live registered workers that serve the run's model build,
+ * connected over gRPC. Stale entries are swept (and announced lost) first.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
+import type { WorkerSetup } from '../worker/worker-setup.js';
+import { liveWorkers, sweepStaleWorkers } from './worker-registry.js';
+
+export class NoWorkersError extends Error {
+  override readonly name = 'NoWorkersError';
+}
+
+export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: WorkerSetup, runId: string, build: string): Promise<GrpcWorkerPool> {
+  await sweepStaleWorkers(nc);
+  const live = await liveWorkers(nc);
+  const serving = live.filter((w) => w.build === build);
+  if (serving.length === 0) {
+    const others = live.map((w) => `${w.address} (${w.model}, ${w.build.slice(0, 19)}…)`).join(', ');
+    throw new NoWorkersError(`no live worker registered at ${url} serves ${setup.model} build ${build}${live.length > 0 ? `; live workers: ${others}` : '; none is registered (start some with `evosearch worker --nats ' + url + ' --model ...`)'}`);
+  }
+  return GrpcWorkerPool.connect(serving.map((w) => w.address), setup, { runId, expectedBuild: build });
+}

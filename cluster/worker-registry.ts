@@ -1,0 +1,93 @@
+/**
+ * Worker membership in a NATS KV bucket: each worker keeps an entry fresh with heartbeats and deletes
+ * it when it drains. NATS 2.9 (Debian's) ignores per-key TTLs and sends watchers nothing when a bucket
+ * TTL expires a key, so staleness is judged by the heartbeat time in the entry, and `sweep` removes
+ * stale entries and announces them as lost.
+ */
+import type { NatsConnection } from '@nats-io/transport-node';
+import { Kvm, type KV } from '@nats-io/kv';
+import { publishEvent, workerSubject } from './events.js';
+
+export const WORKERS_BUCKET = 'evosearch-workers';
+/** How often a worker refreshes its entry, and after how long without one it counts as lost. */
+export const HEARTBEAT_MS = 2000;
+export const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
+
+export interface WorkerEntry {
+  readonly id: string;
+  /** host:port where its gRPC service answers. */
+  readonly address: string;
+  readonly model: string;
+  readonly build: string;
+  readonly startedAt: string;
+  readonly heartbeatAt: string;
+}
+
+async function bucket(nc: NatsConnection): Promise<KV> {
+  return new Kvm(nc).create(WORKERS_BUCKET, { history: 1 });
+}
+
+/** A KV key from a worker id: subject tokens allow letters, digits, '-', '_' and '='. */
+export function workerKey(id: string): string {
+  return id.replace(/[^A-Za-z0-9_=-]/g, '_');
+}
+
+/** The worker's side: register, keep the entry fresh, deregister. */
+export class WorkerRegistration {
+  private timer: NodeJS.Timeout | null = null;
+
+  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private entry: WorkerEntry, private readonly heartbeatMs: number) {}
+
+  static async register(nc: NatsConnection, entry: Omit<WorkerEntry, 'startedAt' | 'heartbeatAt'>, heartbeatMs = HEARTBEAT_MS): Promise<WorkerRegistration> {
+    const now = new Date().toISOString();
+    const registration = new WorkerRegistration(nc, await bucket(nc), { ...entry, startedAt: now, heartbeatAt: now }, heartbeatMs);
+    await registration.beat();
+    publishEvent(nc, workerSubject('joined'), { id: entry.id, address: entry.address, model: entry.model, build: entry.build });
+    registration.timer = setInterval(() => void registration.beat().catch(() => undefined), heartbeatMs);
+    registration.timer.unref();
+    return registration;
+  }
+
+  private async beat(): Promise<void> {
+    this.entry = { ...this.entry, heartbeatAt: new Date().toISOString() };
+    await this.kv.put(workerKey(this.entry.id), JSON.stringify(this.entry));
+  }
+
+  async deregister(): Promise<void> {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+    await this.kv.delete(workerKey(this.entry.id));
+    publishEvent(this.nc, workerSubject('left'), { id: this.entry.id, address: this.entry.address });
+    await this.nc.flush();
+  }
+}
+
+/** The coordinator's side: who is there, and clearing out who is gone. */
+export async function liveWorkers(nc: NatsConnection, staleAfterMs = STALE_AFTER_MS): Promise<WorkerEntry[]> {
+  const all = await allEntries(await bucket(nc));
+  const now = Date.now();
+  return all.filter((e) => now - Date.parse(e.heartbeatAt) <= staleAfterMs).sort((a, b) => a.id.localeCompare(b.id));
+}
+
+/** Deletes entries whose heartbeat is older than `staleAfterMs` and publishes worker.lost for each. */
+export async function sweepStaleWorkers(nc: NatsConnection, staleAfterMs = STALE_AFTER_MS): Promise<WorkerEntry[]> {
+  const kv = await bucket(nc);
+  const now = Date.now();
+  const stale = (await allEntries(kv)).filter((e) => now - Date.parse(e.heartbeatAt) > staleAfterMs);
+  for (const entry of stale) {
+    await kv.delete(workerKey(entry.id));
+    publishEvent(nc, workerSubject('lost'), { id: entry.id, address: entry.address, lastHeartbeat: entry.heartbeatAt });
+  }
+  return stale;
+}
+
+async function allEntries(kv: KV): Promise<WorkerEntry[]> {
+  const keys: string[] = [];
+  for await (const key of await kv.keys()) keys.push(key);
+  const entries: WorkerEntry[] = [];
+  for (const key of keys) {
+    const e = await kv.get(key);
+    if (e !== null && e.operation === 'PUT' && e.length > 0) entries.push(e.json<WorkerEntry>());
+  }
+  return entries;
+}

@@ -1,0 +1,107 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { EVENTS_PREFIX } from '../cluster/events.js';
+import { connectNats } from '../cluster/nats-connection.js';
+import { HEARTBEAT_MS, liveWorkers, sweepStaleWorkers } from '../cluster/worker-registry.js';
+import { repoRoot } from './support/repo-root.js';
+import { startNatsServer, type NatsServer } from './support/nats-server.js';
+import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+
+const execFileAsync = promisify(execFile);
+const bin = () => join(repoRoot(), 'bin', 'evosearch.js');
+
+interface Event {
+  readonly subject: string;
+  readonly data: Record<string, unknown>;
+}
+
+describe('cluster over NATS: membership, discovery and events (real nats-server, real worker processes)', () => {
+  let nats: NatsServer;
+  let nc: NatsConnection;
+  const events: Event[] = [];
+  const workers: WorkerProcess[] = [];
+
+  before(async () => {
+    nats = await startNatsServer();
+    nc = await connectNats(nats.url, 'test');
+    const sub = nc.subscribe(`${EVENTS_PREFIX}.>`);
+    void (async () => {
+      for await (const m of sub) events.push({ subject: m.subject, data: m.json<Record<string, unknown>>() });
+    })();
+  });
+  after(async () => {
+    await stopWorkers(workers);
+    await nc?.close();
+    await nats?.stop();
+  });
+
+  it('workers register with heartbeats, are found, and a drained worker deregisters', async () => {
+    workers.push(...(await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
+    const live = await liveWorkers(nc);
+    assert.deepEqual(live.map((w) => w.address).sort(), workers.map((w) => w.address).sort());
+    const before = Date.parse(live[0]!.heartbeatAt);
+    await sleep(HEARTBEAT_MS + 500);
+    const later = (await liveWorkers(nc)).find((w) => w.id === live[0]!.id)!;
+    assert.ok(Date.parse(later.heartbeatAt) > before, 'no heartbeat');
+    const leaving = workers.pop()!;
+    leaving.child.kill('SIGTERM');
+    assert.equal(await leaving.exited, 0);
+    assert.deepEqual((await liveWorkers(nc)).map((w) => w.address), [workers[0]!.address]);
+    const joined = events.filter((e) => e.subject === `${EVENTS_PREFIX}.worker.joined`).map((e) => e.data.address);
+    assert.ok(joined.includes(leaving.address) && joined.includes(workers[0]!.address), `joined events: ${joined.join(', ')}`);
+    assert.ok(events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.left` && e.data.address === leaving.address));
+  });
+
+  it('a killed worker goes stale; the sweep removes it and announces it lost', async () => {
+    const doomed = await startWorker('analytic:gmm', ['--nats', nats.url]);
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+    await sleep(HEARTBEAT_MS + 800);
+    const swept = await sweepStaleWorkers(nc, HEARTBEAT_MS + 500);
+    assert.deepEqual(swept.map((w) => w.address), [doomed.address]);
+    assert.ok(!(await liveWorkers(nc)).some((w) => w.address === doomed.address));
+    await sleep(100);
+    assert.ok(events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.lost` && e.data.address === doomed.address));
+  });
+
+  it('evosearch run --cluster runs on the live workers of its model build, gives the local answer, and publishes run events', async () => {
+    workers.push(await startWorker('analytic:gmm', ['--nats', nats.url]));
+    workers.push(await startWorker('analytic:gmm?seed=2', ['--nats', nats.url]));
+    const dir = await mkdtemp(join(tmpdir(), 'cluster-run-'));
+    try {
+      const args = ['run', '--budget-nfe', '2000', '--seed', '3', '--no-progress'];
+      await execFileAsync(process.execPath, [bin(), ...args, '--out', join(dir, 'local')]);
+      await execFileAsync(process.execPath, [bin(), ...args, '--cluster', nats.url, '--out', join(dir, 'cluster')]);
+      const local = JSON.parse(await readFile(join(dir, 'local', 'record.json'), 'utf8')) as { best: unknown };
+      const cluster = JSON.parse(await readFile(join(dir, 'cluster', 'record.json'), 'utf8')) as { best: unknown; runId: string; workers: string[]; rounds: unknown[] };
+      assert.deepEqual(cluster.best, local.best);
+      const sameBuild = workers.filter((w) => w.build === workers[0]!.build).map((w) => w.address).sort();
+      assert.deepEqual(cluster.workers.map((w) => w.split(' ')[0]).sort(), sameBuild, 'the seed=2 worker serves another build and must not be used');
+      await sleep(100);
+      const mine = events.filter((e) => e.subject.startsWith(`${EVENTS_PREFIX}.run.${cluster.runId}.`)).map((e) => e.subject.split('.').at(-1));
+      assert.equal(mine[0], 'started');
+      assert.equal(mine.at(-1), 'finished');
+      assert.equal(mine.filter((e) => e === 'round').length, cluster.rounds.length);
+    } finally {
+      await rm(dir, { recursive: true });
+    }
+  });
+
+  it('a run whose model build no live worker serves fails, saying which workers there are', async () => {
+    const result = await execFileAsync(process.execPath, [bin(), 'run', '--model', 'analytic:gmm?seed=9', '--budget-nfe', '1000', '--no-progress', '--cluster', nats.url, '--out', join(tmpdir(), 'no-such-run')]).then(
+      () => null,
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.ok(result !== null, 'the run succeeded without workers');
+    assert.equal(result.code, 3);
+    assert.match(result.stderr, /no live worker registered at nats:\/\/.* serves analytic:gmm\?seed=9 build sha256:/);
+    assert.match(result.stderr, /live workers: 127\.0\.0\.1:/);
+  });
+});

@@ -1,0 +1,56 @@
+/**
+ * A NATS server with JetStream for the cluster tests, found as DESIGN.md says: NATS_URL if set, else a
+ * `nats-server` binary (PATH, or Debian's /usr/sbin) spawned on a random port with a temporary store.
+ * Without either, the tests fail with a message saying how to get one.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface NatsServer {
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+function findBinary(): string | null {
+  const which = spawnSync('sh', ['-c', 'command -v nats-server'], { encoding: 'utf8' });
+  if (which.status === 0 && which.stdout.trim() !== '') return which.stdout.trim();
+  return ['/usr/sbin/nats-server', '/usr/local/bin/nats-server'].find((p) => existsSync(p)) ?? null;
+}
+
+export async function startNatsServer(): Promise<NatsServer> {
+  if (process.env.NATS_URL) return { url: process.env.NATS_URL, stop: async () => undefined };
+  const binary = findBinary();
+  if (binary === null) {
+    throw new Error('the cluster tests need a NATS server with JetStream: set NATS_URL, or install nats-server (Debian: apt-get install -y nats-server; .ci/run does)');
+  }
+  const store = mkdtempSync(join(tmpdir(), 'nats-js-'));
+  const child: ChildProcess = spawn(binary, ['-js', '-sd', store, '-a', '127.0.0.1', '-p', '-1'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let log = '';
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`nats-server did not start within 10 s: ${log}`)), 10_000);
+    child.stderr!.on('data', (chunk: Buffer) => {
+      log += chunk.toString();
+      const match = /Listening for client connections on ([\d.]+):(\d+)/.exec(log);
+      if (match && /Server is ready/.test(log)) {
+        clearTimeout(timer);
+        resolve(`nats://${match[1]}:${match[2]}`);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`nats-server exited with ${code}: ${log}`));
+    });
+  });
+  return {
+    url,
+    stop: async () => {
+      if (child.exitCode === null) {
+        child.kill('SIGTERM');
+        await new Promise((resolve) => child.once('exit', resolve));
+      }
+      rmSync(store, { recursive: true, force: true });
+    },
+  };
+}
