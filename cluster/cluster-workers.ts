@@ -21,3 +21,22 @@ export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: 
   }
   return GrpcWorkerPool.connect(serving.map((w) => w.address), setup, { runId, expectedBuild: build });
 }
+
+/**
+ * Adds to `pool` the live workers of `build` that registered since it was made (called between
+ * rounds). A worker that cannot be set up is skipped and reported through `onSkip`; the run goes on.
+ */
+export async function joinNewWorkers(nc: NatsConnection, pool: GrpcWorkerPool, build: string, onSkip: (address: string, error: Error) => void = () => undefined): Promise<string[]> {
+  const known = new Set(pool.addresses);
+  const added: string[] = [];
+  for (const worker of await liveWorkers(nc)) {
+    if (worker.build !== build || known.has(worker.address)) continue;
+    try {
+      await pool.add(worker.address);
+      added.push(worker.address);
+    } catch (error) {
+      onSkip(worker.address, error as Error);
+    }
+  }
+  return added;
+}

@@ -6,6 +6,7 @@
  *   evosearch.events.worker.lost      {id, address, lastHeartbeat, at}          a worker's heartbeat went stale
  *   evosearch.events.run.<runId>.started   {runId, method, model, budgetNfe, workers, at}
  *   evosearch.events.run.<runId>.round     {runId, round, label, best, nfe, plannedNfe, roundMs, at}
+ *   evosearch.events.run.<runId>.workers   {runId, added, workers, at}                workers joined the run
  *   evosearch.events.run.<runId>.finished  {runId, best, spent, wallMs, at}
  *   evosearch.events.run.<runId>.failed    {runId, error, at}
  *
@@ -16,7 +17,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 export const EVENTS_PREFIX = 'evosearch.events';
 
 export type WorkerEvent = 'joined' | 'left' | 'lost';
-export type RunEvent = 'started' | 'round' | 'finished' | 'failed';
+export type RunEvent = 'started' | 'round' | 'workers' | 'finished' | 'failed';
 
 export const workerSubject = (event: WorkerEvent) => `${EVENTS_PREFIX}.worker.${event}`;
 export const runSubject = (runId: string, event: RunEvent | '*') => `${EVENTS_PREFIX}.run.${runId}.${event}`;

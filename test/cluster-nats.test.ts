@@ -7,7 +7,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { joinNewWorkers } from '../cluster/cluster-workers.js';
 import { EVENTS_PREFIX } from '../cluster/events.js';
+import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
+import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { connectNats } from '../cluster/nats-connection.js';
 import { HEARTBEAT_MS, liveWorkers, sweepStaleWorkers } from '../cluster/worker-registry.js';
 import { repoRoot } from './support/repo-root.js';
@@ -91,6 +95,23 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       assert.equal(mine.filter((e) => e === 'round').length, cluster.rounds.length);
     } finally {
       await rm(dir, { recursive: true });
+    }
+  });
+
+  it('workers that register during a run are added to its pool (right build only)', async () => {
+    const plan = resolveRunConfig({ budgetNfe: 1000 });
+    const first = workers.find((w) => w.build === workers[0]!.build)!;
+    const pool = await GrpcWorkerPool.connect([first.address], workerSetupFor(plan), { runId: 'join' });
+    try {
+      const late = await startWorker('analytic:gmm', ['--nats', nats.url]);
+      workers.push(late);
+      const added = await joinNewWorkers(nc, pool, pool.build);
+      assert.ok(added.includes(late.address), `added ${added.join(', ')}`);
+      assert.ok(!added.some((a) => workers.some((w) => w.address === a && w.build !== pool.build)), 'a worker of another build joined');
+      assert.ok(pool.addresses.includes(late.address));
+      assert.deepEqual(await joinNewWorkers(nc, pool, pool.build), [], 'a second look adds nobody');
+    } finally {
+      await pool.close();
     }
   });
 

@@ -66,6 +66,39 @@ describe('gRPC workers: real worker processes on loopback', () => {
     });
   }
 
+  it('a worker added mid-run receives work, and the decisions do not change', async () => {
+    const plan = resolveRunConfig({ budgetNfe: 5000, seed: 11 });
+    const reference = decisions(await search(plan, inProcess(plan)));
+    const pool = await GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'grow' });
+    const commandsBy = new Map<number, number>();
+    const counting: WorkerPool = {
+      get size() {
+        return pool.size;
+      },
+      describe: (i) => pool.describe(i),
+      execute: (i, commands) => {
+        commandsBy.set(i, (commandsBy.get(i) ?? 0) + commands.length);
+        return pool.execute(i, commands);
+      },
+      close: () => pool.close(),
+    };
+    let rounds = 0;
+    try {
+      const dispatcher = new Dispatcher(counting, {
+        beforeRound: async () => {
+          rounds += 1;
+          if (rounds === 3) await pool.add(workers[1]!.address);
+        },
+      });
+      const outcome = await runSearch(createSearch(plan, createSampler(plan.sampler)), dispatcher, { population: 8 });
+      assert.deepEqual(decisions(outcome), reference);
+      assert.equal(pool.size, 2);
+      assert.ok((commandsBy.get(1) ?? 0) > 0, `the new worker got no commands: ${[...commandsBy].join('; ')}`);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('evosearch run --workers-at gives the local run\'s answer', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'grpc-run-'));
     try {

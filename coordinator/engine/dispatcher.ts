@@ -25,6 +25,11 @@ export interface DispatcherOptions {
    * state when a child must live elsewhere (default true). Off: children always stay with their parent.
    */
   readonly balance?: boolean;
+  /**
+   * Called before each round is placed: the place to add workers that joined (the pool may grow; new
+   * workers get new states from that round on, as the least-loaded ones).
+   */
+  readonly beforeRound?: () => Promise<void>;
 }
 
 /** Where a state created in this round goes, and whether its parent's state must travel there first. */
@@ -50,9 +55,12 @@ export class Dispatcher {
   private readonly balance: boolean;
   readonly stats: PlacementStats = { transfers: 0, bytesMoved: 0 };
 
+  private readonly beforeRound: (() => Promise<void>) | undefined;
+
   constructor(private readonly pool: WorkerPool, options: DispatcherOptions = {}) {
     this.load = new Array<number>(pool.size).fill(0);
     this.balance = options.balance ?? true;
+    this.beforeRound = options.beforeRound;
   }
 
   /** States each worker holds now. */
@@ -61,6 +69,8 @@ export class Dispatcher {
   }
 
   async run(commands: readonly SearchCommand[]): Promise<CommandResult[]> {
+    await this.beforeRound?.();
+    while (this.load.length < this.pool.size) this.load.push(0);
     const placed = this.placeNewStates(commands);
     const states = await this.exportMovedParents(placed);
     const perWorker: Command[][] = Array.from({ length: this.pool.size }, () => []);

@@ -8,7 +8,7 @@ import { runSearch, type RoundReport, type SearchOutcome } from '../engine/run-s
 import type { WorkerPool } from '../engine/worker-pool.js';
 import { createSearch } from '../search/create-search.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { clusterWorkerPool } from '../../cluster/cluster-workers.js';
+import { clusterWorkerPool, joinNewWorkers } from '../../cluster/cluster-workers.js';
 import { publishEvent, runSubject, type RunEvent } from '../../cluster/events.js';
 import { connectNats } from '../../cluster/nats-connection.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
@@ -40,6 +40,24 @@ export interface EmbeddedRunResult {
 const THUMBNAIL_SIDE = 32;
 /** Final samples shown in the population grid. */
 const POPULATION_SHOWN = 64;
+
+/** Minimum time between two looks at the cluster's membership during a run. */
+const MEMBERSHIP_CHECK_MS = 1000;
+
+/** In a cluster run, workers that registered after the start join at the next round. */
+function joinBetweenRounds(plan: RunPlan, pool: WorkerPool, nc: NatsConnection | null, logger: Logger, publish: (event: RunEvent, payload: Record<string, unknown>) => void): (() => Promise<void>) | undefined {
+  if (nc === null || !(pool instanceof GrpcWorkerPool)) return undefined;
+  let last = Date.now();
+  return async () => {
+    if (Date.now() - last < MEMBERSHIP_CHECK_MS) return;
+    last = Date.now();
+    const added = await joinNewWorkers(nc, pool, pool.build, (address, error) => logger.warn({ address, error: error.message }, 'worker could not join'));
+    if (added.length > 0) {
+      logger.info({ added, workers: pool.size }, 'workers joined');
+      publish('workers', { added, workers: pool.addresses });
+    }
+  };
+}
 
 /** The run's workers: the cluster's (NATS), named gRPC workers, or local threads. */
 async function openPool(plan: RunPlan, runId: string, nc: NatsConnection | null): Promise<WorkerPool> {
@@ -88,7 +106,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   publish('started', { method: plan.method, model: plan.model, prompt: plan.prompt, budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });
   let outcome: SearchOutcome;
   try {
-    outcome = await runSearch(machine, new Dispatcher(pool), {
+    outcome = await runSearch(machine, new Dispatcher(pool, { beforeRound: joinBetweenRounds(plan, pool, nc, logger, publish) }), {
       thumbnails: THUMBNAIL_SIDE,
       population: POPULATION_SHOWN,
       onRound: (report) => {

@@ -50,9 +50,10 @@ class GrpcWorker {
 
 export class GrpcWorkerPool implements WorkerPool {
   private constructor(
-    private readonly workers: readonly GrpcWorker[],
+    private readonly workers: GrpcWorker[],
     private readonly runId: string,
-    private readonly batchDeadlineMs: number,
+    private readonly setup: WorkerSetup,
+    private readonly options: GrpcPoolOptions & typeof DEFAULTS,
   ) {}
 
   static async connect(addresses: readonly string[], setup: WorkerSetup, options: GrpcPoolOptions): Promise<GrpcWorkerPool> {
@@ -88,11 +89,26 @@ export class GrpcWorkerPool implements WorkerPool {
       for (const worker of workers) worker.client.close();
       throw error;
     }
-    return new GrpcWorkerPool(workers, options.runId, o.batchDeadlineMs);
+    return new GrpcWorkerPool(workers, options.runId, setup, o);
   }
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Addresses of the workers, by index. */
+  get addresses(): readonly string[] {
+    return this.workers.map((w) => w.address);
+  }
+
+  /**
+   * Adds a worker that joined during the run: checked (protocol, model build) and set up like the
+   * first ones, then it takes work from the next round. Returns its index.
+   */
+  async add(address: string): Promise<number> {
+    const joined = await GrpcWorkerPool.connect([address], this.setup, { ...this.options, expectedBuild: this.build });
+    this.workers.push(joined.workers[0]!);
+    return this.workers.length - 1;
   }
 
   describe(index: number): string {
@@ -108,7 +124,7 @@ export class GrpcWorkerPool implements WorkerPool {
     const worker = this.workers[index]!;
     const m = workerService.execute;
     return new Promise<CommandResult[]>((resolve, reject) => {
-      const call = worker.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: deadline(this.batchDeadlineMs) });
+      const call = worker.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: deadline(this.options.batchDeadlineMs) });
       const assembler = new FrameAssembler();
       let settled = false;
       const settle = (action: () => void) => {
