@@ -36,6 +36,8 @@ export type HealthRequest = Record<string, never>;
 export interface HealthReply {
   readonly status: 'serving' | 'draining' | 'idle';
   readonly inFlight: number;
+  readonly busyMs: number;
+  readonly batches: number;
 }
 
 const root = protobuf.loadSync(PROTO_FILE);

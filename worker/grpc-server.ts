@@ -17,6 +17,8 @@ export interface WorkerServerOptions {
   /** The model this worker serves (a bundle folder or an analytic spec). */
   readonly model: string;
   readonly providers?: readonly string[];
+  /** onnxruntime threads per session on this worker (default: one per core). */
+  readonly intraOpThreads?: number;
   readonly logger: Logger;
 }
 
@@ -27,6 +29,8 @@ export class WorkerServer {
   private runId: string | null = null;
   private settingUp: Promise<void> = Promise.resolve();
   private inFlight = 0;
+  private busyMs = 0;
+  private batches = 0;
   private draining = false;
   private idle: (() => void) | null = null;
 
@@ -79,7 +83,7 @@ export class WorkerServer {
       if (this.runId === request.runId && this.pool !== null) return done(null, { description: this.pool.describe(0) });
       let setup: WorkerSetup;
       try {
-        setup = { ...(JSON.parse(request.setupJson) as WorkerSetup), model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}) };
+        setup = { ...(JSON.parse(request.setupJson) as WorkerSetup), model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}), ...(this.options.intraOpThreads !== undefined ? { intraOpThreads: this.options.intraOpThreads } : {}) };
       } catch (error) {
         return done(refusal(grpc.status.INVALID_ARGUMENT, `setup_json is not JSON: ${(error as Error).message}`));
       }
@@ -100,7 +104,7 @@ export class WorkerServer {
   }
 
   private health(): HealthReply {
-    return { status: this.draining ? 'draining' : this.pool === null ? 'idle' : 'serving', inFlight: this.inFlight };
+    return { status: this.draining ? 'draining' : this.pool === null ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, batches: this.batches };
   }
 
   private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
@@ -122,9 +126,12 @@ export class WorkerServer {
       if (this.draining) return fail(refusal(grpc.status.UNAVAILABLE, 'this worker is draining: send the batch elsewhere'));
       if (this.pool === null || assembled.runId !== this.runId) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker (it serves ${this.runId ?? 'no run'})`));
       this.inFlight += 1;
+      const started = performance.now();
       this.pool
         .execute(0, assembled.body as Command[])
         .then(async (results) => {
+          this.busyMs += performance.now() - started;
+          this.batches += 1;
           for (const out of encodeFrames(assembled.runId, results)) {
             if (!call.write(out)) await new Promise((resolve) => call.once('drain', resolve));
           }

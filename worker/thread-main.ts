@@ -45,6 +45,7 @@ try {
     ...(setup.negativePrompt !== undefined ? { negativePrompt: setup.negativePrompt } : {}),
     ...(setup.guidanceScale !== undefined ? { guidanceScale: setup.guidanceScale } : {}),
     ...(setup.rewards !== undefined ? { rewards: setup.rewards } : {}),
+    ...(setup.intraOpThreads !== undefined ? { intraOpThreads: setup.intraOpThreads } : {}),
   });
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.

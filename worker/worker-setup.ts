@@ -16,4 +16,6 @@ export interface WorkerSetup {
   readonly rewards?: string;
   /** Execution providers to try, in order. */
   readonly providers?: readonly string[];
+  /** onnxruntime threads per session (default: one per core). */
+  readonly intraOpThreads?: number;
 }

@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../../proto/tensor-frames.js';
-import { PROTOCOL_VERSION, workerService, type HelloReply, type SetupReply } from '../../proto/worker-service.js';
+import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type SetupReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
 import { WorkerCommandError, type WorkerPool } from '../engine/worker-pool.js';
 
@@ -41,7 +41,7 @@ class GrpcWorker {
     public description: string,
   ) {}
 
-  unary<Req, Res>(method: typeof workerService.hello | typeof workerService.setup, request: Req, ms: number): Promise<Res> {
+  unary<Req, Res>(method: typeof workerService.hello | typeof workerService.setup | typeof workerService.health, request: Req, ms: number): Promise<Res> {
     return new Promise((resolve, reject) => {
       this.client.makeUnaryRequest(method.path, method.requestSerialize as (r: Req) => Buffer, method.responseDeserialize as (b: Buffer) => Res, request, new grpc.Metadata(), { deadline: deadline(ms) }, (error, reply) => (error ? reject(error) : resolve(reply!)));
     });
@@ -94,6 +94,11 @@ export class GrpcWorkerPool implements WorkerPool {
 
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Each worker's health: status, batches in flight, busy time so far. */
+  health(): Promise<HealthReply[]> {
+    return Promise.all(this.workers.map((w) => w.unary<object, HealthReply>(workerService.health, {}, this.options.setupDeadlineMs)));
   }
 
   /** Addresses of the workers, by index. */
