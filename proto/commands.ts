@@ -110,10 +110,22 @@ export interface ImportCommand {
   readonly states: readonly { readonly as: CandidateId; readonly state: TransferredState }[];
 }
 
+/**
+ * Recovery: rebuild states a lost worker held, each from its recipe (the single-id commands that made
+ * it, from init on; randomness is addressed, so they give the same state), then run the lost worker's
+ * share of the round on them. All of it runs apart from this worker's own states, and what is left at
+ * the end joins them.
+ */
+export interface RecoverCommand {
+  readonly kind: 'recover';
+  readonly rebuild: readonly { readonly id: CandidateId; readonly recipe: readonly Command[] }[];
+  readonly piece: readonly Command[];
+}
+
 /** What the search issues. */
 export type SearchCommand = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
 /** What a worker executes: the search's commands plus the dispatcher's placement moves. */
-export type Command = SearchCommand | ExportCommand | ImportCommand;
+export type Command = SearchCommand | ExportCommand | ImportCommand | RecoverCommand;
 
 /** Bytes a state occupies when it moves (latent, solver memory, cached output). */
 export function transferredBytes(state: TransferredState): number {
@@ -162,4 +174,6 @@ export interface CommandResult {
   readonly counters: ComputeCounters;
   /** Exported states (export only). */
   readonly states?: readonly TransferredState[];
+  /** The piece's results, in its order (recover only; `counters` then holds the rebuild's compute). */
+  readonly results?: readonly CommandResult[];
 }

@@ -189,22 +189,39 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
     await assert.rejects(GrpcWorkerPool.connect([worker.address], workerSetupFor(plan), { runId: 'after', setupDeadlineMs: 2000 }), WorkerRefusedError);
   });
 
-  it('a worker killed mid-run fails the run with an error naming it, instead of hanging', async () => {
-    const workers = await Promise.all([0, 1].map(() => startWorker('analytic:gmm')));
-    try {
+  for (const when of ['between rounds', 'while its batch is in flight'] as const) {
+    it(`a worker process killed ${when} does not change the result: its states are rebuilt on the others`, async () => {
       const plan = resolveRunConfig({ budgetNfe: 20000, seed: 1 });
-      const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'kill' });
-      let killed = false;
-      const outcome = runSearch(createSearch(plan, createSampler(plan.sampler)), new Dispatcher(pool), {
-        onRound: () => {
-          if (!killed) workers[1]!.child.kill('SIGKILL');
-          killed = true;
-        },
-      });
-      await assert.rejects(outcome, (e: unknown) => e instanceof WorkerCommandError && e.message.includes(workers[1]!.address));
-      await pool.close();
-    } finally {
-      await stopWorkers(workers);
-    }
-  });
+      const reference = decisions(await search(plan, inProcess(plan)));
+      const workers = await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm')));
+      try {
+        const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'kill' });
+        let batches = 0;
+        const killing: WorkerPool = {
+          get size() {
+            return pool.size;
+          },
+          describe: (i) => pool.describe(i),
+          execute: async (i, commands) => {
+            if (i === 1 && ++batches === 3) {
+              workers[1]!.child.kill('SIGKILL');
+              if (when === 'between rounds') await workers[1]!.exited;
+              // In flight: the batch is sent as the process dies; either way the call must fail.
+            }
+            return pool.execute(i, commands);
+          },
+          close: () => pool.close(),
+        };
+        const dispatcher = new Dispatcher(killing);
+        const outcome = await runSearch(createSearch(plan, createSampler(plan.sampler)), dispatcher, { population: 8 });
+        await pool.close();
+        assert.equal(workers[1]!.child.signalCode, 'SIGKILL');
+        assert.deepEqual(decisions(outcome), reference);
+        assert.equal(dispatcher.stats.lostWorkers, 1);
+        assert.ok(dispatcher.stats.rebuiltStates > 0, 'nothing was rebuilt');
+      } finally {
+        await stopWorkers(workers);
+      }
+    });
+  }
 });

@@ -1,4 +1,5 @@
 import {
+  addCounters,
   zeroCounters,
   type AdvanceCommand,
   type CandidateId,
@@ -7,6 +8,7 @@ import {
   type ComputeCounters,
   type FetchedSample,
   type MutateCommand,
+  type RecoverCommand,
   type RolloutCommand,
   type ScoredId,
 } from '../proto/commands.js';
@@ -49,7 +51,7 @@ export class CommandExecutor {
   constructor(
     private readonly model: GenerativeModel,
     private readonly sampler: Sampler,
-    seed: number | bigint,
+    private readonly seed: number | bigint,
     private readonly options: ExecutorOptions,
   ) {
     this.noise = new NoiseSource(seed);
@@ -93,6 +95,8 @@ export class CommandExecutor {
             return { id, step: state.step, latent: state.latent, previousX0: state.memory.previousX0, cachedOutput: state.cachedOutput };
           }),
         };
+      case 'recover':
+        return await this.recover(command, counters);
       case 'import':
         for (const { as, state } of command.states) {
           if (state.latent.length !== this.latentSize) throw new RangeError(`import: state ${state.id} has ${state.latent.length} floats, this worker's model takes ${this.latentSize}`);
@@ -101,6 +105,28 @@ export class CommandExecutor {
         }
         return result('import', counters);
     }
+  }
+
+  /** An executor of the same model, sampler and seed with no states: recovery works in one. */
+  private scratch(): CommandExecutor {
+    return new CommandExecutor(this.model, this.sampler, this.seed, this.options);
+  }
+
+  private async recover(command: RecoverCommand, counters: ComputeCounters): Promise<CommandResult> {
+    const work = this.scratch();
+    for (const { id, recipe } of command.rebuild) {
+      // Each state from its own scratch: two recipes may pass through the same ancestor at different steps.
+      const builder = this.scratch();
+      for (const step of recipe) addCounters(counters, (await builder.execute(step)).counters);
+      work.store.put(id, builder.store.get(id, 'recover'));
+    }
+    const results: CommandResult[] = [];
+    for (const piece of command.piece) results.push(await work.execute(piece));
+    for (const [id, state] of work.store.entries()) {
+      if (this.store.has(id)) throw new Error(`recover: state ${id} exists here already; a recovery must not overwrite this worker's own states`);
+      this.store.put(id, state);
+    }
+    return { kind: 'recover', scores: [], samples: [], counters, results };
   }
 
   private async advance(command: AdvanceCommand, counters: ComputeCounters): Promise<CommandResult> {

@@ -37,6 +37,10 @@ export class StateStore {
     this.states.set(id, state);
   }
 
+  has(id: CandidateId): boolean {
+    return this.states.has(id);
+  }
+
   drop(id: CandidateId): void {
     this.states.delete(id);
   }
@@ -53,6 +57,10 @@ export class StateStore {
 
   get size(): number {
     return this.states.size;
+  }
+
+  entries(): IterableIterator<[CandidateId, TrajectoryState]> {
+    return this.states.entries();
   }
 
   /** Floats held, for memory reports. */

@@ -5,18 +5,24 @@ import {
   type CandidateId,
   type Command,
   type CommandResult,
+  type ComputeCounters,
   type FetchedSample,
   type ScoredId,
   type SearchCommand,
   type TransferredState,
 } from '../../proto/commands.js';
-import type { WorkerPool } from './worker-pool.js';
+import { RecipeBook } from './recipes.js';
+import { WorkerLostError, type WorkerPool } from './worker-pool.js';
 
 /** Tensor traffic the dispatcher caused by moving states between workers. */
 export interface PlacementStats {
   /** States moved (one per child or copy placed away from its parent). */
   transfers: number;
   bytesMoved: number;
+  /** Workers lost during the run, the states rebuilt from their recipes, and the compute that took. */
+  lostWorkers: number;
+  rebuiltStates: number;
+  rebuildCounters: ComputeCounters;
 }
 
 export interface DispatcherOptions {
@@ -53,7 +59,11 @@ export class Dispatcher {
   private readonly placement = new Map<CandidateId, number>();
   private readonly load: number[];
   private readonly balance: boolean;
-  readonly stats: PlacementStats = { transfers: 0, bytesMoved: 0 };
+  readonly stats: PlacementStats = { transfers: 0, bytesMoved: 0, lostWorkers: 0, rebuiltStates: 0, rebuildCounters: zeroCounters() };
+  /** How to remake every live state (recovery from a lost worker). */
+  private readonly recipes = new RecipeBook();
+  /** Workers lost during the run: they get no more work. */
+  private readonly dead = new Set<number>();
 
   private readonly beforeRound: (() => Promise<void>) | undefined;
 
@@ -71,18 +81,67 @@ export class Dispatcher {
   async run(commands: readonly SearchCommand[]): Promise<CommandResult[]> {
     await this.beforeRound?.();
     while (this.load.length < this.pool.size) this.load.push(0);
-    const placed = this.placeNewStates(commands);
-    const states = await this.exportMovedParents(placed);
-    const perWorker: Command[][] = Array.from({ length: this.pool.size }, () => []);
-    const cleanup: Command[][] = Array.from({ length: this.pool.size }, () => []);
-    this.stageImports(commands, placed, states, perWorker, cleanup);
-    /** For each command, which per-worker command pieces it became. */
-    const pieces = commands.map((command) =>
-      this.split(command, placed).map(([worker, piece]) => ({ worker, index: perWorker[worker]!.push(piece) - 1 })),
-    );
-    perWorker.forEach((list, w) => list.push(...cleanup[w]!));
-    const answers = await Promise.all(perWorker.map((list, worker) => (list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list))));
-    return commands.map((command, c) => merge(command, pieces[c]!.map(({ worker, index }) => answers[worker]![index]!)));
+    for (;;) {
+      const roundStart = new Map(this.placement);
+      const placed = this.placeNewStates(commands);
+      let states: Map<CandidateId, TransferredState>;
+      try {
+        states = await this.exportMovedParents(placed);
+      } catch (error) {
+        if (!(error instanceof LostDuringExport)) throw error;
+        // Nothing of the round has run yet: rebuild what the worker held, then place the round again.
+        await this.recover(error.worker, error.cause as WorkerLostError, roundStart, []);
+        continue;
+      }
+      const perWorker: Command[][] = Array.from({ length: this.pool.size }, () => []);
+      const cleanup: Command[][] = Array.from({ length: this.pool.size }, () => []);
+      this.stageImports(commands, placed, states, perWorker, cleanup);
+      /** For each command, which per-worker command pieces it became. */
+      const pieces = commands.map((command) =>
+        this.split(command, placed).map(([worker, piece]) => ({ worker, index: perWorker[worker]!.push(piece) - 1 })),
+      );
+      perWorker.forEach((list, w) => list.push(...cleanup[w]!));
+      const settled = await Promise.allSettled(perWorker.map((list, worker) => (list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list))));
+      const answers: CommandResult[][] = [];
+      for (const [worker, outcome] of settled.entries()) {
+        if (outcome.status === 'fulfilled') answers[worker] = outcome.value;
+        else if (outcome.reason instanceof WorkerLostError) answers[worker] = await this.recover(worker, outcome.reason, roundStart, perWorker[worker]!);
+        else throw outcome.reason;
+      }
+      this.recipes.record(commands);
+      return commands.map((command, c) => merge(command, pieces[c]!.map(({ worker, index }) => answers[worker]![index]!)));
+    }
+  }
+
+  /**
+   * A worker is gone. Its round-start states are rebuilt from their recipes on the least-loaded
+   * survivor, which then runs the lost worker's share of the round (`piece`) on them, apart from its
+   * own states; everything the lost worker held or was to make now lives there. Returns the piece's
+   * results. Selection never sees any of this: the rebuilt states are the same states.
+   */
+  private async recover(lost: number, cause: WorkerLostError, roundStart: ReadonlyMap<CandidateId, number>, piece: readonly Command[]): Promise<CommandResult[]> {
+    this.dead.add(lost);
+    this.stats.lostWorkers += 1;
+    const live = this.live(this.load);
+    if (Math.min(...live) === Infinity) throw new Error(`every worker is lost (the last: ${cause.message})`, { cause });
+    const target = argmin(live);
+    const rebuild = [...roundStart].filter(([, worker]) => worker === lost).map(([id]) => ({ id, recipe: this.recipes.recipe(id) }));
+    let result: CommandResult;
+    try {
+      [result] = (await this.pool.execute(target, [{ kind: 'recover', rebuild, piece: [...piece] }])) as [CommandResult];
+    } catch (error) {
+      // A second loss within one recovery is not survived: say both.
+      throw new Error(`worker ${target} failed while rebuilding lost worker ${lost}'s states (${cause.message}): ${(error as Error).message}`, { cause: error });
+    }
+    this.stats.rebuiltStates += rebuild.length;
+    addCounters(this.stats.rebuildCounters, result.counters);
+    for (const [id, worker] of [...this.placement]) if (worker === lost) this.place(id, target);
+    return [...(result.results ?? [])];
+  }
+
+  /** `values` with the lost workers' entries at Infinity, so nothing is placed on them. */
+  private live(values: readonly number[]): number[] {
+    return values.map((v, i) => (this.dead.has(i) ? Infinity : v));
   }
 
   /**
@@ -97,19 +156,20 @@ export class Dispatcher {
       if (c.kind === 'advance') c.ids.forEach((id) => active.add(id));
       if (c.kind === 'rollout') c.items.forEach((item) => active.add(item.source));
     }
-    const activeCount = new Array<number>(workers).fill(0);
+    const activeCount = this.live(new Array<number>(workers).fill(0));
     for (const id of active) {
       const w = this.placement.get(id);
       if (w !== undefined) activeCount[w]! += 1;
     }
-    const projectedLoad = [...this.load];
+    const projectedLoad = this.live(this.load);
     let created = 0;
     for (const c of commands) {
       if (c.kind === 'init') created += c.ids.length;
       if (c.kind === 'mutate' || c.kind === 'copy') created += c.items.length;
     }
-    const activeTarget = Math.ceil(active.size / workers);
-    const loadTarget = Math.ceil((projectedLoad.reduce((a, b) => a + b, 0) + created) / workers);
+    const liveWorkers = workers - this.dead.size;
+    const activeTarget = Math.ceil(active.size / liveWorkers);
+    const loadTarget = Math.ceil((this.load.reduce((a, b, i) => a + (this.dead.has(i) ? 0 : b), 0) + created) / liveWorkers);
     /** States whose content changes (or first exists) during the round: they cannot be exported at its start. */
     const changing = new Set<CandidateId>();
 
@@ -177,8 +237,15 @@ export class Dispatcher {
     }
     const states = new Map<CandidateId, TransferredState>();
     if (parentsBySource.size === 0) return states;
-    const exported = await Promise.all([...parentsBySource].map(([worker, ids]) => this.pool.execute(worker, [{ kind: 'export', ids: [...ids] }])));
-    for (const [result] of exported) for (const state of result!.states ?? []) states.set(state.id, state);
+    const sources = [...parentsBySource];
+    const exported = await Promise.allSettled(sources.map(([worker, ids]) => this.pool.execute(worker, [{ kind: 'export', ids: [...ids] }])));
+    for (const [i, outcome] of exported.entries()) {
+      if (outcome.status === 'rejected') {
+        if (outcome.reason instanceof WorkerLostError) throw new LostDuringExport(sources[i]![0], outcome.reason);
+        throw outcome.reason;
+      }
+      for (const state of outcome.value[0]!.states ?? []) states.set(state.id, state);
+    }
     return states;
   }
 
@@ -299,6 +366,13 @@ export class Dispatcher {
     if (worker === undefined) return;
     this.placement.delete(id);
     this.load[worker]! -= 1;
+  }
+}
+
+/** A worker was lost while the round's moved parents were being exported (before anything ran). */
+class LostDuringExport extends Error {
+  constructor(readonly worker: number, cause: WorkerLostError) {
+    super(cause.message, { cause });
   }
 }
 

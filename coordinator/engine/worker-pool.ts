@@ -14,8 +14,16 @@ export interface WorkerPool {
 
 /** A worker failed a command; `cause` is what the worker reported. */
 export class WorkerCommandError extends Error {
-  override readonly name = 'WorkerCommandError';
+  override readonly name: string = 'WorkerCommandError';
   constructor(readonly worker: string, detail: string, options?: { cause?: unknown }) {
     super(`worker ${worker}: ${detail}`, options);
   }
+}
+
+/**
+ * A worker is gone (its process died, its connection dropped): the states it held are lost, and the
+ * dispatcher rebuilds them from their recipes on the others.
+ */
+export class WorkerLostError extends WorkerCommandError {
+  override readonly name = 'WorkerLostError';
 }

@@ -8,7 +8,7 @@ import type { Command, CommandResult } from '../../proto/commands.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../../proto/tensor-frames.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type SetupReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
-import { WorkerCommandError, type WorkerPool } from '../engine/worker-pool.js';
+import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
 
 export interface GrpcPoolOptions {
   readonly runId: string;
@@ -31,6 +31,11 @@ export class WorkerRefusedError extends Error {
 }
 
 const DEFAULTS = { setupDeadlineMs: 120_000, batchDeadlineMs: 30 * 60_000 };
+/**
+ * Status codes that mean the worker (or the way to it) is gone rather than that the batch failed:
+ * its states must be rebuilt elsewhere. A worker's own refusal or error comes as another code.
+ */
+const LOST_CODES = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.UNKNOWN]);
 const deadline = (ms: number) => new Date(Date.now() + ms);
 
 class GrpcWorker {
@@ -146,8 +151,8 @@ export class GrpcWorkerPool implements WorkerPool {
           call.cancel();
         }
       });
-      call.on('error', (error) => settle(() => reject(new WorkerCommandError(worker.address, describeStatus(error), { cause: error }))));
-      call.on('end', () => settle(() => reject(new WorkerCommandError(worker.address, 'the reply ended before its end frame'))));
+      call.on('error', (error: grpc.ServiceError) => settle(() => reject(new (LOST_CODES.has(error.code) ? WorkerLostError : WorkerCommandError)(worker.address, describeStatus(error), { cause: error }))));
+      call.on('end', () => settle(() => reject(new WorkerLostError(worker.address, 'the reply ended before its end frame'))));
       void (async () => {
         for (const frame of encodeFrames(this.runId, commands)) {
           if (!call.write(frame)) await new Promise((r) => call.once('drain', r));

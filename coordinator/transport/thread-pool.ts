@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { Command, CommandResult } from '../../proto/commands.js';
 import type { FromWorker, SerializedError } from '../../worker/thread-main.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
-import { WorkerCommandError, type WorkerPool } from '../engine/worker-pool.js';
+import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
 
 interface Pending {
   resolve(results: CommandResult[]): void;
@@ -40,12 +40,12 @@ class ThreadWorker {
         }
       });
       thread.on('error', (error) => {
-        const failure = new WorkerCommandError(`#${index}`, `thread crashed: ${error.message}`, { cause: error });
+        const failure = new WorkerLostError(`#${index}`, `thread crashed: ${error.message}`, { cause: error });
         worker.fail(failure);
         reject(failure);
       });
       thread.on('exit', (code) => {
-        const failure = new WorkerCommandError(`#${index}`, `thread exited with code ${code}`);
+        const failure = new WorkerLostError(`#${index}`, `thread exited with code ${code}`);
         worker.fail(failure);
         reject(failure);
       });
