@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { NoWorkersError } from '../cluster/cluster-workers.js';
+import { CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import { NatsUnavailableError } from '../cluster/nats-connection.js';
 import { ConfigError } from '../config/resolve-run-config.js';
 import { WorkerCommandError } from '../coordinator/engine/worker-pool.js';
@@ -7,6 +8,7 @@ import { WorkerRefusedError } from '../coordinator/transport/grpc-pool.js';
 import { buildPlanCommand } from './plan-command.js';
 import { buildRunCommand } from './run-command.js';
 import { buildWorkerCommand } from './worker-command.js';
+import { buildCoordinatorCommand } from './coordinator-command.js';
 
 /** `evosearch <command>`: the user's entry point. */
 export async function main(argv: readonly string[]): Promise<void> {
@@ -17,6 +19,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   program.addCommand(buildRunCommand().exitOverride());
   program.addCommand(buildPlanCommand().exitOverride());
   program.addCommand(buildWorkerCommand().exitOverride());
+  program.addCommand(buildCoordinatorCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {
@@ -25,7 +28,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError || error instanceof NoWorkersError || error instanceof NatsUnavailableError) {
+    if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError || error instanceof NoWorkersError || error instanceof NatsUnavailableError || error instanceof CoordinatorError) {
       process.stderr.write(`evosearch: ${error.message}\n`);
       process.exitCode = 3;
       return;

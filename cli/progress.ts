@@ -16,17 +16,23 @@ export class ProgressDisplay {
   }
 
   update(report: RoundReport): void {
+    this.show(report.counters.nfe, `${report.progress.generation}/${report.progress.generations}`, report.progress.best?.reward ?? null);
+  }
+
+  /** Progress from a coordinator's round events (round number instead of generation). */
+  showRound(nfe: number, round: number, best: number | null): void {
+    this.show(nfe, `round ${round + 1}`, best);
+  }
+
+  private show(nfe: number, where: string, best: number | null): void {
     if (this.bar === null) return;
-    const payload = {
-      generation: report.progress.generation,
-      generations: report.progress.generations,
-      best: report.progress.best === null ? '-' : report.progress.best.reward.toFixed(4),
-    };
+    const [generation, generations] = where.includes('/') ? where.split('/') : [where, '?'];
+    const payload = { generation, generations, best: best === null ? '-' : best.toFixed(4) };
     if (!this.started) {
       this.bar.start(this.plannedNfe, 0, payload);
       this.started = true;
     }
-    this.bar.update(report.counters.nfe, payload);
+    this.bar.update(nfe, payload);
   }
 
   stop(): void {

@@ -9,6 +9,10 @@ import { writeSummaryReport } from '../report/write-outputs.js';
 import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
+import { connectNats } from '../cluster/nats-connection.js';
+import { COORDINATORS_BUCKET, liveWorkers, STALE_AFTER_MS } from '../cluster/worker-registry.js';
+import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
+import type { RunRecord } from '../coordinator/run/run-record.js';
 
 export function buildRunCommand(): Command {
   const command = new Command('run').description(
@@ -31,8 +35,8 @@ function defaultFolder(plan: RunPlan): string {
 async function runAction(cmd: Command): Promise<void> {
   const promptsFile = cmd.getOptionValue('prompts') as string | undefined;
   if (promptsFile === undefined) {
-    const { plan, flags } = await planFromOptions(cmd);
-    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)));
+    const { plan, flags, input } = await planFromOptions(cmd);
+    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input);
     return;
   }
   if (cmd.getOptionValueSource('prompt') === 'cli') throw new ConfigError('--prompts', 'give either --prompt or --prompts, not both', 'command-line flags');
@@ -41,10 +45,10 @@ async function runAction(cmd: Command): Promise<void> {
   const root = resolve(first.out ?? defaultFolder(first));
   const reports: PromptReport[] = [];
   for (const [i, prompt] of prompts.entries()) {
-    const { plan, flags } = await planFromOptions(cmd, { prompt });
+    const { plan, flags, input } = await planFromOptions(cmd, { prompt });
     const folder = join(root, `${String(i + 1).padStart(3, '0')}-${slug(prompt)}`);
     process.stdout.write(`[${i + 1}/${prompts.length}] ${prompt}\n`);
-    reports.push(await runOne(plan, flags, folder));
+    reports.push(await runOne(plan, flags, folder, input));
   }
   const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
   process.stdout.write(`summary: ${files.join(', ')}\n`);
@@ -67,8 +71,12 @@ function slug(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48) || 'prompt';
 }
 
-async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string): Promise<PromptReport> {
+async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput): Promise<PromptReport> {
   await mkdir(folder, { recursive: true });
+  if (plan.cluster !== undefined) {
+    const coordinator = await findCoordinator(plan.cluster);
+    if (coordinator !== null) return runOnCoordinator(coordinator, plan, input, folder);
+  }
   const showBar = plan.progress !== false && process.stderr.isTTY === true;
   const terminalLevel = plan.logLevel !== 'info' || flags.logLevel !== undefined ? plan.logLevel : 'warn';
   const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: plan.logLevel, terminalLevel: showBar ? 'warn' : terminalLevel });
@@ -89,5 +97,58 @@ async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string): Pro
   } finally {
     progress.stop();
     logger.flush();
+  }
+}
+
+/** A live coordinator registered in the cluster, or null (then this process coordinates the run). */
+async function findCoordinator(url: string): Promise<string | null> {
+  const nc = await connectNats(url, 'evosearch client');
+  try {
+    const live = await liveWorkers(nc, STALE_AFTER_MS, COORDINATORS_BUCKET);
+    return live[0]?.address ?? null;
+  } finally {
+    await nc.drain();
+  }
+}
+
+/** Submits the run to a coordinator, shows its progress, and downloads its folder. */
+async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfigInput, folder: string): Promise<PromptReport> {
+  const client = new CoordinatorClient(address);
+  const progress = new ProgressDisplay(plan.progress !== false && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
+  try {
+    const { out: _out, progress: _progress, ...config } = input;
+    const { runId } = await client.submit(config);
+    process.stdout.write(`submitted run ${runId} to coordinator ${address}\n`);
+    const last = await client.watch(runId, (e) => {
+      if (e.event === 'round') progress.showRound(Number(e.payload.nfe), Number(e.payload.round), typeof e.payload.best === 'number' ? e.payload.best : null);
+    });
+    progress.stop();
+    if (last.event !== 'finished') throw new CoordinatorError(address, undefined, `run ${runId} ${last.event}: ${String(last.payload.error ?? '')}`);
+    const files = await client.download(runId, folder);
+    const record = JSON.parse(await readFile(join(folder, 'record.json'), 'utf8')) as RunRecord;
+    const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
+    process.stdout.write(
+      `${plan.method} on ${plan.model}: best reward ${best}\n` +
+        `spent ${record.spent.nfe} NFEs on ${record.workers.length} workers in ${(record.wallMs / 1000).toFixed(2)} s\n` +
+        `record: ${join(folder, 'record.json')}\n` +
+        `report: ${files.includes('report.html') ? join(folder, 'report.html') : 'none'}\n`,
+    );
+    // The summary of a prompts file needs only the figures; the run's own report.html has the rest.
+    return {
+      prompt: plan.prompt ?? null,
+      method: plan.method,
+      model: plan.model,
+      budgetNfe: plan.budgetNfe,
+      spent: record.spent,
+      wallMs: record.wallMs,
+      bytesMoved: record.placement.bytesMoved,
+      best: { reward: record.best?.reward ?? Number.NaN, metrics: record.best?.metrics ?? {}, sample: null },
+      rounds: [],
+      population: [],
+      lineage: [],
+    };
+  } finally {
+    progress.stop();
+    client.close();
   }
 }

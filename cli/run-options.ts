@@ -121,10 +121,11 @@ async function loadConfigFile(path: string): Promise<RunConfigInput> {
 }
 
 /** The plan a command's --config and flags describe: file first, flags on top, then resolved. */
-export async function planFromOptions(cmd: Command, override: RunConfigInput = {}): Promise<{ plan: RunPlan; flags: RunConfigInput }> {
+export async function planFromOptions(cmd: Command, override: RunConfigInput = {}): Promise<{ plan: RunPlan; flags: RunConfigInput; input: RunConfigInput }> {
   const configPath = cmd.getOptionValue('config') as string | undefined;
   const fileLayer = configPath === undefined ? {} : await loadConfigFile(configPath);
   const flags = mergeRunConfig(flagsLayer(cmd), override);
-  const plan = await planRun(mergeRunConfig(fileLayer, flags), configPath === undefined ? 'command-line flags' : `config (${configPath} + flags)`);
-  return { plan, flags };
+  const input = mergeRunConfig(fileLayer, flags);
+  const plan = await planRun(input, configPath === undefined ? 'command-line flags' : `config (${configPath} + flags)`);
+  return { plan, flags, input };
 }

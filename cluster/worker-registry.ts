@@ -9,6 +9,8 @@ import { Kvm, type KV } from '@nats-io/kv';
 import { publishEvent, workerSubject } from './events.js';
 
 export const WORKERS_BUCKET = 'evosearch-workers';
+/** Coordinator services register the same way, so clients find them. */
+export const COORDINATORS_BUCKET = 'evosearch-coordinators';
 /** How often a worker refreshes its entry, and after how long without one it counts as lost. */
 export const HEARTBEAT_MS = 2000;
 export const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
@@ -23,8 +25,8 @@ export interface WorkerEntry {
   readonly heartbeatAt: string;
 }
 
-async function bucket(nc: NatsConnection): Promise<KV> {
-  return new Kvm(nc).create(WORKERS_BUCKET, { history: 1 });
+async function bucket(nc: NatsConnection, name = WORKERS_BUCKET): Promise<KV> {
+  return new Kvm(nc).create(name, { history: 1 });
 }
 
 /** A KV key from a worker id: subject tokens allow letters, digits, '-', '_' and '='. */
@@ -36,13 +38,15 @@ export function workerKey(id: string): string {
 export class WorkerRegistration {
   private timer: NodeJS.Timeout | null = null;
 
-  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private entry: WorkerEntry, private readonly heartbeatMs: number) {}
+  private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private entry: WorkerEntry, private readonly heartbeatMs: number, private readonly announce: boolean) {}
 
-  static async register(nc: NatsConnection, entry: Omit<WorkerEntry, 'startedAt' | 'heartbeatAt'>, heartbeatMs = HEARTBEAT_MS): Promise<WorkerRegistration> {
+  /** Registers a worker (or, with `bucketName` COORDINATORS_BUCKET, a coordinator: no worker events). */
+  static async register(nc: NatsConnection, entry: Omit<WorkerEntry, 'startedAt' | 'heartbeatAt'>, heartbeatMs = HEARTBEAT_MS, bucketName = WORKERS_BUCKET): Promise<WorkerRegistration> {
     const now = new Date().toISOString();
-    const registration = new WorkerRegistration(nc, await bucket(nc), { ...entry, startedAt: now, heartbeatAt: now }, heartbeatMs);
+    const announce = bucketName === WORKERS_BUCKET;
+    const registration = new WorkerRegistration(nc, await bucket(nc, bucketName), { ...entry, startedAt: now, heartbeatAt: now }, heartbeatMs, announce);
     await registration.beat();
-    publishEvent(nc, workerSubject('joined'), { id: entry.id, address: entry.address, model: entry.model, build: entry.build });
+    if (announce) publishEvent(nc, workerSubject('joined'), { id: entry.id, address: entry.address, model: entry.model, build: entry.build });
     registration.timer = setInterval(() => void registration.beat().catch(() => undefined), heartbeatMs);
     registration.timer.unref();
     return registration;
@@ -57,14 +61,14 @@ export class WorkerRegistration {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     await this.kv.delete(workerKey(this.entry.id));
-    publishEvent(this.nc, workerSubject('left'), { id: this.entry.id, address: this.entry.address });
+    if (this.announce) publishEvent(this.nc, workerSubject('left'), { id: this.entry.id, address: this.entry.address });
     await this.nc.flush();
   }
 }
 
 /** The coordinator's side: who is there, and clearing out who is gone. */
-export async function liveWorkers(nc: NatsConnection, staleAfterMs = STALE_AFTER_MS): Promise<WorkerEntry[]> {
-  const all = await allEntries(await bucket(nc));
+export async function liveWorkers(nc: NatsConnection, staleAfterMs = STALE_AFTER_MS, bucketName = WORKERS_BUCKET): Promise<WorkerEntry[]> {
+  const all = await allEntries(await bucket(nc, bucketName));
   const now = Date.now();
   return all.filter((e) => now - Date.parse(e.heartbeatAt) <= staleAfterMs).sort((a, b) => a.id.localeCompare(b.id));
 }

@@ -44,6 +44,14 @@ const root = protobuf.loadSync(PROTO_FILE);
 const type = (name: string) => root.lookupType(`evosearch.worker.v1.${name}`);
 const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: true, oneofs: true };
 
+/** (De)serialisers of one message type, for grpc-js method definitions. */
+export function messageCodec<T>(t: protobuf.Type): { serialize: (value: T) => Buffer; deserialize: (bytes: Buffer) => T } {
+  return {
+    serialize: (value: T) => Buffer.from(t.encode(t.fromObject(value as Record<string, unknown>)).finish()),
+    deserialize: (bytes: Buffer) => t.toObject(t.decode(bytes), TO_OBJECT) as T,
+  };
+}
+
 function codec<T>(name: string): { serialize: (value: T) => Buffer; deserialize: (bytes: Buffer) => T } {
   const t = type(name);
   return {

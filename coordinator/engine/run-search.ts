@@ -37,6 +37,13 @@ export interface OutputOptions {
   /** Fetch up to this many of the final samples (best first), for the population grid. */
   readonly population?: number;
   readonly onRound?: (report: RoundReport) => void;
+  /** Stops the search between rounds with a RunCancelledError. */
+  readonly signal?: AbortSignal;
+}
+
+/** The run was cancelled (between rounds; nothing half-done is reported as a result). */
+export class RunCancelledError extends Error {
+  override readonly name = 'RunCancelledError';
 }
 
 /**
@@ -44,11 +51,12 @@ export interface OutputOptions {
  * coordinator share. The machine decides; the dispatcher places; nothing here depends on either.
  */
 export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, options: OutputOptions | ((report: RoundReport) => void) = {}): Promise<SearchOutcome> {
-  const { thumbnails, population = 0, onRound } = typeof options === 'function' ? { onRound: options } : options;
+  const { thumbnails, population = 0, onRound, signal } = typeof options === 'function' ? { onRound: options, signal: undefined } : options;
   const counters = zeroCounters();
   const rounds: RoundReport[] = [];
   const kept = new Map<CandidateId, FetchedSample[]>();
   for (;;) {
+    if (signal?.aborted) throw new RunCancelledError(`cancelled after ${rounds.length} rounds: ${String(signal.reason ?? 'no reason given')}`);
     const started = performance.now();
     const round = machine.next();
     let bookkeeping = performance.now() - started;

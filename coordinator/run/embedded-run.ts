@@ -25,6 +25,10 @@ export interface EmbeddedRunOptions {
   readonly onRound?: (report: RoundReport) => void;
   /** Workers to use instead of starting threads (tests, benchmarks). */
   readonly pool?: WorkerPool;
+  /** The run's id (default: a new UUID); the coordinator service chooses it at submission. */
+  readonly runId?: string;
+  /** Cancels the run between rounds. */
+  readonly signal?: AbortSignal;
 }
 
 export interface EmbeddedRunResult {
@@ -85,7 +89,7 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
  */
 export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): Promise<EmbeddedRunResult> {
   const { logger } = options;
-  const runId = randomUUID();
+  const runId = options.runId ?? randomUUID();
   const startedAt = new Date();
   const sampler = createSampler(plan.sampler);
   const machine = createSearch(plan, sampler);
@@ -109,6 +113,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     outcome = await runSearch(machine, new Dispatcher(pool, { beforeRound: joinBetweenRounds(plan, pool, nc, logger, publish) }), {
       thumbnails: THUMBNAIL_SIDE,
       population: POPULATION_SHOWN,
+      ...(options.signal ? { signal: options.signal } : {}),
       onRound: (report) => {
         logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
         publish('round', { round: report.round, label: report.label, best: report.progress.best?.reward ?? null, nfe: report.counters.nfe, plannedNfe: plan.planned[plan.method].nfe, roundMs: Math.round(report.roundMs) });

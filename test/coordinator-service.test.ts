@@ -1,0 +1,82 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { promisify } from 'node:util';
+import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
+import { repoRoot } from './support/repo-root.js';
+import { startNatsServer, type NatsServer } from './support/nats-server.js';
+import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+
+const execFileAsync = promisify(execFile);
+const bin = () => join(repoRoot(), 'bin', 'evosearch.js');
+
+describe('the coordinator service: one NATS, one coordinator, workers, runs submitted to it', () => {
+  let nats: NatsServer;
+  let coordinator: ChildProcess;
+  let address: string;
+  let dir: string;
+  const workers: WorkerProcess[] = [];
+
+  before(async () => {
+    nats = await startNatsServer();
+    dir = await mkdtemp(join(tmpdir(), 'coordinator-'));
+    workers.push(...(await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
+    coordinator = spawn(process.execPath, [bin(), 'coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(dir, 'served'), '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve) => createInterface({ input: coordinator.stdout! }).once('line', resolve));
+    address = (JSON.parse(line) as { address: string }).address;
+  });
+  after(async () => {
+    coordinator?.kill('SIGTERM');
+    await stopWorkers(workers);
+    await nats?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('evosearch run --cluster submits to the coordinator, follows it, and gets the local answer and the run folder', async () => {
+    const args = ['run', '--budget-nfe', '3000', '--seed', '4', '--no-progress'];
+    await execFileAsync(process.execPath, [bin(), ...args, '--out', join(dir, 'local')]);
+    const { stdout } = await execFileAsync(process.execPath, [bin(), ...args, '--cluster', nats.url, '--out', join(dir, 'remote')]);
+    assert.match(stdout, new RegExp(`submitted run [0-9a-f-]+ to coordinator ${address.replace(/\./g, '\\.')}`));
+    const local = JSON.parse(await readFile(join(dir, 'local', 'record.json'), 'utf8')) as { best: unknown };
+    const remote = JSON.parse(await readFile(join(dir, 'remote', 'record.json'), 'utf8')) as { best: unknown; workers: string[] };
+    assert.deepEqual(remote.best, local.best);
+    assert.equal(remote.workers.length, 2);
+    const files = await readdir(join(dir, 'remote'));
+    for (const f of ['record.json', 'config.json', 'best-sample.json', 'report.html', 'run.log']) assert.ok(files.includes(f), `${f} missing from ${files.join(', ')}`);
+  });
+
+  it('lists runs, streams a run\'s events, and cancels a run between rounds', async () => {
+    const client = new CoordinatorClient(address);
+    try {
+      const { runId } = await client.submit({ budgetNfe: 400000, seed: 1 });
+      const seen: string[] = [];
+      const watching = client.watch(runId, (e) => {
+        seen.push(e.event);
+        if (e.event === 'round' && seen.filter((x) => x === 'round').length === 1) void client.cancel(runId);
+      });
+      const last = await watching;
+      assert.equal(last.event, 'cancelled');
+      assert.equal(seen[0], 'started');
+      const listed = (await client.list()).runs.find((r) => r.runId === runId);
+      assert.equal(listed?.state, 'cancelled');
+      await assert.rejects(client.download(runId, join(dir, 'cancelled')), (e: unknown) => e instanceof CoordinatorError && /is cancelled/.test(e.message));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('refuses a bad run configuration, naming the field', async () => {
+    const client = new CoordinatorClient(address);
+    try {
+      await assert.rejects(client.submit({ budgetNfe: 10, method: 'evosearch' }), (e: unknown) => e instanceof CoordinatorError && /budgetNfe/.test(e.message));
+      await assert.rejects(client.submit({ nonsense: true } as never), (e: unknown) => e instanceof CoordinatorError && /nonsense/.test(e.message));
+      await assert.rejects(client.watch('no-such-run', () => undefined), (e: unknown) => e instanceof CoordinatorError && /no run no-such-run/.test(e.message));
+    } finally {
+      client.close();
+    }
+  });
+});
