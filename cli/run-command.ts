@@ -43,10 +43,22 @@ async function runAction(cmd: Command): Promise<void> {
   const prompts = await readPromptsFile(promptsFile);
   const { plan: first } = await planFromOptions(cmd, { prompt: prompts[0]! });
   const root = resolve(first.out ?? defaultFolder(first));
+  const folderOf = (i: number, prompt: string) => join(root, `${String(i + 1).padStart(3, '0')}-${slug(prompt)}`);
+  const coordinator = first.cluster === undefined ? null : await findCoordinator(first.cluster);
+  if (coordinator !== null) {
+    // On a cluster the prompts' searches share the workers at once (a worker holds several runs).
+    const reports = await inBatches(prompts, PROMPTS_AT_ONCE, async (prompt, i) => {
+      const { plan, input } = await planFromOptions(cmd, { prompt, progress: false });
+      return runOnCoordinator(coordinator, plan, input, folderOf(i, prompt));
+    });
+    const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
+    process.stdout.write(`summary: ${files.join(', ')}\n`);
+    return;
+  }
   const reports: PromptReport[] = [];
   for (const [i, prompt] of prompts.entries()) {
     const { plan, flags, input } = await planFromOptions(cmd, { prompt });
-    const folder = join(root, `${String(i + 1).padStart(3, '0')}-${slug(prompt)}`);
+    const folder = folderOf(i, prompt);
     process.stdout.write(`[${i + 1}/${prompts.length}] ${prompt}\n`);
     reports.push(await runOne(plan, flags, folder, input));
   }
@@ -98,6 +110,23 @@ async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, inpu
     progress.stop();
     logger.flush();
   }
+}
+
+/** Prompts of one prompts file searched at once on a cluster (each worker holds up to 8 runs). */
+const PROMPTS_AT_ONCE = 4;
+
+/** `work` over `items`, at most `limit` at a time; results in the items' order. */
+async function inBatches<T, R>(items: readonly T[], limit: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await work(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+  return results;
 }
 
 /** A live coordinator registered in the cluster, or null (then this process coordinates the run). */

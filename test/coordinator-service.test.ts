@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -67,6 +67,25 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     } finally {
       client.close();
     }
+  });
+
+  it('a prompts file on the cluster: the searches share the workers at once, each gets its folder, and a summary covers them', async () => {
+    const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
+    workers.push(...(await Promise.all([0, 1].map(() => startWorker(bundle, ['--nats', nats.url])))));
+    const prompts = join(dir, 'prompts.txt');
+    await writeFile(prompts, ['# three held-out prompts', 'a small yellow square', 'two blue circles and a white circle', 'a green square right of a small purple triangle'].join('\n'));
+    const out = join(dir, 'prompts');
+    await execFileAsync(process.execPath, [bin(), 'run', '--cluster', nats.url, '--model', bundle, '--prompts', prompts, '--budget-nfe', '600', '--no-progress', '--out', out]);
+    const folders = (await readdir(out, { withFileTypes: true })).filter((e) => e.isDirectory()).map((e) => e.name).sort();
+    assert.equal(folders.length, 3, folders.join(', '));
+    const spans = await Promise.all(folders.map(async (f) => {
+      const record = JSON.parse(await readFile(join(out, f, 'record.json'), 'utf8')) as { startedAt: string; finishedAt: string; plan: { prompt: string }; workers: string[] };
+      assert.equal(record.workers.length, 2, 'the tiny-sd workers, not the analytic ones');
+      return [Date.parse(record.startedAt), Date.parse(record.finishedAt)] as const;
+    }));
+    const overlapping = spans.some(([a0, a1], i) => spans.some(([b0, b1], j) => i !== j && a0 < b1 && b0 < a1));
+    assert.ok(overlapping, `the searches ran one after another: ${JSON.stringify(spans)}`);
+    assert.ok((await readdir(out)).includes('report.html'), 'no summary report');
   });
 
   it('refuses a bad run configuration, naming the field', async () => {

@@ -19,6 +19,8 @@ import { resolveRunConfig, type MethodName, type RunPlan } from '../config/resol
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
+import { pino } from 'pino';
+import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
@@ -148,6 +150,25 @@ describe('gRPC workers: real worker processes on loopback', () => {
       GrpcWorkerPool.connect(['127.0.0.1:1'], workerSetupFor(plan), { runId: 'nobody', setupDeadlineMs: 2000 }),
       (e: unknown) => e instanceof WorkerRefusedError && e.address === '127.0.0.1:1',
     );
+  });
+});
+
+describe('gRPC workers: several runs on one worker', () => {
+  it('runs share a worker, each with its own setup; past maxRuns the oldest is closed and says so', async () => {
+    const server = await WorkerServer.start('127.0.0.1:0', { model: 'analytic:gmm', maxRuns: 2, logger: pino({ level: 'silent' }) });
+    try {
+      const plans = [1, 2, 3].map((seed) => resolveRunConfig({ budgetNfe: 1000, seed }));
+      const pools = await Promise.all(plans.slice(0, 2).map((plan, i) => GrpcWorkerPool.connect([server.address], workerSetupFor(plan), { runId: `run-${i}` })));
+      // Two runs at once on one worker, each giving its own seed's answer.
+      const outcomes = await Promise.all(pools.map((pool, i) => search(plans[i]!, pool)));
+      for (const [i, outcome] of outcomes.entries()) assert.deepEqual(decisions(outcome), decisions(await search(plans[i]!, inProcess(plans[i]!))));
+      const third = await GrpcWorkerPool.connect([server.address], workerSetupFor(plans[2]!), { runId: 'run-2' });
+      await assert.rejects(search(plans[0]!, pools[0]!), (e: unknown) => e instanceof WorkerCommandError && /run run-0 is not set up on this worker/.test(e.message));
+      await search(plans[1]!, pools[1]!);
+      await Promise.all([...pools, third].map((p) => p.close()));
+    } finally {
+      await server.close();
+    }
   });
 });
 

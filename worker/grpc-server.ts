@@ -16,6 +16,8 @@ import type { WorkerSetup } from './worker-setup.js';
 export interface WorkerServerOptions {
   /** The model this worker serves (a bundle folder or an analytic spec). */
   readonly model: string;
+  /** Runs set up at once (default 8): each holds a model instance conditioned on its prompt. */
+  readonly maxRuns?: number;
   readonly providers?: readonly string[];
   /** onnxruntime threads per session on this worker (default: one per core). */
   readonly intraOpThreads?: number;
@@ -25,8 +27,11 @@ export interface WorkerServerOptions {
 type ServiceError = Partial<grpc.StatusObject> & { code: grpc.status; details: string };
 
 export class WorkerServer {
-  private pool: ThreadPool | null = null;
-  private runId: string | null = null;
+  /**
+   * The runs set up here, oldest first: several runs (e.g. the prompts of one benchmark) share a worker
+   * at once, each on its own thread with its own conditioning. The oldest is closed past `maxRuns`.
+   */
+  private readonly runs = new Map<string, ThreadPool>();
   private settingUp: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private busyMs = 0;
@@ -80,31 +85,36 @@ export class WorkerServer {
     this.settingUp = new Promise((resolve) => (finish = resolve));
     await previous;
     try {
-      if (this.runId === request.runId && this.pool !== null) return done(null, { description: this.pool.describe(0) });
+      const existing = this.runs.get(request.runId);
+      if (existing !== undefined) return done(null, { description: existing.describe(0) });
       let setup: WorkerSetup;
       try {
         setup = { ...(JSON.parse(request.setupJson) as WorkerSetup), model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}), ...(this.options.intraOpThreads !== undefined ? { intraOpThreads: this.options.intraOpThreads } : {}) };
       } catch (error) {
         return done(refusal(grpc.status.INVALID_ARGUMENT, `setup_json is not JSON: ${(error as Error).message}`));
       }
-      await this.pool?.close();
-      this.pool = null;
-      this.runId = null;
+      let pool: ThreadPool;
       try {
-        this.pool = await ThreadPool.start(1, setup);
+        pool = await ThreadPool.start(1, setup);
       } catch (error) {
         return done(refusal(grpc.status.FAILED_PRECONDITION, `cannot set up run ${request.runId}: ${(error as Error).message}`));
       }
-      this.runId = request.runId;
-      this.options.logger.info({ runId: request.runId, description: this.pool.describe(0) }, 'run set up');
-      done(null, { description: this.pool.describe(0) });
+      this.runs.set(request.runId, pool);
+      while (this.runs.size > (this.options.maxRuns ?? 8)) {
+        const [oldest, old] = this.runs.entries().next().value as [string, ThreadPool];
+        this.runs.delete(oldest);
+        await old.close();
+        this.options.logger.info({ runId: oldest }, 'run closed to make room');
+      }
+      this.options.logger.info({ runId: request.runId, description: pool.describe(0), runs: this.runs.size }, 'run set up');
+      done(null, { description: pool.describe(0) });
     } finally {
       finish();
     }
   }
 
   private health(): HealthReply {
-    return { status: this.draining ? 'draining' : this.pool === null ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, batches: this.batches };
+    return { status: this.draining ? 'draining' : this.runs.size === 0 ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, batches: this.batches };
   }
 
   private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
@@ -124,10 +134,11 @@ export class WorkerServer {
       }
       if (assembled === null) return;
       if (this.draining) return fail(refusal(grpc.status.UNAVAILABLE, 'this worker is draining: send the batch elsewhere'));
-      if (this.pool === null || assembled.runId !== this.runId) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker (it serves ${this.runId ?? 'no run'})`));
+      const pool = this.runs.get(assembled.runId);
+      if (pool === undefined) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker (it serves ${[...this.runs.keys()].join(', ') || 'no run'})`));
       this.inFlight += 1;
       const started = performance.now();
-      this.pool
+      pool
         .execute(0, assembled.body as Command[])
         .then(async (results) => {
           this.busyMs += performance.now() - started;
@@ -149,8 +160,7 @@ export class WorkerServer {
   async drain(): Promise<void> {
     this.draining = true;
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
-    await this.pool?.close();
-    this.pool = null;
+    await this.closeRuns();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     this.options.logger.info({ address: this.address }, 'worker drained');
   }
@@ -158,8 +168,13 @@ export class WorkerServer {
   /** Stops at once (tests, fatal errors). */
   async close(): Promise<void> {
     this.server.forceShutdown();
-    await this.pool?.close();
-    this.pool = null;
+    await this.closeRuns();
+  }
+
+  private async closeRuns(): Promise<void> {
+    const pools = [...this.runs.values()];
+    this.runs.clear();
+    await Promise.all(pools.map((p) => p.close()));
   }
 }
 
