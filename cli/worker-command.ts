@@ -20,10 +20,11 @@ export function buildWorkerCommand(): Command {
     .option('--listen <host:port>', 'address to serve on (port 0: any free port, printed on stdout)', '0.0.0.0:0')
     .option('--nats <url>', 'register in this NATS cluster (heartbeats; deregistered on drain) so coordinators find this worker')
     .option('--advertise <host:port>', 'address coordinators should dial (default: the listen address, with 0.0.0.0 replaced by this host name)')
+    .option('--max-runs <n>', 'runs this worker holds at once, each with its own model instance and conditioning (default 8; the oldest is closed beyond)', '8')
     .option('--threads <n>', 'onnxruntime threads per model session (default: one per core)')
     .option('--providers <list>', 'execution providers to try in order, e.g. webgpu,cpu (default cpu)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; threads?: string; providers?: string; logLevel: string }) => {
+    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; maxRuns: string; threads?: string; providers?: string; logLevel: string }) => {
       const providers = options.providers?.split(',').map((p) => p.trim());
       for (const p of providers ?? []) {
         if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
@@ -31,8 +32,10 @@ export function buildWorkerCommand(): Command {
       if (!/^[^\s]+:\d+$/.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
       const threads = options.threads === undefined ? undefined : Number(options.threads);
       if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new ConfigError('--threads', `'${options.threads}' is not a positive whole number`, 'command-line flags');
+      const maxRuns = Number(options.maxRuns);
+      if (!(Number.isInteger(maxRuns) && maxRuns > 0)) throw new ConfigError('--max-runs', `'${options.maxRuns}' is not a positive whole number`, 'command-line flags');
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
-      const server = await WorkerServer.start(options.listen, { model: options.model, logger, ...(providers ? { providers } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+      const server = await WorkerServer.start(options.listen, { model: options.model, maxRuns, logger, ...(providers ? { providers } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
       const address = options.advertise ?? server.address.replace(/^0\.0\.0\.0:|^\[::\]:/, `${hostname()}:`);
       let registration: WorkerRegistration | null = null;
       let nc: NatsConnection | null = null;

@@ -82,6 +82,22 @@ describe('evosearch CLI', () => {
     assert.match(both.stderr, /either --prompt or --prompts/);
   });
 
+  it('worker and coordinator refuse bad flags with exit code 2, naming the flag', async () => {
+    for (const [args, flag] of [
+      [['worker', '--model', 'analytic:gmm', '--listen', 'nowhere'], '--listen'],
+      [['worker', '--model', 'analytic:gmm', '--max-runs', '0'], '--max-runs'],
+      [['worker', '--model', 'analytic:gmm', '--threads', 'many'], '--threads'],
+      [['worker', '--model', 'analytic:gmm', '--providers', 'quantum'], '--providers'],
+      [['coordinator', '--nats', 'nats://127.0.0.1:1', '--listen', 'nowhere'], '--listen'],
+      [['run', '--cluster', 'http://example.org', '--budget-nfe', '1000'], 'cluster'],
+      [['run', '--cluster', 'nats://127.0.0.1:1', '--workers-at', '127.0.0.1:1', '--budget-nfe', '1000'], 'cluster'],
+    ] as const) {
+      const { code, stderr } = await evosearch(...args);
+      assert.equal(code, 2, `${args.join(' ')}: ${stderr}`);
+      assert.ok(stderr.includes(flag), `${args.join(' ')}: ${stderr}`);
+    }
+  });
+
   it('plan prints what each method would spend at the budget, without running', async () => {
     const { code, stdout } = await evosearch('plan', '--budget-nfe', '3000');
     assert.equal(code, 0);
