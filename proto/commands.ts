@@ -122,10 +122,20 @@ export interface RecoverCommand {
   readonly piece: readonly Command[];
 }
 
+/**
+ * Reward workers: score decoded samples a denoising worker sends (`count` samples back to back). The
+ * result's scores carry ids 0..count-1, in order.
+ */
+export interface ScoreCommand {
+  readonly kind: 'score';
+  readonly samples: Float32Array;
+  readonly count: number;
+}
+
 /** What the search issues. */
 export type SearchCommand = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
 /** What a worker executes: the search's commands plus the dispatcher's placement moves. */
-export type Command = SearchCommand | ExportCommand | ImportCommand | RecoverCommand;
+export type Command = SearchCommand | ExportCommand | ImportCommand | RecoverCommand | ScoreCommand;
 
 /** Bytes a state occupies when it moves (latent, solver memory, cached output). */
 export function transferredBytes(state: TransferredState): number {

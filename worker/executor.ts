@@ -16,6 +16,7 @@ import type { NoisePurpose } from '../random/noise-address.js';
 import { NoiseSource } from '../random/noise-source.js';
 import type { Sampler } from '../samplers/sampler.js';
 import type { GenerativeModel } from './models/generator.js';
+import { LocalRewardScorer, type RewardScorer } from './reward-scorer.js';
 import { StateStore, type TrajectoryState } from './state-store.js';
 import { thumbnail } from './thumbnail.js';
 
@@ -36,6 +37,8 @@ export class NonFiniteValueError extends Error {
 export interface ExecutorOptions {
   /** Latents per model call. The plan, not the placement, fixes results: batch size never changes them. */
   readonly batchSize: number;
+  /** Who scores decoded samples (default: the model's own rewards, here). */
+  readonly scorer?: RewardScorer;
 }
 
 /**
@@ -46,6 +49,7 @@ export interface ExecutorOptions {
 export class CommandExecutor {
   readonly store = new StateStore();
   private readonly noise: NoiseSource;
+  private readonly scorer: RewardScorer;
   private readonly latentSize: number;
 
   constructor(
@@ -56,6 +60,7 @@ export class CommandExecutor {
   ) {
     this.noise = new NoiseSource(seed);
     this.latentSize = model.denoiser.latentSize;
+    this.scorer = options.scorer ?? new LocalRewardScorer(model.rewards);
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
   }
 
@@ -97,6 +102,11 @@ export class CommandExecutor {
         };
       case 'recover':
         return await this.recover(command, counters);
+      case 'score': {
+        const rows = await this.scorer.score(command.samples, command.count);
+        counters.rewardCalls += command.count;
+        return { kind: 'score', scores: rows.map((row, id) => ({ id, ...row })), samples: [], counters };
+      }
       case 'import':
         for (const { as, state } of command.states) {
           if (state.latent.length !== this.latentSize) throw new RangeError(`import: state ${state.id} has ${state.latent.length} floats, this worker's model takes ${this.latentSize}`);
@@ -279,11 +289,10 @@ export class CommandExecutor {
 
   /** Decodes and scores latents in batches; the first reward is the guidance reward. */
   private async score(latents: readonly Float32Array[], ids: readonly CandidateId[], step: number, counters: ComputeCounters, thumbnails?: ThumbnailRequest): Promise<ScoredId[]> {
-    const { decoder, rewards } = this.model;
+    const { decoder } = this.model;
     const batchSize = this.options.batchSize;
     const scores: ScoredId[] = [];
     const samples = new Float32Array(decoder.sampleSize * batchSize);
-    const values = rewards.map(() => new Float64Array(batchSize));
     for (let start = 0; start < latents.length; start += batchSize) {
       const n = Math.min(batchSize, latents.length - start);
       const inputs = new Float32Array(this.latentSize * n);
@@ -299,17 +308,13 @@ export class CommandExecutor {
           thumbnails.into.push({ id: ids[start + k]!, ...thumbnail(sample, decoder.sampleShape, thumbnails.side) });
         }
       }
-      for (let r = 0; r < rewards.length; r++) await rewards[r]!.score(samples, n, values[r]!);
+      const rows = await this.scorer.score(n === batchSize ? samples : samples.subarray(0, n * decoder.sampleSize), n);
       counters.rewardCalls += n;
       for (let k = 0; k < n; k++) {
         const id = ids[start + k]!;
-        const guidance = values[0]![k]!;
-        if (!Number.isFinite(guidance)) throw new NonFiniteValueError(`reward '${rewards[0]!.name}'`, id, step);
-        const metrics: Record<string, number> = {};
-        rewards.forEach((reward, r) => {
-          if (r > 0) metrics[reward.name] = values[r]![k]!;
-        });
-        scores.push(rewards.length > 1 ? { id, reward: guidance, metrics } : { id, reward: guidance });
+        const row = rows[k]!;
+        if (!Number.isFinite(row.reward)) throw new NonFiniteValueError(`reward '${this.scorer.guidanceName}'`, id, step);
+        scores.push(row.metrics !== undefined ? { id, reward: row.reward, metrics: row.metrics } : { id, reward: row.reward });
       }
     }
     return scores;

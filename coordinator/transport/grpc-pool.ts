@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
-import { encodeFrames, FrameAssembler, type Frame } from '../../proto/tensor-frames.js';
+import { describeStatus, executeOverGrpc, type ExecuteFailure } from '../../proto/worker-client.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type SetupReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
 import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
@@ -31,11 +31,6 @@ export class WorkerRefusedError extends Error {
 }
 
 const DEFAULTS = { setupDeadlineMs: 120_000, batchDeadlineMs: 30 * 60_000 };
-/**
- * Status codes that mean the worker (or the way to it) is gone rather than that the batch failed:
- * its states must be rebuilt elsewhere. A worker's own refusal or error comes as another code.
- */
-const LOST_CODES = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.UNKNOWN]);
 const deadline = (ms: number) => new Date(Date.now() + ms);
 
 class GrpcWorker {
@@ -130,45 +125,17 @@ export class GrpcWorkerPool implements WorkerPool {
     return this.workers[0]!.hello.modelBuild;
   }
 
-  execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
+  async execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
     const worker = this.workers[index]!;
-    const m = workerService.execute;
-    return new Promise<CommandResult[]>((resolve, reject) => {
-      const call = worker.client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: deadline(this.options.batchDeadlineMs) });
-      const assembler = new FrameAssembler();
-      let settled = false;
-      const settle = (action: () => void) => {
-        if (settled) return;
-        settled = true;
-        action();
-      };
-      call.on('data', (frame: Frame) => {
-        try {
-          const done = assembler.add(frame);
-          if (done !== null) settle(() => resolve(done.body as CommandResult[]));
-        } catch (error) {
-          settle(() => reject(new WorkerCommandError(worker.address, `bad reply: ${(error as Error).message}`, { cause: error })));
-          call.cancel();
-        }
-      });
-      call.on('error', (error: grpc.ServiceError) => settle(() => reject(new (LOST_CODES.has(error.code) ? WorkerLostError : WorkerCommandError)(worker.address, describeStatus(error), { cause: error }))));
-      call.on('end', () => settle(() => reject(new WorkerLostError(worker.address, 'the reply ended before its end frame'))));
-      void (async () => {
-        for (const frame of encodeFrames(this.runId, commands)) {
-          if (!call.write(frame)) await new Promise((r) => call.once('drain', r));
-        }
-        call.end();
-      })().catch((error: Error) => settle(() => reject(new WorkerCommandError(worker.address, `sending failed: ${error.message}`, { cause: error }))));
-    });
+    try {
+      return await executeOverGrpc(worker.client, this.runId, commands, this.options.batchDeadlineMs);
+    } catch (error) {
+      const failure = error as ExecuteFailure;
+      throw new (failure.lost ? WorkerLostError : WorkerCommandError)(worker.address, failure.detail, { cause: failure.cause });
+    }
   }
 
   async close(): Promise<void> {
     for (const worker of this.workers) worker.client.close();
   }
-}
-
-function describeStatus(error: unknown): string {
-  const e = error as Partial<grpc.ServiceError>;
-  if (typeof e.code === 'number') return `${grpc.status[e.code] ?? e.code}: ${e.details ?? e.message}`;
-  return error instanceof Error ? error.message : String(error);
 }

@@ -1,0 +1,56 @@
+/**
+ * One Execute call to a worker (proto/worker.proto): the commands go out as frames, the results come
+ * back the same way. Used by the coordinator's worker pool and by denoising workers that send their
+ * samples to reward workers.
+ */
+import * as grpc from '@grpc/grpc-js';
+import type { Command, CommandResult } from './commands.js';
+import { encodeFrames, FrameAssembler, type Frame } from './tensor-frames.js';
+import { workerService } from './worker-service.js';
+
+/** How an Execute call failed: the worker answered with an error, or it (or the way to it) is gone. */
+export type ExecuteFailure = { readonly lost: boolean; readonly detail: string; readonly cause: unknown };
+
+/**
+ * Status codes that mean the worker (or the way to it) is gone rather than that the batch failed:
+ * its states must be rebuilt elsewhere. A worker's own refusal or error comes as another code.
+ */
+const LOST_CODES = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED, grpc.status.CANCELLED, grpc.status.UNKNOWN]);
+
+export function describeStatus(error: unknown): string {
+  const e = error as Partial<grpc.ServiceError>;
+  if (typeof e.code === 'number') return `${grpc.status[e.code] ?? e.code}: ${e.details ?? e.message}`;
+  return error instanceof Error ? error.message : String(error);
+}
+
+export function executeOverGrpc(client: grpc.Client, runId: string, commands: readonly Command[], deadlineMs: number): Promise<CommandResult[]> {
+  const m = workerService.execute;
+  return new Promise<CommandResult[]>((resolve, reject) => {
+    const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: new Date(Date.now() + deadlineMs) });
+    const assembler = new FrameAssembler();
+    let settled = false;
+    const settle = (action: () => void) => {
+      if (settled) return;
+      settled = true;
+      action();
+    };
+    const fail = (failure: ExecuteFailure) => settle(() => reject(failure));
+    call.on('data', (frame: Frame) => {
+      try {
+        const done = assembler.add(frame);
+        if (done !== null) settle(() => resolve(done.body as CommandResult[]));
+      } catch (error) {
+        fail({ lost: false, detail: `bad reply: ${(error as Error).message}`, cause: error });
+        call.cancel();
+      }
+    });
+    call.on('error', (error: grpc.ServiceError) => fail({ lost: LOST_CODES.has(error.code), detail: describeStatus(error), cause: error }));
+    call.on('end', () => fail({ lost: true, detail: 'the reply ended before its end frame', cause: null }));
+    void (async () => {
+      for (const frame of encodeFrames(runId, commands)) {
+        if (!call.write(frame)) await new Promise((r) => call.once('drain', r));
+      }
+      call.end();
+    })().catch((error: Error) => fail({ lost: true, detail: `sending failed: ${error.message}`, cause: error }));
+  });
+}
