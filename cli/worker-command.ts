@@ -5,6 +5,7 @@ import { connectNats } from '../cluster/nats-connection.js';
 import { WorkerRegistration } from '../cluster/worker-registry.js';
 import { pino } from 'pino';
 import { ConfigError } from '../config/resolve-run-config.js';
+import type { WorkerRole } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { isProviderName, PROVIDER_NAMES } from '../worker/runtime/providers.js';
 
@@ -20,11 +21,12 @@ export function buildWorkerCommand(): Command {
     .option('--listen <host:port>', 'address to serve on (port 0: any free port, printed on stdout)', '0.0.0.0:0')
     .option('--nats <url>', 'register in this NATS cluster (heartbeats; deregistered on drain) so coordinators find this worker')
     .option('--advertise <host:port>', 'address coordinators should dial (default: the listen address, with 0.0.0.0 replaced by this host name)')
+    .addOption(new Option('--role <role>', 'what this worker serves: both (denoise, decode, score), denoise (scores on the run\'s reward workers) or reward').choices(['both', 'denoise', 'reward']).default('both'))
     .option('--max-runs <n>', 'runs this worker holds at once, each with its own model instance and conditioning (default 8; the oldest is closed beyond)', '8')
     .option('--threads <n>', 'onnxruntime threads per model session (default: one per core)')
     .option('--providers <list>', 'execution providers to try in order, e.g. webgpu,cpu (default cpu)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; maxRuns: string; threads?: string; providers?: string; logLevel: string }) => {
+    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; providers?: string; logLevel: string }) => {
       const providers = options.providers?.split(',').map((p) => p.trim());
       for (const p of providers ?? []) {
         if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
@@ -35,7 +37,7 @@ export function buildWorkerCommand(): Command {
       const maxRuns = Number(options.maxRuns);
       if (!(Number.isInteger(maxRuns) && maxRuns > 0)) throw new ConfigError('--max-runs', `'${options.maxRuns}' is not a positive whole number`, 'command-line flags');
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
-      const server = await WorkerServer.start(options.listen, { model: options.model, maxRuns, logger, ...(providers ? { providers } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+      const server = await WorkerServer.start(options.listen, { model: options.model, role: options.role, maxRuns, logger, ...(providers ? { providers } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
       const address = options.advertise ?? server.address.replace(/^0\.0\.0\.0:|^\[::\]:/, `${hostname()}:`);
       let registration: WorkerRegistration | null = null;
       let nc: NatsConnection | null = null;
@@ -44,7 +46,7 @@ export function buildWorkerCommand(): Command {
         registration = await WorkerRegistration.register(nc, { id: `${hostname()}-${process.pid}-${address}`, address, model: options.model, build: server.build });
         logger.info({ nats: options.nats, address }, 'registered');
       }
-      process.stdout.write(`${JSON.stringify({ event: 'listening', address, model: options.model, build: server.build })}\n`);
+      process.stdout.write(`${JSON.stringify({ event: 'listening', address, model: options.model, build: server.build, role: options.role })}\n`);
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           logger.info({ signal }, 'draining');

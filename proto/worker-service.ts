@@ -24,7 +24,12 @@ export interface HelloReply {
   readonly model: string;
   readonly modelBuild: string;
   readonly description: string;
+  readonly role: WorkerRole;
 }
+
+/** What a worker serves: everything, denoising and decoding only, or rewards only. */
+export type WorkerRole = 'both' | 'denoise' | 'reward';
+export const WORKER_ROLES: readonly WorkerRole[] = ['both', 'denoise', 'reward'];
 export interface SetupRequest {
   readonly runId: string;
   readonly setupJson: string;

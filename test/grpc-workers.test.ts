@@ -198,6 +198,48 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
     }
   });
 
+  it('roles: denoising-only workers score on a reward worker, with exactly the answer of workers doing both', async () => {
+    const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
+    const plan = await planRun({ model: bundle, prompt: 'a small yellow square', budgetNfe: 600, seed: 8 }, 'test');
+    const threads = await ThreadPool.start(2, workerSetupFor(plan));
+    let reference;
+    try {
+      reference = decisions(await search(plan, threads));
+    } finally {
+      await threads.close();
+    }
+    const workers = await Promise.all([
+      startWorker(bundle, ['--role', 'denoise']),
+      startWorker(bundle, ['--role', 'denoise']),
+      startWorker(bundle, ['--role', 'reward']),
+    ]);
+    try {
+      const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'roles' });
+      try {
+        assert.equal(pool.size, 2, 'the reward worker takes no commands from the coordinator');
+        assert.deepEqual(pool.rewardAddresses, [workers[2]!.address]);
+        const outcome = await search(plan, pool);
+        assert.deepEqual(decisions(outcome), reference);
+        // The reward worker did the scoring: the denoising workers sent it every batch of samples.
+        const health = await pool.health();
+        assert.equal(health.length, 3);
+        assert.ok(health[2]!.batches > 0, `the reward worker scored nothing: ${JSON.stringify(health)}`);
+      } finally {
+        await pool.close();
+      }
+      await assert.rejects(
+        GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'alone' }),
+        (e: unknown) => e instanceof WorkerRefusedError && /no reward worker is in the run/.test(e.message),
+      );
+      await assert.rejects(
+        GrpcWorkerPool.connect([workers[2]!.address], workerSetupFor(plan), { runId: 'alone' }),
+        (e: unknown) => e instanceof WorkerRefusedError && /none of these workers denoises/.test(e.message),
+      );
+    } finally {
+      await stopWorkers(workers);
+    }
+  });
+
   it('SIGTERM drains a worker: it finishes, deregisters from gRPC and exits 0', async () => {
     const worker = await startWorker('analytic:gmm');
     const plan = resolveRunConfig({ budgetNfe: 1000 });

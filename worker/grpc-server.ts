@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { ThreadPool } from '../coordinator/transport/thread-pool.js';
 import type { Command } from '../proto/commands.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
-import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest } from '../proto/worker-service.js';
+import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest, type WorkerRole } from '../proto/worker-service.js';
 import { modelBuild } from './model-build.js';
 import type { WorkerSetup } from './worker-setup.js';
 
@@ -18,6 +18,8 @@ export interface WorkerServerOptions {
   readonly model: string;
   /** Runs set up at once (default 8): each holds a model instance conditioned on its prompt. */
   readonly maxRuns?: number;
+  /** What this worker serves (default both). */
+  readonly role?: WorkerRole;
   readonly providers?: readonly string[];
   /** onnxruntime threads per session on this worker (default: one per core). */
   readonly intraOpThreads?: number;
@@ -74,7 +76,7 @@ export class WorkerServer {
       done(refusal(grpc.status.FAILED_PRECONDITION, `this worker serves ${this.options.model} build ${this.build}, the run needs build ${request.expectedModelBuild}: start this worker with the run's model (the same spec, the same files)`));
       return;
     }
-    done(null, { protocolVersion: PROTOCOL_VERSION, model: this.options.model, modelBuild: this.build, description: `grpc ${this.address} ${this.options.model}` });
+    done(null, { protocolVersion: PROTOCOL_VERSION, model: this.options.model, modelBuild: this.build, description: `grpc ${this.address} ${this.options.model} (${this.options.role ?? 'both'})`, role: this.options.role ?? 'both' });
   }
 
   private async setup(request: SetupRequest, done: grpc.sendUnaryData<SetupReply>): Promise<void> {

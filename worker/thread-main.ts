@@ -7,6 +7,7 @@ import type { Command, CommandResult } from '../proto/commands.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from './executor.js';
 import { openModel } from './models/load-model.js';
+import { RemoteRewardScorer } from './remote-reward-scorer.js';
 import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from './worker-setup.js';
 
@@ -47,7 +48,8 @@ try {
     ...(setup.rewards !== undefined ? { rewards: setup.rewards } : {}),
     ...(setup.intraOpThreads !== undefined ? { intraOpThreads: setup.intraOpThreads } : {}),
   });
-  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize });
+  const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, model.rewards[0]!.name);
+  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, ...(scorer ? { scorer } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: ToWorker) => {

@@ -18,4 +18,6 @@ export interface WorkerSetup {
   readonly providers?: readonly string[];
   /** onnxruntime threads per session (default: one per core). */
   readonly intraOpThreads?: number;
+  /** Score on these reward workers instead of here (a denoising-only worker), under this run id. */
+  readonly rewardWorkers?: { readonly addresses: readonly string[]; readonly runId: string };
 }

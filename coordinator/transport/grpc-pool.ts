@@ -54,6 +54,8 @@ export class GrpcWorkerPool implements WorkerPool {
     private readonly runId: string,
     private readonly setup: WorkerSetup,
     private readonly options: GrpcPoolOptions & typeof DEFAULTS,
+    /** Reward-only workers: they score the denoising-only workers' samples, and take no commands from here. */
+    private readonly scorers: readonly GrpcWorker[] = [],
   ) {}
 
   static async connect(addresses: readonly string[], setup: WorkerSetup, options: GrpcPoolOptions): Promise<GrpcWorkerPool> {
@@ -63,7 +65,7 @@ export class GrpcWorkerPool implements WorkerPool {
     try {
       for (const address of addresses) {
         const client = new grpc.Client(address, grpc.credentials.createInsecure());
-        const worker = new GrpcWorker(address, client, { protocolVersion: 0, model: '', modelBuild: '', description: '' }, address);
+        const worker = new GrpcWorker(address, client, { protocolVersion: 0, model: '', modelBuild: '', description: '', role: 'both' }, address);
         workers.push(worker);
         let hello: HelloReply;
         try {
@@ -77,28 +79,37 @@ export class GrpcWorkerPool implements WorkerPool {
         }
         (worker as { hello: HelloReply }).hello = hello;
       }
-      await Promise.all(workers.map(async (worker) => {
+      // Reward workers score for the denoising-only ones; workers serving both roles score locally.
+      const scorers = workers.filter((w) => w.hello.role === 'reward');
+      const denoisers = workers.filter((w) => w.hello.role !== 'reward');
+      if (denoisers.length === 0) throw new WorkerRefusedError(addresses.join(', '), 'none of these workers denoises (all serve --role reward)');
+      const denoiseOnly = denoisers.filter((w) => w.hello.role === 'denoise');
+      if (denoiseOnly.length > 0 && scorers.length === 0) throw new WorkerRefusedError(denoiseOnly[0]!.address, 'serves --role denoise, but no reward worker is in the run to score its samples');
+      const setUp = async (worker: GrpcWorker, workerSetup: WorkerSetup) => {
         try {
-          const reply = await worker.unary<object, SetupReply>(workerService.setup, { runId: options.runId, setupJson: JSON.stringify(setup) }, o.setupDeadlineMs);
+          const reply = await worker.unary<object, SetupReply>(workerService.setup, { runId: options.runId, setupJson: JSON.stringify(workerSetup) }, o.setupDeadlineMs);
           worker.description = `${worker.address} ${reply.description}`;
         } catch (error) {
           throw new WorkerRefusedError(worker.address, `setup failed: ${describeStatus(error)}`, { cause: error });
         }
-      }));
+      };
+      await Promise.all(scorers.map((w) => setUp(w, setup)));
+      const remote = { ...setup, rewardWorkers: { addresses: scorers.map((w) => w.address), runId: options.runId } };
+      await Promise.all(denoisers.map((w) => setUp(w, w.hello.role === 'denoise' ? remote : setup)));
+      return new GrpcWorkerPool(denoisers, options.runId, setup, o, scorers);
     } catch (error) {
       for (const worker of workers) worker.client.close();
       throw error;
     }
-    return new GrpcWorkerPool(workers, options.runId, setup, o);
   }
 
   get size(): number {
     return this.workers.length;
   }
 
-  /** Each worker's health: status, batches in flight, busy time so far. */
+  /** Each worker's health (status, batches, busy time so far): the denoising workers by index, then the reward workers. */
   health(): Promise<HealthReply[]> {
-    return Promise.all(this.workers.map((w) => w.unary<object, HealthReply>(workerService.health, {}, this.options.setupDeadlineMs)));
+    return Promise.all([...this.workers, ...this.scorers].map((w) => w.unary<object, HealthReply>(workerService.health, {}, this.options.setupDeadlineMs)));
   }
 
   /** Addresses of the workers, by index. */
@@ -111,8 +122,11 @@ export class GrpcWorkerPool implements WorkerPool {
    * first ones, then it takes work from the next round. Returns its index.
    */
   async add(address: string): Promise<number> {
-    const joined = await GrpcWorkerPool.connect([address], this.setup, { ...this.options, expectedBuild: this.build });
-    this.workers.push(joined.workers[0]!);
+    // The run's reward workers come along, so a denoising-only worker knows where to score.
+    const joined = await GrpcWorkerPool.connect([address, ...this.rewardAddresses], this.setup, { ...this.options, expectedBuild: this.build });
+    const worker = joined.workers.find((w) => w.address === address);
+    if (worker === undefined) throw new WorkerRefusedError(address, 'serves --role reward: reward workers join a run at its start');
+    this.workers.push(worker);
     return this.workers.length - 1;
   }
 
@@ -135,7 +149,12 @@ export class GrpcWorkerPool implements WorkerPool {
     }
   }
 
+  /** Addresses of the reward-only workers serving this run. */
+  get rewardAddresses(): readonly string[] {
+    return this.scorers.map((w) => w.address);
+  }
+
   async close(): Promise<void> {
-    for (const worker of this.workers) worker.client.close();
+    for (const worker of [...this.workers, ...this.scorers]) worker.client.close();
   }
 }
