@@ -54,3 +54,34 @@ export function executeOverGrpc(client: grpc.Client, runId: string, commands: re
     })().catch((error: Error) => fail({ lost: true, detail: `sending failed: ${error.message}`, cause: error }));
   });
 }
+
+/** Commands that can be sent again without changing anything: they only read a worker's states. */
+export function isIdempotent(commands: readonly Command[]): boolean {
+  return commands.every((c) => c.kind === 'export' || c.kind === 'fetch' || c.kind === 'score');
+}
+
+export interface RetryOptions {
+  /** Attempts in all (default 3). */
+  readonly attempts?: number;
+  /** Wait before the second attempt, doubling after (default 200 ms). */
+  readonly backoffMs?: number;
+}
+
+/**
+ * Runs `call` again when it fails with a lost connection and the commands are idempotent (large
+ * transfers: exports, fetches, scoring), so a dropped connection does not cost a rebuild. Anything
+ * else fails at once.
+ */
+export async function withIdempotentRetry<T>(commands: readonly Command[], call: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const attempts = isIdempotent(commands) ? options.attempts ?? 3 : 1;
+  let wait = options.backoffMs ?? 200;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (attempt >= attempts || !(error as Partial<ExecuteFailure>).lost) throw error;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+      wait *= 2;
+    }
+  }
+}

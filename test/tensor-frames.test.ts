@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CHUNK_BYTES, encodeFrames, FrameAssembler, FrameError, type Frame } from '../proto/tensor-frames.js';
+import { withIdempotentRetry } from '../proto/worker-client.js';
 
 function roundTrip(body: unknown, shift = 0): unknown {
   const assembler = new FrameAssembler();
@@ -46,5 +47,28 @@ describe('tensor frames: commands and results on the wire', () => {
     b.add({ header: { runId: 'r', bodyJson: '{"$f32":0}', tensorLengths: [4] } });
     b.add({ chunk: { tensor: 0, offset: 0, data: new Uint8Array(8) } });
     assert.throws(() => b.add({ end: {} }), /tensor 0 got 8 of 16 bytes/);
+  });
+});
+
+describe('retrying idempotent calls', () => {
+  const lost = { lost: true, detail: 'UNAVAILABLE', cause: null };
+  it('retries exports, fetches and scoring after a lost connection, and nothing else', async () => {
+    let calls = 0;
+    const flaky = async () => {
+      calls += 1;
+      if (calls < 3) throw lost;
+      return 'ok';
+    };
+    assert.equal(await withIdempotentRetry([{ kind: 'export', ids: [1] }], flaky, { backoffMs: 1 }), 'ok');
+    assert.equal(calls, 3);
+    calls = 0;
+    await assert.rejects(withIdempotentRetry([{ kind: 'advance', ids: [1], from: 0, to: 1, purpose: 'advance' }], flaky, { backoffMs: 1 }), (e: unknown) => e === lost);
+    assert.equal(calls, 1, 'an advance changes states: never sent twice');
+    calls = 0;
+    await assert.rejects(withIdempotentRetry([{ kind: 'fetch', ids: [1] }], async () => { calls += 1; throw { lost: false, detail: 'INTERNAL', cause: null }; }, { backoffMs: 1 }));
+    assert.equal(calls, 1, 'a worker error is not retried');
+    calls = 0;
+    await assert.rejects(withIdempotentRetry([{ kind: 'fetch', ids: [1] }], async () => { calls += 1; throw lost; }, { attempts: 2, backoffMs: 1 }), (e: unknown) => e === lost);
+    assert.equal(calls, 2);
   });
 });

@@ -3,7 +3,7 @@
  * worker to worker; the coordinator never sees them), batch by batch in turn, and the scores come back.
  */
 import * as grpc from '@grpc/grpc-js';
-import { executeOverGrpc, type ExecuteFailure } from '../proto/worker-client.js';
+import { executeOverGrpc, withIdempotentRetry, type ExecuteFailure } from '../proto/worker-client.js';
 import type { RewardScorer, SampleScore } from './reward-scorer.js';
 
 /** A reward worker failed to score a batch. */
@@ -24,7 +24,8 @@ export class RemoteRewardScorer implements RewardScorer {
     const target = this.clients[this.next++ % this.clients.length]!;
     let results;
     try {
-      results = await executeOverGrpc(target.client, this.runId, [{ kind: 'score', samples, count }], this.deadlineMs);
+      const commands = [{ kind: 'score', samples, count }] as const;
+      results = await withIdempotentRetry(commands, () => executeOverGrpc(target.client, this.runId, commands, this.deadlineMs));
     } catch (error) {
       const failure = error as ExecuteFailure;
       throw new RemoteScoringError(`reward worker ${target.address}: ${failure.detail}`, { cause: failure.cause });

@@ -5,7 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
-import { describeStatus, executeOverGrpc, type ExecuteFailure } from '../../proto/worker-client.js';
+import { describeStatus, executeOverGrpc, withIdempotentRetry, type ExecuteFailure } from '../../proto/worker-client.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type SetupReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
 import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
@@ -142,7 +142,7 @@ export class GrpcWorkerPool implements WorkerPool {
   async execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
     const worker = this.workers[index]!;
     try {
-      return await executeOverGrpc(worker.client, this.runId, commands, this.options.batchDeadlineMs);
+      return await withIdempotentRetry(commands, () => executeOverGrpc(worker.client, this.runId, commands, this.options.batchDeadlineMs));
     } catch (error) {
       const failure = error as ExecuteFailure;
       throw new (failure.lost ? WorkerLostError : WorkerCommandError)(worker.address, failure.detail, { cause: failure.cause });
