@@ -26,6 +26,19 @@ export class FrameError extends Error {
   override readonly name = 'FrameError';
 }
 
+/**
+ * `value` as JSON text with its Float32Arrays lifted out (the wire form, also used by checkpoints),
+ * and back. Non-finite numbers survive ({"$num": "NaN"}).
+ */
+export function liftTensors(value: unknown): { readonly json: string; readonly tensors: Float32Array[] } {
+  const tensors: Float32Array[] = [];
+  return { json: JSON.stringify(lift(value, tensors)), tensors };
+}
+
+export function lowerTensors(json: string, tensors: readonly Float32Array[]): unknown {
+  return lower(JSON.parse(json), tensors);
+}
+
 /** Replaces each Float32Array by {"$f32": index}, and non-finite numbers (which JSON cannot hold) by {"$num": "NaN"}. */
 function lift(value: unknown, tensors: Float32Array[]): unknown {
   if (value instanceof Float32Array) {

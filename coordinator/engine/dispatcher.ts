@@ -64,6 +64,8 @@ export class Dispatcher {
   private readonly recipes = new RecipeBook();
   /** Workers lost during the run: they get no more work. */
   private readonly dead = new Set<number>();
+  /** Live states of a replayed journal, not yet on any worker. */
+  private readonly unplaced = new Set<CandidateId>();
 
   private readonly beforeRound: (() => Promise<void>) | undefined;
 
@@ -137,6 +139,37 @@ export class Dispatcher {
     addCounters(this.stats.rebuildCounters, result.counters);
     for (const [id, worker] of [...this.placement]) if (worker === lost) this.place(id, target);
     return [...(result.results ?? [])];
+  }
+
+  /**
+   * A round that already ran (a resumed search's journal): its commands go into the recipes and the
+   * set of live states, with no worker work. `materialize` then puts those states on the workers.
+   */
+  record(commands: readonly SearchCommand[]): void {
+    this.recipes.record(commands);
+    for (const c of commands) {
+      if (c.kind === 'init') c.ids.forEach((id) => this.unplaced.add(id));
+      if (c.kind === 'mutate') c.items.forEach((item) => this.unplaced.add(item.child));
+      if (c.kind === 'copy') c.items.forEach((item) => this.unplaced.add(item.to));
+      if (c.kind === 'rollout') c.items.forEach((item) => [item.finalId, ...item.archive.map((k) => k.id)].forEach((id) => this.unplaced.add(id)));
+      if (c.kind === 'drop') c.ids.forEach((id) => this.unplaced.delete(id));
+    }
+  }
+
+  /** Rebuilds the recorded live states from their recipes, spread evenly over the workers. */
+  async materialize(): Promise<void> {
+    const ids = [...this.unplaced].sort((a, b) => a - b);
+    this.unplaced.clear();
+    const live = [...Array(this.pool.size).keys()].filter((w) => !this.dead.has(w));
+    const shares = new Map<number, CandidateId[]>(live.map((w) => [w, []]));
+    ids.forEach((id, i) => shares.get(live[i % live.length]!)!.push(id));
+    await Promise.all([...shares].map(async ([worker, share]) => {
+      if (share.length === 0) return;
+      const [result] = await this.pool.execute(worker, [{ kind: 'recover', rebuild: share.map((id) => ({ id, recipe: this.recipes.recipe(id) })), piece: [] }]);
+      addCounters(this.stats.rebuildCounters, result!.counters);
+      this.stats.rebuiltStates += share.length;
+      for (const id of share) this.place(id, worker);
+    }));
   }
 
   /** `values` with the lost workers' entries at Infinity, so nothing is placed on them. */

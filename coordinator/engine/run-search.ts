@@ -39,6 +39,19 @@ export interface OutputOptions {
   readonly onRound?: (report: RoundReport) => void;
   /** Stops the search between rounds with a RunCancelledError. */
   readonly signal?: AbortSignal;
+  /** Called after every round with what the workers answered (checkpoints keep these). */
+  readonly onJournal?: (entry: JournalEntry) => void;
+  /**
+   * Rounds already run (a resumed search): the machine is fed these answers without any worker work,
+   * then the live states are rebuilt on the workers from their recipes and the search goes on.
+   */
+  readonly replay?: readonly JournalEntry[];
+}
+
+/** One round as a checkpoint keeps it: the workers' answers and the round's report. */
+export interface JournalEntry {
+  readonly results: readonly CommandResult[];
+  readonly report: RoundReport;
 }
 
 /** The run was cancelled (between rounds; nothing half-done is reported as a result). */
@@ -51,10 +64,24 @@ export class RunCancelledError extends Error {
  * coordinator share. The machine decides; the dispatcher places; nothing here depends on either.
  */
 export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, options: OutputOptions | ((report: RoundReport) => void) = {}): Promise<SearchOutcome> {
-  const { thumbnails, population = 0, onRound, signal } = typeof options === 'function' ? { onRound: options, signal: undefined } : options;
+  const { thumbnails, population = 0, onRound, signal, onJournal, replay = [] } = typeof options === 'function' ? ({ onRound: options } as OutputOptions) : options;
   const counters = zeroCounters();
   const rounds: RoundReport[] = [];
   const kept = new Map<CandidateId, FetchedSample[]>();
+  for (const entry of replay) {
+    const round = machine.next();
+    if (round.kind === 'done') throw new Error(`replay: the search ended after ${rounds.length} rounds, but the journal holds ${replay.length}`);
+    const commands = thumbnails === undefined ? round.commands : round.commands.map((c) => withThumbnails(c, thumbnails));
+    if (entry.results.length !== commands.length || entry.results.some((r, i) => r.kind !== commands[i]!.kind)) {
+      throw new Error(`replay: round ${rounds.length} of the journal does not answer the commands the search issues now (another version or configuration?)`);
+    }
+    dispatcher.record(round.commands);
+    for (const result of entry.results) addCounters(counters, result.counters);
+    if (thumbnails !== undefined) collectThumbnails(commands, entry.results, kept);
+    machine.accept(entry.results);
+    rounds.push(entry.report);
+  }
+  if (replay.length > 0) await dispatcher.materialize();
   for (;;) {
     if (signal?.aborted) throw new RunCancelledError(`cancelled after ${rounds.length} rounds: ${String(signal.reason ?? 'no reason given')}`);
     const started = performance.now();
@@ -96,6 +123,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
       bookkeepingMs: bookkeeping,
     };
     rounds.push(report);
+    onJournal?.({ results, report });
     onRound?.(report);
   }
 }
