@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { NoWorkersError } from '../cluster/cluster-workers.js';
+import { CheckpointError } from '../coordinator/checkpoint/checkpoint-store.js';
 import { CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import { NatsUnavailableError } from '../cluster/nats-connection.js';
 import { ConfigError } from '../config/resolve-run-config.js';
@@ -9,6 +10,7 @@ import { buildPlanCommand } from './plan-command.js';
 import { buildRunCommand } from './run-command.js';
 import { buildWorkerCommand } from './worker-command.js';
 import { buildCoordinatorCommand } from './coordinator-command.js';
+import { buildResumeCommand, buildRunsCommand } from './resume-command.js';
 
 /** `evosearch <command>`: the user's entry point. */
 export async function main(argv: readonly string[]): Promise<void> {
@@ -20,6 +22,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   program.addCommand(buildPlanCommand().exitOverride());
   program.addCommand(buildWorkerCommand().exitOverride());
   program.addCommand(buildCoordinatorCommand().exitOverride());
+  program.addCommand(buildResumeCommand().exitOverride());
+  program.addCommand(buildRunsCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {
@@ -28,7 +32,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError || error instanceof NoWorkersError || error instanceof NatsUnavailableError || error instanceof CoordinatorError) {
+    if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError || error instanceof NoWorkersError || error instanceof NatsUnavailableError || error instanceof CoordinatorError || error instanceof CheckpointError) {
       process.stderr.write(`evosearch: ${error.message}\n`);
       process.exitCode = 3;
       return;

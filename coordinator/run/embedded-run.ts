@@ -16,6 +16,7 @@ import { ThreadPool } from '../transport/thread-pool.js';
 import { modelBuild } from '../../worker/model-build.js';
 import { writeRunOutputs } from '../../report/write-outputs.js';
 import type { PromptReport } from '../../report/report-data.js';
+import { CheckpointWriter, type LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import { promptReport } from './prompt-report.js';
 import { summarizeRounds, writeRunFolder, RECORD_VERSION, type RunFolderPaths, type RunRecord } from './run-record.js';
 
@@ -29,6 +30,10 @@ export interface EmbeddedRunOptions {
   readonly runId?: string;
   /** Cancels the run between rounds. */
   readonly signal?: AbortSignal;
+  /** Write a checkpoint to the run folder after every round (default true). */
+  readonly checkpoint?: boolean;
+  /** Resume: the checkpoint to continue from (its journal is replayed, its folder extended). */
+  readonly resume?: LoadedCheckpoint;
 }
 
 export interface EmbeddedRunResult {
@@ -89,7 +94,8 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
  */
 export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): Promise<EmbeddedRunResult> {
   const { logger } = options;
-  const runId = options.runId ?? randomUUID();
+  const runId = options.resume?.manifest.runId ?? options.runId ?? randomUUID();
+  const checkpoints = options.checkpoint === false ? null : new CheckpointWriter(options.folder, runId, plan, options.resume?.manifest);
   const startedAt = new Date();
   const sampler = createSampler(plan.sampler);
   const machine = createSearch(plan, sampler);
@@ -114,6 +120,12 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
       thumbnails: THUMBNAIL_SIDE,
       population: POPULATION_SHOWN,
       ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.resume ? { replay: options.resume.journal } : {}),
+      onJournal: (entry) => {
+        const best = entry.report.progress.best;
+        const written = checkpoints?.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward });
+        if (written) logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10 }, 'checkpoint written');
+      },
       onRound: (report) => {
         logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
         publish('round', { round: report.round, label: report.label, best: report.progress.best?.reward ?? null, nfe: report.counters.nfe, plannedNfe: plan.planned[plan.method].nfe, roundMs: Math.round(report.roundMs) });

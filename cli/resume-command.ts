@@ -1,0 +1,83 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { readCheckpoint, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
+import { runEmbedded } from '../coordinator/run/embedded-run.js';
+import type { RunPlan } from '../config/resolve-run-config.js';
+import { createRunLogger } from './logger.js';
+import { ProgressDisplay } from './progress.js';
+
+/**
+ * `evosearch resume <run folder>`: continues a run from its last complete checkpoint, here or on a
+ * cluster, and finishes it in the same folder. The answer is the uninterrupted run's: the journal
+ * replays the search's decisions and the live states are rebuilt from their recipes.
+ */
+export function buildResumeCommand(): Command {
+  return new Command('resume')
+    .description("Continue a run from its last complete checkpoint (the run folder's checkpoint.json + journal.jsonl) and finish it in the same folder.")
+    .argument('<folder>', 'the run folder')
+    .option('--workers <n>', 'local worker threads (default: what the run had)')
+    .option('--workers-at <addresses>', 'run on these gRPC workers instead (host:port,...)')
+    .option('--cluster <nats-url>', "run on this cluster's workers instead")
+    .option('--no-progress', 'no progress bar')
+    .action(async (folderArg: string, options: { workers?: string; workersAt?: string; cluster?: string; progress: boolean }) => {
+      const folder = resolve(folderArg);
+      const checkpoint = readCheckpoint(folder);
+      if (checkpoint.warning !== null) process.stderr.write(`evosearch: warning: ${checkpoint.warning}\n`);
+      const stored = checkpoint.manifest.plan;
+      // Where it runs may change on resume; what it computes may not.
+      const plan: RunPlan = {
+        ...stored,
+        ...(options.workers !== undefined ? { workers: Number(options.workers) } : {}),
+        workersAt: options.workersAt?.split(',').map((a) => a.trim()) ?? (options.cluster ? undefined : stored.workersAt),
+        cluster: options.cluster ?? (options.workersAt ? undefined : stored.cluster),
+      };
+      const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: 'info', terminalLevel: 'warn' });
+      const progress = new ProgressDisplay(options.progress && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
+      try {
+        const { record, paths } = await runEmbedded(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r) });
+        progress.stop();
+        process.stdout.write(
+          `resumed ${plan.method} on ${plan.model} after round ${checkpoint.manifest.rounds}: best reward ${record.best?.reward.toFixed(6) ?? 'none'}\n` +
+            `spent ${record.spent.nfe} NFEs in all (rebuilding the live states: ${record.placement.rebuildCounters.nfe} more)\n` +
+            `record: ${paths.record}\n`,
+        );
+      } finally {
+        progress.stop();
+        logger.flush();
+      }
+    });
+}
+
+type RunState = 'finished' | 'resumable' | 'unreadable';
+
+/** `evosearch runs [dir]`: the run folders under dir, with their state and progress. */
+export function buildRunsCommand(): Command {
+  return new Command('runs')
+    .description('List the runs under a folder (default runs/): finished or resumable, rounds done, NFEs spent, best reward.')
+    .argument('[dir]', 'folder holding run folders', 'runs')
+    .action((dirArg: string) => {
+      const dir = resolve(dirArg);
+      if (!existsSync(dir)) {
+        process.stdout.write(`no runs under ${dir}\n`);
+        return;
+      }
+      const rows: string[] = ['| run folder | state | rounds | NFEs spent | best reward | method | model |', '|---|---|---|---|---|---|---|'];
+      for (const entry of readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
+        const folder = join(dir, entry.name);
+        if (!existsSync(join(folder, MANIFEST_FILE)) && !existsSync(join(folder, 'record.json'))) continue;
+        let state: RunState = 'resumable';
+        let manifest: CheckpointManifest | null = null;
+        try {
+          manifest = readCheckpoint(folder).manifest;
+        } catch {
+          state = 'unreadable';
+        }
+        if (existsSync(join(folder, 'record.json'))) state = 'finished';
+        const record = state === 'finished' ? (JSON.parse(readFileSync(join(folder, 'record.json'), 'utf8')) as { spent: { nfe: number }; best: { reward: number } | null; plan: RunPlan; rounds: unknown[] }) : null;
+        const plan = record?.plan ?? manifest?.plan;
+        rows.push(`| ${entry.name} | ${state} | ${record?.rounds.length ?? manifest?.rounds ?? '–'} | ${record?.spent.nfe ?? manifest?.spent.nfe ?? '–'} | ${(record?.best ?? manifest?.best)?.reward.toFixed(4) ?? '–'} | ${plan?.method ?? '–'} | ${plan?.model ?? '–'} |`);
+      }
+      process.stdout.write(`${rows.join('\n')}\n`);
+    });
+}

@@ -1,0 +1,175 @@
+/**
+ * A run's checkpoint in its folder: `journal.jsonl`, one line per finished round (the workers'
+ * answers, tensors as base64, each line with its sha256), and `checkpoint.json`, the manifest: the
+ * plan, how many rounds are complete and each line's checksum. A round is appended and synced first,
+ * then the manifest is replaced atomically (written aside, synced, renamed), the previous one kept as
+ * `checkpoint.prev.json`. A torn or corrupted file is found by checksum, and the previous manifest
+ * (one round less) is used with a warning.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RunPlan } from '../../config/resolve-run-config.js';
+import type { ComputeCounters } from '../../proto/commands.js';
+import { liftTensors, lowerTensors } from '../../proto/tensor-frames.js';
+import type { JournalEntry } from '../engine/run-search.js';
+
+/** Raise when the journal's meaning changes: a checkpoint of another version is refused, not misread. */
+export const CHECKPOINT_VERSION = 1;
+
+export const JOURNAL_FILE = 'journal.jsonl';
+export const MANIFEST_FILE = 'checkpoint.json';
+export const PREVIOUS_MANIFEST_FILE = 'checkpoint.prev.json';
+
+export interface CheckpointManifest {
+  readonly version: number;
+  readonly runId: string;
+  readonly updatedAt: string;
+  readonly plan: RunPlan;
+  /** Complete rounds in the journal, and the sha256 of each line. */
+  readonly rounds: number;
+  readonly lineChecksums: readonly string[];
+  /** Byte length of the journal up to the last complete round (a torn tail beyond it is ignored). */
+  readonly journalBytes: number;
+  readonly spent: ComputeCounters;
+  readonly best: { readonly candidate: number; readonly reward: number } | null;
+  /** sha256 of this manifest without this field. */
+  readonly checksum: string;
+}
+
+/** A checkpoint that cannot be used: names the file and what is wrong with it. */
+export class CheckpointError extends Error {
+  override readonly name: string = 'CheckpointError';
+  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+    super(`${file}: ${detail}`, options);
+  }
+}
+
+/** A checkpoint written by another checkpoint version: never read as if it were this one. */
+export class CheckpointVersionError extends CheckpointError {
+  override readonly name: string = 'CheckpointVersionError';
+}
+
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+function manifestChecksum(manifest: Omit<CheckpointManifest, 'checksum'>): string {
+  return sha256(JSON.stringify(manifest));
+}
+
+function writeSynced(path: string, text: string, flags: 'w' | 'a'): void {
+  const fd = openSync(path, flags);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Appends rounds to a run folder's checkpoint as the run goes. */
+export class CheckpointWriter {
+  private readonly checksums: string[];
+  private journalBytes: number;
+
+  /** `resumed`: the manifest a resumed run continues from (its journal is kept and extended). */
+  constructor(private readonly folder: string, private readonly runId: string, private readonly plan: RunPlan, resumed?: CheckpointManifest) {
+    this.checksums = [...(resumed?.lineChecksums ?? [])];
+    this.journalBytes = resumed?.journalBytes ?? 0;
+    if (resumed === undefined) writeSynced(join(folder, JOURNAL_FILE), '', 'w');
+    else truncateTo(join(folder, JOURNAL_FILE), resumed.journalBytes);
+  }
+
+  /** Appends one round; returns the bytes written and the milliseconds it took (journal and manifest). */
+  append(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best']): { bytes: number; ms: number } {
+    const started = performance.now();
+    const { json, tensors } = liftTensors(entry);
+    const payload = { body: json, tensors: tensors.map((t) => Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64')) };
+    const checksum = sha256(JSON.stringify(payload));
+    const line = `${JSON.stringify({ round: this.checksums.length, sha256: checksum, ...payload })}\n`;
+    writeSynced(join(this.folder, JOURNAL_FILE), line, 'a');
+    this.checksums.push(checksum);
+    this.journalBytes += Buffer.byteLength(line);
+    const fields: Omit<CheckpointManifest, 'checksum'> = {
+      version: CHECKPOINT_VERSION,
+      runId: this.runId,
+      updatedAt: new Date().toISOString(),
+      plan: this.plan,
+      rounds: this.checksums.length,
+      lineChecksums: this.checksums,
+      journalBytes: this.journalBytes,
+      spent,
+      best,
+    };
+    const manifest = JSON.stringify({ ...fields, checksum: manifestChecksum(fields) });
+    const current = join(this.folder, MANIFEST_FILE);
+    writeSynced(`${current}.tmp`, manifest, 'w');
+    if (existsSync(current)) renameSync(current, join(this.folder, PREVIOUS_MANIFEST_FILE));
+    renameSync(`${current}.tmp`, current);
+    return { bytes: Buffer.byteLength(line) + Buffer.byteLength(manifest), ms: performance.now() - started };
+  }
+}
+
+function truncateTo(path: string, bytes: number): void {
+  const text = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+  writeSynced(path, text.subarray(0, bytes).toString(), 'w');
+}
+
+export interface LoadedCheckpoint {
+  readonly manifest: CheckpointManifest;
+  readonly journal: JournalEntry[];
+  /** Set when the newest manifest was unusable and the previous one was used instead. */
+  readonly warning: string | null;
+}
+
+/** Reads a run folder's last complete checkpoint, falling back to the previous one with a warning. */
+export function readCheckpoint(folder: string): LoadedCheckpoint {
+  const newest = join(folder, MANIFEST_FILE);
+  if (!existsSync(newest)) throw new CheckpointError(newest, 'no checkpoint here (runs write one after every round; is this a run folder?)');
+  try {
+    return { ...load(folder, newest), warning: null };
+  } catch (error) {
+    if (!(error instanceof CheckpointError) || error instanceof CheckpointVersionError) throw error;
+    const previous = join(folder, PREVIOUS_MANIFEST_FILE);
+    if (!existsSync(previous)) throw error;
+    try {
+      return { ...load(folder, previous), warning: `${error.message}; resuming from the previous checkpoint (${PREVIOUS_MANIFEST_FILE}, one round earlier)` };
+    } catch (second) {
+      throw new CheckpointError(folder, `both checkpoints are unusable: ${error.message}; ${(second as Error).message}`, { cause: second });
+    }
+  }
+}
+
+function load(folder: string, file: string): { manifest: CheckpointManifest; journal: JournalEntry[] } {
+  let manifest: CheckpointManifest;
+  try {
+    manifest = JSON.parse(readFileSync(file, 'utf8')) as CheckpointManifest;
+  } catch (error) {
+    throw new CheckpointError(file, `not readable JSON (${(error as Error).message})`, { cause: error });
+  }
+  if (manifest.version !== CHECKPOINT_VERSION) {
+    throw new CheckpointVersionError(file, `checkpoint version ${manifest.version}, this evosearch reads version ${CHECKPOINT_VERSION}: resume it with the release that wrote it`);
+  }
+  const { checksum, ...fields } = manifest;
+  if (manifestChecksum(fields) !== checksum) throw new CheckpointError(file, 'checksum mismatch (the manifest is corrupted)');
+  const journalFile = join(folder, JOURNAL_FILE);
+  const lines = existsSync(journalFile) ? readFileSync(journalFile).subarray(0, manifest.journalBytes).toString().split('\n').filter((l) => l !== '') : [];
+  if (lines.length < manifest.rounds) throw new CheckpointError(journalFile, `holds ${lines.length} complete rounds, the manifest says ${manifest.rounds} (truncated)`);
+  const journal = lines.slice(0, manifest.rounds).map((line, round) => {
+    let parsed: { sha256: string; body: string; tensors: string[] };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch (error) {
+      throw new CheckpointError(journalFile, `round ${round} is not readable JSON`, { cause: error });
+    }
+    const payload = { body: parsed.body, tensors: parsed.tensors };
+    if (sha256(JSON.stringify(payload)) !== manifest.lineChecksums[round]) throw new CheckpointError(journalFile, `round ${round}: checksum mismatch (corrupted)`);
+    const tensors = parsed.tensors.map((b64) => {
+      const bytes = Buffer.from(b64, 'base64');
+      const out = new Float32Array(bytes.length / 4);
+      new Uint8Array(out.buffer).set(bytes);
+      return out;
+    });
+    return lowerTensors(parsed.body, tensors) as JournalEntry;
+  });
+  return { manifest, journal };
+}
