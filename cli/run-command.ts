@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
+import { RunCancelledError } from '../coordinator/engine/run-search.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
 import { ConfigError, type RunPlan } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
@@ -94,8 +95,13 @@ async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, inpu
   const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: plan.logLevel, terminalLevel: showBar ? 'warn' : terminalLevel });
   const planned = plan.planned[plan.method];
   const progress = new ProgressDisplay(showBar, planned.nfe);
+  // SIGTERM or Ctrl-C stops the run after the round in flight; its checkpoint is complete and resumable.
+  const stop = new AbortController();
+  const onSignal = (signal: string) => stop.abort(signal);
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
   try {
-    const { record, paths, report, outputs } = await runEmbedded(plan, { folder, logger, onRound: (r) => progress.update(r) });
+    const { record, paths, report, outputs } = await runEmbedded(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r) });
     progress.stop();
     const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
     const heldOut = Object.entries(record.best?.metrics ?? {}).map(([name, value]) => `${name} ${value.toFixed(4)}`).join(', ');
@@ -106,10 +112,25 @@ async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, inpu
         `report: ${outputs.find((f) => f.endsWith('report.html')) ?? 'none'}\n`,
     );
     return report;
+  } catch (error) {
+    if (error instanceof RunCancelledError) {
+      progress.stop();
+      process.stderr.write(`evosearch: stopped by ${String(stop.signal.reason)}; continue with: evosearch resume ${folder}\n`);
+      process.exitCode = 130;
+      return emptyReport(plan);
+    }
+    throw error;
   } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
     progress.stop();
     logger.flush();
   }
+}
+
+/** What a prompts-file summary shows for a run that was stopped before it finished. */
+function emptyReport(plan: RunPlan): PromptReport {
+  return { prompt: plan.prompt ?? null, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, spent: { nfe: 0, forwardPasses: 0, decodes: 0, rewardCalls: 0 }, wallMs: 0, bytesMoved: 0, best: { reward: Number.NaN, metrics: {}, sample: null }, rounds: [], population: [], lineage: [] };
 }
 
 /** Prompts of one prompts file searched at once on a cluster (each worker holds up to 8 runs). */
