@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Command, Option } from 'commander';
-import { connectNats } from '../cluster/nats-connection.js';
+import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { WorkerRegistration } from '../cluster/worker-registry.js';
 import { pino } from 'pino';
 import { ConfigError } from '../config/resolve-run-config.js';
@@ -54,7 +54,7 @@ export function buildWorkerCommand(): Command {
           void (async () => {
             await registration?.deregister();
             await server.drain();
-            await nc?.drain();
+            if (nc !== null) await closeNats(nc);
           })().then(resolve);
         };
         process.once('SIGTERM', () => stop('SIGTERM'));

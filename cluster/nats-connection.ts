@@ -18,3 +18,17 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
     throw new NatsUnavailableError(url, { cause: error });
   }
 }
+
+/**
+ * Flushes and closes a connection, giving up on the flush after `ms` (NATS may be down: a run or a
+ * worker must not hang on its way out because of it).
+ */
+export async function closeNats(nc: NatsConnection, ms = 2000): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const drained = await Promise.race([
+    nc.drain().then(() => true, () => false),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+  ]);
+  clearTimeout(timer);
+  if (!drained) await nc.close().catch(() => undefined);
+}

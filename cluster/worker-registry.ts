@@ -57,12 +57,19 @@ export class WorkerRegistration {
     await this.kv.put(workerKey(this.entry.id), JSON.stringify(this.entry));
   }
 
+  /** Removes the entry (within 2 s: with NATS down, the sweep will find it stale instead). */
   async deregister(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    await this.kv.delete(workerKey(this.entry.id));
+    let timer: NodeJS.Timeout | undefined;
+    const deleted = await Promise.race([
+      this.kv.delete(workerKey(this.entry.id)).then(() => true, () => false),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
+    ]);
+    clearTimeout(timer);
+    if (!deleted) return;
     if (this.announce) publishEvent(this.nc, workerSubject('left'), { id: this.entry.id, address: this.entry.address });
-    await this.nc.flush();
+    await this.nc.flush().catch(() => undefined);
   }
 }
 

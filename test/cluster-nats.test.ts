@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -112,6 +113,33 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       assert.deepEqual(await joinNewWorkers(nc, pool, pool.build), [], 'a second look adds nobody');
     } finally {
       await pool.close();
+    }
+  });
+
+  it('NATS killed and restarted mid-run: the work goes on over gRPC, the answer is the local one, membership and events come back', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'nats-down-'));
+    try {
+      const args = ['run', '--budget-nfe', '300000', '--seed', '6', '--no-progress'];
+      await execFileAsync(process.execPath, [bin(), ...args, '--out', join(out, 'local')]);
+      const child = spawn(process.execPath, [bin(), ...args, '--cluster', nats.url, '--out', join(out, 'cluster')], { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      while (!existsSync(join(out, 'cluster', 'checkpoint.json')) && child.exitCode === null) await sleep(5);
+      const wasRunning = child.exitCode === null;
+      await nats.restart(1500);
+      assert.equal(await exited, 0);
+      assert.ok(wasRunning, 'the run ended before NATS went down: the test proves nothing');
+      const local = JSON.parse(await readFile(join(out, 'local', 'record.json'), 'utf8')) as { best: unknown };
+      const cluster = JSON.parse(await readFile(join(out, 'cluster', 'record.json'), 'utf8')) as { best: unknown };
+      assert.deepEqual(cluster.best, local.best);
+      // The workers' heartbeats and the events resume once NATS is back.
+      await sleep(HEARTBEAT_MS + 1500);
+      assert.ok((await liveWorkers(nc)).length > 0, 'no worker heartbeat after NATS came back');
+      const joiner = await startWorker('analytic:gmm', ['--nats', nats.url]);
+      workers.push(joiner);
+      await sleep(300);
+      assert.ok(events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.joined` && e.data.address === joiner.address), 'no event after NATS came back');
+    } finally {
+      await rm(out, { recursive: true });
     }
   });
 

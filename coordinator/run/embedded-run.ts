@@ -10,7 +10,7 @@ import { createSearch } from '../search/create-search.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { clusterWorkerPool, joinNewWorkers } from '../../cluster/cluster-workers.js';
 import { publishEvent, runSubject, type RunEvent } from '../../cluster/events.js';
-import { connectNats } from '../../cluster/nats-connection.js';
+import { closeNats, connectNats } from '../../cluster/nats-connection.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 import { ThreadPool } from '../transport/thread-pool.js';
 import { modelBuild } from '../../worker/model-build.js';
@@ -60,12 +60,25 @@ function joinBetweenRounds(plan: RunPlan, pool: WorkerPool, nc: NatsConnection |
   return async () => {
     if (Date.now() - last < MEMBERSHIP_CHECK_MS) return;
     last = Date.now();
-    const added = await joinNewWorkers(nc, pool, pool.build, (address, error) => logger.warn({ address, error: error.message }, 'worker could not join'));
+    let added: string[];
+    try {
+      // NATS carries membership, not the work: while it is down the run goes on with the workers it has.
+      added = await withTimeout(joinNewWorkers(nc, pool, pool.build, (address, error) => logger.warn({ address, error: error.message }, 'worker could not join')), MEMBERSHIP_CHECK_MS);
+    } catch (error) {
+      logger.warn({ error: (error as Error).message }, 'cluster membership unavailable; going on with the current workers');
+      return;
+    }
     if (added.length > 0) {
       logger.info({ added, workers: pool.size }, 'workers joined');
       publish('workers', { added, workers: pool.addresses });
     }
   };
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The run's workers: the cluster's (NATS), named gRPC workers, or local threads. */
@@ -108,7 +121,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     pool = options.pool ?? (await openPool(plan, runId, nc));
   } catch (error) {
     publish('failed', { error: (error as Error).message });
-    await nc?.drain();
+    if (nc !== null) await closeNats(nc);
     throw error;
   }
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
@@ -134,7 +147,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     });
   } catch (error) {
     publish('failed', { error: (error as Error).message });
-    await nc?.drain();
+    if (nc !== null) await closeNats(nc);
     throw error;
   } finally {
     if (options.pool === undefined) await pool.close();
@@ -161,6 +174,6 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
   logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
   publish('finished', { best: record.best, spent: record.spent, wallMs: record.wallMs });
-  await nc?.drain();
+  if (nc !== null) await closeNats(nc);
   return { record, outcome, paths, report, outputs };
 }

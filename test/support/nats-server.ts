@@ -10,6 +10,8 @@ import { join } from 'node:path';
 
 export interface NatsServer {
   readonly url: string;
+  /** Kills the server (SIGKILL) and starts it again on the same port and store (fault tests). */
+  restart(downMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -20,36 +22,56 @@ function findBinary(): string | null {
 }
 
 export async function startNatsServer(): Promise<NatsServer> {
-  if (process.env.NATS_URL) return { url: process.env.NATS_URL, stop: async () => undefined };
+  if (process.env.NATS_URL) {
+    return {
+      url: process.env.NATS_URL,
+      restart: async () => {
+        throw new Error('cannot restart a NATS server given by NATS_URL');
+      },
+      stop: async () => undefined,
+    };
+  }
   const binary = findBinary();
   if (binary === null) {
     throw new Error('the cluster tests need a NATS server with JetStream: set NATS_URL, or install nats-server (Debian: apt-get install -y nats-server; .ci/run does)');
   }
   const store = mkdtempSync(join(tmpdir(), 'nats-js-'));
-  const child: ChildProcess = spawn(binary, ['-js', '-sd', store, '-a', '127.0.0.1', '-p', '-1'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let log = '';
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`nats-server did not start within 10 s: ${log}`)), 10_000);
-    child.stderr!.on('data', (chunk: Buffer) => {
-      log += chunk.toString();
-      const match = /Listening for client connections on ([\d.]+):(\d+)/.exec(log);
-      if (match && /Server is ready/.test(log)) {
+  let child: ChildProcess;
+  const launch = (port: string) =>
+    new Promise<string>((resolve, reject) => {
+      child = spawn(binary, ['-js', '-sd', store, '-a', '127.0.0.1', '-p', port], { stdio: ['ignore', 'ignore', 'pipe'] });
+      let log = '';
+      const timer = setTimeout(() => reject(new Error(`nats-server did not start within 10 s: ${log}`)), 10_000);
+      child.stderr!.on('data', (chunk: Buffer) => {
+        log += chunk.toString();
+        const match = /Listening for client connections on ([\d.]+):(\d+)/.exec(log);
+        if (match && /Server is ready/.test(log)) {
+          clearTimeout(timer);
+          resolve(`nats://${match[1]}:${match[2]}`);
+        }
+      });
+      child.once('exit', (code) => {
         clearTimeout(timer);
-        resolve(`nats://${match[1]}:${match[2]}`);
-      }
+        reject(new Error(`nats-server exited with ${code}: ${log}`));
+      });
     });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`nats-server exited with ${code}: ${log}`));
-    });
-  });
+  const url = await launch('-1');
+  const kill = async (signal: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill(signal);
+      await exited;
+    }
+  };
   return {
     url,
+    restart: async (downMs: number) => {
+      await kill('SIGKILL');
+      await new Promise((resolve) => setTimeout(resolve, downMs));
+      await launch(new URL(url).port);
+    },
     stop: async () => {
-      if (child.exitCode === null) {
-        child.kill('SIGTERM');
-        await new Promise((resolve) => child.once('exit', resolve));
-      }
+      await kill('SIGTERM');
       rmSync(store, { recursive: true, force: true });
     },
   };
