@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { readCheckpoint, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
+import { CheckpointError, readCheckpoint, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
 import type { RunPlan } from '../config/resolve-run-config.js';
 import { createRunLogger } from './logger.js';
@@ -15,13 +15,14 @@ import { ProgressDisplay } from './progress.js';
 export function buildResumeCommand(): Command {
   return new Command('resume')
     .description("Continue a run from its last complete checkpoint (the run folder's checkpoint.json + journal.jsonl) and finish it in the same folder.")
-    .argument('<folder>', 'the run folder')
+    .argument('<run>', 'the run folder, or a run id (looked up under --runs-dir)')
+    .option('--runs-dir <dir>', 'where to look a run id up', 'runs')
     .option('--workers <n>', 'local worker threads (default: what the run had)')
     .option('--workers-at <addresses>', 'run on these gRPC workers instead (host:port,...)')
     .option('--cluster <nats-url>', "run on this cluster's workers instead")
     .option('--no-progress', 'no progress bar')
-    .action(async (folderArg: string, options: { workers?: string; workersAt?: string; cluster?: string; progress: boolean }) => {
-      const folder = resolve(folderArg);
+    .action(async (runArg: string, options: { runsDir: string; workers?: string; workersAt?: string; cluster?: string; progress: boolean }) => {
+      const folder = findRunFolder(runArg, options.runsDir);
       const checkpoint = readCheckpoint(folder);
       if (checkpoint.warning !== null) process.stderr.write(`evosearch: warning: ${checkpoint.warning}\n`);
       const stored = checkpoint.manifest.plan;
@@ -49,6 +50,25 @@ export function buildResumeCommand(): Command {
     });
 }
 
+/** A run folder given as a path, or as the run id its checkpoint records (searched under runsDir). */
+function findRunFolder(run: string, runsDir: string): string {
+  if (existsSync(join(run, MANIFEST_FILE)) || existsSync(run)) return resolve(run);
+  const dir = resolve(runsDir);
+  const matches = existsSync(dir)
+    ? readdirSync(dir, { withFileTypes: true })
+        .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, MANIFEST_FILE)))
+        .filter((e) => {
+          try {
+            return (JSON.parse(readFileSync(join(dir, e.name, MANIFEST_FILE), 'utf8')) as { runId?: string }).runId === run;
+          } catch {
+            return false;
+          }
+        })
+    : [];
+  if (matches.length !== 1) throw new CheckpointError(run, matches.length === 0 ? `no run folder or run id '${run}' (run ids are looked up under ${dir}; evosearch runs lists them)` : `run id '${run}' is in ${matches.length} folders under ${dir}: give the folder`);
+  return join(dir, matches[0]!.name);
+}
+
 type RunState = 'finished' | 'resumable' | 'unreadable';
 
 /** `evosearch runs [dir]`: the run folders under dir, with their state and progress. */
@@ -62,7 +82,7 @@ export function buildRunsCommand(): Command {
         process.stdout.write(`no runs under ${dir}\n`);
         return;
       }
-      const rows: string[] = ['| run folder | state | rounds | NFEs spent | best reward | method | model |', '|---|---|---|---|---|---|---|'];
+      const rows: string[] = ['| run folder | run id | state | rounds | NFEs spent | best reward | method | model |', '|---|---|---|---|---|---|---|---|'];
       for (const entry of readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
         const folder = join(dir, entry.name);
         if (!existsSync(join(folder, MANIFEST_FILE)) && !existsSync(join(folder, 'record.json'))) continue;
@@ -76,7 +96,7 @@ export function buildRunsCommand(): Command {
         if (existsSync(join(folder, 'record.json'))) state = 'finished';
         const record = state === 'finished' ? (JSON.parse(readFileSync(join(folder, 'record.json'), 'utf8')) as { spent: { nfe: number }; best: { reward: number } | null; plan: RunPlan; rounds: unknown[] }) : null;
         const plan = record?.plan ?? manifest?.plan;
-        rows.push(`| ${entry.name} | ${state} | ${record?.rounds.length ?? manifest?.rounds ?? '–'} | ${record?.spent.nfe ?? manifest?.spent.nfe ?? '–'} | ${(record?.best ?? manifest?.best)?.reward.toFixed(4) ?? '–'} | ${plan?.method ?? '–'} | ${plan?.model ?? '–'} |`);
+        rows.push(`| ${entry.name} | ${manifest?.runId ?? '–'} | ${state} | ${record?.rounds.length ?? manifest?.rounds ?? '–'} | ${record?.spent.nfe ?? manifest?.spent.nfe ?? '–'} | ${(record?.best ?? manifest?.best)?.reward.toFixed(4) ?? '–'} | ${plan?.method ?? '–'} | ${plan?.model ?? '–'} |`);
       }
       process.stdout.write(`${rows.join('\n')}\n`);
     });

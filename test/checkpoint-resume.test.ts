@@ -112,8 +112,16 @@ describe('checkpoints: a killed run resumes to the uninterrupted answer', () => 
       writeFileSync(join(versioned, 'checkpoint.json'), JSON.stringify({ ...manifest, version: 99 }));
       assert.throws(() => readCheckpoint(versioned), (e: unknown) => e instanceof CheckpointVersionError && /version 99, this evosearch reads version 1/.test(e.message));
       const { stdout } = await execFileAsync(process.execPath, [bin(), 'runs', dir]);
-      assert.match(stdout, /\| corrupted \| finished \|/);
-      assert.match(stdout, /\| reference \| finished \| 6 \| 20000 \|/);
+      assert.match(stdout, /\| corrupted \| [0-9a-f-]+ \| finished \|/);
+      assert.match(stdout, /\| reference \| [0-9a-f-]+ \| finished \| 6 \| 20000 \|/);
+      // A run id works as well as its folder; an unknown one is a clear error.
+      const runId = (JSON.parse(readFileSync(join(reference, 'checkpoint.json'), 'utf8')) as { runId: string }).runId;
+      await rm(join(reference, 'record.json'));
+      await execFileAsync(process.execPath, [bin(), 'resume', runId, '--runs-dir', dir, '--no-progress']);
+      assert.deepEqual(decisions(JSON.parse(await readFile(join(reference, 'record.json'), 'utf8')) as Record), expected);
+      const unknown = await execFileAsync(process.execPath, [bin(), 'resume', 'no-such-run', '--runs-dir', dir]).then(() => null, (e: { code: number; stderr: string }) => e);
+      assert.equal(unknown?.code, 3);
+      assert.match(unknown!.stderr, /no run folder or run id 'no-such-run'/);
     } finally {
       await rm(dir, { recursive: true });
     }
