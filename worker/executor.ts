@@ -124,12 +124,7 @@ export class CommandExecutor {
 
   private async recover(command: RecoverCommand, counters: ComputeCounters): Promise<CommandResult> {
     const work = this.scratch();
-    for (const { id, recipe } of command.rebuild) {
-      // Each state from its own scratch: two recipes may pass through the same ancestor at different steps.
-      const builder = this.scratch();
-      for (const step of recipe) addCounters(counters, (await builder.execute(step)).counters);
-      work.store.put(id, builder.store.get(id, 'recover'));
-    }
+    await this.rebuild(command.rebuild, work, counters);
     const results: CommandResult[] = [];
     for (const piece of command.piece) results.push(await work.execute(piece));
     for (const [id, state] of work.store.entries()) {
@@ -137,6 +132,48 @@ export class CommandExecutor {
       this.store.put(id, state);
     }
     return { kind: 'recover', scores: [], samples: [], counters, results };
+  }
+
+  /**
+   * Remakes states from their recipes into `into`. Recipes of relatives share their ancestors'
+   * commands, so they are merged into a tree and each shared prefix runs once: the walk forks a copy
+   * of the path's states where recipes part. Each path only touches its own lineage's ids, so a fork
+   * computes exactly what running that recipe alone would.
+   */
+  private async rebuild(items: RecoverCommand['rebuild'], into: CommandExecutor, counters: ComputeCounters): Promise<void> {
+    interface Node {
+      readonly command: Command | null;
+      readonly children: Map<string, Node>;
+      readonly targets: CandidateId[];
+    }
+    const root: Node = { command: null, children: new Map(), targets: [] };
+    for (const { id, recipe } of items) {
+      let node = root;
+      for (const step of recipe) {
+        const key = JSON.stringify(step);
+        let child = node.children.get(key);
+        if (child === undefined) node.children.set(key, (child = { command: step, children: new Map(), targets: [] }));
+        node = child;
+      }
+      node.targets.push(id);
+    }
+    const walk = async (node: Node, path: CommandExecutor): Promise<void> => {
+      if (node.command !== null) addCounters(counters, (await path.execute(node.command)).counters);
+      for (const id of node.targets) into.store.put(id, StateStore.clone(path.store.get(id, 'recover')));
+      const children = [...node.children.values()];
+      for (const [i, child] of children.entries()) {
+        // The last child may use the path itself; the others get a copy of it.
+        await walk(child, i === children.length - 1 ? path : path.fork());
+      }
+    };
+    await walk(root, this.scratch());
+  }
+
+  /** A scratch executor holding copies of this one's states. */
+  private fork(): CommandExecutor {
+    const copy = this.scratch();
+    for (const [id, state] of this.store.entries()) copy.store.put(id, StateStore.clone(state));
+    return copy;
   }
 
   private async advance(command: AdvanceCommand, counters: ComputeCounters): Promise<CommandResult> {
