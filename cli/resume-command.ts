@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { CheckpointError, readCheckpoint, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
+import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../cluster/checkpoint-mirror.js';
+import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import type { RunPlan } from '../config/resolve-run-config.js';
 import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
@@ -22,7 +24,7 @@ export function buildResumeCommand(): Command {
     .option('--cluster <nats-url>', "run on this cluster's workers instead")
     .option('--no-progress', 'no progress bar')
     .action(async (runArg: string, options: { runsDir: string; workers?: string; workersAt?: string; cluster?: string; progress: boolean }) => {
-      const folder = findRunFolder(runArg, options.runsDir);
+      const folder = await locate(runArg, options.runsDir, options.cluster);
       const checkpoint = readCheckpoint(folder);
       if (checkpoint.warning !== null) process.stderr.write(`evosearch: warning: ${checkpoint.warning}\n`);
       const stored = checkpoint.manifest.plan;
@@ -48,6 +50,27 @@ export function buildResumeCommand(): Command {
         logger.flush();
       }
     });
+}
+
+/**
+ * The run folder to resume: a path, a run id found under runsDir, or (with a cluster) a run id whose
+ * checkpoint is in the cluster's object store, fetched into runsDir/<id> (resume on another machine).
+ */
+async function locate(run: string, runsDir: string, cluster: string | undefined): Promise<string> {
+  try {
+    return findRunFolder(run, runsDir);
+  } catch (error) {
+    if (cluster === undefined) throw error;
+    const nc = await connectNats(cluster, 'evosearch resume');
+    try {
+      const target = resolve(runsDir, run);
+      if (!(await fetchCheckpoint(nc, run, target))) throw new CheckpointError(run, `no run folder here, and no checkpoint of run '${run}' in ${cluster}'s ${CHECKPOINTS_BUCKET}`);
+      process.stderr.write(`evosearch: fetched run ${run}'s checkpoint from ${cluster} into ${target}\n`);
+      return target;
+    } finally {
+      await closeNats(nc);
+    }
+  }
 }
 
 /** A run folder given as a path, or as the run id its checkpoint records (searched under runsDir). */

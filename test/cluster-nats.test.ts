@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { Objm } from '@nats-io/obj';
+import { CHECKPOINTS_BUCKET } from '../cluster/checkpoint-mirror.js';
 import { joinNewWorkers } from '../cluster/cluster-workers.js';
 import { EVENTS_PREFIX } from '../cluster/events.js';
 import { workerSetupFor } from '../coordinator/run/embedded-run.js';
@@ -138,6 +140,37 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       workers.push(joiner);
       await sleep(300);
       assert.ok(events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.joined` && e.data.address === joiner.address), 'no event after NATS came back');
+    } finally {
+      await rm(out, { recursive: true });
+    }
+  });
+
+  it('a cluster run killed -9 resumes on another machine from its checkpoint in NATS, with the local answer', async () => {
+    const out = await mkdtemp(join(tmpdir(), 'nats-resume-'));
+    try {
+      const args = ['run', '--budget-nfe', '150000', '--seed', '8', '--no-progress'];
+      await execFileAsync(process.execPath, [bin(), ...args, '--out', join(out, 'local')]);
+      const first = join(out, 'machine-a');
+      const child = spawn(process.execPath, [bin(), ...args, '--cluster', nats.url, '--out', first], { stdio: 'ignore' });
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      while (!existsSync(join(first, 'checkpoint.json')) && child.exitCode === null) await sleep(5);
+      const runId = (JSON.parse(await readFile(join(first, 'checkpoint.json'), 'utf8')) as { runId: string }).runId;
+      // The mirror to NATS trails the local checkpoint by up to a round: kill once NATS has one.
+      const objects = await new Objm(nc).create(CHECKPOINTS_BUCKET);
+      while ((await objects.getBlob(`${runId}/manifest`)) === null && child.exitCode === null) await sleep(10);
+      assert.equal(child.exitCode, null, 'the run ended before the kill: the test proves nothing');
+      child.kill('SIGKILL');
+      await exited;
+      await rm(first, { recursive: true });
+      // "Another machine": nothing of the run on disk, only the cluster.
+      const { stderr } = await execFileAsync(process.execPath, [bin(), 'resume', runId, '--cluster', nats.url, '--runs-dir', join(out, 'machine-b'), '--no-progress']);
+      assert.match(stderr, /fetched run .* checkpoint from nats:/);
+      const local = JSON.parse(await readFile(join(out, 'local', 'record.json'), 'utf8')) as { best: unknown; spent: unknown };
+      const resumed = JSON.parse(await readFile(join(out, 'machine-b', runId, 'record.json'), 'utf8')) as { best: unknown; spent: unknown };
+      assert.deepEqual([resumed.best, resumed.spent], [local.best, local.spent]);
+      const missing = await execFileAsync(process.execPath, [bin(), 'resume', 'no-such-run', '--cluster', nats.url, '--runs-dir', join(out, 'machine-b')]).then(() => null, (e: { code: number; stderr: string }) => e);
+      assert.equal(missing?.code, 3);
+      assert.match(missing!.stderr, /no checkpoint of run 'no-such-run'/);
     } finally {
       await rm(out, { recursive: true });
     }

@@ -71,8 +71,17 @@ export class CheckpointWriter {
   private readonly checksums: string[];
   private journalBytes: number;
 
-  /** `resumed`: the manifest a resumed run continues from (its journal is kept and extended). */
-  constructor(private readonly folder: string, private readonly runId: string, private readonly plan: RunPlan, resumed?: CheckpointManifest) {
+  /**
+   * `resumed`: the manifest a resumed run continues from (its journal is kept and extended).
+   * `mirror`: also called with each round's journal line and the manifest naming it (cluster runs).
+   */
+  constructor(
+    private readonly folder: string,
+    private readonly runId: string,
+    private readonly plan: RunPlan,
+    resumed?: CheckpointManifest,
+    private readonly mirror?: (round: number, line: string, manifest: string) => void,
+  ) {
     this.checksums = [...(resumed?.lineChecksums ?? [])];
     this.journalBytes = resumed?.journalBytes ?? 0;
     if (resumed === undefined) writeSynced(join(folder, JOURNAL_FILE), '', 'w');
@@ -105,6 +114,7 @@ export class CheckpointWriter {
     writeSynced(`${current}.tmp`, manifest, 'w');
     if (existsSync(current)) renameSync(current, join(this.folder, PREVIOUS_MANIFEST_FILE));
     renameSync(`${current}.tmp`, current);
+    this.mirror?.(this.checksums.length - 1, line, manifest);
     return { bytes: Buffer.byteLength(line) + Buffer.byteLength(manifest), ms: performance.now() - started };
   }
 }

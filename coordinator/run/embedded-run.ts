@@ -10,6 +10,7 @@ import { createSearch } from '../search/create-search.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { clusterWorkerPool, joinNewWorkers } from '../../cluster/cluster-workers.js';
 import { publishEvent, runSubject, type RunEvent } from '../../cluster/events.js';
+import { CheckpointMirror } from '../../cluster/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../../cluster/nats-connection.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 import { ThreadPool } from '../transport/thread-pool.js';
@@ -108,20 +109,31 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
 export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): Promise<EmbeddedRunResult> {
   const { logger } = options;
   const runId = options.resume?.manifest.runId ?? options.runId ?? randomUUID();
-  const checkpoints = options.checkpoint === false ? null : new CheckpointWriter(options.folder, runId, plan, options.resume?.manifest);
   const startedAt = new Date();
   const sampler = createSampler(plan.sampler);
   const machine = createSearch(plan, sampler);
   const nc = plan.cluster === undefined ? null : await connectNats(plan.cluster, `evosearch run ${runId}`);
+  // Cluster runs also keep their checkpoint in NATS, so any machine of the cluster can resume them.
+  const mirror = nc === null ? null : new CheckpointMirror(nc, runId);
+  const checkpoints = options.checkpoint === false ? null : new CheckpointWriter(options.folder, runId, plan, options.resume?.manifest, mirror === null ? undefined : (round, line, manifest) => mirror.put(round, line, manifest));
+  const leaveNats = async () => {
+    if (nc === null) return;
+    const failure = await mirror?.flush();
+    if (failure) logger.warn({ error: failure.message }, 'checkpoint not mirrored to NATS (the run folder has it)');
+    await closeNats(nc);
+  };
   const publish = (event: RunEvent, payload: Record<string, unknown>) => {
     if (nc !== null) publishEvent(nc, runSubject(runId, event), { runId, ...payload });
   };
   let pool: WorkerPool;
   try {
-    pool = options.pool ?? (await openPool(plan, runId, nc));
+    // Workers know a run by its session: a resumed run starts a new one, so states a worker still holds
+    // from the interrupted attempt never mix with the rebuilt ones.
+    const session = options.resume === undefined ? runId : `${runId}.resume-${randomUUID().slice(0, 8)}`;
+    pool = options.pool ?? (await openPool(plan, session, nc));
   } catch (error) {
     publish('failed', { error: (error as Error).message });
-    if (nc !== null) await closeNats(nc);
+    await leaveNats();
     throw error;
   }
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
@@ -147,7 +159,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     });
   } catch (error) {
     publish('failed', { error: (error as Error).message });
-    if (nc !== null) await closeNats(nc);
+    await leaveNats();
     throw error;
   } finally {
     if (options.pool === undefined) await pool.close();
@@ -174,6 +186,6 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
   logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
   publish('finished', { best: record.best, spent: record.spent, wallMs: record.wallMs });
-  if (nc !== null) await closeNats(nc);
+  await leaveNats();
   return { record, outcome, paths, report, outputs };
 }
