@@ -6,6 +6,13 @@
 /** Bytes of tensor data per chunk: well under grpc-js's default 4 MiB message limit. */
 export const CHUNK_BYTES = 1 << 20;
 
+/**
+ * The most a single message body may announce, tensors together (default 4 GiB: far above any latent
+ * batch of the models here, far below what would take a worker's memory). A header over it is refused
+ * before anything is allocated.
+ */
+export const MAX_BODY_BYTES = 4 * 2 ** 30;
+
 export interface FrameHeader {
   readonly runId: string;
   readonly bodyJson: string;
@@ -94,6 +101,8 @@ export function* encodeFrames(runId: string, body: unknown): Generator<Frame> {
  * each tensor gets its own aligned Float32Array and the chunks are copied in.
  */
 export class FrameAssembler {
+  constructor(private readonly maxBodyBytes = MAX_BODY_BYTES) {}
+
   private header: FrameHeader | null = null;
   private tensors: Float32Array[] = [];
   private received: number[] = [];
@@ -104,6 +113,10 @@ export class FrameAssembler {
     if (this.ended) throw new FrameError('frame after the end frame');
     if ('header' in frame) {
       if (this.header !== null) throw new FrameError('a second header frame');
+      const announced = frame.header.tensorLengths.reduce((a, n) => a + Number(n) * 4, 0);
+      if (!Number.isFinite(announced) || announced > this.maxBodyBytes) {
+        throw new FrameError(`the header announces ${frame.header.tensorLengths.length} tensors of ${announced} bytes in all, over the limit of ${this.maxBodyBytes} bytes`);
+      }
       this.header = frame.header;
       this.tensors = frame.header.tensorLengths.map((n) => new Float32Array(Number(n)));
       this.received = this.tensors.map(() => 0);

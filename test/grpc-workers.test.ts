@@ -19,7 +19,9 @@ import { resolveRunConfig, type MethodName, type RunPlan } from '../config/resol
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
+import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
+import { workerService } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
@@ -167,6 +169,31 @@ describe('gRPC workers: several runs on one worker', () => {
       await search(plans[1]!, pools[1]!);
       await Promise.all([...pools, third].map((p) => p.close()));
     } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('gRPC workers: oversized input', () => {
+  it('a batch announcing tensors over the size limit is refused (INVALID_ARGUMENT) and the worker goes on serving', async () => {
+    const server = await WorkerServer.start('127.0.0.1:0', { model: 'analytic:gmm', logger: pino({ level: 'silent' }) });
+    const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
+    try {
+      const m = workerService.execute;
+      const code = await new Promise<number>((resolve) => {
+        const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), {});
+        call.on('error', (e: grpc.ServiceError) => resolve(e.code));
+        call.on('data', () => undefined);
+        call.write({ header: { runId: 'r', bodyJson: '[]', tensorLengths: [4e12] } });
+        call.end();
+      });
+      assert.equal(code, grpc.status.INVALID_ARGUMENT);
+      const plan = resolveRunConfig({ budgetNfe: 1000 });
+      const pool = await GrpcWorkerPool.connect([server.address], workerSetupFor(plan), { runId: 'after' });
+      assert.deepEqual(decisions(await search(plan, pool)), decisions(await search(plan, inProcess(plan))));
+      await pool.close();
+    } finally {
+      client.close();
       await server.close();
     }
   });

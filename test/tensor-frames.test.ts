@@ -37,6 +37,12 @@ describe('tensor frames: commands and results on the wire', () => {
     assert.deepEqual(roundTrip(body), body);
   });
 
+  it('refuses a header announcing tensors over the size limit, before allocating them', () => {
+    assert.throws(() => new FrameAssembler(1024).add({ header: { runId: 'r', bodyJson: '[]', tensorLengths: [200, 100] } }), (e: unknown) => e instanceof FrameError && /1200 bytes in all, over the limit of 1024/.test(e.message));
+    assert.throws(() => new FrameAssembler().add({ header: { runId: 'r', bodyJson: '[]', tensorLengths: [4e12] } }), /over the limit/);
+    assert.equal(new FrameAssembler(1024).add({ header: { runId: 'r', bodyJson: '[]', tensorLengths: [256] } }), null);
+  });
+
   it('refuses typed arrays it cannot carry and malformed streams, saying what is wrong', () => {
     assert.throws(() => [...encodeFrames('run', { x: new Float64Array(2) })], (e: unknown) => e instanceof FrameError && /Float64Array/.test(e.message));
     assert.throws(() => new FrameAssembler().add({ end: {} }), /before the header/);
