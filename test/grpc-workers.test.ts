@@ -24,6 +24,7 @@ import { pino } from 'pino';
 import { workerService } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
+import { searchDecisions } from './support/search-decisions.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const run = promisify(execFile);
@@ -38,12 +39,16 @@ function inProcess(plan: RunPlan): WorkerPool {
 }
 
 /** What the search decided: every candidate's parents, origin and rewards, and the best. */
-function decisions(outcome: SearchOutcome) {
-  return {
-    best: outcome.best,
-    candidates: outcome.candidates.map((c) => ({ parents: c.parents, origin: c.origin, reward: c.reward, evaluations: c.evaluations })),
-    counters: outcome.counters,
-  };
+const decisions = searchDecisions;
+
+/** The decisions of `plan` on two local worker threads: the reference the gRPC runs must match. */
+async function onTwoThreads(plan: RunPlan) {
+  const threads = await ThreadPool.start(2, workerSetupFor(plan));
+  try {
+    return decisions(await search(plan, threads));
+  } finally {
+    await threads.close();
+  }
 }
 
 describe('gRPC workers: real worker processes on loopback', () => {
@@ -203,13 +208,7 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
   it('tiny-sd over 2 worker processes gives exactly what 2 worker threads give, tensors chunked both ways', async () => {
     const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
     const plan = await planRun({ model: bundle, prompt: 'two red circles left of a blue square', budgetNfe: 600, seed: 5 }, 'test');
-    const threads = await ThreadPool.start(2, workerSetupFor(plan));
-    let reference;
-    try {
-      reference = decisions(await search(plan, threads));
-    } finally {
-      await threads.close();
-    }
+    const reference = await onTwoThreads(plan);
     const workers = await Promise.all([0, 1].map(() => startWorker(bundle)));
     try {
       const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'bundle' });
@@ -228,13 +227,7 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
   it('roles: denoising-only workers score on a reward worker, with exactly the answer of workers doing both', async () => {
     const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
     const plan = await planRun({ model: bundle, prompt: 'a small yellow square', budgetNfe: 600, seed: 8 }, 'test');
-    const threads = await ThreadPool.start(2, workerSetupFor(plan));
-    let reference;
-    try {
-      reference = decisions(await search(plan, threads));
-    } finally {
-      await threads.close();
-    }
+    const reference = await onTwoThreads(plan);
     const workers = await Promise.all([
       startWorker(bundle, ['--role', 'denoise']),
       startWorker(bundle, ['--role', 'denoise']),

@@ -8,6 +8,7 @@ import { resolveRunConfig, type MethodName, type RunPlan } from '../config/resol
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
+import { searchDecisions } from './support/search-decisions.js';
 
 function pool(plan: RunPlan, count: number): InProcessPool {
   const sampler = createSampler(plan.sampler);
@@ -15,14 +16,7 @@ function pool(plan: RunPlan, count: number): InProcessPool {
   return new InProcessPool(Array.from({ length: count }, () => new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize })));
 }
 
-function decisions(outcome: SearchOutcome) {
-  return {
-    best: outcome.best,
-    candidates: outcome.candidates.map((c) => ({ parents: c.parents, origin: c.origin, reward: c.reward, evaluations: c.evaluations })),
-    counters: outcome.counters,
-    population: outcome.population.map((s) => [...s.data]),
-  };
-}
+const decisions = searchDecisions;
 
 describe('resuming a search from its journal: the same answer as the uninterrupted run', () => {
   for (const method of ['evosearch', 'best-of-n', 'particles'] as MethodName[]) {

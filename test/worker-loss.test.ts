@@ -10,6 +10,7 @@ import type { Command, CommandResult } from '../proto/commands.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
+import { searchDecisions } from './support/search-decisions.js';
 
 function executors(plan: RunPlan, count: number): CommandExecutor[] {
   const sampler = createSampler(plan.sampler);
@@ -42,13 +43,7 @@ class DyingPool implements WorkerPool {
   async close(): Promise<void> {}
 }
 
-function decisions(outcome: SearchOutcome) {
-  return {
-    best: outcome.best,
-    candidates: outcome.candidates.map((c) => ({ parents: c.parents, origin: c.origin, reward: c.reward, evaluations: c.evaluations })),
-    counters: outcome.counters,
-  };
-}
+const decisions = searchDecisions;
 
 describe('a lost worker: its states are rebuilt from their recipes and nothing changes', () => {
   for (const method of ['evosearch', 'best-of-n', 'particles'] as MethodName[]) {
