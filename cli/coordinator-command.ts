@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { resolve } from 'node:path';
 import { pino } from 'pino';
+import { HOST_PORT } from '../cluster/advertised-address.js';
 import { ConfigError } from '../config/resolve-run-config.js';
 import { CoordinatorServer } from '../coordinator/service/coordinator-server.js';
 
@@ -17,7 +18,7 @@ export function buildCoordinatorCommand(): Command {
     .option('--runs-dir <dir>', 'where run folders are kept', 'runs')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .action(async (options: { nats: string; listen: string; advertise?: string; runsDir: string; logLevel: string }) => {
-      if (!/^[^\s]+:\d+$/.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
+      if (!HOST_PORT.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'coordinator' } }, pino.destination({ dest: 2, sync: true }));
       const server = await CoordinatorServer.start(options.listen, { nats: options.nats, runsDir: resolve(options.runsDir), logger }, options.advertise);
       process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address })}\n`);

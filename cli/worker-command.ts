@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Command, Option } from 'commander';
+import { advertisedAddress, HOST_PORT } from '../cluster/advertised-address.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { WorkerRegistration } from '../cluster/worker-registry.js';
 import { pino } from 'pino';
@@ -31,14 +32,14 @@ export function buildWorkerCommand(): Command {
       for (const p of providers ?? []) {
         if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
       }
-      if (!/^[^\s]+:\d+$/.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
+      if (!HOST_PORT.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
       const threads = options.threads === undefined ? undefined : Number(options.threads);
       if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new ConfigError('--threads', `'${options.threads}' is not a positive whole number`, 'command-line flags');
       const maxRuns = Number(options.maxRuns);
       if (!(Number.isInteger(maxRuns) && maxRuns > 0)) throw new ConfigError('--max-runs', `'${options.maxRuns}' is not a positive whole number`, 'command-line flags');
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
       const server = await WorkerServer.start(options.listen, { model: options.model, role: options.role, maxRuns, logger, ...(providers ? { providers } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
-      const address = options.advertise ?? server.address.replace(/^0\.0\.0\.0:|^\[::\]:/, `${hostname()}:`);
+      const address = advertisedAddress(server.address, options.advertise);
       let registration: WorkerRegistration | null = null;
       let nc: NatsConnection | null = null;
       if (options.nats !== undefined) {

@@ -10,6 +10,7 @@ import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { advertisedAddress } from '../../cluster/advertised-address.js';
 import { connectNats } from '../../cluster/nats-connection.js';
 import { COORDINATORS_BUCKET, WorkerRegistration } from '../../cluster/worker-registry.js';
 import { planRun } from '../../config/plan-run.js';
@@ -57,8 +58,7 @@ export class CoordinatorServer {
     const nc = await connectNats(options.nats, 'evosearch coordinator');
     const server = new grpc.Server();
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
-    const host = listen.slice(0, listen.lastIndexOf(':'));
-    const address = advertise ?? `${host === '0.0.0.0' ? hostname() : host}:${port}`;
+    const address = advertisedAddress(`${listen.slice(0, listen.lastIndexOf(':'))}:${port}`, advertise);
     const coordinator = new CoordinatorServer(server, options, nc, null, address);
     server.addService(coordinatorService, {
       submit: (call: grpc.ServerUnaryCall<SubmitRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void coordinator.submit(call.request).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
