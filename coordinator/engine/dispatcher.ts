@@ -64,8 +64,6 @@ export class Dispatcher {
   private readonly recipes = new RecipeBook();
   /** Workers lost during the run: they get no more work. */
   private readonly dead = new Set<number>();
-  /** Live states of a replayed journal, not yet on any worker. */
-  private readonly unplaced = new Set<CandidateId>();
 
   private readonly beforeRound: (() => Promise<void>) | undefined;
 
@@ -147,19 +145,12 @@ export class Dispatcher {
    */
   record(commands: readonly SearchCommand[]): void {
     this.recipes.record(commands);
-    for (const c of commands) {
-      if (c.kind === 'init') c.ids.forEach((id) => this.unplaced.add(id));
-      if (c.kind === 'mutate') c.items.forEach((item) => this.unplaced.add(item.child));
-      if (c.kind === 'copy') c.items.forEach((item) => this.unplaced.add(item.to));
-      if (c.kind === 'rollout') c.items.forEach((item) => [item.finalId, ...item.archive.map((k) => k.id)].forEach((id) => this.unplaced.add(id)));
-      if (c.kind === 'drop') c.ids.forEach((id) => this.unplaced.delete(id));
-    }
   }
 
   /** Rebuilds the recorded live states from their recipes, spread evenly over the workers. */
   async materialize(): Promise<void> {
-    const ids = [...this.unplaced].sort((a, b) => a - b);
-    this.unplaced.clear();
+    // The live states are those with a recipe; the ones no worker holds yet are the replayed ones.
+    const ids = [...this.recipes.ids()].filter((id) => !this.placement.has(id)).sort((a, b) => a - b);
     const live = [...Array(this.pool.size).keys()].filter((w) => !this.dead.has(w));
     const shares = new Map<number, CandidateId[]>(live.map((w) => [w, []]));
     ids.forEach((id, i) => shares.get(live[i % live.length]!)!.push(id));

@@ -67,4 +67,9 @@ export class RecipeBook {
   get size(): number {
     return this.tips.size;
   }
+
+  /** The live states: every state created and not dropped. */
+  ids(): IterableIterator<CandidateId> {
+    return this.tips.keys();
+  }
 }
