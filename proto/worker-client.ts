@@ -6,7 +6,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from './commands.js';
 import { encodeFrames, FrameAssembler, type Frame } from './tensor-frames.js';
-import { workerService } from './worker-service.js';
+import { workerService, type HealthReply } from './worker-service.js';
 
 /** How an Execute call failed: the worker answered with an error, or it (or the way to it) is gone. */
 export type ExecuteFailure = { readonly lost: boolean; readonly detail: string; readonly cause: unknown };
@@ -84,4 +84,17 @@ export async function withIdempotentRetry<T>(commands: readonly Command[], call:
       wait *= 2;
     }
   }
+}
+
+/** One worker's Health (status, batches in flight, busy time since it started), for tools and benchmarks. */
+export function fetchWorkerHealth(address: string, deadlineMs = 10_000): Promise<HealthReply> {
+  const m = workerService.health;
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  return new Promise<HealthReply>((resolve, reject) => {
+    client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, {}, new grpc.Metadata(), { deadline: new Date(Date.now() + deadlineMs) }, (error, reply) => {
+      client.close();
+      if (error) reject(new Error(`health of worker ${address}: ${describeStatus(error)}`, { cause: error }));
+      else resolve(reply as HealthReply);
+    });
+  });
 }
