@@ -7,19 +7,22 @@
  *
  *   npm run build && node dist/bench/multi-gpu.js [--gpus 1,2,4] [--models tiny-sd,tiny-video]
  *       [--providers webgpu] [--threads 4] [--repeats 2] [--budget tiny-sd=20000] [--no-pin] [--no-kill]
- *       [--results runs/multi-gpu.jsonl]
+ *       [--use-gpus 0] [--results runs/multi-gpu.jsonl]
  *
  * Pinning: onnxruntime's WebGPU provider has no adapter choice and ignores CUDA_VISIBLE_DEVICES, so
  * each worker runs in its own mount namespace (`unshare -m`, root) in which the other GPUs' device
  * files are replaced by /dev/null: it sees only its GPU. More workers than GPUs share them round-robin
- * (the fallback for a one-GPU machine). `--no-pin` leaves every worker on the default GPU.
+ * (the fallback for a one-GPU machine; `--use-gpus 0` forces it). `--no-pin` leaves every worker on the
+ * default GPU.
  *
  * Figures per run: run wall (submit to record, model setup included), search time (the rounds), NFEs/s,
- * efficiency = the workers' busy time (from each worker's Health) / (workers × search time), speedup
+ * efficiency = the workers' busy time (from each worker's Health) / (workers × search time), the share
+ * of that busy time inside session.run, the workers' and the coordinator's CPU time, speedup
  * against one worker, latent bytes moved between workers per generation, mean GPU utilisation while
  * the run lasted (nvidia-smi), and whether the selection decisions equal the one-worker run's.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
@@ -32,6 +35,7 @@ import { runSubject } from '../cluster/events.js';
 import { STALE_AFTER_MS } from '../cluster/worker-registry.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
 import { fetchWorkerHealth } from '../proto/worker-client.js';
+import type { HealthReply } from '../proto/worker-service.js';
 import { startNatsServer } from '../test/support/nats-server.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -47,6 +51,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     'no-pin': { type: 'boolean', default: false },
     'no-kill': { type: 'boolean', default: false },
+    'use-gpus': { type: 'string' },
     results: { type: 'string' },
   },
 });
@@ -68,6 +73,9 @@ function hostGpus(): number[] {
 }
 const gpus = hostGpus();
 if (pin && gpus.length === 0) throw new Error('multi-gpu: no GPU found by nvidia-smi -L; give --no-pin to run the workers unpinned (on CPU: --providers cpu)');
+/** The GPUs workers are placed on, round-robin: all of them, or --use-gpus (e.g. 0: every worker shares GPU 0). */
+const placeOn = values['use-gpus'] === undefined ? gpus : values['use-gpus'].split(',').map(Number);
+for (const g of placeOn) if (!gpus.includes(g)) throw new Error(`multi-gpu: --use-gpus names GPU ${g}, but this host has ${gpus.length === 0 ? 'none' : gpus.join(', ')}`);
 
 /** Resolves with the first stdout line of a child that prints one JSON line once it listens. */
 function listeningLine(child: ChildProcess, what: string, log: () => string): Promise<{ address: string }> {
@@ -127,6 +135,16 @@ function sampleGpus(): { stop: () => Promise<Record<number, number>> } {
   };
 }
 
+/** CPU seconds a process has used (user + system, /proc/<pid>/stat at 100 ticks a second); 0 where unreadable. */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** What a run decided: compared between worker counts and with the run that lost a worker. */
 const decisions = (r: RunRecord) => JSON.stringify({ best: r.best?.candidate, nfe: r.spent.nfe, candidates: r.candidates.map((c) => [c.parents, c.origin]) });
 const maxRewardDifference = (a: RunRecord, b: RunRecord) =>
@@ -143,6 +161,10 @@ interface RunFigures {
   nfe: number;
   nfePerSecond: number;
   efficiency: number;
+  /** Of the workers' busy time, the share inside session.run (the model runtime). */
+  inModel: number;
+  workerCpuPerBusy: number;
+  coordinatorCpuSeconds: number;
   generations: number;
   bytesMovedPerGeneration: number;
   transfers: number;
@@ -168,13 +190,15 @@ try {
 
     const startWorkers = (n: number) =>
       Promise.all(Array.from({ length: n }, (_, i) => {
-        const gpu = pin ? gpus[i % gpus.length]! : null;
+        const gpu = pin ? placeOn[i % placeOn.length]! : null;
         return startProcess(['worker', '--model', bundle, '--nats', nats.url, '--listen', '127.0.0.1:0', '--providers', values.providers, '--threads', values.threads, '--log-level', 'warn'], `worker ${i} (GPU ${gpu ?? 'default'})`, gpu);
       }));
 
     const submit = async (workers: Proc[], repeat: number, killAfterFirstRound: boolean): Promise<RunFigures> => {
       const folder = join(work, `${model}-${workers.length}-${repeat}${killAfterFirstRound ? '-kill' : ''}`);
       const before = await Promise.all(workers.map((w) => fetchWorkerHealth(w.address)));
+      const cpuBefore = workers.map((w) => cpuSeconds(w.child.pid));
+      const coordinatorCpuBefore = cpuSeconds(coordinator.child.pid);
       let killed = false;
       if (killAfterFirstRound) {
         const rounds = nc.subscribe(runSubject('*', 'round'), { max: 1 });
@@ -194,9 +218,13 @@ try {
       const runWallMs = performance.now() - started;
       const gpuUtilisation = await sampler.stop();
       if (code !== 0) throw new Error(`run on ${workers.length} workers of ${model} exited with ${code}: ${stderr.slice(-2000)}`);
+      const coordinatorCpuSeconds = cpuSeconds(coordinator.child.pid) - coordinatorCpuBefore;
       const alive = workers.filter((w) => w.child.exitCode === null && w.child.signalCode === null);
       const after = await Promise.all(alive.map((w) => fetchWorkerHealth(w.address)));
-      const busyMs = after.reduce((sum, h, i) => sum + h.busyMs - before[workers.indexOf(alive[i]!)]!.busyMs, 0);
+      const delta = (pick: (h: HealthReply) => number) => after.reduce((sum, h, i) => sum + pick(h) - pick(before[workers.indexOf(alive[i]!)]!), 0);
+      const busyMs = delta((h) => h.busyMs);
+      const modelMs = delta((h) => h.modelMs);
+      const workerCpu = alive.reduce((sum, w) => sum + cpuSeconds(w.child.pid) - cpuBefore[workers.indexOf(w)]!, 0);
       const record = JSON.parse(await readFile(join(folder, 'record.json'), 'utf8')) as RunRecord;
       if (!killAfterFirstRound && repeat === 0) records.set(workers.length, record);
       const searchMs = record.rounds.reduce((sum, r) => sum + r.ms, 0);
@@ -212,6 +240,9 @@ try {
         nfe: record.spent.nfe,
         nfePerSecond: Math.round(record.spent.nfe / (searchMs / 1000)),
         efficiency: busyMs / (workers.length * searchMs),
+        inModel: modelMs / busyMs,
+        workerCpuPerBusy: workerCpu / (busyMs / 1000),
+        coordinatorCpuSeconds,
         generations,
         bytesMovedPerGeneration: Math.round(record.placement.bytesMoved / generations),
         transfers: record.placement.transfers,
@@ -228,7 +259,7 @@ try {
       rows.push(figures);
       const speedup = rows.find((r) => r.workers === counts[0] && !r.killed);
       tables.push(
-        `| ${model} | ${figures.workers}${killed ? ' (1 killed)' : ''} | ${figures.gpusUsed} | ${figures.runWallMs} | ${figures.searchMs} | ${figures.nfePerSecond} | ${killed ? '–' : figures.efficiency.toFixed(3)} | ${speedup ? (speedup.searchMs / figures.searchMs).toFixed(2) : '–'} | ${(figures.bytesMovedPerGeneration / 1024).toFixed(1)} | ${Object.values(gpuUtilisation).join('/') || '–'} | ${figures.bestReward?.toFixed(4)} | ${same} | ${rewardDiff} |`,
+        `| ${model} | ${figures.workers}${killed ? ' (1 killed)' : ''} | ${figures.gpusUsed} | ${figures.runWallMs} | ${figures.searchMs} | ${figures.nfePerSecond} | ${killed ? '–' : figures.efficiency.toFixed(3)} | ${(100 * figures.inModel).toFixed(0)} | ${figures.workerCpuPerBusy.toFixed(2)} | ${coordinatorCpuSeconds.toFixed(2)} | ${speedup ? (speedup.searchMs / figures.searchMs).toFixed(2) : '–'} | ${(figures.bytesMovedPerGeneration / 1024).toFixed(1)} | ${Object.values(gpuUtilisation).join('/') || '–'} | ${figures.bestReward?.toFixed(4)} | ${same} | ${rewardDiff} |`,
       );
       process.stderr.write(`${tables.at(-1)}\n`);
       return figures;
@@ -253,8 +284,8 @@ try {
   await rm(work, { recursive: true, force: true });
 }
 
-console.log(`${basename(bin)} cluster: nats-server + 1 coordinator + 1 worker per GPU (${pin ? 'pinned' : 'unpinned'}), providers ${values.providers}, ${values.threads} threads per worker; host: ${gpus.length} GPUs, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; ${new Date().toISOString()}`);
+console.log(`${basename(bin)} cluster: nats-server + 1 coordinator + 1 worker per GPU (${pin ? `pinned to GPUs ${placeOn.join(',')}` : 'unpinned'}), providers ${values.providers}, ${values.threads} threads per worker; host: ${gpus.length} GPUs, ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}; ${new Date().toISOString()}`);
 console.log('');
-console.log('| model | workers | GPUs | run wall ms | search ms | NFE/s | efficiency (busy / workers × search) | speedup (search) | KiB moved between workers per generation | GPU util % | best reward | same decisions as 1 worker | max reward diff |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
+console.log('| model | workers | GPUs | run wall ms | search ms | NFE/s | efficiency (busy / workers × search) | % of busy in session.run | worker CPU s per busy s | coordinator CPU s | speedup (search) | KiB moved between workers per generation | GPU util % | best reward | same decisions as 1 worker | max reward diff |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|');
 console.log(tables.join('\n'));

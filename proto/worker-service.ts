@@ -42,6 +42,8 @@ export interface HealthReply {
   readonly status: 'serving' | 'draining' | 'idle';
   readonly inFlight: number;
   readonly busyMs: number;
+  /** Of busyMs, the time inside the model runtime's session.run (the rest is the worker's own work). */
+  readonly modelMs: number;
   readonly batches: number;
 }
 

@@ -216,6 +216,10 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
         const outcome = await search(plan, pool);
         assert.deepEqual(decisions(outcome), reference);
         assert.deepEqual(outcome.population[0]!.shape, [3, 32, 32]);
+        // Health splits each worker's busy time: the part inside the model runtime is some, not all, of it.
+        for (const h of await pool.health()) {
+          assert.ok(h.batches > 0 && h.modelMs > 0 && h.modelMs < h.busyMs, `health: ${JSON.stringify(h)}`);
+        }
       } finally {
         await pool.close();
       }

@@ -37,6 +37,9 @@ export class WorkerServer {
   private settingUp: Promise<void> = Promise.resolve();
   private inFlight = 0;
   private busyMs = 0;
+  /** Time inside session.run, from each run's threads; the last total seen per run's pool. */
+  private modelMs = 0;
+  private readonly modelMsSeen = new WeakMap<ThreadPool, number>();
   private batches = 0;
   private draining = false;
   private idle: (() => void) | null = null;
@@ -116,7 +119,7 @@ export class WorkerServer {
   }
 
   private health(): HealthReply {
-    return { status: this.draining ? 'draining' : this.runs.size === 0 ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, batches: this.batches };
+    return { status: this.draining ? 'draining' : this.runs.size === 0 ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, modelMs: this.modelMs, batches: this.batches };
   }
 
   private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
@@ -144,6 +147,9 @@ export class WorkerServer {
         .execute(0, assembled.body as Command[])
         .then(async (results) => {
           this.busyMs += performance.now() - started;
+          const modelMs = pool.modelMs();
+          this.modelMs += modelMs - (this.modelMsSeen.get(pool) ?? 0);
+          this.modelMsSeen.set(pool, modelMs);
           this.batches += 1;
           for (const out of encodeFrames(assembled.runId, results)) {
             if (!call.write(out)) await new Promise((resolve) => call.once('drain', resolve));

@@ -8,13 +8,15 @@ import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from './executor.js';
 import { openModel } from './models/load-model.js';
 import { RemoteRewardScorer } from './remote-reward-scorer.js';
+import { OnnxSession } from './runtime/onnx-session.js';
 import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from './worker-setup.js';
 
 export type ToWorker = { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] };
 export type FromWorker =
   | { readonly type: 'ready'; readonly description: string }
-  | { readonly type: 'results'; readonly seq: number; readonly results: CommandResult[] }
+  /** modelMs: the thread's time inside session.run so far (OnnxSession.runMsOnThisThread). */
+  | { readonly type: 'results'; readonly seq: number; readonly results: CommandResult[]; readonly modelMs: number }
   | { readonly type: 'error'; readonly seq: number; readonly error: SerializedError }
   | { readonly type: 'fatal'; readonly error: SerializedError };
 
@@ -60,7 +62,7 @@ try {
       const results: CommandResult[] = [];
       for (const command of message.commands) results.push(await executor.execute(command));
       const transfer = results.flatMap((r) => r.samples.map((s) => s.data.buffer as ArrayBuffer));
-      port.postMessage({ type: 'results', seq: message.seq, results } satisfies FromWorker, transfer);
+      port.postMessage({ type: 'results', seq: message.seq, results, modelMs: OnnxSession.runMsOnThisThread() } satisfies FromWorker, transfer);
     } catch (error) {
       port.postMessage({ type: 'error', seq: message.seq, error: serialize(error) } satisfies FromWorker);
     }

@@ -15,6 +15,8 @@ class ThreadWorker {
   private readonly pending = new Map<number, Pending>();
   private failure: Error | null = null;
   description = 'starting';
+  /** The thread's time inside session.run so far, as of its last reply. */
+  modelMs = 0;
 
   constructor(readonly index: number, readonly thread: Worker) {}
 
@@ -32,6 +34,7 @@ class ThreadWorker {
             reject(asError(`#${index}`, message.error, 'failed to start'));
             break;
           case 'results':
+            worker.modelMs = message.modelMs;
             worker.settle(message.seq, (p) => p.resolve(message.results));
             break;
           case 'error':
@@ -104,6 +107,11 @@ export class ThreadPool implements WorkerPool {
 
   execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
     return this.workers[index]!.execute(commands);
+  }
+
+  /** The threads' time inside session.run so far, together (as of their last replies). */
+  modelMs(): number {
+    return this.workers.reduce((sum, w) => sum + w.modelMs, 0);
   }
 
   async close(): Promise<void> {

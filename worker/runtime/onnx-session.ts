@@ -52,11 +52,21 @@ export interface OpenSessionOptions {
   readonly intraOpThreads?: number;
 }
 
+let runMsOnThisThread = 0;
+
 export class OnnxSession {
   /** The provider that opened the session. */
   readonly provider: ProviderName;
   readonly inputs: ReadonlyMap<string, TensorInfo>;
   readonly outputs: ReadonlyMap<string, TensorInfo>;
+
+  /**
+   * Milliseconds this thread has spent inside session.run, all sessions together: the rest of a
+   * worker's busy time is the runtime's own (copies, scheduler math, tensor transfer).
+   */
+  static runMsOnThisThread(): number {
+    return runMsOnThisThread;
+  }
 
   private constructor(
     readonly file: string,
@@ -119,7 +129,12 @@ export class OnnxSession {
   }
 
   async run(feeds: Record<string, ort.Tensor>, outputs?: readonly string[]): Promise<Record<string, ort.Tensor>> {
-    return outputs === undefined ? await this.session.run(feeds) : await this.session.run(feeds, [...outputs]);
+    const started = performance.now();
+    try {
+      return outputs === undefined ? await this.session.run(feeds) : await this.session.run(feeds, [...outputs]);
+    } finally {
+      runMsOnThisThread += performance.now() - started;
+    }
   }
 
   async release(): Promise<void> {
