@@ -255,7 +255,7 @@ try {
       const reference = records.get(counts[0]!);
       const same = reference === undefined ? '–' : decisions(record) === decisions(reference) ? 'yes' : 'NO';
       const rewardDiff = reference === undefined ? '–' : maxRewardDifference(record, reference).toExponential(1);
-      if (values.results) await appendFile(values.results, `${JSON.stringify({ ...figures, sameDecisions: same, maxRewardDifference: rewardDiff, host: `${gpus.length} GPUs, ${cpus().length} cores`, date: new Date().toISOString() })}\n`);
+      if (values.results) await appendFile(values.results, `${JSON.stringify({ ...figures, sameDecisions: same, maxRewardDifference: rewardDiff, providers: values.providers, threads: Number(values.threads), pinned: pin, host: `${gpus.length} GPUs, ${cpus().length} cores`, date: new Date().toISOString() })}\n`);
       rows.push(figures);
       const speedup = rows.find((r) => r.workers === counts[0] && !r.killed);
       tables.push(

@@ -17,6 +17,7 @@ import { NoiseSource } from '../random/noise-source.js';
 import type { Sampler } from '../samplers/sampler.js';
 import type { GenerativeModel } from './models/generator.js';
 import { LocalRewardScorer, type RewardScorer } from './reward-scorer.js';
+import { coalescingModel } from './coalescing-model.js';
 import { StateStore, type TrajectoryState } from './state-store.js';
 import { thumbnail } from './thumbnail.js';
 
@@ -138,7 +139,8 @@ export class CommandExecutor {
    * Remakes states from their recipes into `into`. Recipes of relatives share their ancestors'
    * commands, so they are merged into a tree and each shared prefix runs once: the walk forks a copy
    * of the path's states where recipes part. Each path only touches its own lineage's ids, so a fork
-   * computes exactly what running that recipe alone would.
+   * computes exactly what running that recipe alone would. All paths walk at once over a model that
+   * merges their one-state calls into batches, so a rebuild costs about what the original rounds did.
    */
   private async rebuild(items: RecoverCommand['rebuild'], into: CommandExecutor, counters: ComputeCounters): Promise<void> {
     interface Node {
@@ -161,12 +163,11 @@ export class CommandExecutor {
       if (node.command !== null) addCounters(counters, (await path.execute(node.command)).counters);
       for (const id of node.targets) into.store.put(id, StateStore.clone(path.store.get(id, 'recover')));
       const children = [...node.children.values()];
-      for (const [i, child] of children.entries()) {
-        // The last child may use the path itself; the others get a copy of it.
-        await walk(child, i === children.length - 1 ? path : path.fork());
-      }
+      // The last child may use the path itself; the others get a copy of it, taken before any child runs.
+      const paths = children.map((_, i) => (i === children.length - 1 ? path : path.fork()));
+      await Promise.all(children.map((child, i) => walk(child, paths[i]!)));
     };
-    await walk(root, this.scratch());
+    await walk(root, new CommandExecutor(coalescingModel(this.model, this.options.batchSize), this.sampler, this.seed, this.options));
   }
 
   /** A scratch executor holding copies of this one's states. */
