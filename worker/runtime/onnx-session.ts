@@ -119,6 +119,11 @@ export class OnnxSession {
     return check(this.file, 'output', this.outputs, name, expected);
   }
 
+  /** The graph's declared inputs' names, in order. */
+  inputNames(): string[] {
+    return [...this.inputs.keys()];
+  }
+
   /** The first of `names` the graph has as an input, or null. */
   findInput(names: readonly string[]): TensorInfo | null {
     for (const name of names) {

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The GPU runtime benchmark on the GPU machine, in one command (from the project root there, with .device
+# and dist carried; see ../shared/device/README.md and bench/README.md):
+#   bash bench/device/gpu-runtime.sh
+# 1. exports the SD-2.1-sized U-Net stand-in (fp32 and fp16) and times it in PyTorch (fp32, TF32, fp16);
+# 2. makes fp16 copies of the shipped bundles' denoisers (float32 inputs and outputs kept);
+# 3. times the worker runtime on WebGPU over the bundles (fp32 and fp16) and the stand-in's graphs;
+# 4. runs the same EvoSearch search end to end on WebGPU and on the CPU.
+# Writes under $OUT: host.txt, pytorch.json, gpu-runtime.jsonl/.md, e2e-*.json.
+set -uo pipefail
+source .device/setup.sh
+out=${OUT:-runs/device}; mkdir -p "$out"
+work=/tmp/gpu-runtime; mkdir -p "$work"
+{ date -u; nvidia-smi -L; nproc; node --version; python3 -c 'import torch, onnxruntime; print("torch", torch.__version__, "onnxruntime (python)", onnxruntime.__version__)'; } > "$out/host.txt" 2>&1
+cat "$out/host.txt"
+
+echo "== stand-in export and PyTorch reference"
+[ -f "$work/sd21/fp16/model.onnx" ] || timeout 240 python3 models/scripts/sd21_unet_standin.py export "$work/sd21" 2>&1 | grep -v Warning | tail -5
+timeout 120 python3 models/scripts/sd21_unet_standin.py torch-bench "$out/pytorch.json" --batches 1,2,4,8 2>&1 | tail -12
+
+echo "== fp16 denoisers"
+for bundle in tiny-sd tiny-flux tiny-video; do
+  rm -rf "$work/$bundle-fp16"; cp -r "models/bundles/$bundle" "$work/$bundle-fp16"
+  for part in unet transformer; do
+    f="$work/$bundle-fp16/$part/model.onnx"
+    [ -f "$f" ] && python3 -c "
+import onnx, sys
+from onnxruntime.transformers.float16 import convert_float_to_float16
+m = convert_float_to_float16(onnx.load(sys.argv[1]), keep_io_types=True)
+onnx.save(m, sys.argv[1])
+print('fp16:', sys.argv[1])" "$f"
+  done
+done
+
+echo "== worker runtime on the bundles"
+bundles=(); for b in tiny-sd tiny-flux tiny-video; do bundles+=(--bundle "models/bundles/$b" --bundle "$work/$b-fp16"); done
+timeout 150 node dist/bench/gpu-runtime.js "${bundles[@]}" --batches 1,4,16,64 --results "$out/gpu-runtime.jsonl" 2>/dev/null | tail -n +4 | tee "$out/gpu-runtime.md"
+
+echo "== end to end: the same EvoSearch run on WebGPU and on the CPU"
+for p in webgpu cpu; do
+  timeout 90 node bin/evosearch.js run --model models/bundles/tiny-sd --prompt "two red circles left of a blue square" --budget-nfe 20000 --providers $p --no-progress --out "$work/e2e-$p" >/dev/null 2>&1
+  node -e "const r=require('$work/e2e-$p/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({provider:'$p', wallMs:r.wallMs, searchMs:s, nfe:r.spent.nfe, nfePerSecond:r.spent.nfe/(s/1000), best:r.best.reward, workers:r.workers}))" | tee "$out/e2e-$p.json"
+done
+
+echo "== the stand-in's graphs on WebGPU"
+timeout 200 node dist/bench/gpu-runtime.js --graph "sd21-fp16=$work/sd21/fp16/model.onnx" --graph "sd21-fp32=$work/sd21/fp32/model.onnx" --graph-batches 1,2,4,8 --repeats 3 --results "$out/gpu-runtime.jsonl" 2>&1 | tail -n 12 | tee -a "$out/gpu-runtime.md"
