@@ -15,8 +15,9 @@
  *
  * Prints a markdown table; each measurement is also one JSON line in --results.
  */
+import { readFileSync } from 'node:fs';
 import { appendFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { planRun } from '../config/plan-run.js';
@@ -98,7 +99,9 @@ async function benchGraph(name: string, file: string): Promise<void> {
 
 async function benchBundle(folder: string): Promise<void> {
   const name = basename(folder);
-  const plan = await planRun({ model: resolve(folder), prompt: 'two red circles left of a blue square', seed: 1 }, 'benchmark');
+  const family = (JSON.parse(readFileSync(join(folder, 'model_index.json'), 'utf8')) as { _evosearch?: { family?: string } })._evosearch?.family;
+  const prompt = family === 'video' ? 'a blue square and a green triangle moving up' : 'two red circles left of a blue square';
+  const plan = await planRun({ model: resolve(folder), prompt, seed: 1 }, 'benchmark');
   const sampler = createSampler(plan.sampler);
   const opened = performance.now();
   const model = await openModel(plan.model, { prediction: sampler.prediction, prompt: plan.prompt!, guidanceScale: plan.guidanceScale, providers: [provider] });

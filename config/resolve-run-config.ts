@@ -179,6 +179,13 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     throw error;
   }
 
+  // onnxruntime's WebGPU provider keeps one GPU device per process, and model threads using it at once
+  // corrupt its command stream (a segfault, seen on an H200): a process runs WebGPU models on one thread.
+  const providers = input.providers ?? ['cpu'];
+  const oneDevicePerProcess = providers.includes('webgpu');
+  if (oneDevicePerProcess && input.workers !== undefined && input.workers > 1 && input.workersAt === undefined && input.cluster === undefined) {
+    fail('workers', `the webgpu provider runs on one model thread per process (onnxruntime shares one GPU device per process, and ${input.workers} threads would crash it): use --workers 1, or one \`evosearch worker --providers webgpu\` process per GPU with --workers-at or --cluster`);
+  }
   if (input.cluster !== undefined && input.workersAt !== undefined) fail('cluster', 'give either a cluster (--cluster, workers found through NATS) or worker addresses (--workers-at), not both');
   const model = input.model ?? 'analytic:gmm';
   if (model.startsWith('analytic:') && input.prompt !== undefined) {
@@ -196,7 +203,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     prompt: input.prompt,
     negativePrompt: input.negativePrompt ?? '',
     rewards: input.rewards === undefined ? undefined : resolvePath(input.rewards),
-    providers: input.providers ?? ['cpu'],
+    providers,
     evosearch,
     bestOfN: { n },
     particles,
@@ -206,7 +213,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
       particles: particleSpend,
     },
     unavailable,
-    workers: input.workers ?? Math.max(1, Math.min(2, cpus().length)),
+    workers: input.workers ?? (oneDevicePerProcess ? 1 : Math.max(1, Math.min(2, cpus().length))),
     workersAt: input.workersAt,
     cluster: input.cluster,
     batchSize: input.batchSize ?? 256,

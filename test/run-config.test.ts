@@ -116,6 +116,12 @@ describe('run configuration', () => {
       rejects({ prompt: 'a red circle' }, 'prompt', /takes no prompt/);
       rejects({ providers: ['cuda', 'tpu'] }, 'providers.1', /cpu/);
     });
+    it('several model threads on WebGPU (one GPU device per process: they would crash it)', () => {
+      rejects({ providers: ['webgpu', 'cpu'], workers: 2 }, 'workers', /one model thread per process.*--workers 1/);
+      assert.equal(resolve({ providers: ['webgpu'] }).workers, 1, 'WebGPU defaults to one thread');
+      assert.equal(resolve({ providers: ['webgpu'], workers: 1 }).workers, 1);
+      assert.equal(resolve({ providers: ['webgpu'], workers: 2, workersAt: ['127.0.0.1:1', '127.0.0.1:2'] }).workersAt?.length, 2, 'remote workers are separate processes');
+    });
     it('a sampler setting the sampler rejects', () => {
       rejects({ sampler: { kind: 'flow-sde-dpmpp', shift: 0 } }, 'sampler.shift');
     });

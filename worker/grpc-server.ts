@@ -43,6 +43,8 @@ export class WorkerServer {
   private batches = 0;
   private draining = false;
   private idle: (() => void) | null = null;
+  /** The end of the last piece of GPU work queued (see onDevice). */
+  private deviceTurn: Promise<void> = Promise.resolve();
 
   private constructor(
     private readonly server: grpc.Server,
@@ -100,7 +102,7 @@ export class WorkerServer {
       }
       let pool: ThreadPool;
       try {
-        pool = await ThreadPool.start(1, setup);
+        pool = await this.onDevice(() => ThreadPool.start(1, setup));
       } catch (error) {
         return done(refusal(grpc.status.FAILED_PRECONDITION, `cannot set up run ${request.runId}: ${(error as Error).message}`));
       }
@@ -142,9 +144,11 @@ export class WorkerServer {
       const pool = this.runs.get(assembled.runId);
       if (pool === undefined) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker (it serves ${[...this.runs.keys()].join(', ') || 'no run'})`));
       this.inFlight += 1;
-      const started = performance.now();
-      pool
-        .execute(0, assembled.body as Command[])
+      let started = 0;
+      this.onDevice(() => {
+        started = performance.now();
+        return pool.execute(0, assembled.body as Command[]);
+      })
         .then(async (results) => {
           this.busyMs += performance.now() - started;
           const modelMs = pool.modelMs();
@@ -162,6 +166,25 @@ export class WorkerServer {
           if (this.inFlight === 0) this.idle?.();
         });
     });
+  }
+
+  /**
+   * Runs `work` after the GPU work queued before it when this worker uses WebGPU. onnxruntime's WebGPU
+   * provider keeps one device per process, and runs on two threads at once corrupt its command stream
+   * ("CommandEncoder is already finished", then a segfault, seen on an H200): so the runs' threads take
+   * turns, which costs little, since they share one GPU anyway. On other providers, runs go in parallel.
+   */
+  private async onDevice<T>(work: () => Promise<T>): Promise<T> {
+    if (!(this.options.providers ?? []).includes('webgpu')) return work();
+    const previous = this.deviceTurn;
+    let release!: () => void;
+    this.deviceTurn = new Promise((resolve) => (release = resolve));
+    await previous;
+    try {
+      return await work();
+    } finally {
+      release();
+    }
   }
 
   /** Stops taking batches, lets those in flight finish, then closes the model and the server. */
