@@ -6,6 +6,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
+import { existsSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Objm } from '@nats-io/obj';
+import { CHECKPOINTS_BUCKET } from '../cluster/checkpoint-mirror.js';
+import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
@@ -96,6 +101,41 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
       await assert.rejects(client.watch('no-such-run', () => undefined), (e: unknown) => e instanceof CoordinatorError && /no run no-such-run/.test(e.message));
     } finally {
       client.close();
+    }
+  });
+});
+
+describe('the coordinator service killed -9 in the middle of a run', () => {
+  it('the run resumes on another machine from its checkpoint in NATS, with the answer of the undisturbed run', async () => {
+    const nats = await startNatsServer();
+    const dir = await mkdtemp(join(tmpdir(), 'coordinator-kill-'));
+    const workers = await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])));
+    const nc = await connectNats(nats.url, 'coordinator kill test');
+    const coordinator = spawn(process.execPath, [bin(), 'coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(dir, 'machine-a'), '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const exited = new Promise<void>((resolve) => coordinator.once('exit', () => resolve()));
+    try {
+      await execFileAsync(process.execPath, [bin(), 'run', '--budget-nfe', '150000', '--seed', '9', '--no-progress', '--out', join(dir, 'local')]);
+      const line = await new Promise<string>((resolve) => createInterface({ input: coordinator.stdout! }).once('line', resolve));
+      const client = new CoordinatorClient((JSON.parse(line) as { address: string }).address);
+      const { runId } = await client.submit({ budgetNfe: 150000, seed: 9 });
+      client.close();
+      // Kill once the run's first checkpoint is in NATS and before the run finishes.
+      const objects = await new Objm(nc).create(CHECKPOINTS_BUCKET);
+      while ((await objects.getBlob(`${runId}/manifest`)) === null && coordinator.exitCode === null) await sleep(10);
+      assert.ok(!existsSync(join(dir, 'machine-a', runId, 'record.json')), 'the run finished before the kill: the test proves nothing');
+      coordinator.kill('SIGKILL');
+      await exited;
+      const { stderr } = await execFileAsync(process.execPath, [bin(), 'resume', runId, '--cluster', nats.url, '--runs-dir', join(dir, 'machine-b'), '--no-progress']);
+      assert.match(stderr, /fetched run .* checkpoint from nats:/);
+      const local = JSON.parse(await readFile(join(dir, 'local', 'record.json'), 'utf8')) as { best: unknown; spent: unknown };
+      const resumed = JSON.parse(await readFile(join(dir, 'machine-b', runId, 'record.json'), 'utf8')) as { best: unknown; spent: unknown };
+      assert.deepEqual([resumed.best, resumed.spent], [local.best, local.spent]);
+    } finally {
+      coordinator.kill('SIGKILL');
+      await closeNats(nc);
+      await stopWorkers(workers);
+      await nats.stop();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });

@@ -22,6 +22,8 @@ import { loadModel } from '../worker/models/load-model.js';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { workerService } from '../proto/worker-service.js';
+import type { Command } from '../proto/commands.js';
+import { encodeFrames } from '../proto/tensor-frames.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
 import { searchDecisions } from './support/search-decisions.js';
@@ -311,4 +313,44 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
       }
     });
   }
+});
+
+describe('gRPC workers: bad input does not crash a worker', () => {
+  it('bad batches and setups are answered with errors naming the cause; the worker process then serves a run with the right answer', async () => {
+    const [worker] = await Promise.all([startWorker('analytic:gmm')]);
+    const plan = resolveRunConfig({ budgetNfe: 1000, seed: 6 });
+    const size = loadModel(plan.model, { prediction: createSampler(plan.sampler).prediction }).denoiser.latentSize;
+    const state = (latent: Float32Array) => ({ id: 7, step: 0, latent, previousX0: null, cachedOutput: null });
+    const pool = await GrpcWorkerPool.connect([worker!.address], workerSetupFor(plan), { runId: 'bad-input' });
+    const refused = async (commands: Command[], says: RegExp) =>
+      assert.rejects(pool.execute(0, commands), (e: unknown) => e instanceof WorkerCommandError && says.test(e.message));
+    const client = new grpc.Client(worker!.address, grpc.credentials.createInsecure());
+    try {
+      await refused([{ kind: 'advance', ids: [999], from: 0, to: 1, purpose: 'advance' }], /999/);
+      await refused([{ kind: 'import', states: [{ as: 7, state: state(new Float32Array(size + 3)) }] }], new RegExp(`${size + 3} floats.*takes ${size}`));
+      await refused([{ kind: 'import', states: [{ as: 7, state: state(new Float32Array(size).fill(Number.NaN)) }] }, { kind: 'advance', ids: [7], from: 0, to: 1, purpose: 'advance' }], /not finite/);
+      const setup = workerService.setup;
+      const setupCode = await new Promise<number>((resolve) =>
+        client.makeUnaryRequest(setup.path, setup.requestSerialize, setup.responseDeserialize, { runId: 'broken', setupJson: '{' }, new grpc.Metadata(), {}, (e) => resolve(e?.code ?? grpc.status.OK)),
+      );
+      assert.equal(setupCode, grpc.status.INVALID_ARGUMENT);
+      const m = workerService.execute;
+      const executeCode = await new Promise<number>((resolve) => {
+        const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), {});
+        call.on('error', (e: grpc.ServiceError) => resolve(e.code));
+        call.on('data', () => undefined);
+        for (const frame of encodeFrames('no-such-run', [{ kind: 'init', ids: [1] }])) call.write(frame);
+        call.end();
+      });
+      assert.equal(executeCode, grpc.status.FAILED_PRECONDITION);
+      assert.equal(worker!.child.exitCode, null, `the worker exited: ${worker!.log()}`);
+      const fresh = await GrpcWorkerPool.connect([worker!.address], workerSetupFor(plan), { runId: 'after-bad-input' });
+      assert.deepEqual(decisions(await search(plan, fresh)), decisions(await search(plan, inProcess(plan))));
+      await fresh.close();
+    } finally {
+      client.close();
+      await pool.close();
+      await stopWorkers([worker!]);
+    }
+  });
 });
