@@ -25,16 +25,7 @@ timeout 90 python3 models/scripts/bundle_torch_bench.py "$out/pytorch-bundles.js
 
 echo "== fp16 denoisers"
 for bundle in tiny-sd tiny-flux tiny-video; do
-  rm -rf "$work/$bundle-fp16"; cp -r "models/bundles/$bundle" "$work/$bundle-fp16"
-  for part in unet transformer; do
-    f="$work/$bundle-fp16/$part/model.onnx"
-    [ -f "$f" ] && python3 -c "
-import onnx, sys
-from onnxruntime.transformers.float16 import convert_float_to_float16
-m = convert_float_to_float16(onnx.load(sys.argv[1]), keep_io_types=True)
-onnx.save(m, sys.argv[1])
-print('fp16:', sys.argv[1])" "$f"
-  done
+  rm -rf "$work/$bundle-fp16"; python3 models/scripts/denoiser_to_fp16.py "models/bundles/$bundle" "$work/$bundle-fp16"
 done
 
 echo "== worker runtime on the bundles"
