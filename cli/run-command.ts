@@ -10,7 +10,7 @@ import { writeSummaryReport } from '../report/write-outputs.js';
 import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
-import { connectNats } from '../cluster/nats-connection.js';
+import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { COORDINATORS_BUCKET, liveWorkers, STALE_AFTER_MS } from '../cluster/worker-registry.js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
@@ -157,7 +157,7 @@ async function findCoordinator(url: string): Promise<string | null> {
     const live = await liveWorkers(nc, STALE_AFTER_MS, COORDINATORS_BUCKET);
     return live[0]?.address ?? null;
   } finally {
-    await nc.drain();
+    await closeNats(nc);
   }
 }
 

@@ -5,6 +5,7 @@
  * stale entries and announces them as lost.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { publishEvent, workerSubject } from './events.js';
 
@@ -25,8 +26,8 @@ export interface WorkerEntry {
   readonly heartbeatAt: string;
 }
 
-async function bucket(nc: NatsConnection, name = WORKERS_BUCKET): Promise<KV> {
-  return new Kvm(nc).create(name, { history: 1 });
+async function bucket(nc: NatsConnection, name = WORKERS_BUCKET): Promise<{ kv: KV; nc: NatsConnection; name: string }> {
+  return { kv: await new Kvm(nc).create(name, { history: 1 }), nc, name };
 }
 
 /** A KV key from a worker id: subject tokens allow letters, digits, '-', '_' and '='. */
@@ -44,7 +45,7 @@ export class WorkerRegistration {
   static async register(nc: NatsConnection, entry: Omit<WorkerEntry, 'startedAt' | 'heartbeatAt'>, heartbeatMs = HEARTBEAT_MS, bucketName = WORKERS_BUCKET): Promise<WorkerRegistration> {
     const now = new Date().toISOString();
     const announce = bucketName === WORKERS_BUCKET;
-    const registration = new WorkerRegistration(nc, await bucket(nc, bucketName), { ...entry, startedAt: now, heartbeatAt: now }, heartbeatMs, announce);
+    const registration = new WorkerRegistration(nc, (await bucket(nc, bucketName)).kv, { ...entry, startedAt: now, heartbeatAt: now }, heartbeatMs, announce);
     await registration.beat();
     if (announce) publishEvent(nc, workerSubject('joined'), { id: entry.id, address: entry.address, model: entry.model, build: entry.build });
     registration.timer = setInterval(() => void registration.beat().catch(() => undefined), heartbeatMs);
@@ -82,9 +83,10 @@ export async function liveWorkers(nc: NatsConnection, staleAfterMs = STALE_AFTER
 
 /** Deletes entries whose heartbeat is older than `staleAfterMs` and publishes worker.lost for each. */
 export async function sweepStaleWorkers(nc: NatsConnection, staleAfterMs = STALE_AFTER_MS): Promise<WorkerEntry[]> {
-  const kv = await bucket(nc);
+  const store = await bucket(nc);
+  const { kv } = store;
   const now = Date.now();
-  const stale = (await allEntries(kv)).filter((e) => now - Date.parse(e.heartbeatAt) > staleAfterMs);
+  const stale = (await allEntries(store)).filter((e) => now - Date.parse(e.heartbeatAt) > staleAfterMs);
   for (const entry of stale) {
     await kv.delete(workerKey(entry.id));
     publishEvent(nc, workerSubject('lost'), { id: entry.id, address: entry.address, lastHeartbeat: entry.heartbeatAt });
@@ -92,9 +94,17 @@ export async function sweepStaleWorkers(nc: NatsConnection, staleAfterMs = STALE
   return stale;
 }
 
-async function allEntries(kv: KV): Promise<WorkerEntry[]> {
-  const keys: string[] = [];
-  for await (const key of await kv.keys()) keys.push(key);
+/**
+ * Every entry of the bucket. The keys come from the bucket's stream info (one request with a reply),
+ * not from `kv.keys()`: that iterator waits for a consumer's last message, and when the deliveries
+ * outran its subscription (a loaded machine, heartbeats arriving) it never ended: a client hung with no
+ * CPU in the test suite.
+ */
+async function allEntries({ kv, nc, name }: { kv: KV; nc: NatsConnection; name: string }): Promise<WorkerEntry[]> {
+  const jsm = await jetstreamManager(nc);
+  const info = await jsm.streams.info(`KV_${name}`, { subjects_filter: '>' });
+  const prefix = `$KV.${name}.`;
+  const keys = Object.keys(info.state.subjects ?? {}).filter((subject) => subject.startsWith(prefix)).map((subject) => subject.slice(prefix.length));
   const entries: WorkerEntry[] = [];
   for (const key of keys) {
     const e = await kv.get(key);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { advertisedAddress } from '../../cluster/advertised-address.js';
-import { connectNats } from '../../cluster/nats-connection.js';
+import { closeNats, connectNats } from '../../cluster/nats-connection.js';
 import { COORDINATORS_BUCKET, WorkerRegistration } from '../../cluster/worker-registry.js';
 import { planRun } from '../../config/plan-run.js';
 import { ConfigError, parseRunConfig, type RunPlan } from '../../config/resolve-run-config.js';
@@ -173,7 +173,7 @@ export class CoordinatorServer {
     await this.registration?.deregister();
     for (const run of this.runs.values()) if (!TERMINAL.has(run.state)) run.abort.abort('the coordinator is stopping');
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
-    await this.nc.drain();
+    await closeNats(this.nc);
   }
 }
 
