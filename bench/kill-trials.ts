@@ -3,7 +3,7 @@
  * first checkpoint, then `evosearch resume`; each result is compared with the undisturbed run's.
  * Prints a markdown table per configuration.
  *
- *   npm run build && node dist/bench/kill-trials.js [--trials 100] [--seed 1] [--max-delay-ms 600]
+ *   npm run build && node dist/bench/kill-trials.js [--trials 100] [--seed 1] [--max-delay-ms 600] [--no-snapshots]
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -17,7 +17,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 const execFileAsync = promisify(execFile);
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin', 'evosearch.js');
-const { values } = parseArgs({ options: { trials: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' }, 'max-delay-ms': { type: 'string', default: '600' } } });
+const { values } = parseArgs({ options: { trials: { type: 'string', default: '100' }, seed: { type: 'string', default: '1' }, 'max-delay-ms': { type: 'string', default: '600' }, 'no-snapshots': { type: 'boolean', default: false } } });
+// Without the workers' state snapshots every resume rebuilds the live states from their recipes.
+const snapshotFlag = values['no-snapshots'] ? ['--no-snapshots'] : [];
 
 const configs: Record<string, string[]> = {
   'evosearch 150k NFEs': ['--budget-nfe', '150000', '--seed', '2'],
@@ -58,7 +60,7 @@ try {
     let rebuildNfe = 0;
     for (let t = c; t < trials; t += names.length) {
       const folder = join(dir, `trial-${t}`);
-      const child = spawn(process.execPath, [bin, 'run', ...args, '--no-progress', '--out', folder], { stdio: 'ignore' });
+      const child = spawn(process.execPath, [bin, 'run', ...args, ...snapshotFlag, '--no-progress', '--out', folder], { stdio: 'ignore' });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
       while ((await rounds(folder)) < 1 && child.exitCode === null) await sleep(5);
       await sleep(Math.floor(random() * Number(values['max-delay-ms'])));

@@ -42,7 +42,7 @@ export function buildResumeCommand(): Command {
         progress.stop();
         process.stdout.write(
           `resumed ${plan.method} on ${plan.model} after round ${checkpoint.manifest.rounds}: best reward ${record.best?.reward.toFixed(6) ?? 'none'}\n` +
-            `spent ${record.spent.nfe} NFEs in all (rebuilding the live states: ${record.placement.rebuildCounters.nfe} more)\n` +
+            `spent ${record.spent.nfe} NFEs in all; live states: ${record.placement.restoredStates} loaded from snapshots, ${record.placement.rebuiltStates} rebuilt for ${record.placement.rebuildCounters.nfe} more NFEs\n` +
             `record: ${paths.record}\n`,
         );
       } finally {

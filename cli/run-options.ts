@@ -70,6 +70,8 @@ const FLAGS: readonly FlagSpec[] = [
   { flags: '--out <dir>', help: 'run folder (default runs/<time>-<method>-seed<seed>)', path: ['out'] },
   { flags: '--log-level <level>', help: 'log level of run.log and, when set, of the terminal (default info to run.log, warn to the terminal)', path: ['logLevel'], choices: LOG_LEVELS },
   { flags: '--no-progress', help: 'no progress bar', path: ['progress'] },
+  { flags: '--snapshots', help: 'workers write their states to the run folder after every round, so a resume loads them instead of recomputing them (default for local threads; gRPC workers write to that path on their own machines)', path: ['snapshots'] },
+  { flags: '--no-snapshots', help: 'no state snapshots: a resume recomputes the states from their recipes', path: ['snapshots'] },
 ];
 
 function optionKey(spec: FlagSpec): string {

@@ -54,6 +54,8 @@ export interface RunPlan {
   readonly out: string | undefined;
   readonly logLevel: NonNullable<RunConfigInput['logLevel']>;
   readonly progress: boolean | undefined;
+  /** Workers snapshot their states to the run folder after every round (see the schema). */
+  readonly snapshots: boolean;
 }
 
 /** Validates raw input (a parsed file, or flags) against the schema. */
@@ -220,6 +222,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     out: input.out,
     logLevel: input.logLevel ?? 'info',
     progress: input.progress,
+    snapshots: input.snapshots ?? (input.cluster === undefined && input.workersAt === undefined),
   };
 }
 

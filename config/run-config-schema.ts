@@ -85,6 +85,12 @@ export const runConfigSchema = z.strictObject({
   out: z.string().min(1).optional(),
   logLevel: z.enum(LOG_LEVELS).optional(),
   progress: z.boolean().optional(),
+  /**
+   * Workers write their states to the run folder after every round, so a resume loads them instead of
+   * recomputing them (default: on for local threads; for gRPC workers the folder is a path on their
+   * machines, so only a shared folder makes it useful there).
+   */
+  snapshots: z.boolean().optional(),
 });
 
 export type RunConfigInput = z.infer<typeof runConfigSchema>;

@@ -135,7 +135,35 @@ export interface ScoreCommand {
 /** What the search issues. */
 export type SearchCommand = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
 /** What a worker executes: the search's commands plus the dispatcher's placement moves. */
-export type Command = SearchCommand | ExportCommand | ImportCommand | RecoverCommand | ScoreCommand;
+/**
+ * Checkpoints: the worker writes every state it holds to `file` (a path on the worker's machine, so a
+ * shared folder for workers elsewhere), atomically, and answers with the ids, bytes and sha256. The
+ * coordinator never sees the latents.
+ */
+export interface SnapshotCommand {
+  readonly kind: 'snapshot';
+  readonly file: string;
+  /** An older snapshot file of this worker to delete once `file` is written. */
+  readonly drop?: string;
+}
+
+/** Resume: load these states from a snapshot file, after checking its sha256. */
+export interface RestoreCommand {
+  readonly kind: 'restore';
+  readonly file: string;
+  readonly sha256: string;
+  readonly ids: readonly CandidateId[];
+}
+
+/** What a snapshot file holds, as the worker that wrote it reports. */
+export interface SnapshotFile {
+  readonly file: string;
+  readonly ids: readonly CandidateId[];
+  readonly bytes: number;
+  readonly sha256: string;
+}
+
+export type Command = SearchCommand | ExportCommand | ImportCommand | RecoverCommand | ScoreCommand | SnapshotCommand | RestoreCommand;
 
 /** Bytes a state occupies when it moves (latent, solver memory, cached output). */
 export function transferredBytes(state: TransferredState): number {
@@ -186,4 +214,6 @@ export interface CommandResult {
   readonly states?: readonly TransferredState[];
   /** The piece's results, in its order (recover only; `counters` then holds the rebuild's compute). */
   readonly results?: readonly CommandResult[];
+  /** The file written (snapshot only). */
+  readonly snapshot?: SnapshotFile;
 }

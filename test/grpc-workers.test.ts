@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
-import { runSearch, type SearchOutcome } from '../coordinator/engine/run-search.js';
+import { runSearch, type JournalEntry, type SearchOutcome } from '../coordinator/engine/run-search.js';
 import type { WorkerPool } from '../coordinator/engine/worker-pool.js';
 import { WorkerCommandError } from '../coordinator/engine/worker-pool.js';
 import { workerSetupFor } from '../coordinator/run/embedded-run.js';
@@ -22,7 +22,7 @@ import { loadModel } from '../worker/models/load-model.js';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { workerService } from '../proto/worker-service.js';
-import type { Command } from '../proto/commands.js';
+import type { Command, SnapshotFile } from '../proto/commands.js';
 import { encodeFrames } from '../proto/tensor-frames.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
@@ -351,6 +351,35 @@ describe('gRPC workers: bad input does not crash a worker', () => {
       client.close();
       await pool.close();
       await stopWorkers([worker!]);
+    }
+  });
+});
+
+describe('gRPC workers: state snapshots', () => {
+  it('worker processes write their states to a shared folder; other worker processes resume from it with nothing recomputed', async () => {
+    const plan = resolveRunConfig({ budgetNfe: 4000, seed: 12 });
+    const sampler = createSampler(plan.sampler);
+    const folder = await mkdtemp(join(tmpdir(), 'grpc-snapshots-'));
+    const first = await Promise.all([0, 1].map(() => startWorker('analytic:gmm')));
+    const second = await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm')));
+    try {
+      const journal: JournalEntry[] = [];
+      const snapshots: (readonly SnapshotFile[] | null)[] = [];
+      const pool = await GrpcWorkerPool.connect(first.map((w) => w.address), workerSetupFor(plan), { runId: 'snap' });
+      const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool), { snapshots: folder, onJournal: (e, s) => (journal.push(e), snapshots.push(s)) });
+      await pool.close();
+      const k = journal.length - 1;
+      assert.ok(snapshots[k - 1] !== null && snapshots[k - 1]!.length === 2, 'the workers wrote no snapshot');
+      const resumedPool = await GrpcWorkerPool.connect(second.map((w) => w.address), workerSetupFor(plan), { runId: 'snap-resumed' });
+      const dispatcher = new Dispatcher(resumedPool);
+      const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { replay: journal.slice(0, k), restore: snapshots[k - 1]! });
+      await resumedPool.close();
+      assert.deepEqual(decisions(resumed), decisions(uninterrupted));
+      assert.equal(dispatcher.stats.rebuildCounters.nfe, 0);
+      assert.ok(dispatcher.stats.restoredStates > 0);
+    } finally {
+      await stopWorkers([...first, ...second]);
+      await rm(folder, { recursive: true, force: true });
     }
   });
 });

@@ -9,6 +9,10 @@ import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
 import { searchDecisions } from './support/search-decisions.js';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { SnapshotFile } from '../proto/commands.js';
 
 function pool(plan: RunPlan, count: number): InProcessPool {
   const sampler = createSampler(plan.sampler);
@@ -44,5 +48,66 @@ describe('resuming a search from its journal: the same answer as the uninterrupt
     await runSearch(createSearch(plan, createSampler(plan.sampler)), new Dispatcher(pool(plan, 1)), { onJournal: (e) => journal.push(e) });
     const other = resolveRunConfig({ method: 'particles', budgetNfe: 4000, seed: 5 });
     await assert.rejects(runSearch(createSearch(other, createSampler(other.sampler)), new Dispatcher(pool(other, 1)), { replay: journal.slice(0, 2) }), /does not answer the commands/);
+  });
+});
+
+describe('resuming from the workers\' state snapshots: nothing is recomputed, and the answer is the same', () => {
+  for (const method of ['evosearch', 'best-of-n', 'particles'] as MethodName[]) {
+    it(`${method}: stopped after any round, resumed on other workers from the snapshot of that round`, async () => {
+      const plan = resolveRunConfig({ method, budgetNfe: 4000, seed: 5 });
+      const sampler = createSampler(plan.sampler);
+      const folder = await mkdtemp(join(tmpdir(), 'snapshots-'));
+      try {
+        const journal: JournalEntry[] = [];
+        const snapshots: (readonly SnapshotFile[] | null)[] = [];
+        const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2)), {
+          population: 6,
+          snapshots: folder,
+          onJournal: (e, snapshot) => {
+            journal.push(e);
+            snapshots.push(snapshot);
+          },
+        });
+        assert.ok(snapshots.every((s) => s !== null), 'a snapshot failed');
+        // Each worker keeps its files of the last two rounds (a checkpoint and the one before it).
+        assert.ok((await readdir(folder)).length <= 4, `old snapshots were not dropped: ${(await readdir(folder)).join(', ')}`);
+        for (const k of [...new Set([journal.length - 1, journal.length])].filter((k) => k >= 1)) {
+          const dispatcher = new Dispatcher(pool(plan, 3));
+          const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { population: 6, replay: journal.slice(0, k), restore: snapshots[k - 1]! });
+          assert.deepEqual(decisions(resumed), decisions(uninterrupted), `resumed after round ${k}`);
+          assert.equal(dispatcher.stats.rebuildCounters.nfe, 0, `resumed after round ${k}: states were recomputed`);
+          assert.ok(dispatcher.stats.restoredStates > 0 || method === 'best-of-n', 'nothing was loaded');
+        }
+      } finally {
+        await rm(folder, { recursive: true });
+      }
+    });
+  }
+
+  it('a damaged or missing snapshot file is reported, and its states are rebuilt instead: the answer is the same', async () => {
+    const plan = resolveRunConfig({ budgetNfe: 4000, seed: 5 });
+    const sampler = createSampler(plan.sampler);
+    const folder = await mkdtemp(join(tmpdir(), 'snapshots-'));
+    try {
+      const journal: JournalEntry[] = [];
+      const snapshots: (readonly SnapshotFile[] | null)[] = [];
+      const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2)), { snapshots: folder, onJournal: (e, s) => (journal.push(e), snapshots.push(s)) });
+      const k = journal.length - 1;
+      const [damaged, missing] = snapshots[k - 1]!;
+      const bytes = await readFile(damaged!.file);
+      bytes[bytes.length - 1]! ^= 0xff;
+      await writeFile(damaged!.file, bytes);
+      await rm(missing!.file);
+      const problems: string[] = [];
+      const dispatcher = new Dispatcher(pool(plan, 2), { onSnapshotProblem: (detail) => problems.push(detail) });
+      const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { replay: journal.slice(0, k), restore: snapshots[k - 1]! });
+      assert.deepEqual(decisions(resumed), decisions(uninterrupted));
+      assert.equal(dispatcher.stats.restoredStates, 0);
+      assert.ok(dispatcher.stats.rebuiltStates > 0);
+      assert.equal(problems.length, 2, problems.join('\n'));
+      assert.ok(problems.some((p) => /checksum mismatch/.test(p)) && problems.some((p) => /cannot be read/.test(p)), problems.join('\n'));
+    } finally {
+      await rm(folder, { recursive: true });
+    }
   });
 });

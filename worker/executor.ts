@@ -19,6 +19,8 @@ import type { GenerativeModel } from './models/generator.js';
 import { LocalRewardScorer, type RewardScorer } from './reward-scorer.js';
 import { coalescingModel } from './coalescing-model.js';
 import { StateStore, type TrajectoryState } from './state-store.js';
+import { rmSync } from 'node:fs';
+import { readSnapshot, writeSnapshot } from './snapshot-file.js';
 import { thumbnail } from './thumbnail.js';
 
 /** Scored samples to hand back as thumbnails (outputs for the report). */
@@ -115,6 +117,21 @@ export class CommandExecutor {
           this.store.put(as, StateStore.clone({ latent: state.latent, step: state.step, memory: { previousX0: state.previousX0 }, cachedOutput: state.cachedOutput }));
         }
         return result('import', counters);
+      case 'snapshot': {
+        const written = writeSnapshot(command.file, [...this.store.entries()].sort(([a], [b]) => a - b));
+        if (command.drop !== undefined) rmSync(command.drop, { force: true });
+        return { ...result('snapshot', counters), snapshot: written };
+      }
+      case 'restore': {
+        // Every state is checked before any is kept: a refused restore leaves this worker as it was.
+        const states = readSnapshot(command.file, command.sha256, command.ids);
+        for (const [id, state] of states) {
+          if (state.latent.length !== this.latentSize) throw new RangeError(`restore: state ${id} in ${command.file} has ${state.latent.length} floats, this worker's model takes ${this.latentSize}`);
+          if (this.store.has(id)) throw new Error(`restore: state ${id} exists here already; a restore must not overwrite this worker's own states`);
+        }
+        for (const [id, state] of states) this.store.put(id, state);
+        return result('restore', counters);
+      }
     }
   }
 

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunPlan } from '../../config/resolve-run-config.js';
-import type { ComputeCounters } from '../../proto/commands.js';
+import type { ComputeCounters, SnapshotFile } from '../../proto/commands.js';
 import { liftTensors, lowerTensors } from '../../proto/tensor-frames.js';
 import type { JournalEntry } from '../engine/run-search.js';
 
@@ -33,6 +33,8 @@ export interface CheckpointManifest {
   readonly journalBytes: number;
   readonly spent: ComputeCounters;
   readonly best: { readonly candidate: number; readonly reward: number } | null;
+  /** The workers' state files written after the last complete round, when snapshots are on and worked. */
+  readonly snapshot?: { readonly round: number; readonly files: readonly SnapshotFile[] } | null;
   /** sha256 of this manifest without this field. */
   readonly checksum: string;
 }
@@ -89,7 +91,7 @@ export class CheckpointWriter {
   }
 
   /** Appends one round; returns the bytes written and the milliseconds it took (journal and manifest). */
-  append(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best']): { bytes: number; ms: number } {
+  append(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best'], snapshot: readonly SnapshotFile[] | null = null): { bytes: number; ms: number } {
     const started = performance.now();
     const { json, tensors } = liftTensors(entry);
     const payload = { body: json, tensors: tensors.map((t) => Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64')) };
@@ -108,6 +110,7 @@ export class CheckpointWriter {
       journalBytes: this.journalBytes,
       spent,
       best,
+      snapshot: snapshot === null ? null : { round: this.checksums.length - 1, files: snapshot },
     };
     const manifest = JSON.stringify({ ...fields, checksum: manifestChecksum(fields) });
     const current = join(this.folder, MANIFEST_FILE);

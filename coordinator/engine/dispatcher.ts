@@ -9,6 +9,7 @@ import {
   type FetchedSample,
   type ScoredId,
   type SearchCommand,
+  type SnapshotFile,
   type TransferredState,
 } from '../../proto/commands.js';
 import { RecipeBook } from './recipes.js';
@@ -23,6 +24,8 @@ export interface PlacementStats {
   lostWorkers: number;
   rebuiltStates: number;
   rebuildCounters: ComputeCounters;
+  /** States a resumed run loaded from the workers' snapshots instead of rebuilding them. */
+  restoredStates: number;
 }
 
 export interface DispatcherOptions {
@@ -36,6 +39,8 @@ export interface DispatcherOptions {
    * workers get new states from that round on, as the least-loaded ones).
    */
   readonly beforeRound?: () => Promise<void>;
+  /** Told when snapshots cannot be written or read (the run goes on; a resume rebuilds instead). */
+  readonly onSnapshotProblem?: (detail: string) => void;
 }
 
 /** Where a state created in this round goes, and whether its parent's state must travel there first. */
@@ -59,7 +64,7 @@ export class Dispatcher {
   private readonly placement = new Map<CandidateId, number>();
   private readonly load: number[];
   private readonly balance: boolean;
-  readonly stats: PlacementStats = { transfers: 0, bytesMoved: 0, lostWorkers: 0, rebuiltStates: 0, rebuildCounters: zeroCounters() };
+  readonly stats: PlacementStats = { transfers: 0, bytesMoved: 0, lostWorkers: 0, rebuiltStates: 0, rebuildCounters: zeroCounters(), restoredStates: 0 };
   /** How to remake every live state (recovery from a lost worker). */
   private readonly recipes = new RecipeBook();
   /** Workers lost during the run: they get no more work. */
@@ -67,7 +72,7 @@ export class Dispatcher {
 
   private readonly beforeRound: (() => Promise<void>) | undefined;
 
-  constructor(private readonly pool: WorkerPool, options: DispatcherOptions = {}) {
+  constructor(private readonly pool: WorkerPool, private readonly options: DispatcherOptions = {}) {
     this.load = new Array<number>(pool.size).fill(0);
     this.balance = options.balance ?? true;
     this.beforeRound = options.beforeRound;
@@ -147,11 +152,56 @@ export class Dispatcher {
     this.recipes.record(commands);
   }
 
-  /** Rebuilds the recorded live states from their recipes, spread evenly over the workers. */
-  async materialize(): Promise<void> {
-    // The live states are those with a recipe; the ones no worker holds yet are the replayed ones.
-    const ids = [...this.recipes.ids()].filter((id) => !this.placement.has(id)).sort((a, b) => a - b);
+  /**
+   * Each worker writes every state it holds to a file named for the round in `folder` (on its own
+   * machine); the coordinator gets back ids and checksums only. Null when a worker could not, or when
+   * the files do not hold exactly the live states: then the checkpoint has no snapshot and a resume
+   * rebuilds. Each worker deletes its file of two rounds before, so the previous checkpoint's stays.
+   */
+  async snapshot(folder: string, round: number): Promise<SnapshotFile[] | null> {
+    const holding = [...new Set(this.placement.values())].filter((w) => !this.dead.has(w)).sort((a, b) => a - b);
+    const name = (r: number, w: number) => `${folder}/round-${r}-worker-${w}.bin`;
+    let files: SnapshotFile[];
+    try {
+      files = await Promise.all(holding.map(async (w) => (await this.pool.execute(w, [{ kind: 'snapshot', file: name(round, w), ...(round >= 2 ? { drop: name(round - 2, w) } : {}) }]))[0]!.snapshot!));
+    } catch (error) {
+      this.options.onSnapshotProblem?.(`round ${round}: ${(error as Error).message}`);
+      return null;
+    }
+    const snapshotted = files.flatMap((f) => f.ids).sort((a, b) => a - b);
+    const liveIds = [...this.recipes.ids()].sort((a, b) => a - b);
+    if (snapshotted.length !== liveIds.length || snapshotted.some((id, i) => id !== liveIds[i])) {
+      this.options.onSnapshotProblem?.(`round ${round}: the workers hold ${snapshotted.length} states, the search ${liveIds.length}`);
+      return null;
+    }
+    return files;
+  }
+
+  /**
+   * Puts the recorded live states on the workers: loaded from `snapshot` where it has them (the
+   * checkpoint's files, each given to a worker in turn), rebuilt from their recipes otherwise (no
+   * snapshot, or a file that is missing or damaged), spread evenly over the workers.
+   */
+  async materialize(snapshot?: readonly SnapshotFile[]): Promise<void> {
     const live = [...Array(this.pool.size).keys()].filter((w) => !this.dead.has(w));
+    if (snapshot !== undefined) {
+      const wanted = new Set([...this.recipes.ids()].filter((id) => !this.placement.has(id)));
+      await Promise.all(snapshot.map(async (file, i) => {
+        const ids = file.ids.filter((id) => wanted.has(id));
+        if (ids.length === 0) return;
+        const worker = live[i % live.length]!;
+        try {
+          await this.pool.execute(worker, [{ kind: 'restore', file: file.file, sha256: file.sha256, ids }]);
+        } catch (error) {
+          this.options.onSnapshotProblem?.(`${(error as Error).message}; rebuilding its ${ids.length} states instead`);
+          return;
+        }
+        for (const id of ids) this.place(id, worker);
+        this.stats.restoredStates += ids.length;
+      }));
+    }
+    // The live states are those with a recipe; the ones no worker holds yet still need rebuilding.
+    const ids = [...this.recipes.ids()].filter((id) => !this.placement.has(id)).sort((a, b) => a - b);
     const shares = new Map<number, CandidateId[]>(live.map((w) => [w, []]));
     ids.forEach((id, i) => shares.get(live[i % live.length]!)!.push(id));
     await Promise.all([...shares].map(async ([worker, share]) => {

@@ -1,4 +1,4 @@
-import { addCounters, zeroCounters, type CandidateId, type CommandResult, type ComputeCounters, type FetchedSample, type SearchCommand } from '../../proto/commands.js';
+import { addCounters, zeroCounters, type CandidateId, type CommandResult, type ComputeCounters, type FetchedSample, type SearchCommand, type SnapshotFile } from '../../proto/commands.js';
 import type { BestCandidate, SearchMachine, SearchProgress } from '../search/machine.js';
 import type { CandidateRecord } from '../search/lineage.js';
 import type { Dispatcher, PlacementStats } from './dispatcher.js';
@@ -39,13 +39,20 @@ export interface OutputOptions {
   readonly onRound?: (report: RoundReport) => void;
   /** Stops the search between rounds with a RunCancelledError. */
   readonly signal?: AbortSignal;
-  /** Called after every round with what the workers answered (checkpoints keep these). */
-  readonly onJournal?: (entry: JournalEntry) => void;
+  /**
+   * Called after every round with what the workers answered (checkpoints keep these), and the files
+   * the workers snapshotted their states to after it (with `snapshots`; null if that failed).
+   */
+  readonly onJournal?: (entry: JournalEntry, snapshot: readonly SnapshotFile[] | null) => void;
+  /** After every round, the workers write their states to files in this folder (on their machines). */
+  readonly snapshots?: string;
   /**
    * Rounds already run (a resumed search): the machine is fed these answers without any worker work,
    * then the live states are rebuilt on the workers from their recipes and the search goes on.
    */
   readonly replay?: readonly JournalEntry[];
+  /** The snapshot taken after the last replayed round: states are loaded from it instead of rebuilt. */
+  readonly restore?: readonly SnapshotFile[];
 }
 
 /** One round as a checkpoint keeps it: the workers' answers and the round's report. */
@@ -64,7 +71,7 @@ export class RunCancelledError extends Error {
  * coordinator share. The machine decides; the dispatcher places; nothing here depends on either.
  */
 export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, options: OutputOptions | ((report: RoundReport) => void) = {}): Promise<SearchOutcome> {
-  const { thumbnails, population = 0, onRound, signal, onJournal, replay = [] } = typeof options === 'function' ? ({ onRound: options } as OutputOptions) : options;
+  const { thumbnails, population = 0, onRound, signal, onJournal, replay = [], snapshots, restore } = typeof options === 'function' ? ({ onRound: options } as OutputOptions) : options;
   const counters = zeroCounters();
   const rounds: RoundReport[] = [];
   const kept = new Map<CandidateId, FetchedSample[]>();
@@ -81,7 +88,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
     machine.accept(entry.results);
     rounds.push(entry.report);
   }
-  if (replay.length > 0) await dispatcher.materialize();
+  if (replay.length > 0) await dispatcher.materialize(restore);
   for (;;) {
     if (signal?.aborted) throw new RunCancelledError(`cancelled after ${rounds.length} rounds: ${String(signal.reason ?? 'no reason given')}`);
     const started = performance.now();
@@ -123,7 +130,8 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
       bookkeepingMs: bookkeeping,
     };
     rounds.push(report);
-    onJournal?.({ results, report });
+    const snapshot = snapshots === undefined ? null : await dispatcher.snapshot(snapshots, report.round);
+    onJournal?.({ results, report }, snapshot);
     onRound?.(report);
   }
 }

@@ -1,4 +1,6 @@
 import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { RunPlan } from '../../config/resolve-run-config.js';
 import { createSampler } from '../../samplers/index.js';
@@ -139,16 +141,27 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
   publish('started', { method: plan.method, model: plan.model, prompt: plan.prompt, budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });
+  // Workers snapshot their states next to the checkpoint (an absolute path: gRPC workers resolve it on
+  // their own machines). A resume loads the snapshot of the last complete round, if the manifest has one.
+  const snapshots = plan.snapshots && checkpoints !== null ? resolve(options.folder, 'snapshots') : undefined;
+  const resumedSnapshot = options.resume?.manifest.snapshot;
+  const restore = resumedSnapshot && resumedSnapshot.round === options.resume!.manifest.rounds - 1 ? resumedSnapshot.files : undefined;
   let outcome: SearchOutcome;
   try {
-    outcome = await runSearch(machine, new Dispatcher(pool, { beforeRound: joinBetweenRounds(plan, pool, nc, logger, publish) }), {
+    const dispatcher = new Dispatcher(pool, {
+      beforeRound: joinBetweenRounds(plan, pool, nc, logger, publish),
+      onSnapshotProblem: (detail) => logger.warn({ detail }, 'state snapshot not usable; a resume rebuilds these states from their recipes'),
+    });
+    outcome = await runSearch(machine, dispatcher, {
       thumbnails: THUMBNAIL_SIDE,
       population: POPULATION_SHOWN,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.resume ? { replay: options.resume.journal } : {}),
-      onJournal: (entry) => {
+      ...(snapshots !== undefined ? { snapshots } : {}),
+      ...(restore !== undefined ? { restore } : {}),
+      onJournal: (entry, snapshot) => {
         const best = entry.report.progress.best;
-        const written = checkpoints?.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward });
+        const written = checkpoints?.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward }, snapshot);
         if (written) logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10 }, 'checkpoint written');
       },
       onRound: (report) => {
@@ -164,6 +177,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   } finally {
     if (options.pool === undefined) await pool.close();
   }
+  if (options.resume) logger.info({ restoredStates: outcome.placement.restoredStates, rebuiltStates: outcome.placement.rebuiltStates, rebuildNfe: outcome.placement.rebuildCounters.nfe }, 'resumed: states loaded from snapshots, and rebuilt');
   const finishedAt = new Date();
   // The sample's own record holds the evaluation that made it the best (a candidate may be evaluated again later).
   const bestRecord = outcome.best === null ? undefined : outcome.candidates[outcome.best.sampleId];
@@ -184,6 +198,8 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const paths = await writeRunFolder(options.folder, record, outcome);
   const report = promptReport(record, outcome);
   const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
+  // A finished run is never resumed: its snapshots go (those of workers on other machines stay there).
+  if (snapshots !== undefined) await rm(snapshots, { recursive: true, force: true });
   logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
   publish('finished', { best: record.best, spent: record.spent, wallMs: record.wallMs });
   await leaveNats();

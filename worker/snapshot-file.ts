@@ -1,0 +1,96 @@
+/**
+ * A worker's states in one file, so a resumed run loads them instead of recomputing them from their
+ * recipes. Layout: one JSON line naming each state and its arrays' lengths, then the float32 arrays
+ * back to back (latent, solver memory, cached model output). The writer reports the file's sha256;
+ * the checkpoint manifest keeps it, and the reader refuses a file that does not match.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { CandidateId, SnapshotFile } from '../proto/commands.js';
+import type { TrajectoryState } from './state-store.js';
+
+const SNAPSHOT_VERSION = 1;
+
+interface Header {
+  readonly version: number;
+  readonly states: readonly { readonly id: CandidateId; readonly step: number; readonly latent: number; readonly previousX0: number; readonly cachedOutput: number }[];
+}
+
+/** A snapshot file that cannot be used: names the file and what is wrong. */
+export class SnapshotError extends Error {
+  override readonly name = 'SnapshotError';
+  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+    super(`snapshot ${file}: ${detail}`, options);
+  }
+}
+
+const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
+
+/** Writes `states` to `file` (written aside, synced, renamed), creating its folder. */
+export function writeSnapshot(file: string, states: readonly (readonly [CandidateId, TrajectoryState])[]): SnapshotFile {
+  const header: Header = {
+    version: SNAPSHOT_VERSION,
+    states: states.map(([id, s]) => ({ id, step: s.step, latent: s.latent.length, previousX0: s.memory.previousX0?.length ?? -1, cachedOutput: s.cachedOutput?.length ?? -1 })),
+  };
+  const parts: Buffer[] = [Buffer.from(`${JSON.stringify(header)}\n`)];
+  for (const [, s] of states) {
+    parts.push(bytesOf(s.latent));
+    if (s.memory.previousX0) parts.push(bytesOf(s.memory.previousX0));
+    if (s.cachedOutput) parts.push(bytesOf(s.cachedOutput));
+  }
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for (const part of parts) {
+    hash.update(part);
+    bytes += part.length;
+  }
+  mkdirSync(dirname(file), { recursive: true });
+  const fd = openSync(`${file}.partial`, 'w');
+  try {
+    for (const part of parts) writeSync(fd, part);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(`${file}.partial`, file);
+  return { file, ids: states.map(([id]) => id), bytes, sha256: hash.digest('hex') };
+}
+
+/** Reads the states of `ids` from `file` after checking it against `sha256`. */
+export function readSnapshot(file: string, sha256: string, ids: readonly CandidateId[]): Map<CandidateId, TrajectoryState> {
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch (error) {
+    throw new SnapshotError(file, `cannot be read (${(error as Error).message})`, { cause: error });
+  }
+  const actual = createHash('sha256').update(data).digest('hex');
+  if (actual !== sha256) throw new SnapshotError(file, `checksum mismatch (the file is damaged or from another checkpoint)`);
+  const newline = data.indexOf(0x0a);
+  const header = JSON.parse(data.subarray(0, newline).toString()) as Header;
+  if (header.version !== SNAPSHOT_VERSION) throw new SnapshotError(file, `version ${header.version}, this release reads ${SNAPSHOT_VERSION}`);
+  let offset = newline + 1;
+  // Copied into fresh arrays: the file's buffer may put a float at any byte offset.
+  const take = (length: number): Float32Array | null => {
+    if (length < 0) return null;
+    const out = new Float32Array(length);
+    new Uint8Array(out.buffer).set(data.subarray(offset, offset + length * 4));
+    offset += length * 4;
+    return out;
+  };
+  const all = new Map<CandidateId, TrajectoryState>();
+  for (const s of header.states) {
+    const latent = take(s.latent)!;
+    const previousX0 = take(s.previousX0);
+    const cachedOutput = take(s.cachedOutput);
+    all.set(s.id, { latent, step: s.step, memory: { previousX0 }, cachedOutput });
+  }
+  const wanted = new Map<CandidateId, TrajectoryState>();
+  for (const id of ids) {
+    const state = all.get(id);
+    if (state === undefined) throw new SnapshotError(file, `holds no state for candidate ${id}`);
+    wanted.set(id, state);
+  }
+  return wanted;
+}
