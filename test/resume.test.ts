@@ -12,7 +12,7 @@ import { searchDecisions } from './support/search-decisions.js';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SnapshotFile } from '../proto/commands.js';
+import type { TakenSnapshot } from '../coordinator/engine/run-search.js';
 
 function pool(plan: RunPlan, count: number): InProcessPool {
   const sampler = createSampler(plan.sampler);
@@ -59,7 +59,7 @@ describe('resuming from the workers\' state snapshots: nothing is recomputed, an
       const folder = await mkdtemp(join(tmpdir(), 'snapshots-'));
       try {
         const journal: JournalEntry[] = [];
-        const snapshots: (readonly SnapshotFile[] | null)[] = [];
+        const snapshots: (TakenSnapshot | null)[] = [];
         const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2)), {
           population: 6,
           snapshots: folder,
@@ -73,7 +73,7 @@ describe('resuming from the workers\' state snapshots: nothing is recomputed, an
         assert.ok((await readdir(folder)).length <= 4, `old snapshots were not dropped: ${(await readdir(folder)).join(', ')}`);
         for (const k of [...new Set([journal.length - 1, journal.length])].filter((k) => k >= 1)) {
           const dispatcher = new Dispatcher(pool(plan, 3));
-          const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { population: 6, replay: journal.slice(0, k), restore: snapshots[k - 1]! });
+          const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { population: 6, replay: journal.slice(0, k), restore: snapshots[k - 1]!.files });
           assert.deepEqual(decisions(resumed), decisions(uninterrupted), `resumed after round ${k}`);
           assert.equal(dispatcher.stats.rebuildCounters.nfe, 0, `resumed after round ${k}: states were recomputed`);
           assert.ok(dispatcher.stats.restoredStates > 0 || method === 'best-of-n', 'nothing was loaded');
@@ -90,17 +90,17 @@ describe('resuming from the workers\' state snapshots: nothing is recomputed, an
     const folder = await mkdtemp(join(tmpdir(), 'snapshots-'));
     try {
       const journal: JournalEntry[] = [];
-      const snapshots: (readonly SnapshotFile[] | null)[] = [];
+      const snapshots: (TakenSnapshot | null)[] = [];
       const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2)), { snapshots: folder, onJournal: (e, s) => (journal.push(e), snapshots.push(s)) });
       const k = journal.length - 1;
-      const [damaged, missing] = snapshots[k - 1]!;
+      const [damaged, missing] = snapshots[k - 1]!.files;
       const bytes = await readFile(damaged!.file);
       bytes[bytes.length - 1]! ^= 0xff;
       await writeFile(damaged!.file, bytes);
       await rm(missing!.file);
       const problems: string[] = [];
       const dispatcher = new Dispatcher(pool(plan, 2), { onSnapshotProblem: (detail) => problems.push(detail) });
-      const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { replay: journal.slice(0, k), restore: snapshots[k - 1]! });
+      const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { replay: journal.slice(0, k), restore: snapshots[k - 1]!.files });
       assert.deepEqual(decisions(resumed), decisions(uninterrupted));
       assert.equal(dispatcher.stats.restoredStates, 0);
       assert.ok(dispatcher.stats.rebuiltStates > 0);

@@ -41,9 +41,10 @@ export interface OutputOptions {
   readonly signal?: AbortSignal;
   /**
    * Called after every round with what the workers answered (checkpoints keep these), and the files
-   * the workers snapshotted their states to after it (with `snapshots`; null if that failed).
+   * the workers snapshotted their states to after it and how long that took (with `snapshots`; null
+   * without, or if it failed).
    */
-  readonly onJournal?: (entry: JournalEntry, snapshot: readonly SnapshotFile[] | null) => void;
+  readonly onJournal?: (entry: JournalEntry, snapshot: TakenSnapshot | null) => void;
   /** After every round, the workers write their states to files in this folder (on their machines). */
   readonly snapshots?: string;
   /**
@@ -53,6 +54,12 @@ export interface OutputOptions {
   readonly replay?: readonly JournalEntry[];
   /** The snapshot taken after the last replayed round: states are loaded from it instead of rebuilt. */
   readonly restore?: readonly SnapshotFile[];
+}
+
+/** The workers' state files after a round, and the milliseconds writing them took (all workers at once). */
+export interface TakenSnapshot {
+  readonly files: readonly SnapshotFile[];
+  readonly ms: number;
 }
 
 /** One round as a checkpoint keeps it: the workers' answers and the round's report. */
@@ -130,8 +137,9 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
       bookkeepingMs: bookkeeping,
     };
     rounds.push(report);
-    const snapshot = snapshots === undefined ? null : await dispatcher.snapshot(snapshots, report.round);
-    onJournal?.({ results, report }, snapshot);
+    const snapshotStarted = performance.now();
+    const files = snapshots === undefined ? null : await dispatcher.snapshot(snapshots, report.round);
+    onJournal?.({ results, report }, files === null ? null : { files, ms: performance.now() - snapshotStarted });
     onRound?.(report);
   }
 }

@@ -161,8 +161,9 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
       ...(restore !== undefined ? { restore } : {}),
       onJournal: (entry, snapshot) => {
         const best = entry.report.progress.best;
-        const written = checkpoints?.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward }, snapshot);
-        if (written) logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10 }, 'checkpoint written');
+        const written = checkpoints?.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward }, snapshot?.files ?? null);
+        const snapshotBytes = snapshot?.files.reduce((sum, f) => sum + f.bytes, 0);
+        if (written) logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10, ...(snapshot ? { snapshotBytes, snapshotMs: Math.round(snapshot.ms * 10) / 10 } : {}) }, 'checkpoint written');
       },
       onRound: (report) => {
         logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
