@@ -379,3 +379,19 @@ describe('model specs', () => {
     assert.throws(() => loadModel(SD21, { prediction: 'v_prediction' }), (e: unknown) => e instanceof ModelLoadError && /call openModel/.test(e.message));
   });
 });
+
+describe('denoising-only workers', () => {
+  it('with remoteRewards a bundle opens no reward model: the rewards keep their names and roles, and scoring here says where it happens', async () => {
+    const bundle = fileURLToPath(new URL('../../models/bundles/tiny-sd', import.meta.url));
+    const local = await OnnxGenerativeModel.load(bundle, { prompt: 'a red circle' });
+    const remote = await OnnxGenerativeModel.load(bundle, { prompt: 'a red circle', remoteRewards: true });
+    try {
+      assert.deepEqual(remote.rewards.map((r) => [r.name, r.role]), local.rewards.map((r) => [r.name, r.role]));
+      assert.ok(local.sessions.some((s) => s.part.startsWith('reward:')), 'the bundle has no reward model: the test proves nothing');
+      assert.ok(!remote.sessions.some((s) => s.part.startsWith('reward:')), `opened: ${remote.sessions.map((s) => s.part).join(', ')}`);
+      await assert.rejects(Promise.resolve(remote.rewards[0]!.score(new Float32Array(remote.decoder.sampleSize), 1, new Float64Array(1))), /scored on the run's reward workers/);
+    } finally {
+      await Promise.all([local.release(), remote.release()]);
+    }
+  });
+});

@@ -49,6 +49,8 @@ try {
     ...(setup.guidanceScale !== undefined ? { guidanceScale: setup.guidanceScale } : {}),
     ...(setup.rewards !== undefined ? { rewards: setup.rewards } : {}),
     ...(setup.intraOpThreads !== undefined ? { intraOpThreads: setup.intraOpThreads } : {}),
+    // A denoising-only worker sends its samples to the run's reward workers: it opens no reward model.
+    ...(setup.rewardWorkers !== undefined ? { remoteRewards: true } : {}),
   });
   const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, model.rewards[0]!.name);
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, ...(scorer ? { scorer } : {}) });

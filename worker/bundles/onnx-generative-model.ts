@@ -43,6 +43,11 @@ export interface OnnxModelOptions {
   readonly maxRows?: number;
   /** CPU threads per session (onnxruntime's default when absent). */
   readonly intraOpThreads?: number;
+  /**
+   * The rewards are scored on other workers (a `--role denoise` worker): their names and roles are
+   * read from rewards.json, but no reward model is opened, and scoring here is an error.
+   */
+  readonly remoteRewards?: boolean;
 }
 
 /** Which provider opened each part, and why earlier providers failed. */
@@ -137,6 +142,10 @@ export class OnnxGenerativeModel implements GenerativeModel {
       };
       const rewards: RoledReward[] = [];
       for (const spec of rewardSpecs) {
+        if (options.remoteRewards) {
+          rewards.push({ name: spec.name, role: spec.role, score: () => Promise.reject(new Error(`reward '${spec.name}' is scored on the run's reward workers, not on this denoising worker`)) });
+          continue;
+        }
         if (spec.builtin !== undefined) {
           rewards.push(builtinReward(spec.builtin, spec.role, options.prompt, decoder.sampleShape, manifest.folder));
           continue;

@@ -33,6 +33,8 @@ export interface LoadOptions {
   /** Image size in pixels for bundles whose latent size is not fixed by the graph. */
   readonly height?: number;
   readonly width?: number;
+  /** Bundles: the rewards are scored on reward workers, so none is opened here (names and roles only). */
+  readonly remoteRewards?: boolean;
 }
 
 /** Whether `spec` names a bundle folder: `bundle:<path>`, a path-like spec, or an existing folder. */
@@ -88,6 +90,7 @@ export async function openModel(spec: string, options: LoadOptions): Promise<Gen
       ...(options.providers !== undefined ? { providers: options.providers } : {}),
       ...(options.rewards !== undefined ? { rewards: options.rewards } : {}),
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
+      ...(options.remoteRewards ? { remoteRewards: true } : {}),
       ...(options.height !== undefined ? { height: options.height } : {}),
       ...(options.width !== undefined ? { width: options.width } : {}),
     });
