@@ -24,6 +24,7 @@ import { pino } from 'pino';
 import { workerService } from '../proto/worker-service.js';
 import type { Command } from '../proto/commands.js';
 import { encodeFrames } from '../proto/tensor-frames.js';
+import { fetchWorkerHealth } from '../proto/worker-client.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
 import { searchDecisions } from './support/search-decisions.js';
@@ -261,6 +262,32 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
         GrpcWorkerPool.connect([workers[2]!.address], workerSetupFor(plan), { runId: 'alone' }),
         (e: unknown) => e instanceof WorkerRefusedError && /none of these workers denoises/.test(e.message),
       );
+    } finally {
+      await stopWorkers(workers);
+    }
+  });
+
+  it('roles: a reward worker killed after setup: the denoising workers score on the other one, with the same answer', async () => {
+    const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
+    const plan = await planRun({ model: bundle, prompt: 'a small yellow square', budgetNfe: 600, seed: 9 }, 'test');
+    const reference = await onTwoThreads(plan);
+    const workers = await Promise.all([
+      startWorker(bundle, ['--role', 'denoise']),
+      startWorker(bundle, ['--role', 'denoise']),
+      startWorker(bundle, ['--role', 'reward']),
+      startWorker(bundle, ['--role', 'reward']),
+    ]);
+    try {
+      const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'reward-loss' });
+      try {
+        workers[2]!.child.kill('SIGKILL');
+        await workers[2]!.exited;
+        assert.deepEqual(decisions(await search(plan, pool)), reference);
+        const health = await Promise.all([workers[3]!].map((w) => fetchWorkerHealth(w.address)));
+        assert.ok(health[0]!.batches > 0, 'the surviving reward worker scored nothing');
+      } finally {
+        await pool.close();
+      }
     } finally {
       await stopWorkers(workers);
     }

@@ -14,25 +14,41 @@ export class RemoteScoringError extends Error {
 export class RemoteRewardScorer implements RewardScorer {
   private readonly clients: { readonly address: string; readonly client: grpc.Client }[];
   private next = 0;
+  /** Reward workers found gone: no batch is sent to them again. */
+  private readonly lost = new Set<string>();
 
   constructor(addresses: readonly string[], private readonly runId: string, readonly guidanceName: string, private readonly deadlineMs = 10 * 60_000) {
     if (addresses.length === 0) throw new RangeError('remote scoring needs at least one reward worker');
     this.clients = addresses.map((address) => ({ address, client: new grpc.Client(address, grpc.credentials.createInsecure()) }));
   }
 
+  /**
+   * Scores a batch on the next reward worker in turn. A reward worker that is gone (after the retries
+   * of an idempotent call) is skipped from then on and the batch goes to the next one: the scores do
+   * not depend on which worker gives them (same model build). Only when every reward worker is gone,
+   * or one answers with an error, does scoring fail.
+   */
   async score(samples: Float32Array, count: number): Promise<SampleScore[]> {
-    const target = this.clients[this.next++ % this.clients.length]!;
-    let results;
-    try {
-      const commands = [{ kind: 'score', samples, count }] as const;
-      results = await withIdempotentRetry(commands, () => executeOverGrpc(target.client, this.runId, commands, this.deadlineMs));
-    } catch (error) {
-      const failure = error as ExecuteFailure;
-      throw new RemoteScoringError(`reward worker ${target.address}: ${failure.detail}`, { cause: failure.cause });
+    const commands = [{ kind: 'score', samples, count }] as const;
+    const failures: string[] = [];
+    for (let attempt = 0; attempt < this.clients.length; attempt++) {
+      const target = this.clients[this.next++ % this.clients.length]!;
+      if (this.lost.has(target.address)) continue;
+      let results;
+      try {
+        results = await withIdempotentRetry(commands, () => executeOverGrpc(target.client, this.runId, commands, this.deadlineMs));
+      } catch (error) {
+        const failure = error as ExecuteFailure;
+        if (!failure.lost) throw new RemoteScoringError(`reward worker ${target.address}: ${failure.detail}`, { cause: failure.cause });
+        this.lost.add(target.address);
+        failures.push(`${target.address}: ${failure.detail}`);
+        continue;
+      }
+      const scores = results[0]!.scores;
+      if (scores.length !== count) throw new RemoteScoringError(`reward worker ${target.address} returned ${scores.length} scores for ${count} samples`);
+      return scores.map((s) => (s.metrics !== undefined ? { reward: s.reward, metrics: s.metrics } : { reward: s.reward }));
     }
-    const scores = results[0]!.scores;
-    if (scores.length !== count) throw new RemoteScoringError(`reward worker ${target.address} returned ${scores.length} scores for ${count} samples`);
-    return scores.map((s) => (s.metrics !== undefined ? { reward: s.reward, metrics: s.metrics } : { reward: s.reward }));
+    throw new RemoteScoringError(`every reward worker of the run is gone (${[...this.lost].join(', ')})${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`);
   }
 
   close(): void {
