@@ -75,9 +75,9 @@ async function benchGraph(name: string, file: string): Promise<void> {
       const feeds = Object.fromEntries([...data].map(([input, { data: d, dims }]) => [input, new ort.Tensor('float32', d, dims)]));
       const before = OnnxSession.runMsOnThisThread();
       const out = Object.values(await session.run(feeds))[0]!;
-      const values = out.data as Float32Array;
+      const output = out.data as Float32Array;
       let finite = true;
-      for (let i = 0; i < values.length; i += 97) finite &&= Number.isFinite(values[i]!);
+      for (let i = 0; i < output.length; i += 97) finite &&= Number.isFinite(output[i]!);
       return { wall: performance.now() - started, run: OnnxSession.runMsOnThisThread() - before, finite };
     };
     try {

@@ -86,15 +86,21 @@ export async function withIdempotentRetry<T>(commands: readonly Command[], call:
   }
 }
 
-/** One worker's Health (status, batches in flight, busy time since it started), for tools and benchmarks. */
-export function fetchWorkerHealth(address: string, deadlineMs = 10_000): Promise<HealthReply> {
-  const m = workerService.health;
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  return new Promise<HealthReply>((resolve, reject) => {
-    client.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, {}, new grpc.Metadata(), { deadline: new Date(Date.now() + deadlineMs) }, (error, reply) => {
-      client.close();
-      if (error) reject(new Error(`health of worker ${address}: ${describeStatus(error)}`, { cause: error }));
-      else resolve(reply as HealthReply);
-    });
+/** A unary call of the worker service (Hello, Setup, Health) with a deadline; rejects with the gRPC error. */
+export function unaryOverGrpc<Req, Res>(client: grpc.Client, method: { readonly path: string; readonly requestSerialize: (r: Req) => Buffer; readonly responseDeserialize: (b: Buffer) => Res }, request: Req, deadlineMs: number): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(method.path, method.requestSerialize, method.responseDeserialize, request, new grpc.Metadata(), { deadline: new Date(Date.now() + deadlineMs) }, (error, reply) => (error ? reject(error) : resolve(reply!)));
   });
+}
+
+/** One worker's Health (status, batches in flight, busy time since it started), for tools and benchmarks. */
+export async function fetchWorkerHealth(address: string, deadlineMs = 10_000): Promise<HealthReply> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  try {
+    return await unaryOverGrpc(client, workerService.health, {}, deadlineMs);
+  } catch (error) {
+    throw new Error(`health of worker ${address}: ${describeStatus(error)}`, { cause: error });
+  } finally {
+    client.close();
+  }
 }

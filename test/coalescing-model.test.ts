@@ -5,34 +5,20 @@ import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { coalescingModel } from '../worker/coalescing-model.js';
 import type { GenerativeModel } from '../worker/models/generator.js';
 import { loadModel } from '../worker/models/load-model.js';
+import { watchDenoiser } from './support/watched-denoiser.js';
 
 const plan = resolveRunConfig({ budgetNfe: 1000, seed: 1 });
 const sampler = createSampler(plan.sampler);
 
 /** The analytic model with its denoiser's batch sizes recorded, and a way to make it fail. */
 function recorded(): { model: GenerativeModel; batches: number[]; fail: { now: boolean } } {
-  const model = loadModel(plan.model, { prediction: sampler.prediction });
   const batches: number[] = [];
   const fail = { now: false };
-  const d = model.denoiser;
-  return {
-    batches,
-    fail,
-    model: {
-      ...model,
-      denoiser: {
-        latentSize: d.latentSize,
-        latentShape: d.latentShape,
-        prediction: d.prediction,
-        forwardPassesPerNfe: d.forwardPassesPerNfe,
-        predict: (latents, batch, time, out) => {
-          if (fail.now) throw new Error('the model broke');
-          batches.push(batch);
-          return d.predict(latents, batch, time, out);
-        },
-      },
-    },
-  };
+  const model = watchDenoiser(loadModel(plan.model, { prediction: sampler.prediction }), (batch) => {
+    if (fail.now) throw new Error('the model broke');
+    batches.push(batch);
+  });
+  return { model, batches, fail };
 }
 
 const latent = (size: number, k: number) => Float32Array.from({ length: size }, (_, i) => Math.sin(k * 7 + i));

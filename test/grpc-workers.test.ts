@@ -44,6 +44,9 @@ function inProcess(plan: RunPlan): WorkerPool {
 /** What the search decided: every candidate's parents, origin and rewards, and the best. */
 const decisions = searchDecisions;
 
+/** Worker processes serving `bundle`, one per role given (`--role denoise|reward|both`). */
+const roleWorkers = (bundle: string, roles: readonly string[]) => Promise.all(roles.map((role) => startWorker(bundle, ['--role', role])));
+
 /** The decisions of `plan` on two local worker threads: the reference the gRPC runs must match. */
 async function onTwoThreads(plan: RunPlan) {
   const threads = await ThreadPool.start(2, workerSetupFor(plan));
@@ -235,11 +238,7 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
     const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
     const plan = await planRun({ model: bundle, prompt: 'a small yellow square', budgetNfe: 600, seed: 8 }, 'test');
     const reference = await onTwoThreads(plan);
-    const workers = await Promise.all([
-      startWorker(bundle, ['--role', 'denoise']),
-      startWorker(bundle, ['--role', 'denoise']),
-      startWorker(bundle, ['--role', 'reward']),
-    ]);
+    const workers = await roleWorkers(bundle, ['denoise', 'denoise', 'reward']);
     try {
       const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'roles' });
       try {
@@ -271,20 +270,14 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
     const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
     const plan = await planRun({ model: bundle, prompt: 'a small yellow square', budgetNfe: 600, seed: 9 }, 'test');
     const reference = await onTwoThreads(plan);
-    const workers = await Promise.all([
-      startWorker(bundle, ['--role', 'denoise']),
-      startWorker(bundle, ['--role', 'denoise']),
-      startWorker(bundle, ['--role', 'reward']),
-      startWorker(bundle, ['--role', 'reward']),
-    ]);
+    const workers = await roleWorkers(bundle, ['denoise', 'denoise', 'reward', 'reward']);
     try {
       const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'reward-loss' });
       try {
         workers[2]!.child.kill('SIGKILL');
         await workers[2]!.exited;
         assert.deepEqual(decisions(await search(plan, pool)), reference);
-        const health = await Promise.all([workers[3]!].map((w) => fetchWorkerHealth(w.address)));
-        assert.ok(health[0]!.batches > 0, 'the surviving reward worker scored nothing');
+        assert.ok((await fetchWorkerHealth(workers[3]!.address)).batches > 0, 'the surviving reward worker scored nothing');
       } finally {
         await pool.close();
       }

@@ -10,7 +10,7 @@ import type { Command, CommandResult } from '../proto/commands.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel, openModel } from '../worker/models/load-model.js';
-import type { Denoiser, GenerativeModel } from '../worker/models/generator.js';
+import { watchDenoiser } from './support/watched-denoiser.js';
 import { planRun } from '../config/plan-run.js';
 import { join } from 'node:path';
 import { repoRoot } from './support/repo-root.js';
@@ -76,38 +76,22 @@ describe('a lost worker: its states are rebuilt from their recipes and nothing c
   });
 });
 
-/** The model with its denoiser calls counted (the real model underneath). */
-function countingDenoiser(model: GenerativeModel): { model: GenerativeModel; calls: () => number } {
-  let calls = 0;
-  const d = model.denoiser;
-  const denoiser: Denoiser = {
-    latentSize: d.latentSize,
-    latentShape: d.latentShape,
-    prediction: d.prediction,
-    forwardPassesPerNfe: d.forwardPassesPerNfe,
-    predict: (latents, batch, time, out) => {
-      calls += 1;
-      return d.predict(latents, batch, time, out);
-    },
-  };
-  return { model: { ...model, id: model.id, denoiser, decoder: model.decoder, rewards: model.rewards }, calls: () => calls };
-}
-
 describe('a lost worker of an ONNX bundle', () => {
   it('tiny-sd: the rebuild batches its states (fewer model calls than the run itself made) and changes nothing', async (t) => {
     const plan = await planRun({ model: join(repoRoot(), 'models', 'bundles', 'tiny-sd'), prompt: 'two red circles left of a blue square', budgetNfe: 1500, seed: 3 }, 'test');
     const sampler = createSampler(plan.sampler);
-    const counted = countingDenoiser(await openModel(plan.model, { prediction: sampler.prediction, prompt: plan.prompt!, guidanceScale: plan.guidanceScale }));
-    const make = () => [0, 1, 2].map(() => new CommandExecutor(counted.model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize }));
+    let calls = 0;
+    const model = watchDenoiser(await openModel(plan.model, { prediction: sampler.prediction, prompt: plan.prompt!, guidanceScale: plan.guidanceScale }), () => (calls += 1));
+    const make = () => [0, 1, 2].map(() => new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize }));
     const reference = await runSearch(createSearch(plan, sampler), new Dispatcher(new InProcessPool(make())));
-    const runCalls = counted.calls();
+    const runCalls = calls;
     const pool = new DyingPool(make(), 1, 4);
     const dispatcher = new Dispatcher(pool);
     const outcome = await runSearch(createSearch(plan, sampler), dispatcher);
     assert.ok(pool.dead && dispatcher.stats.rebuiltStates > 0, 'no state was rebuilt: the test proves nothing');
     assert.deepEqual(decisions(outcome), decisions(reference));
     // The disturbed run's own calls are the reference's; what is over is the rebuild's.
-    const rebuildCalls = counted.calls() - 2 * runCalls;
+    const rebuildCalls = calls - 2 * runCalls;
     t.diagnostic(`rebuilt ${dispatcher.stats.rebuiltStates} states in ${rebuildCalls} denoiser calls; the run itself made ${runCalls}`);
     assert.ok(rebuildCalls <= runCalls, `rebuilding ${dispatcher.stats.rebuiltStates} states took ${rebuildCalls} denoiser calls; the whole run took ${runCalls}`);
   });

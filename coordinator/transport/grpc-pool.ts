@@ -5,8 +5,8 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
-import { describeStatus, executeOverGrpc, withIdempotentRetry, type ExecuteFailure } from '../../proto/worker-client.js';
-import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type SetupReply } from '../../proto/worker-service.js';
+import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, type ExecuteFailure } from '../../proto/worker-client.js';
+import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
 import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
 
@@ -31,7 +31,6 @@ export class WorkerRefusedError extends Error {
 }
 
 const DEFAULTS = { setupDeadlineMs: 120_000, batchDeadlineMs: 30 * 60_000 };
-const deadline = (ms: number) => new Date(Date.now() + ms);
 
 class GrpcWorker {
   constructor(
@@ -40,12 +39,6 @@ class GrpcWorker {
     readonly hello: HelloReply,
     public description: string,
   ) {}
-
-  unary<Req, Res>(method: typeof workerService.hello | typeof workerService.setup | typeof workerService.health, request: Req, ms: number): Promise<Res> {
-    return new Promise((resolve, reject) => {
-      this.client.makeUnaryRequest(method.path, method.requestSerialize as (r: Req) => Buffer, method.responseDeserialize as (b: Buffer) => Res, request, new grpc.Metadata(), { deadline: deadline(ms) }, (error, reply) => (error ? reject(error) : resolve(reply!)));
-    });
-  }
 }
 
 export class GrpcWorkerPool implements WorkerPool {
@@ -69,7 +62,7 @@ export class GrpcWorkerPool implements WorkerPool {
         workers.push(worker);
         let hello: HelloReply;
         try {
-          hello = await worker.unary(workerService.hello, { protocolVersion: o.protocolVersion ?? PROTOCOL_VERSION, expectedModelBuild: o.expectedBuild ?? '' }, o.setupDeadlineMs);
+          hello = await unaryOverGrpc(worker.client, workerService.hello, { protocolVersion: o.protocolVersion ?? PROTOCOL_VERSION, expectedModelBuild: o.expectedBuild ?? '' }, o.setupDeadlineMs);
         } catch (error) {
           throw new WorkerRefusedError(address, describeStatus(error), { cause: error });
         }
@@ -87,7 +80,7 @@ export class GrpcWorkerPool implements WorkerPool {
       if (denoiseOnly.length > 0 && scorers.length === 0) throw new WorkerRefusedError(denoiseOnly[0]!.address, 'serves --role denoise, but no reward worker is in the run to score its samples');
       const setUp = async (worker: GrpcWorker, workerSetup: WorkerSetup) => {
         try {
-          const reply = await worker.unary<object, SetupReply>(workerService.setup, { runId: options.runId, setupJson: JSON.stringify(workerSetup) }, o.setupDeadlineMs);
+          const reply = await unaryOverGrpc(worker.client, workerService.setup, { runId: options.runId, setupJson: JSON.stringify(workerSetup) }, o.setupDeadlineMs);
           worker.description = `${worker.address} ${reply.description}`;
         } catch (error) {
           throw new WorkerRefusedError(worker.address, `setup failed: ${describeStatus(error)}`, { cause: error });
@@ -109,7 +102,7 @@ export class GrpcWorkerPool implements WorkerPool {
 
   /** Each worker's health (status, batches, busy time so far): the denoising workers by index, then the reward workers. */
   health(): Promise<HealthReply[]> {
-    return Promise.all([...this.workers, ...this.scorers].map((w) => w.unary<object, HealthReply>(workerService.health, {}, this.options.setupDeadlineMs)));
+    return Promise.all([...this.workers, ...this.scorers].map((w) => unaryOverGrpc(w.client, workerService.health, {}, this.options.setupDeadlineMs)));
   }
 
   /** Addresses of the workers, by index. */
