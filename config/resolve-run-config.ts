@@ -8,6 +8,7 @@ import { validateEvoSearchConfig, type EvoSearchConfig } from '../coordinator/se
 import { createSampler, type SamplerConfig } from '../samplers/index.js';
 import type { Sampler } from '../samplers/sampler.js';
 import { SamplerConfigError } from '../samplers/sampler-config-error.js';
+import { parseByteSize, type CudaProviderOptions } from '../worker/runtime/providers.js';
 import { PRESETS, type PresetName } from './presets.js';
 import type { ModelDefaults } from './plan-run.js';
 import { runConfigSchema, type RunConfigInput, type EXECUTION_PROVIDERS } from './run-config-schema.js';
@@ -38,6 +39,8 @@ export interface RunPlan {
   /** Reward manifest overriding the bundle's, as an absolute path. */
   readonly rewards: string | undefined;
   readonly providers: readonly ExecutionProvider[];
+  /** Options of the CUDA provider (absent: onnxruntime's defaults). */
+  readonly cuda: CudaProviderOptions | undefined;
   readonly evosearch: Omit<EvoSearchConfig, 'noiseStd' | 'seed' | 'steps'>;
   readonly bestOfN: { readonly n: number };
   readonly particles: Omit<ParticleSearchConfig, 'seed' | 'steps'>;
@@ -188,6 +191,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
   if (oneDevicePerProcess && input.workers !== undefined && input.workers > 1 && input.workersAt === undefined && input.cluster === undefined) {
     fail('workers', `the webgpu provider runs on one model thread per process (onnxruntime shares one GPU device per process, and ${input.workers} threads would crash it): use --workers 1, or one \`evosearch worker --providers webgpu\` process per GPU with --workers-at or --cluster`);
   }
+  const cuda = resolveCudaOptions(input.cuda, providers, fail);
   if (input.cluster !== undefined && input.workersAt !== undefined) fail('cluster', 'give either a cluster (--cluster, workers found through NATS) or worker addresses (--workers-at), not both');
   const model = input.model ?? 'analytic:gmm';
   if (model.startsWith('analytic:') && input.prompt !== undefined) {
@@ -206,6 +210,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     negativePrompt: input.negativePrompt ?? '',
     rewards: input.rewards === undefined ? undefined : resolvePath(input.rewards),
     providers,
+    cuda,
     evosearch,
     bestOfN: { n },
     particles,
@@ -223,6 +228,24 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     logLevel: input.logLevel ?? 'info',
     progress: input.progress,
     snapshots: input.snapshots ?? (input.cluster === undefined && input.workersAt === undefined),
+  };
+}
+
+/** The CUDA options as the runtime takes them; options for a provider the run does not try are a mistake. */
+export function resolveCudaOptions(input: RunConfigInput['cuda'], providers: readonly ExecutionProvider[], fail: (field: string, detail: string) => never): CudaProviderOptions | undefined {
+  if (input === undefined || Object.keys(input).length === 0) return undefined;
+  if (!providers.includes('cuda')) fail('cuda', `CUDA provider options are set but the provider list [${providers.join(', ')}] has no 'cuda'; add it (--providers cuda,cpu) or drop the --cuda-* options`);
+  let memoryLimitBytes: number | undefined;
+  if (input.memoryLimit !== undefined) {
+    const bytes = typeof input.memoryLimit === 'number' ? input.memoryLimit : parseByteSize(input.memoryLimit);
+    if (bytes === null) fail('cuda.memoryLimit', `'${String(input.memoryLimit)}' is not a size; give bytes or a size such as 8GiB or 512MiB`);
+    memoryLimitBytes = bytes!;
+  }
+  return {
+    ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : {}),
+    ...(input.tf32 !== undefined ? { tf32: input.tf32 } : {}),
+    ...(input.convAlgoSearch !== undefined ? { convAlgoSearch: input.convAlgoSearch } : {}),
+    ...(memoryLimitBytes !== undefined ? { memoryLimitBytes } : {}),
   };
 }
 

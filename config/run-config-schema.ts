@@ -53,6 +53,17 @@ export const particleOverridesSchema = z.strictObject({
   fitness: z.enum(['x0-prediction', 'rollout']).optional(),
 });
 
+/**
+ * onnxruntime's CUDA provider (worker/runtime/providers.ts says how each reaches it). A memory limit is
+ * bytes or a size with a unit: 8GiB, 512MiB, 2GB.
+ */
+export const cudaOptionsSchema = z.strictObject({
+  deviceId: z.number().int().nonnegative().max(1023).optional(),
+  tf32: z.boolean().optional(),
+  convAlgoSearch: z.enum(['exhaustive', 'heuristic', 'default']).optional(),
+  memoryLimit: z.union([z.number().int().positive(), z.string().regex(/^\s*\d+(\.\d+)?(e\d+)?\s*([kmgt]i?b?|b)?\s*$/i, 'must be bytes or a size such as 8GiB or 512MiB')]).optional(),
+});
+
 export const runConfigSchema = z.strictObject({
   /** `analytic:gmm[?dimension=..&modes=..]` or (later) a model bundle folder. */
   model: z.string().min(1).optional(),
@@ -73,6 +84,8 @@ export const runConfigSchema = z.strictObject({
   rewards: z.string().min(1).optional(),
   /** Execution providers to try, in order (the first that opens is used and reported). */
   providers: z.array(z.enum(EXECUTION_PROVIDERS)).min(1).optional(),
+  /** Options of the CUDA provider, used when 'cuda' is in the provider list. */
+  cuda: cudaOptionsSchema.optional(),
   /** In-process worker threads of the embedded run. */
   workers: positiveInt.max(256).optional(),
   /** gRPC worker addresses (host:port, started with `evosearch worker`) to run on instead of local threads. */

@@ -4,6 +4,7 @@
  * thread they run on; the server's event loop stays free for gRPC). SIGTERM drains it: no new batches,
  * the ones in flight finish, then it stops.
  */
+import type { CudaProviderOptions } from './runtime/providers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ThreadPool } from '../coordinator/transport/thread-pool.js';
@@ -21,6 +22,8 @@ export interface WorkerServerOptions {
   /** What this worker serves (default both). */
   readonly role?: WorkerRole;
   readonly providers?: readonly string[];
+  /** This worker's CUDA provider options: its GPU is its own business, so a run's options never apply here. */
+  readonly cuda?: CudaProviderOptions;
   /** onnxruntime threads per session on this worker (default: one per core). */
   readonly intraOpThreads?: number;
   readonly logger: Logger;
@@ -96,13 +99,15 @@ export class WorkerServer {
       if (existing !== undefined) return done(null, { description: existing.describe(0) });
       let setup: WorkerSetup;
       try {
-        setup = { ...(JSON.parse(request.setupJson) as WorkerSetup), model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}), ...(this.options.intraOpThreads !== undefined ? { intraOpThreads: this.options.intraOpThreads } : {}) };
+        const { cuda: _runCuda, ...asked } = JSON.parse(request.setupJson) as WorkerSetup;
+        setup = { ...asked, model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}), ...(this.options.cuda !== undefined ? { cuda: this.options.cuda } : {}), ...(this.options.intraOpThreads !== undefined ? { intraOpThreads: this.options.intraOpThreads } : {}) };
       } catch (error) {
         return done(refusal(grpc.status.INVALID_ARGUMENT, `setup_json is not JSON: ${(error as Error).message}`));
       }
       let pool: ThreadPool;
       try {
         pool = await this.onDevice(() => ThreadPool.start(1, setup));
+        for (const warning of pool.warnings) this.options.logger.warn({ runId: request.runId }, warning);
       } catch (error) {
         return done(refusal(grpc.status.FAILED_PRECONDITION, `cannot set up run ${request.runId}: ${(error as Error).message}`));
       }

@@ -14,7 +14,7 @@ import type { WorkerSetup } from './worker-setup.js';
 
 export type ToWorker = { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] };
 export type FromWorker =
-  | { readonly type: 'ready'; readonly description: string }
+  | { readonly type: 'ready'; readonly description: string; readonly warnings: readonly string[] }
   /** modelMs: the thread's time inside session.run so far (OnnxSession.runMsOnThisThread). */
   | { readonly type: 'results'; readonly seq: number; readonly results: CommandResult[]; readonly modelMs: number }
   | { readonly type: 'error'; readonly seq: number; readonly error: SerializedError }
@@ -44,6 +44,7 @@ try {
   const model = await openModel(setup.model, {
     prediction: sampler.prediction,
     providers,
+    ...(setup.cuda !== undefined ? { cuda: setup.cuda } : {}),
     ...(setup.prompt !== undefined ? { prompt: setup.prompt } : {}),
     ...(setup.negativePrompt !== undefined ? { negativePrompt: setup.negativePrompt } : {}),
     ...(setup.guidanceScale !== undefined ? { guidanceScale: setup.guidanceScale } : {}),
@@ -69,7 +70,8 @@ try {
       port.postMessage({ type: 'error', seq: message.seq, error: serialize(error) } satisfies FromWorker);
     }
   };
-  port.postMessage({ type: 'ready', description: `thread ${model.id}${model.describe ? ` [${model.describe()}]` : ''}` } satisfies FromWorker);
+  const warnings = 'fallbacks' in model && typeof model.fallbacks === 'function' ? (model.fallbacks as () => string[])() : [];
+  port.postMessage({ type: 'ready', description: `thread ${model.id}${model.describe ? ` [${model.describe()}]` : ''}`, warnings } satisfies FromWorker);
 } catch (error) {
   port.postMessage({ type: 'fatal', error: serialize(error) } satisfies FromWorker);
 }

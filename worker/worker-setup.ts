@@ -1,4 +1,5 @@
 import type { SamplerConfig } from '../samplers/index.js';
+import type { CudaProviderOptions } from './runtime/providers.js';
 
 /** Everything a worker needs to serve a run: which model, which sampler, which seed. */
 export interface WorkerSetup {
@@ -16,6 +17,8 @@ export interface WorkerSetup {
   readonly rewards?: string;
   /** Execution providers to try, in order. */
   readonly providers?: readonly string[];
+  /** Options of the CUDA provider, when it is in the list. */
+  readonly cuda?: CudaProviderOptions;
   /** onnxruntime threads per session (default: one per core). */
   readonly intraOpThreads?: number;
   /** Score on these reward workers instead of here (a denoising-only worker), under this run id. */

@@ -8,6 +8,8 @@ export interface WorkerPool {
   readonly size: number;
   /** Describes worker `index` for logs (its transport, provider, model build). */
   describe(index: number): string;
+  /** What the workers had to fall back on when they started (a GPU provider that did not open), one line each. */
+  readonly warnings?: readonly string[];
   execute(index: number, commands: readonly Command[]): Promise<CommandResult[]>;
   close(): Promise<void>;
 }

@@ -101,6 +101,7 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
     ...(plan.prompt !== undefined ? { prompt: plan.prompt, negativePrompt: plan.negativePrompt, guidanceScale: plan.guidanceScale } : {}),
     ...(plan.rewards !== undefined ? { rewards: plan.rewards } : {}),
     providers: plan.providers,
+    ...(plan.cuda !== undefined ? { cuda: plan.cuda } : {}),
   };
 }
 
@@ -138,6 +139,8 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     await leaveNats();
     throw error;
   }
+  // A provider listed first that did not open (`--providers cuda,cpu` without CUDA): one line, not a page.
+  for (const warning of pool.warnings ?? []) logger.warn(warning);
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
   publish('started', { method: plan.method, model: plan.model, prompt: plan.prompt, budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });

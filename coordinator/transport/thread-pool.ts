@@ -2,6 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { Command, CommandResult } from '../../proto/commands.js';
 import type { FromWorker, SerializedError } from '../../worker/thread-main.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
+import { cudaProcessEnvironment } from '../../worker/runtime/providers.js';
 import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
 
 interface Pending {
@@ -15,6 +16,7 @@ class ThreadWorker {
   private readonly pending = new Map<number, Pending>();
   private failure: Error | null = null;
   description = 'starting';
+  warnings: readonly string[] = [];
   /** The thread's time inside session.run so far, as of its last reply. */
   modelMs = 0;
 
@@ -28,6 +30,7 @@ class ThreadWorker {
         switch (message.type) {
           case 'ready':
             worker.description = `#${index} ${message.description}`;
+            worker.warnings = message.warnings;
             resolve(worker);
             break;
           case 'fatal':
@@ -87,6 +90,9 @@ export class ThreadPool implements WorkerPool {
   private constructor(private readonly workers: readonly ThreadWorker[]) {}
 
   static async start(count: number, setup: WorkerSetup): Promise<ThreadPool> {
+    // Read by the CUDA libraries when the first session starts them, from the C environment the
+    // threads share (a thread's process.env is a copy, so it is set here, on the main thread).
+    for (const [key, value] of Object.entries(cudaProcessEnvironment(setup.cuda))) process.env[key] ??= value;
     const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => ThreadWorker.start(i, setup)));
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
@@ -95,6 +101,10 @@ export class ThreadPool implements WorkerPool {
       throw failed.reason;
     }
     return new ThreadPool(workers);
+  }
+
+  get warnings(): readonly string[] {
+    return [...new Set(this.workers.flatMap((w) => w.warnings))];
   }
 
   get size(): number {

@@ -8,7 +8,7 @@ import type { PredictionType } from '../../samplers/sampler.js';
 import type { SamplerConfig } from '../../samplers/index.js';
 import type { GenerativeModel } from '../models/generator.js';
 import { ModelLayoutError } from '../runtime/model-layout-error.js';
-import { OnnxSession, type ProviderAttempt, type ProviderName } from '../runtime/onnx-session.js';
+import { OnnxSession, type CudaProviderOptions, type ProviderAttempt, type ProviderName } from '../runtime/onnx-session.js';
 import { BundleError, findTokenizerFiles, readBundleManifest, type BundleManifest } from './bundle-manifest.js';
 import { denoiserLayout, OnnxDenoiser } from './onnx-denoiser.js';
 import { OnnxDecoder } from './onnx-decoder.js';
@@ -32,6 +32,8 @@ export interface OnnxModelOptions {
   readonly guidanceScale?: number;
   /** Execution providers in fallback order; default ['cpu']. */
   readonly providers?: readonly ProviderName[];
+  /** The CUDA provider's options, when it is in the list. */
+  readonly cuda?: CudaProviderOptions;
   /** A rewards.json to use instead of (or in the absence of) the bundle's own. */
   readonly rewards?: string;
   /** Image size in pixels, for graphs whose latent height/width are symbolic (default: unet config sample_size). */
@@ -98,7 +100,7 @@ export class OnnxGenerativeModel implements GenerativeModel {
       throw new BundleError(manifest.folder, [{ path: `${manifest.folder}/rewards.json`, problem: 'is missing and no rewards manifest was given', fix: 'add rewards.json (see worker/bundles/reward-manifest.ts) or pass the rewards option' }]);
     }
     const rewardSpecs = await readRewardManifest(rewardsFile);
-    const sessionOptions = { ...(options.providers ? { providers: options.providers } : {}), ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}) };
+    const sessionOptions = { ...(options.providers ? { providers: options.providers } : {}), ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}), ...(options.cuda !== undefined ? { cuda: options.cuda } : {}) };
     const opened: OnnxSession[] = [];
     const sessions: SessionReport[] = [];
     const track = (part: string, session: OnnxSession) => {
@@ -175,6 +177,18 @@ export class OnnxGenerativeModel implements GenerativeModel {
     const distinct = new Set(lines.map((l) => l.text));
     if (distinct.size === 1) return `all parts on ${lines[0]?.text ?? 'nothing'}`;
     return lines.map((l) => `${l.part}: ${l.text}`).join(', ');
+  }
+
+  /**
+   * One line per provider that was asked for first and could not open a part, with why and what ran
+   * instead ("cuda unavailable: …; running on cpu"): what a user who listed a fallback should be told.
+   */
+  fallbacks(): string[] {
+    const lines = new Set<string>();
+    for (const s of this.sessions) {
+      for (const a of s.attempts) if (!a.ok) lines.add(`${a.provider} unavailable: ${a.error ?? 'no reason given'}; running on ${s.provider}`);
+    }
+    return [...lines];
   }
 
   async release(): Promise<void> {

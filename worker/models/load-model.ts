@@ -2,7 +2,7 @@ import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { PredictionType } from '../../samplers/sampler.js';
 import type { OnnxGenerativeModel } from '../bundles/onnx-generative-model.js';
-import type { ProviderName } from '../runtime/providers.js';
+import type { CudaProviderOptions, ProviderName } from '../runtime/providers.js';
 import { createAnalyticModel } from './analytic-gmm.js';
 import { parseAnalyticModelSpec } from './analytic-gmm-config.js';
 import type { GenerativeModel } from './generator.js';
@@ -26,6 +26,8 @@ export interface LoadOptions {
   readonly guidanceScale?: number;
   /** Execution providers to try in order (default ['cpu']). */
   readonly providers?: readonly ProviderName[];
+  /** The CUDA provider's options, when it is in the list. */
+  readonly cuda?: CudaProviderOptions;
   /** A rewards.json to use instead of the bundle's own. */
   readonly rewards?: string;
   /** onnxruntime's threads per session (default: its own choice, one per core). */
@@ -88,6 +90,7 @@ export async function openModel(spec: string, options: LoadOptions): Promise<Gen
       ...(options.negativePrompt !== undefined ? { negativePrompt: options.negativePrompt } : {}),
       ...(options.guidanceScale !== undefined ? { guidanceScale: options.guidanceScale } : {}),
       ...(options.providers !== undefined ? { providers: options.providers } : {}),
+      ...(options.cuda !== undefined ? { cuda: options.cuda } : {}),
       ...(options.rewards !== undefined ? { rewards: options.rewards } : {}),
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
       ...(options.remoteRewards ? { remoteRewards: true } : {}),

@@ -7,9 +7,9 @@
 import * as ort from 'onnxruntime-node';
 import { ModelLayoutError } from './model-layout-error.js';
 
-import { DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type ProviderName } from './providers.js';
+import { cudaSessionSettings, DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
 
-export { DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type ProviderName } from './providers.js';
+export { DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
 
 /** One provider tried while opening a session. */
 export interface ProviderAttempt {
@@ -50,6 +50,32 @@ export interface OpenSessionOptions {
   readonly providers?: readonly ProviderName[];
   /** Threads per session for the CPU provider (onnxruntime's default when absent). */
   readonly intraOpThreads?: number;
+  /** Options of the CUDA provider (device, TF32, cuDNN search, memory limit), used when it is tried. */
+  readonly cuda?: CudaProviderOptions;
+}
+
+/**
+ * A provider's shared library that fails to load makes onnxruntime print its native error at error
+ * level from the process-wide logger (a page of red text per session), while the exception carries
+ * only "Failed to load shared library". The attempt list reports failures instead, with the cause
+ * found by the provider's own check (GPU_PROVIDER_CHECKS), so the runtime's logger keeps to fatal
+ * errors. It is set once, before the first session creates the runtime's environment.
+ */
+let runtimeLogLevelSet = false;
+function quietRuntimeLogger(): void {
+  if (runtimeLogLevelSet) return;
+  runtimeLogLevelSet = true;
+  ort.env.logLevel = 'fatal';
+}
+
+/**
+ * Why a GPU provider cannot open anything here, found before onnxruntime tries it (null: it may
+ * work). Registered by the provider's install module so this file needs no knowledge of its layout.
+ */
+export type ProviderPreflight = () => string | null;
+const GPU_PROVIDER_CHECKS = new Map<ProviderName, ProviderPreflight>();
+export function registerProviderPreflight(provider: ProviderName, check: ProviderPreflight): void {
+  GPU_PROVIDER_CHECKS.set(provider, check);
 }
 
 let runMsOnThisThread = 0;
@@ -89,15 +115,16 @@ export class OnnxSession {
     if (providers.length === 0) throw new RangeError(`${file}: the execution provider list is empty`);
     const attempts: ProviderAttempt[] = [];
     let lastError: unknown;
+    quietRuntimeLogger();
     for (const provider of providers) {
       if (!isProviderName(provider)) throw new RangeError(`unknown execution provider '${String(provider)}'; known: ${PROVIDER_NAMES.join(', ')}`);
+      const unusable = GPU_PROVIDER_CHECKS.get(provider)?.() ?? null;
+      if (unusable !== null) {
+        attempts.push({ provider, ok: false, error: unusable });
+        continue;
+      }
       try {
-        const session = await ort.InferenceSession.create(file, {
-          executionProviders: [provider],
-          // A failed provider logs at error level from native code; the attempt list reports it instead.
-          logSeverityLevel: 3,
-          ...(options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {}),
-        });
+        const session = await ort.InferenceSession.create(file, { ...sessionOptionsFor(provider, options), logSeverityLevel: 3 });
         attempts.push({ provider, ok: true });
         return new OnnxSession(file, session, provider, attempts);
       } catch (error) {
@@ -151,6 +178,26 @@ export class OnnxSession {
     const failed = this.attempts.filter((a) => !a.ok).map((a) => `${a.provider} failed: ${a.error}`);
     return `${this.file} on ${this.provider}${failed.length ? ` (${failed.join('; ')})` : ''}`;
   }
+}
+
+/** The session options one provider is tried with: the provider alone, and its own settings. */
+function sessionOptionsFor(provider: ProviderName, options: OpenSessionOptions): ort.InferenceSession.SessionOptions {
+  const threads = options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {};
+  if (provider !== 'cuda') return { executionProviders: [provider], ...threads };
+  const cuda = cudaSessionSettings(options.cuda);
+  return { executionProviders: [cuda.executionProvider], extra: nestConfigEntries(cuda.configEntries), ...threads };
+}
+
+/** The binding flattens `extra` objects with dots into session config keys: 'ep.cuda.x' is { ep: { cuda: { x } } }. */
+function nestConfigEntries(entries: Readonly<Record<string, string>>): Record<string, unknown> {
+  const root: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(entries)) {
+    const parts = key.split('.');
+    let node = root;
+    for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
+    node[parts.at(-1)!] = value;
+  }
+  return root;
 }
 
 function metadataMap(file: string, metadata: readonly ort.InferenceSession.ValueMetadata[]): Map<string, TensorInfo> {
