@@ -9,8 +9,9 @@
  *       [--providers webgpu] [--threads 4] [--repeats 2] [--budget tiny-sd=20000] [--no-pin] [--no-kill]
  *       [--use-gpus 0] [--results runs/multi-gpu.jsonl]
  *
- * Pinning: onnxruntime's WebGPU provider has no adapter choice and ignores CUDA_VISIBLE_DEVICES, so
- * each worker runs in its own mount namespace (`unshare -m`, root) in which the other GPUs' device
+ * Pinning: with `--providers cuda` each worker gets CUDA_VISIBLE_DEVICES=<its GPU>, which the CUDA
+ * runtime honours. onnxruntime's WebGPU provider has no adapter choice and ignores CUDA_VISIBLE_DEVICES, so
+ * there each worker runs in its own mount namespace (`unshare -m`, root) in which the other GPUs' device
  * files are replaced by /dev/null: it sees only its GPU. More workers than GPUs share them round-robin
  * (the fallback for a one-GPU machine; `--use-gpus 0` forces it). `--no-pin` leaves every worker on the
  * default GPU.
@@ -96,7 +97,10 @@ async function startProcess(args: string[], what: string, gpu: number | null): P
   const command = [process.execPath, bin, ...args];
   // The pinned worker's namespace: every other GPU's device file is /dev/null there.
   const hide = gpu === null ? '' : gpus.filter((g) => g !== gpu).map((g) => `mount --bind /dev/null /dev/nvidia${g} && `).join('');
-  const child = gpu === null ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn('unshare', ['-m', 'sh', '-c', `${hide}exec "$@"`, 'sh', ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const cuda = values.providers.split(',')[0] === 'cuda';
+  const child = gpu === null || cuda
+    ? spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...(gpu !== null ? { env: { ...process.env, CUDA_VISIBLE_DEVICES: String(gpu) } } : {}) })
+    : spawn('unshare', ['-m', 'sh', '-c', `${hide}exec "$@"`, 'sh', ...command], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stderr!.on('data', (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-4000);

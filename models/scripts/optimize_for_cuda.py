@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Rewrites a float32 U-Net ONNX graph for onnxruntime's CUDA provider with onnxruntime's own transformer
+optimizer (onnxruntime.transformers.optimizer, model type "unet"): attention as one fused
+MultiHeadAttention node (flash / memory-efficient attention kernels instead of a materialised
+[tokens x tokens] score matrix), GroupNorm + SiLU as one GroupNorm node, BiasSplitGelu, BiasAdd, and
+optionally NHWC convolutions; then fp16 weights and arithmetic with float32 inputs and output, so the
+worker feeds it as before. The fused nodes are contrib ops that only the CUDA provider runs.
+
+    python3 models/scripts/optimize_for_cuda.py IN.onnx OUT.onnx [--no-fp16] [--nhwc] [--no-group-norm]
+
+For the SD-2.1-sized stand-in (models/scripts/sd21_unet_standin.py) on the GPU machine:
+    python3 models/scripts/optimize_for_cuda.py /tmp/sd21/fp32/model.onnx /tmp/sd21/opt-fp16/model.onnx
+Needs the onnx and onnxruntime Python packages (CPU onnxruntime is enough: the graph rewrite is offline,
+opt_level 0). Weights are saved as external data next to OUT.onnx.
+"""
+import argparse
+import os
+import time
+
+from onnxruntime.transformers.fusion_options import FusionOptions
+from onnxruntime.transformers.optimizer import optimize_model
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("input")
+    parser.add_argument("output")
+    parser.add_argument("--no-fp16", action="store_true")
+    parser.add_argument("--nhwc", action="store_true", help="NhwcConv for the convolutions (Transpose pairs around them)")
+    parser.add_argument("--no-group-norm", action="store_true")
+    args = parser.parse_args()
+    started = time.time()
+    options = FusionOptions("unet")
+    options.enable_nhwc_conv = args.nhwc
+    options.enable_group_norm = not args.no_group_norm
+    options.enable_skip_group_norm = not args.no_group_norm
+    # Packed QKV/KV layouts are what the CUDA kernels of MultiHeadAttention read fastest.
+    options.enable_packed_qkv = True
+    options.enable_packed_kv = True
+    options.enable_bias_add = True
+    options.enable_bias_splitgelu = True
+    model = optimize_model(args.input, model_type="unet", num_heads=0, hidden_size=0, opt_level=0, optimization_options=options, use_gpu=True)
+    fused = {op: n for op, n in model.get_fused_operator_statistics().items() if n}
+    if not args.no_fp16:
+        model.convert_float_to_float16(keep_io_types=True, op_block_list=["RandomNormalLike", "Resize"])
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    # Always external data: the fp32 graph is over protobuf's 2 GB, and the fp16 one close to it.
+    model.save_model_to_file(args.output, use_external_data_format=True)
+    print(f"optimized {args.input} -> {args.output} in {time.time() - started:.0f} s; fused: {fused}")
+
+
+if __name__ == "__main__":
+    main()
