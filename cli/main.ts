@@ -11,6 +11,8 @@ import { buildRunCommand } from './run-command.js';
 import { buildWorkerCommand } from './worker-command.js';
 import { buildCoordinatorCommand } from './coordinator-command.js';
 import { buildResumeCommand, buildRunsCommand } from './resume-command.js';
+import { buildInstallCudaCommand } from './install-cuda-command.js';
+import { CudaProviderError } from '../worker/runtime/cuda-provider/index.js';
 
 /** `evosearch <command>`: the user's entry point. */
 export async function main(argv: readonly string[]): Promise<void> {
@@ -24,6 +26,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   program.addCommand(buildCoordinatorCommand().exitOverride());
   program.addCommand(buildResumeCommand().exitOverride());
   program.addCommand(buildRunsCommand().exitOverride());
+  program.addCommand(buildInstallCudaCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {
@@ -35,6 +38,12 @@ export async function main(argv: readonly string[]): Promise<void> {
     if (error instanceof WorkerRefusedError || error instanceof WorkerCommandError || error instanceof NoWorkersError || error instanceof NatsUnavailableError || error instanceof CoordinatorError || error instanceof CheckpointError) {
       process.stderr.write(`evosearch: ${error.message}\n`);
       process.exitCode = 3;
+      return;
+    }
+    if (error instanceof CudaProviderError) {
+      // A wrong source, archive or hash fails again the same way (2); a folder or the network may not (3).
+      process.stderr.write(`evosearch: ${error.message}\n`);
+      process.exitCode = error.kind === 'io' ? 3 : 2;
       return;
     }
     if (error instanceof ConfigError) {

@@ -5,6 +5,7 @@
  * these (see shared/reference/onnx-layouts.md).
  */
 import * as ort from 'onnxruntime-node';
+import { explainCudaProviderLoadError } from './cuda-provider/index.js';
 import { ModelLayoutError } from './model-layout-error.js';
 
 import { cudaSessionSettings, DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
@@ -58,7 +59,7 @@ export interface OpenSessionOptions {
  * A provider's shared library that fails to load makes onnxruntime print its native error at error
  * level from the process-wide logger (a page of red text per session), while the exception carries
  * only "Failed to load shared library". The attempt list reports failures instead, with the cause
- * found by the provider's own check (GPU_PROVIDER_CHECKS), so the runtime's logger keeps to fatal
+ * found by looking at the machine (attemptError), so the runtime's logger keeps to fatal
  * errors. It is set once, before the first session creates the runtime's environment.
  */
 let runtimeLogLevelSet = false;
@@ -69,13 +70,17 @@ function quietRuntimeLogger(): void {
 }
 
 /**
- * Why a GPU provider cannot open anything here, found before onnxruntime tries it (null: it may
- * work). Registered by the provider's install module so this file needs no knowledge of its layout.
+ * What a failed attempt reports: for the CUDA and TensorRT providers, what is missing and how to get it
+ * (the provider library, a CUDA or cuDNN library, a driver), found by looking at the provider folder
+ * and the loader's path; otherwise the runtime's own first line.
  */
-export type ProviderPreflight = () => string | null;
-const GPU_PROVIDER_CHECKS = new Map<ProviderName, ProviderPreflight>();
-export function registerProviderPreflight(provider: ProviderName, check: ProviderPreflight): void {
-  GPU_PROVIDER_CHECKS.set(provider, check);
+function attemptError(provider: ProviderName, error: unknown): string {
+  const text = error instanceof Error ? error.message : String(error);
+  if (provider === 'cuda' || provider === 'tensorrt') {
+    const explained = explainCudaProviderLoadError(text);
+    if (explained !== null) return explained;
+  }
+  return firstLine(error);
 }
 
 let runMsOnThisThread = 0;
@@ -118,18 +123,13 @@ export class OnnxSession {
     quietRuntimeLogger();
     for (const provider of providers) {
       if (!isProviderName(provider)) throw new RangeError(`unknown execution provider '${String(provider)}'; known: ${PROVIDER_NAMES.join(', ')}`);
-      const unusable = GPU_PROVIDER_CHECKS.get(provider)?.() ?? null;
-      if (unusable !== null) {
-        attempts.push({ provider, ok: false, error: unusable });
-        continue;
-      }
       try {
         const session = await ort.InferenceSession.create(file, { ...sessionOptionsFor(provider, options), logSeverityLevel: 3 });
         attempts.push({ provider, ok: true });
         return new OnnxSession(file, session, provider, attempts);
       } catch (error) {
         lastError = error;
-        attempts.push({ provider, ok: false, error: firstLine(error) });
+        attempts.push({ provider, ok: false, error: attemptError(provider, error) });
         // A model that cannot be read fails the same way on every provider: stop at once.
         if (isModelFileError(error)) throw new ProviderUnavailableError(file, attempts, { cause: error });
       }
