@@ -12,8 +12,10 @@
 #   e2e-cpu    the same on the CPU (16 cores)
 #   methods    the three methods at equal NFEs on CUDA (bench/method-wall-time.ts)
 #   workers    1, 2 and 4 worker processes on the one GPU over gRPC (bench/multi-gpu.ts --use-gpus 0)
-#   standin    the SD-2.1-sized stand-in: export, PyTorch fp32/TF32/fp16, onnxruntime's optimizer
-#   standin-ort  the stand-in's graphs on CUDA (fp32 with and without TF32, fp16, optimized fp16)
+#   standin-export    the SD-2.1-sized stand-in's fp32 and fp16 ONNX graphs (models/scripts/sd21_unet_standin.py)
+#   standin-torch     the same network in PyTorch fp32/TF32/fp16 (the physical reference)
+#   standin-optimize  onnxruntime's transformer optimizer on it (models/scripts/optimize_for_cuda.py)
+#   standin-ort[:g,…] the stand-in's graphs on CUDA (fp16, optimized fp16 (NCHW, NHWC), fp32 with and without TF32)
 # Writes under $OUT: host.txt and one file per phase (.jsonl/.md/.txt).
 set -uo pipefail
 source bench/device/cuda-setup.sh
@@ -100,12 +102,18 @@ phase_workers() {
   cuda_env timeout 500 $node dist/bench/multi-gpu.js --gpus 1,2,4 --use-gpus 0 --providers cuda --threads 2 --models tiny-sd,tiny-video --budget tiny-sd=20000 --budget tiny-video=7200 --repeats 2 --no-kill --results "$out/workers.jsonl" 2>&1 | tail -n 30 | tee "$out/workers.md"
 }
 
-phase_standin() {
-  [ -f "$work/sd21/fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 300 python3 models/scripts/sd21_unet_standin.py export "$work/sd21" 2>&1 | grep -v -i warning | tail -4
-  PYTHONUNBUFFERED=1 timeout 150 python3 models/scripts/sd21_unet_standin.py torch-bench "$out/pytorch-sd21.json" --batches 1,2,4,8 2>&1 | tail -12
-  [ -f "$work/sd21/opt-fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 300 python3 models/scripts/optimize_for_cuda.py "$work/sd21/fp32/model.onnx" "$work/sd21/opt-fp16/model.onnx" 2>&1 | tail -3 | tee "$out/optimizer.txt"
-  [ -f "$work/sd21/opt-nhwc-fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 300 python3 models/scripts/optimize_for_cuda.py "$work/sd21/fp32/model.onnx" "$work/sd21/opt-nhwc-fp16/model.onnx" --nhwc 2>&1 | tail -3 | tee -a "$out/optimizer.txt"
-  ls -la "$work"/sd21/*/ | head -30
+phase_standin_export() {
+  [ -f "$work/sd21/fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 400 python3 models/scripts/sd21_unet_standin.py export "$work/sd21" 2>&1 | grep -v -i warning | tail -4
+}
+
+phase_standin_torch() {
+  PYTHONUNBUFFERED=1 timeout 200 python3 models/scripts/sd21_unet_standin.py torch-bench "$out/pytorch-sd21.json" --batches 1,2,4,8 2>&1 | tail -12
+}
+
+phase_standin_optimize() {
+  [ -f "$work/sd21/opt-fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 400 python3 models/scripts/optimize_for_cuda.py "$work/sd21/fp32/model.onnx" "$work/sd21/opt-fp16/model.onnx" 2>&1 | tail -3 | tee -a "$out/optimizer.txt"
+  [ -f "$work/sd21/opt-nhwc-fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 400 python3 models/scripts/optimize_for_cuda.py "$work/sd21/fp32/model.onnx" "$work/sd21/opt-nhwc-fp16/model.onnx" --nhwc 2>&1 | tail -3 | tee -a "$out/optimizer.txt"
+  du -sh "$work"/sd21/*/
 }
 
 phase_standin_ort() {
@@ -124,7 +132,7 @@ for phase in "$@"; do
   case "$phase" in
     errors) phase_errors ;; options) phase_options ;; bundles) phase_bundles ;; bundles-no-ahead) SUFFIX=-no-ahead phase_bundles --no-noise-ahead ;;
     e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; workers) phase_workers ;;
-    standin) phase_standin ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
+    standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
     *) echo "unknown phase '$phase'" >&2 ;;
   esac
 done

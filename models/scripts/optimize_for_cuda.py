@@ -31,14 +31,22 @@ def main():
     args = parser.parse_args()
     started = time.time()
     options = FusionOptions("unet")
-    options.enable_nhwc_conv = args.nhwc
-    options.enable_group_norm = not args.no_group_norm
-    options.enable_skip_group_norm = not args.no_group_norm
-    # Packed QKV/KV layouts are what the CUDA kernels of MultiHeadAttention read fastest.
-    options.enable_packed_qkv = True
-    options.enable_packed_kv = True
-    options.enable_bias_add = True
-    options.enable_bias_splitgelu = True
+    # Packed QKV/KV layouts are what the CUDA kernels of MultiHeadAttention read fastest. Options are set
+    # only where this onnxruntime version has them (the set grew between releases).
+    wanted = {
+        "enable_nhwc_conv": args.nhwc,
+        "enable_group_norm": not args.no_group_norm,
+        "enable_skip_group_norm": not args.no_group_norm,
+        "enable_packed_qkv": True,
+        "enable_packed_kv": True,
+        "enable_bias_add": True,
+        "enable_bias_splitgelu": True,
+    }
+    for name, value in wanted.items():
+        if hasattr(options, name):
+            setattr(options, name, value)
+        else:
+            print(f"note: this onnxruntime has no fusion option {name}")
     model = optimize_model(args.input, model_type="unet", num_heads=0, hidden_size=0, opt_level=0, optimization_options=options, use_gpu=True)
     fused = {op: n for op, n in model.get_fused_operator_statistics().items() if n}
     if not args.no_fp16:
