@@ -10,7 +10,8 @@
 #   bundles    the bundles through the worker runtime (bench/gpu-runtime.ts --bundle) on CUDA
 #   e2e        one EvoSearch run end to end (tiny-sd 20k, tiny-video 7.2k NFEs) on CUDA and WebGPU
 #   e2e-cpu    the same on the CPU (16 cores)
-#   methods    the three methods at equal NFEs on CUDA (bench/method-wall-time.ts)
+#   methods    the three methods at equal NFEs on CUDA (tiny-sd, METHOD_BUDGETS, default 1000 NFEs)
+#   methods-heuristic  the same with cuDNN's heuristic algorithm choice (--cuda-conv-algo heuristic)
 #   workers    1, 2 and 4 worker processes on the one GPU over gRPC (bench/multi-gpu.ts --use-gpus 0)
 #   standin-export    the SD-2.1-sized stand-in's fp32 and fp16 ONNX graphs (models/scripts/sd21_unet_standin.py)
 #   standin-torch     the same network in PyTorch fp32/TF32/fp16 (the physical reference)
@@ -63,7 +64,7 @@ phase_options() {
 
 phase_bundles() {
   local extra=("$@")
-  cuda_env timeout 240 $node dist/bench/gpu-runtime.js --bundle models/bundles/tiny-sd --bundle models/bundles/tiny-flux --bundle models/bundles/tiny-video --providers cuda --batches 1,4,16,64 --repeats 3 --results "$out/bundles${SUFFIX:-}.jsonl" "${extra[@]}" 2>&1 | tail -n 20 | tee "$out/bundles${SUFFIX:-}.md"
+  cuda_env timeout 120 $node dist/bench/gpu-runtime.js --bundle models/bundles/tiny-sd --bundle models/bundles/tiny-video --providers cuda --batches 1,16,64 --repeats 2 --results "$out/bundles${SUFFIX:-}.jsonl" "${extra[@]}" 2>&1 | tail -n 20 | tee "$out/bundles${SUFFIX:-}.md"
 }
 
 e2e_run() { # model budget provider prompt...
@@ -86,16 +87,13 @@ phase_e2e_cpu() {
   e2e_run tiny-video 7200 cpu a blue square and a green triangle moving up
 }
 
-phase_methods() {
-  if [ -f dist/bench/method-wall-time.js ]; then
-    cuda_env timeout 400 $node dist/bench/method-wall-time.js --model models/bundles/tiny-sd --providers cuda --budgets 1000,5000,20000 --repeats 3 --results "$out/methods${SUFFIX:-}.jsonl" "$@" 2>&1 | tail -n 40 | tee "$out/methods${SUFFIX:-}.md"
-  else
-    for b in 1000 20000; do for m in evosearch best-of-n particles; do
-      local dir="$work/m-$m-$b"; rm -rf "$dir"
-      cuda_env timeout 100 $node bin/evosearch.js run --model models/bundles/tiny-sd --prompt "two red circles left of a blue square" --method $m --budget-nfe $b --providers cuda --no-progress --out "$dir" > /dev/null 2>&1
-      $node -e "const r=require('$dir/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({method:'$m', budget:$b, wallMs:Math.round(r.wallMs), searchMs:Math.round(s), rounds:r.rounds.length, nfe:r.spent.nfe, decodes:r.spent.decodes}))" | tee -a "$out/methods.jsonl"
-    done; done
-  fi
+phase_methods() { # extra run flags...
+  local tag=${SUFFIX:-default}
+  for b in ${METHOD_BUDGETS:-1000}; do for m in evosearch best-of-n particles; do
+    local dir="$work/m-$m-$b-$tag"; rm -rf "$dir"
+    cuda_env timeout 100 $node bin/evosearch.js run --model models/bundles/tiny-sd --prompt "two red circles left of a blue square" --method $m --budget-nfe $b --providers cuda --no-progress --out "$dir" "$@" > "$work/m.log" 2>&1 || tail -c 400 "$work/m.log"
+    $node -e "const r=require('$dir/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({method:'$m', budget:$b, flags:'$*', wallMs:Math.round(r.wallMs), searchMs:Math.round(s), rounds:r.rounds.length, nfe:r.spent.nfe, decodes:r.spent.decodes, best:r.best.reward}))" | tee -a "$out/methods.jsonl"
+  done; done
 }
 
 phase_workers() {
@@ -131,7 +129,7 @@ for phase in "$@"; do
   echo "=== $phase ($(date -u +%T))"
   case "$phase" in
     errors) phase_errors ;; options) phase_options ;; bundles) phase_bundles ;; bundles-no-ahead) SUFFIX=-no-ahead phase_bundles --no-noise-ahead ;;
-    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; workers) phase_workers ;;
+    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; methods-heuristic) SUFFIX=heuristic phase_methods --cuda-conv-algo heuristic ;; workers) phase_workers ;;
     standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
     *) echo "unknown phase '$phase'" >&2 ;;
   esac
