@@ -192,6 +192,10 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     fail('workers', `the webgpu provider runs on one model thread per process (onnxruntime shares one GPU device per process, and ${input.workers} threads would crash it): use --workers 1, or one \`evosearch worker --providers webgpu\` process per GPU with --workers-at or --cluster`);
   }
   const cuda = resolveCudaOptions(input.cuda, providers, fail);
+  // Two model threads on one GPU through the CUDA provider contend rather than overlap: on an H200,
+  // tiny-sd at 1000 NFEs took 2.3 s (Best-of-N), 5.3 s (EvoSearch) and 2.4 s (particles) on one thread
+  // against 3.0, 6.9 and 5.5 s on two (bench/reports/cuda-runtime). More threads stay allowed.
+  const oneThreadPerGpu = providers[0] === 'cuda' || providers[0] === 'tensorrt';
   if (input.cluster !== undefined && input.workersAt !== undefined) fail('cluster', 'give either a cluster (--cluster, workers found through NATS) or worker addresses (--workers-at), not both');
   const model = input.model ?? 'analytic:gmm';
   if (model.startsWith('analytic:') && input.prompt !== undefined) {
@@ -220,7 +224,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
       particles: particleSpend,
     },
     unavailable,
-    workers: input.workers ?? (oneDevicePerProcess ? 1 : Math.max(1, Math.min(2, cpus().length))),
+    workers: input.workers ?? (oneDevicePerProcess || oneThreadPerGpu ? 1 : Math.max(1, Math.min(2, cpus().length))),
     workersAt: input.workersAt,
     cluster: input.cluster,
     batchSize: input.batchSize ?? 256,

@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { ConfigError, parseRunConfig, resolveRunConfig } from '../config/resolve-run-config.js';
 import { cudaProcessEnvironment, cudaSessionSettings, describeCudaOptions, parseByteSize } from '../worker/runtime/providers.js';
 import { OnnxSession, ProviderUnavailableError } from '../worker/runtime/onnx-session.js';
+import { explainCudaProviderLoadError } from '../worker/runtime/cuda-provider/index.js';
 import { repoRoot } from './support/repo-root.js';
 
 const root = repoRoot();
@@ -41,6 +42,17 @@ describe('CUDA provider options', () => {
     assert.deepEqual(cudaProcessEnvironment({ tf32: false }), { NVIDIA_TF32_OVERRIDE: '0' });
     assert.deepEqual(cudaProcessEnvironment({ tf32: true }), {});
     assert.equal(describeCudaOptions({ deviceId: 2, tf32: false, memoryLimitBytes: 2 ** 33 }), 'device 2, TF32 off, memory limit 8 GiB');
+  });
+
+  it('a run on CUDA defaults to one model thread (two contend for the one GPU), and takes more when asked', () => {
+    assert.equal(resolve({ providers: ['cuda', 'cpu'] }).workers, 1);
+    assert.equal(resolve({ providers: ['cuda'], workers: 3 }).workers, 3);
+  });
+
+  it('a GPU index past the visible GPUs is explained, not a page of native text', () => {
+    const native = '/onnxruntime_src/onnxruntime/core/providers/cuda/cuda_call.cc:154 std::conditional_t<THRW, void, onnxruntime::common::Status> onnxruntime::CudaCall(ERRTYPE, const char*, const char*, SUCCTYPE, const char*, const char*, int) [with ERRTYPE = cudaError; bool THRW = true] CUDA failure 101: invalid device ordinal ; GPU=1 ; hostname=h ; expr=cudaSetDevice(info_.device_id);';
+    const message = explainCudaProviderLoadError(native, { env: { CUDA_VISIBLE_DEVICES: '0' } });
+    assert.match(message ?? '', /no GPU of that index.*CUDA_VISIBLE_DEVICES=0.*--cuda-device counts from 0/);
   });
 
   it('read sizes with units, and refuse what is no size', () => {

@@ -2,6 +2,7 @@
 
 - matmul.onnx: Y = X @ W with X, W float32 [4096, 4096] (W a 64 MiB initializer). TF32 makes it several
   times faster on Hopper; a memory limit below 64 MiB must make the session fail.
+- chain.onnx: 16 such products in a chain on X [512, 4096]: compute-bound, with small inputs and outputs.
 - conv.onnx: a 3x3 convolution, 64 -> 64 channels, on [8, 64, 128, 128]: the first run's time shows
   cuDNN's algorithm search (exhaustive benchmarks candidates, heuristic does not).
 
@@ -34,7 +35,18 @@ def main(out: Path) -> None:
                            [helper.make_tensor_value_info("X", TensorProto.FLOAT, [8, 64, 128, 128])],
                            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [8, 64, 128, 128])], [k]),
          out / "conv.onnx")
-    print(f"wrote {out}/matmul.onnx and {out}/conv.onnx")
+    # Compute-bound with small inputs and outputs: 16 products [512, 4096] x [4096, 4096] in a chain (the
+    # 64 MiB W shared), 275 GFLOP a run against 16 MiB copied, so TF32 on or off shows in the run time.
+    nodes, last = [], "X"
+    for i in range(16):
+        nodes.append(helper.make_node("MatMul", [last, "W"], [f"h{i}"]))
+        last = f"h{i}"
+    nodes[-1].output[0] = "Y"
+    save(helper.make_graph(nodes, "chain",
+                           [helper.make_tensor_value_info("X", TensorProto.FLOAT, [512, 4096])],
+                           [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [512, 4096])], [w]),
+         out / "chain.onnx")
+    print(f"wrote {out}/matmul.onnx, conv.onnx and chain.onnx")
 
 
 if __name__ == "__main__":

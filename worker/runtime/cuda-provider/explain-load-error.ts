@@ -51,6 +51,12 @@ export function explainCudaProviderLoadError(text: string, options: ExplainOptio
   if (/CUDA driver version is insufficient/i.test(text)) {
     return `the ${provider} provider needs an NVIDIA driver new enough for CUDA 13 (580 or later), and this machine's is older: update the driver (nvidia-smi shows its version)`;
   }
+  // A --cuda-device past the GPUs this process sees: onnxruntime's text is a page of template
+  // signature around "CUDA failure 101: invalid device ordinal" (seen on a one-GPU H200 with device 1).
+  if (/invalid device ordinal/i.test(text)) {
+    const visible = options.env?.CUDA_VISIBLE_DEVICES ?? process.env.CUDA_VISIBLE_DEVICES;
+    return `the ${provider} provider has no GPU of that index: this process sees fewer GPUs${visible !== undefined ? ` (CUDA_VISIBLE_DEVICES=${visible})` : ''}; --cuda-device counts from 0 among the visible GPUs (nvidia-smi -L lists them)`;
+  }
   if (/no CUDA-capable device is detected/i.test(text)) {
     return `the ${provider} provider found no GPU: none is visible to this process (check nvidia-smi, and CUDA_VISIBLE_DEVICES if it is set); use --providers cpu here`;
   }
