@@ -65,8 +65,6 @@ const FLAGS: readonly FlagSpec[] = [
   { flags: '--cuda-device <int>', help: 'CUDA provider: the GPU, as an index among those this process sees (after CUDA_VISIBLE_DEVICES; default 0)', path: ['cuda', 'deviceId'], parse: integer('--cuda-device') },
   { flags: '--cuda-tf32', help: 'CUDA provider: TF32 tensor-core math for float32 models (the default)', path: ['cuda', 'tf32'] },
   { flags: '--no-cuda-tf32', help: 'CUDA provider: exact float32 math (NVIDIA_TF32_OVERRIDE=0 for the process)', path: ['cuda', 'tf32'] },
-  { flags: '--cuda-conv-algo <search>', help: 'CUDA provider: how cuDNN picks convolution algorithms (default exhaustive)', path: ['cuda', 'convAlgoSearch'], choices: ['exhaustive', 'heuristic', 'default'] },
-  { flags: '--cuda-memory-limit <size>', help: "CUDA provider: bound of its GPU memory arena, e.g. 8GiB (default: none)", path: ['cuda', 'memoryLimit'] },
   { flags: '--guidance-scale <x>', help: "classifier-free guidance scale (default: the preset's; the analytic model has no text and ignores it)", path: ['guidanceScale'], parse: decimal('--guidance-scale') },
   { flags: '--workers <int>', help: 'worker threads (default 2, or 1 on a single core)', path: ['workers'], parse: integer('--workers') },
   { flags: '--cluster <nats-url>', help: "run on the cluster's live workers (registered in NATS by `evosearch worker --nats`) that serve this run's model build; events go to evosearch.events.run.<id>.*", path: ['cluster'] },

@@ -29,10 +29,8 @@ export function buildWorkerCommand(): Command {
     .option('--providers <list>', 'execution providers to try in order, e.g. cuda,cpu (default cpu)')
     .option('--cuda-device <int>', 'CUDA provider: the GPU, as an index among those this process sees (after CUDA_VISIBLE_DEVICES; default 0)')
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
-    .addOption(new Option('--cuda-conv-algo <search>', 'CUDA provider: how cuDNN picks convolution algorithms (default exhaustive)').choices(['exhaustive', 'heuristic', 'default']))
-    .option('--cuda-memory-limit <size>', 'CUDA provider: bound of its GPU memory arena, e.g. 8GiB (default: none)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean; cudaConvAlgo?: string; cudaMemoryLimit?: string }, command: Command) => {
+    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       const providers = options.providers?.split(',').map((p) => p.trim());
       for (const p of providers ?? []) {
         if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
@@ -71,7 +69,7 @@ export function buildWorkerCommand(): Command {
 }
 
 /** The --cuda-* flags as the run config's `cuda` field would give them, validated by the same schema. */
-function workerCudaOptions(options: { cudaDevice?: string; cudaTf32: boolean; cudaConvAlgo?: string; cudaMemoryLimit?: string }, command: Command, providers: readonly string[]) {
+function workerCudaOptions(options: { cudaDevice?: string; cudaTf32: boolean }, command: Command, providers: readonly string[]) {
   const fail = (field: string, detail: string): never => {
     throw new ConfigError(field, detail, 'command-line flags');
   };
@@ -80,8 +78,6 @@ function workerCudaOptions(options: { cudaDevice?: string; cudaTf32: boolean; cu
   const raw = {
     ...(device !== undefined ? { deviceId: device } : {}),
     ...(command.getOptionValueSource('cudaTf32') === 'cli' ? { tf32: options.cudaTf32 } : {}),
-    ...(options.cudaConvAlgo !== undefined ? { convAlgoSearch: options.cudaConvAlgo } : {}),
-    ...(options.cudaMemoryLimit !== undefined ? { memoryLimit: options.cudaMemoryLimit } : {}),
   };
   const parsed = cudaOptionsSchema.safeParse(raw);
   if (!parsed.success) {

@@ -239,17 +239,21 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
 export function resolveCudaOptions(input: RunConfigInput['cuda'], providers: readonly ExecutionProvider[], fail: (field: string, detail: string) => never): CudaProviderOptions | undefined {
   if (input === undefined || Object.keys(input).length === 0) return undefined;
   if (!providers.includes('cuda')) fail('cuda', `CUDA provider options are set but the provider list [${providers.join(', ')}] has no 'cuda'; add it (--providers cuda,cpu) or drop the --cuda-* options`);
-  let memoryLimitBytes: number | undefined;
+  // onnxruntime-node 1.29's binding hands the CUDA provider only its device id; the other options go
+  // as ep.cuda.* session entries, and the provider was not seen to read them: a 32 MiB memory limit
+  // did not stop a session holding a 64 MiB weight on an H200 (bench/reports/cuda-runtime). A limit
+  // that does nothing is refused, not accepted; the mapping (cudaSessionSettings) stays for a binding
+  // that passes them.
+  const notApplied = 'onnxruntime-node 1.29 passes only the device id to its CUDA provider, and this option was measured to have no effect through it (bench/reports/cuda-runtime/README.md)';
   if (input.memoryLimit !== undefined) {
     const bytes = typeof input.memoryLimit === 'number' ? input.memoryLimit : parseByteSize(input.memoryLimit);
     if (bytes === null) fail('cuda.memoryLimit', `'${String(input.memoryLimit)}' is not a size; give bytes or a size such as 8GiB or 512MiB`);
-    memoryLimitBytes = bytes!;
+    fail('cuda.memoryLimit', `cannot be applied: ${notApplied}; bound a worker's GPU memory by giving it its own GPU (CUDA_VISIBLE_DEVICES) or a MIG slice`);
   }
+  if (input.convAlgoSearch !== undefined) fail('cuda.convAlgoSearch', `cannot be applied: ${notApplied}; cuDNN's exhaustive search, onnxruntime's default, is what runs`);
   return {
     ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : {}),
     ...(input.tf32 !== undefined ? { tf32: input.tf32 } : {}),
-    ...(input.convAlgoSearch !== undefined ? { convAlgoSearch: input.convAlgoSearch } : {}),
-    ...(memoryLimitBytes !== undefined ? { memoryLimitBytes } : {}),
   };
 }
 

@@ -32,9 +32,11 @@ export interface CudaProviderOptions {
 
 /**
  * What one session asks of onnxruntime for the CUDA provider. onnxruntime-node 1.29's binding passes
- * only `deviceId` from the provider object to the CUDA provider; the other options travel as
- * session configuration entries under the provider's `ep.cuda.` prefix, which the runtime hands to
- * the provider's option parser (the keys are onnxruntime's own CUDA option names).
+ * only `deviceId` from the provider object to the CUDA provider. The other options travel as session
+ * configuration entries under `ep.cuda.` with onnxruntime's own option names, the prefix newer
+ * providers read; 1.29's CUDA provider was not seen to read them (a 32 MiB gpu_mem_limit did not stop
+ * a 64 MiB weight; bench/reports/cuda-runtime), so the run config refuses those options and only
+ * bench/cuda-options.ts, the probe that checks a new binding, sends them.
  */
 export interface CudaSessionSettings {
   readonly executionProvider: { readonly name: 'cuda'; readonly deviceId: number };
