@@ -7,7 +7,8 @@
  * (one round less) is used with a warning.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { link, open, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunPlan } from '../../config/resolve-run-config.js';
 import type { ComputeCounters, SnapshotFile } from '../../proto/commands.js';
@@ -68,10 +69,37 @@ function writeSynced(path: string, text: string, flags: 'w' | 'a'): void {
   }
 }
 
+/** `to` becomes what `from` is now, atomically; `from` stays. A hard link, or a synced copy where links fail. */
+async function keepAside(from: string, to: string): Promise<void> {
+  const aside = `${to}.tmp`;
+  await rm(aside, { force: true });
+  try {
+    await link(from, aside);
+  } catch {
+    await writeSyncedAsync(aside, await readFile(from, 'utf8'), 'w');
+  }
+  await rename(aside, to);
+}
+
+/** writeSynced on libuv's threads: the run's thread stays free to drive the workers meanwhile. */
+async function writeSyncedAsync(path: string, text: string, flags: 'w' | 'a'): Promise<void> {
+  const file = await open(path, flags);
+  try {
+    await file.writeFile(text);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+}
+
 /** Appends rounds to a run folder's checkpoint as the run goes. */
 export class CheckpointWriter {
   private readonly checksums: string[];
   private journalBytes: number;
+  /** The append in flight: appends run one at a time, in the order they were asked for. */
+  private tail: Promise<unknown> = Promise.resolve();
+  /** A failed append leaves the files in an unknown state: no later round may be appended after it. */
+  private failure: Error | null = null;
 
   /**
    * `resumed`: the manifest a resumed run continues from (its journal is kept and extended).
@@ -90,14 +118,35 @@ export class CheckpointWriter {
     else truncateTo(join(folder, JOURNAL_FILE), resumed.journalBytes);
   }
 
-  /** Appends one round; returns the bytes written and the milliseconds it took (journal and manifest). */
-  append(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best'], snapshot: readonly SnapshotFile[] | null = null): { bytes: number; ms: number } {
+  /**
+   * Appends one round after those asked for before it. Resolves once the round is durable (journal
+   * line synced, then the manifest naming it synced and renamed into place) with the bytes written and
+   * the milliseconds from the start of the encoding to the rename; rejects, and refuses every later
+   * round, if a write fails. The encoding starts on a later turn of the event loop, so a caller that
+   * sends the next round's work right after asking gets it to the workers first.
+   */
+  append(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best'], snapshot: readonly SnapshotFile[] | null = null): Promise<{ bytes: number; ms: number }> {
+    const written = this.tail.then(async () => {
+      if (this.failure !== null) throw new Error(`checkpoint: round ${this.checksums.length} not appended, an earlier append failed (${this.failure.message})`, { cause: this.failure });
+      await new Promise((resolve) => setImmediate(resolve));
+      try {
+        return await this.write(entry, spent, best, snapshot);
+      } catch (error) {
+        this.failure = error as Error;
+        throw error;
+      }
+    });
+    this.tail = written.catch(() => undefined);
+    return written;
+  }
+
+  private async write(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best'], snapshot: readonly SnapshotFile[] | null): Promise<{ bytes: number; ms: number }> {
     const started = performance.now();
     const { json, tensors } = liftTensors(entry);
     const payload = { body: json, tensors: tensors.map((t) => Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64')) };
     const checksum = sha256(JSON.stringify(payload));
     const line = `${JSON.stringify({ round: this.checksums.length, sha256: checksum, ...payload })}\n`;
-    writeSynced(join(this.folder, JOURNAL_FILE), line, 'a');
+    await writeSyncedAsync(join(this.folder, JOURNAL_FILE), line, 'a');
     this.checksums.push(checksum);
     this.journalBytes += Buffer.byteLength(line);
     const fields: Omit<CheckpointManifest, 'checksum'> = {
@@ -114,9 +163,13 @@ export class CheckpointWriter {
     };
     const manifest = JSON.stringify({ ...fields, checksum: manifestChecksum(fields) });
     const current = join(this.folder, MANIFEST_FILE);
-    writeSynced(`${current}.tmp`, manifest, 'w');
-    if (existsSync(current)) renameSync(current, join(this.folder, PREVIOUS_MANIFEST_FILE));
-    renameSync(`${current}.tmp`, current);
+    const previous = join(this.folder, PREVIOUS_MANIFEST_FILE);
+    await writeSyncedAsync(`${current}.tmp`, manifest, 'w');
+    // The previous manifest is linked aside and the new one renamed over the current, so checkpoint.json
+    // always exists: moving it aside first left a moment without one, and a kill there left a folder
+    // that `resume` refused.
+    if (existsSync(current)) await keepAside(current, previous);
+    await rename(`${current}.tmp`, current);
     this.mirror?.(this.checksums.length - 1, line, manifest);
     return { bytes: Buffer.byteLength(line) + Buffer.byteLength(manifest), ms: performance.now() - started };
   }

@@ -28,6 +28,31 @@ export interface SearchOutcome {
   readonly placement: PlacementStats;
   readonly candidates: readonly CandidateRecord[];
   readonly rounds: readonly RoundReport[];
+  /** Where the engine's time went (for benchmarks and logs; never an input to a decision). */
+  readonly timing: SearchTiming;
+}
+
+/**
+ * Milliseconds of the engine's wall time by what it waited for. The parts add up to the time inside
+ * runSearch, apart from the loop's own few statements.
+ */
+export interface SearchTiming {
+  /** Resume only: replaying the journal and putting the live states back on the workers. */
+  replayMs: number;
+  /** Waiting for the workers' answers to the rounds: their model work, transport, the slowest worker. */
+  workersMs: number;
+  /** The search machine's next() and accept(). */
+  bookkeepingMs: number;
+  /** Filing the thumbnails the workers sent back. */
+  thumbnailsMs: number;
+  /** Waiting for the workers to write their state snapshots. */
+  snapshotMs: number;
+  /** onJournal: writing the checkpoint, as far as the loop waited for it. */
+  journalMs: number;
+  /** onRound: progress, logs, events. */
+  onRoundMs: number;
+  /** Fetching the best and final samples at the end. */
+  fetchMs: number;
 }
 
 /** What the engine collects beyond the search itself: outputs for the user, never inputs to decisions. */
@@ -42,9 +67,12 @@ export interface OutputOptions {
   /**
    * Called after every round with what the workers answered (checkpoints keep these), and the files
    * the workers snapshotted their states to after it and how long that took (with `snapshots`; null
-   * without, or if it failed).
+   * without, or if it failed). A promise it returns runs while the workers do the next round: the
+   * engine waits for it before the next round's snapshot and journal entry, before it returns, and
+   * before it stops with an error or a cancellation, so entries are kept in order and a run ends
+   * only with every finished round kept. Its rejection fails the run.
    */
-  readonly onJournal?: (entry: JournalEntry, snapshot: TakenSnapshot | null) => void;
+  readonly onJournal?: (entry: JournalEntry, snapshot: TakenSnapshot | null) => unknown;
   /** After every round, the workers write their states to files in this folder (on their machines). */
   readonly snapshots?: string;
   /**
@@ -82,6 +110,8 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
   const counters = zeroCounters();
   const rounds: RoundReport[] = [];
   const kept = new Map<CandidateId, FetchedSample[]>();
+  const timing: SearchTiming = { replayMs: 0, workersMs: 0, bookkeepingMs: 0, thumbnailsMs: 0, snapshotMs: 0, journalMs: 0, onRoundMs: 0, fetchMs: 0 };
+  const replayStarted = performance.now();
   for (const entry of replay) {
     const round = machine.next();
     if (round.kind === 'done') throw new Error(`replay: the search ended after ${rounds.length} rounds, but the journal holds ${replay.length}`);
@@ -96,51 +126,93 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
     rounds.push(entry.report);
   }
   if (replay.length > 0) await dispatcher.materialize(restore);
-  for (;;) {
-    if (signal?.aborted) throw new RunCancelledError(`cancelled after ${rounds.length} rounds: ${String(signal.reason ?? 'no reason given')}`);
-    const started = performance.now();
-    const round = machine.next();
-    let bookkeeping = performance.now() - started;
-    if (round.kind === 'done') {
-      const ranked = rankFinals(round.finalSamples, machine.candidates()).slice(0, population);
-      const wanted = [...(round.best !== null ? [round.best.sampleId] : []), ...ranked.filter((id) => id !== round.best?.sampleId)];
-      let fetchedById = new Map<CandidateId, FetchedSample>();
-      if (wanted.length > 0) {
-        const [fetched] = await dispatcher.run([{ kind: 'fetch', ids: wanted }]);
-        addCounters(counters, fetched!.counters);
-        fetchedById = new Map(fetched!.samples.map((s) => [s.id, s]));
+  timing.replayMs = performance.now() - replayStarted;
+  // The previous round's journal entry, still being kept while this round runs.
+  let journaling: Promise<void> = Promise.resolve();
+  const journaled = async () => {
+    const waited = performance.now();
+    const pending = journaling;
+    journaling = Promise.resolve();
+    await pending;
+    timing.journalMs += performance.now() - waited;
+  };
+  try {
+    for (;;) {
+      if (signal?.aborted) {
+        await journaled();
+        throw new RunCancelledError(`cancelled after ${rounds.length} rounds: ${String(signal.reason ?? 'no reason given')}`);
       }
-      return {
-        best: round.best,
-        bestSample: round.best === null ? null : fetchedById.get(round.best.sampleId) ?? null,
-        population: ranked.map((id) => fetchedById.get(id)!),
-        thumbnails: kept,
-        counters,
-        placement: { ...dispatcher.stats },
-        candidates: machine.candidates(),
-        rounds,
+      const started = performance.now();
+      const round = machine.next();
+      let bookkeeping = performance.now() - started;
+      if (round.kind === 'done') {
+        timing.bookkeepingMs += bookkeeping;
+        const fetchStarted = performance.now();
+        const ranked = rankFinals(round.finalSamples, machine.candidates()).slice(0, population);
+        const wanted = [...(round.best !== null ? [round.best.sampleId] : []), ...ranked.filter((id) => id !== round.best?.sampleId)];
+        let fetchedById = new Map<CandidateId, FetchedSample>();
+        if (wanted.length > 0) {
+          const [fetched] = await dispatcher.run([{ kind: 'fetch', ids: wanted }]);
+          addCounters(counters, fetched!.counters);
+          fetchedById = new Map(fetched!.samples.map((s) => [s.id, s]));
+        }
+        timing.fetchMs = performance.now() - fetchStarted;
+        await journaled();
+        return {
+          best: round.best,
+          bestSample: round.best === null ? null : fetchedById.get(round.best.sampleId) ?? null,
+          population: ranked.map((id) => fetchedById.get(id)!),
+          thumbnails: kept,
+          counters,
+          placement: { ...dispatcher.stats },
+          candidates: machine.candidates(),
+          rounds,
+          timing,
+        };
+      }
+      const commands = thumbnails === undefined ? round.commands : round.commands.map((c) => withThumbnails(c, thumbnails));
+      const dispatched = performance.now();
+      const results = await dispatcher.run(commands);
+      timing.workersMs += performance.now() - dispatched;
+      for (const result of results) addCounters(counters, result.counters);
+      const collecting = performance.now();
+      if (thumbnails !== undefined) collectThumbnails(commands, results, kept);
+      timing.thumbnailsMs += performance.now() - collecting;
+      const acceptStarted = performance.now();
+      machine.accept(results);
+      bookkeeping += performance.now() - acceptStarted;
+      timing.bookkeepingMs += bookkeeping;
+      const report: RoundReport = {
+        round: rounds.length,
+        label: round.label,
+        progress: machine.progress(),
+        counters: { ...counters },
+        roundMs: performance.now() - started,
+        bookkeepingMs: bookkeeping,
       };
+      rounds.push(report);
+      // The previous round's entry is kept before this round's snapshot replaces the files of the round
+      // before it: at any moment the newest kept entry has its snapshot on disk, as without the overlap.
+      await journaled();
+      const snapshotStarted = performance.now();
+      const files = snapshots === undefined ? null : await dispatcher.snapshot(snapshots, report.round);
+      const journalStarted = performance.now();
+      timing.snapshotMs += journalStarted - snapshotStarted;
+      const entry = onJournal?.({ results, report }, files === null ? null : { files, ms: journalStarted - snapshotStarted });
+      if (entry instanceof Promise) {
+        // Awaited later (journaled); a rejection before then must not count as unhandled.
+        entry.catch(() => undefined);
+        journaling = entry.then(() => undefined);
+      }
+      const onRoundStarted = performance.now();
+      timing.journalMs += onRoundStarted - journalStarted;
+      onRound?.(report);
+      timing.onRoundMs += performance.now() - onRoundStarted;
     }
-    const commands = thumbnails === undefined ? round.commands : round.commands.map((c) => withThumbnails(c, thumbnails));
-    const results = await dispatcher.run(commands);
-    for (const result of results) addCounters(counters, result.counters);
-    if (thumbnails !== undefined) collectThumbnails(commands, results, kept);
-    const acceptStarted = performance.now();
-    machine.accept(results);
-    bookkeeping += performance.now() - acceptStarted;
-    const report: RoundReport = {
-      round: rounds.length,
-      label: round.label,
-      progress: machine.progress(),
-      counters: { ...counters },
-      roundMs: performance.now() - started,
-      bookkeepingMs: bookkeeping,
-    };
-    rounds.push(report);
-    const snapshotStarted = performance.now();
-    const files = snapshots === undefined ? null : await dispatcher.snapshot(snapshots, report.round);
-    onJournal?.({ results, report }, files === null ? null : { files, ms: performance.now() - snapshotStarted });
-    onRound?.(report);
+  } catch (error) {
+    // Whatever stopped the run, the rounds that finished before it are kept first.
+    await journaling.catch(() => undefined);
+    throw error;
   }
 }
 

@@ -46,6 +46,33 @@ export interface EmbeddedRunResult {
   /** What the report shows, and the files written for the user (PNG, GIF, MP4, report.html). */
   readonly report: PromptReport;
   readonly outputs: readonly string[];
+  /** Where the run's wall time went, milliseconds (benchmarks; `outcome.timing` splits `searchMs`). */
+  readonly timing: EmbeddedRunTiming;
+}
+
+export interface EmbeddedRunTiming {
+  /** Starting the workers (threads: loading the model; gRPC: connecting). */
+  readonly poolMs: number;
+  /** runSearch: the rounds, snapshots, checkpoints and the final fetch. */
+  readonly searchMs: number;
+  /**
+   * Inside the checkpoint writer (encoding, journal line and manifest synced), all rounds; mostly while
+   * the workers ran the next round (what the search waited for is `outcome.timing.journalMs`).
+   */
+  readonly checkpointMs: number;
+  readonly checkpointBytes: number;
+  /** State snapshot bytes the workers wrote, all rounds. */
+  readonly snapshotBytes: number;
+  /** record.json, config.json, best-sample.json. */
+  readonly recordMs: number;
+  /** The report data, PNGs (GIF, MP4) and report.html. */
+  readonly outputsMs: number;
+  /** Deleting the snapshots of the finished run. */
+  readonly cleanupMs: number;
+  /** Closing the workers this run started. */
+  readonly closeMs: number;
+  /** Worker threads' time inside session.run, all threads together (null: not known over this transport). */
+  readonly modelMs: number | null;
 }
 
 /** Thumbnails in the lineage view: small enough to keep one per evaluation in memory. */
@@ -129,6 +156,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     if (nc !== null) publishEvent(nc, runSubject(runId, event), { runId, ...payload });
   };
   let pool: WorkerPool;
+  const poolStarted = performance.now();
   try {
     // Workers know a run by its session: a resumed run starts a new one, so states a worker still holds
     // from the interrupted attempt never mix with the rebuilt ones.
@@ -141,6 +169,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   }
   // A provider listed first that did not open (`--providers cuda,cpu` without CUDA): one line, not a page.
   for (const warning of pool.warnings ?? []) logger.warn(warning);
+  const poolMs = performance.now() - poolStarted;
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
   publish('started', { method: plan.method, model: plan.model, prompt: plan.prompt, budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });
@@ -150,11 +179,18 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   const resumedSnapshot = options.resume?.manifest.snapshot;
   const restore = resumedSnapshot && resumedSnapshot.round === options.resume!.manifest.rounds - 1 ? resumedSnapshot.files : undefined;
   let outcome: SearchOutcome;
+  let searchMs = 0;
+  let closeMs = 0;
+  let checkpointMs = 0;
+  let checkpointBytes = 0;
+  let snapshotBytes = 0;
+  let modelMs: number | null = null;
   try {
     const dispatcher = new Dispatcher(pool, {
       beforeRound: joinBetweenRounds(plan, pool, nc, logger, publish),
       onSnapshotProblem: (detail) => logger.warn({ detail }, 'state snapshot not usable; a resume rebuilds these states from their recipes'),
     });
+    const searchStarted = performance.now();
     outcome = await runSearch(machine, dispatcher, {
       thumbnails: THUMBNAIL_SIDE,
       population: POPULATION_SHOWN,
@@ -162,11 +198,17 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
       ...(options.resume ? { replay: options.resume.journal } : {}),
       ...(snapshots !== undefined ? { snapshots } : {}),
       ...(restore !== undefined ? { restore } : {}),
-      onJournal: (entry, snapshot) => {
+      // The checkpoint is written while the workers run the next round; runSearch waits for it before
+      // that round's snapshot, so a kill finds the previous round's checkpoint at worst.
+      onJournal: async (entry, snapshot) => {
+        const roundSnapshotBytes = snapshot?.files.reduce((sum, f) => sum + f.bytes, 0);
+        snapshotBytes += roundSnapshotBytes ?? 0;
+        if (checkpoints === null) return;
         const best = entry.report.progress.best;
-        const written = checkpoints?.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward }, snapshot?.files ?? null);
-        const snapshotBytes = snapshot?.files.reduce((sum, f) => sum + f.bytes, 0);
-        if (written) logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10, ...(snapshot ? { snapshotBytes, snapshotMs: Math.round(snapshot.ms * 10) / 10 } : {}) }, 'checkpoint written');
+        const written = await checkpoints.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward }, snapshot?.files ?? null);
+        checkpointMs += written.ms;
+        checkpointBytes += written.bytes;
+        logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10, ...(snapshot ? { snapshotBytes: roundSnapshotBytes, snapshotMs: Math.round(snapshot.ms * 10) / 10 } : {}) }, 'checkpoint written');
       },
       onRound: (report) => {
         logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
@@ -174,12 +216,16 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
         options.onRound?.(report);
       },
     });
+    searchMs = performance.now() - searchStarted;
+    if (pool instanceof ThreadPool) modelMs = pool.modelMs();
   } catch (error) {
     publish('failed', { error: (error as Error).message });
     await leaveNats();
     throw error;
   } finally {
+    const closeStarted = performance.now();
     if (options.pool === undefined) await pool.close();
+    closeMs = performance.now() - closeStarted;
   }
   if (options.resume) logger.info({ restoredStates: outcome.placement.restoredStates, rebuiltStates: outcome.placement.rebuiltStates, rebuildNfe: outcome.placement.rebuildCounters.nfe }, 'resumed: states loaded from snapshots, and rebuilt');
   const finishedAt = new Date();
@@ -199,13 +245,28 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     rounds: summarizeRounds(outcome),
     candidates: outcome.candidates,
   };
+  const recordStarted = performance.now();
   const paths = await writeRunFolder(options.folder, record, outcome);
+  const outputsStarted = performance.now();
   const report = promptReport(record, outcome);
   const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
+  const cleanupStarted = performance.now();
   // A finished run is never resumed: its snapshots go (those of workers on other machines stay there).
   if (snapshots !== undefined) await rm(snapshots, { recursive: true, force: true });
+  const timing: EmbeddedRunTiming = {
+    poolMs,
+    searchMs,
+    checkpointMs,
+    checkpointBytes,
+    snapshotBytes,
+    recordMs: outputsStarted - recordStarted,
+    outputsMs: cleanupStarted - outputsStarted,
+    cleanupMs: performance.now() - cleanupStarted,
+    closeMs,
+    modelMs,
+  };
   logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
   publish('finished', { best: record.best, spent: record.spent, wallMs: record.wallMs });
   await leaveNats();
-  return { record, outcome, paths, report, outputs };
+  return { record, outcome, paths, report, outputs, timing };
 }
