@@ -69,6 +69,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flags: '--workers <int>', help: 'worker threads (default 2, or 1 on a single core)', path: ['workers'], parse: integer('--workers') },
   { flags: '--cluster <nats-url>', help: "run on the cluster's live workers (registered in NATS by `evosearch worker --nats`) that serve this run's model build; events go to evosearch.events.run.<id>.*", path: ['cluster'] },
   { flags: '--workers-at <addresses>', help: 'run on gRPC workers (comma-separated host:port, each started with `evosearch worker --model <same model>`) instead of local threads', path: ['workersAt'], parse: (value: string) => value.split(',').map((a) => a.trim()).filter((a) => a !== '') },
+  { flags: '--call-rows <int>', help: 'every model call runs exactly this many rows, cut or padded with copies of the last: one shape per run on a GPU, where each new batch size costs a slow first call (default: calls as the work comes)', path: ['callRows'], parse: integer('--call-rows') },
   { flags: '--batch-size <int>', help: 'latents per model call (default 256)', path: ['batchSize'], parse: integer('--batch-size') },
   { flags: '--out <dir>', help: 'run folder (default runs/<time>-<method>-seed<seed>)', path: ['out'] },
   { flags: '--log-level <level>', help: 'log level of run.log and, when set, of the terminal (default info to run.log, warn to the terminal)', path: ['logLevel'], choices: LOG_LEVELS },

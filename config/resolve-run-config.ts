@@ -54,6 +54,8 @@ export interface RunPlan {
   /** NATS URL of a cluster whose registered workers run the search, or undefined. */
   readonly cluster: string | undefined;
   readonly batchSize: number;
+  /** Rows of every model call (cut or padded), or undefined: calls as the work comes. */
+  readonly callRows: number | undefined;
   readonly out: string | undefined;
   readonly logLevel: NonNullable<RunConfigInput['logLevel']>;
   readonly progress: boolean | undefined;
@@ -228,6 +230,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     workersAt: input.workersAt,
     cluster: input.cluster,
     batchSize: input.batchSize ?? 256,
+    callRows: input.callRows,
     out: input.out,
     logLevel: input.logLevel ?? 'info',
     progress: input.progress,

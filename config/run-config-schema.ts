@@ -94,6 +94,12 @@ export const runConfigSchema = z.strictObject({
   workersAt: z.array(z.string().regex(/^[^\s]+:\d+$/, 'must be host:port')).min(1).optional(),
   /** Latents per model call. */
   batchSize: positiveInt.max(65536).optional(),
+  /**
+   * Every model call runs exactly this many rows, cut or padded (worker/fixed-shape-model.ts): one
+   * shape per run, for GPU providers, where each new batch size costs a slow first call and can change
+   * the floats. Off by default.
+   */
+  callRows: positiveInt.max(65536).optional(),
   /** Run folder. */
   out: z.string().min(1).optional(),
   logLevel: z.enum(LOG_LEVELS).optional(),

@@ -6,6 +6,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Command, CommandResult } from '../proto/commands.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from './executor.js';
+import { fixedShapeModel } from './fixed-shape-model.js';
 import { openModel } from './models/load-model.js';
 import { RemoteRewardScorer } from './remote-reward-scorer.js';
 import { OnnxSession } from './runtime/onnx-session.js';
@@ -41,7 +42,7 @@ try {
     if (!isProviderName(name)) throw new RangeError(`unknown execution provider '${name}'; known: ${PROVIDER_NAMES.join(', ')}`);
     return name;
   });
-  const model = await openModel(setup.model, {
+  const opened = await openModel(setup.model, {
     prediction: sampler.prediction,
     providers,
     ...(setup.cuda !== undefined ? { cuda: setup.cuda } : {}),
@@ -53,7 +54,10 @@ try {
     // A denoising-only worker sends its samples to the run's reward workers: it opens no reward model.
     ...(setup.rewardWorkers !== undefined ? { remoteRewards: true } : {}),
   });
-  const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, model.rewards[0]!.name);
+  const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, opened.rewards[0]!.name);
+  // Read before wrapping: the fallbacks are the opened bundle's, the wrapper only reshapes its calls.
+  const warnings = 'fallbacks' in opened && typeof opened.fallbacks === 'function' ? (opened.fallbacks as () => string[])() : [];
+  const model = setup.callRows === undefined ? opened : fixedShapeModel(opened, setup.callRows);
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, ...(scorer ? { scorer } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   let queue: Promise<void> = Promise.resolve();
@@ -70,7 +74,6 @@ try {
       port.postMessage({ type: 'error', seq: message.seq, error: serialize(error) } satisfies FromWorker);
     }
   };
-  const warnings = 'fallbacks' in model && typeof model.fallbacks === 'function' ? (model.fallbacks as () => string[])() : [];
   port.postMessage({ type: 'ready', description: `thread ${model.id}${model.describe ? ` [${model.describe()}]` : ''}`, warnings } satisfies FromWorker);
 } catch (error) {
   port.postMessage({ type: 'fatal', error: serialize(error) } satisfies FromWorker);

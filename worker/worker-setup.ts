@@ -9,6 +9,8 @@ export interface WorkerSetup {
   /** The run seed, as a decimal string so a 64-bit seed survives structured clone and JSON. */
   readonly seed: string;
   readonly batchSize: number;
+  /** Every model call runs exactly this many rows (worker/fixed-shape-model.ts); absent: as the work comes. */
+  readonly callRows?: number;
   /** Conditioning of text-to-image/video bundles (absent for the analytic model). */
   readonly prompt?: string;
   readonly negativePrompt?: string;

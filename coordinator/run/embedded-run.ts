@@ -125,6 +125,7 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
     sampler: plan.sampler,
     seed: String(plan.seed),
     batchSize: plan.batchSize,
+    ...(plan.callRows !== undefined ? { callRows: plan.callRows } : {}),
     ...(plan.prompt !== undefined ? { prompt: plan.prompt, negativePrompt: plan.negativePrompt, guidanceScale: plan.guidanceScale } : {}),
     ...(plan.rewards !== undefined ? { rewards: plan.rewards } : {}),
     providers: plan.providers,
