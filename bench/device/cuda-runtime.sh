@@ -11,6 +11,7 @@
 #   e2e        one EvoSearch run end to end (tiny-sd 20k, tiny-video 7.2k NFEs) on CUDA and WebGPU
 #   e2e-cpu    the same on the CPU (16 cores)
 #   methods    the three methods at equal NFEs on CUDA (tiny-sd, METHOD_BUDGETS, default 1000 NFEs)
+#   methods-call-rows  the same with every model call 16 rows (--call-rows 16)
 #   workers    1, 2 and 4 worker processes on the one GPU over gRPC (bench/multi-gpu.ts --use-gpus 0)
 #   standin-export    the SD-2.1-sized stand-in's fp32 and fp16 ONNX graphs (models/scripts/sd21_unet_standin.py)
 #   standin-torch     the same network in PyTorch fp32/TF32/fp16 (the physical reference)
@@ -128,7 +129,7 @@ for phase in "$@"; do
   echo "=== $phase ($(date -u +%T))"
   case "$phase" in
     errors) phase_errors ;; options) phase_options ;; bundles) phase_bundles ;; bundles-no-ahead) SUFFIX=-no-ahead phase_bundles --no-noise-ahead ;;
-    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; workers) phase_workers ;;
+    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; methods-call-rows) SUFFIX=rows16 phase_methods --call-rows 16 ;; workers) phase_workers ;;
     standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
     *) echo "unknown phase '$phase'" >&2 ;;
   esac
