@@ -9,9 +9,12 @@
  * - `--bundle path`: a model bundle through the worker runtime itself: a CommandExecutor runs `init`
  *   and one `advance` over every denoising step for a batch of states. NFEs per second, and the
  *   share of the wall time outside session.run (scheduler math, noise, copies, tensor transfer).
+ *   `--noise-ahead` (the default) draws the sampler noise on a helper thread while the model runs
+ *   (ExecutorOptions.noiseAhead); `--no-noise-ahead` draws it in the step loop, after each call.
  *
  *   npm run build && node dist/bench/gpu-runtime.js [--bundle models/bundles/tiny-sd ...] [--graph sd21-fp32=/tmp/sd21/fp32/model.onnx ...]
  *       [--batches 1,2,4,8,16,32,64] [--graph-batches 1,2,4,8] [--providers webgpu] [--repeats 3] [--results out.jsonl]
+ *       [--no-noise-ahead]
  *
  * Prints a markdown table; each measurement is also one JSON line in --results.
  */
@@ -36,8 +39,11 @@ const { values } = parseArgs({
     providers: { type: 'string', default: 'webgpu' },
     repeats: { type: 'string', default: '3' },
     results: { type: 'string' },
+    'noise-ahead': { type: 'boolean', default: true },
+    'no-noise-ahead': { type: 'boolean', default: false },
   },
 });
+const noiseAhead = values['noise-ahead'] && !values['no-noise-ahead'];
 const provider = values.providers as ProviderName;
 if (!isProviderName(provider)) throw new Error(`gpu-runtime: unknown provider '${values.providers}'`);
 const repeats = Number(values.repeats);
@@ -108,24 +114,28 @@ async function benchBundle(folder: string): Promise<void> {
   const openMs = performance.now() - opened;
   const steps = sampler.steps;
   for (const batch of values.batches.split(',').map(Number)) {
+    // One executor for all repeats, each on its own lineages: a noise helper thread starts once, in the warm-up.
+    const executor = new CommandExecutor(model, sampler, 1n, { batchSize: batch, noiseAhead });
     const trajectory = async (r: number) => {
-      const executor = new CommandExecutor(model, sampler, BigInt(r + 1), { batchSize: batch });
-      const ids = Array.from({ length: batch }, (_, i) => i);
+      const ids = Array.from({ length: batch }, (_, i) => r * batch + i);
       const started = performance.now();
       const before = OnnxSession.runMsOnThisThread();
       await executor.execute({ kind: 'init', ids });
       const result = await executor.execute({ kind: 'advance', ids, from: 0, to: steps, purpose: 'advance' });
-      return { wall: performance.now() - started, run: OnnxSession.runMsOnThisThread() - before, nfe: result.counters.nfe };
+      const measured = { wall: performance.now() - started, run: OnnxSession.runMsOnThisThread() - before, nfe: result.counters.nfe };
+      await executor.execute({ kind: 'drop', ids });
+      return measured;
     };
     await trajectory(0);
     const runs = [];
     for (let r = 0; r < repeats; r++) runs.push(await trajectory(r + 1));
+    await executor.close();
     const wall = median(runs.map((x) => x.wall));
     const outside = 1 - runs.reduce((a, x) => a + x.run, 0) / runs.reduce((a, x) => a + x.wall, 0);
     const nfePerSecond = runs[0]!.nfe / (wall / 1000);
     const outsideMsPerStep = runs.reduce((a, x) => a + x.wall - x.run, 0) / runs.length / steps;
-    rows.push(`| ${name} | worker runtime, ${steps} steps | ${batch} | ${(wall / steps).toFixed(1)} per step | ${nfePerSecond.toFixed(0)} NFE/s | ${(100 * outside).toFixed(1)} (${outsideMsPerStep.toFixed(2)} ms a step) | – | ${openMs.toFixed(0)} |`);
-    await record({ kind: 'bundle', outsideMsPerStep, name, folder, batch, steps, msPerStep: wall / steps, nfePerSecond, outsideRunShare: outside, openMs, describe: model.describe?.() });
+    rows.push(`| ${name} | worker runtime, ${steps} steps${noiseAhead ? ', noise ahead' : ''} | ${batch} | ${(wall / steps).toFixed(1)} per step | ${nfePerSecond.toFixed(0)} NFE/s | ${(100 * outside).toFixed(1)} (${outsideMsPerStep.toFixed(2)} ms a step) | – | ${openMs.toFixed(0)} |`);
+    await record({ kind: 'bundle', noiseAhead, outsideMsPerStep, name, folder, batch, steps, msPerStep: wall / steps, nfePerSecond, outsideRunShare: outside, openMs, describe: model.describe?.() });
     process.stderr.write(`${rows.at(-1)}\n`);
   }
 }

@@ -12,16 +12,20 @@ import {
   type RolloutCommand,
   type ScoredId,
 } from '../proto/commands.js';
-import type { NoisePurpose } from '../random/noise-address.js';
+import type { NoiseAddress, NoisePurpose } from '../random/noise-address.js';
 import { NoiseSource } from '../random/noise-source.js';
 import type { Sampler } from '../samplers/sampler.js';
 import type { GenerativeModel } from './models/generator.js';
 import { LocalRewardScorer, type RewardScorer } from './reward-scorer.js';
 import { coalescingModel } from './coalescing-model.js';
+import { NoisePrefetch, type NoiseDraw } from './noise-prefetch.js';
 import { StateStore, type TrajectoryState } from './state-store.js';
 import { rmSync } from 'node:fs';
 import { readSnapshot, writeSnapshot } from './snapshot-file.js';
 import { thumbnail } from './thumbnail.js';
+
+/** Executors are dropped rather than closed: a dropped one's helper thread stops when it is collected. */
+const helpers = new FinalizationRegistry<{ prefetch: NoisePrefetch | null }>((helper) => void helper.prefetch?.close());
 
 /** Scored samples to hand back as thumbnails (outputs for the report). */
 interface ThumbnailRequest {
@@ -42,6 +46,12 @@ export interface ExecutorOptions {
   readonly batchSize: number;
   /** Who scores decoded samples (default: the model's own rewards, here). */
   readonly scorer?: RewardScorer;
+  /**
+   * Draw sampler noise on a helper thread while the model runs (default off). It pays where the
+   * model runs elsewhere (a GPU) and this thread only waits in session.run; on the CPU provider the
+   * helper competes with onnxruntime's own threads. Results are the same either way.
+   */
+  readonly noiseAhead?: boolean;
 }
 
 /**
@@ -54,6 +64,8 @@ export class CommandExecutor {
   private readonly noise: NoiseSource;
   private readonly scorer: RewardScorer;
   private readonly latentSize: number;
+  /** The noiseAhead helper, started at its first use and shared with this executor's scratch executors. */
+  private helper: { prefetch: NoisePrefetch | null } = { prefetch: null };
 
   constructor(
     private readonly model: GenerativeModel,
@@ -64,6 +76,7 @@ export class CommandExecutor {
     this.noise = new NoiseSource(seed);
     this.latentSize = model.denoiser.latentSize;
     this.scorer = options.scorer ?? new LocalRewardScorer(model.rewards);
+    if (options.noiseAhead === true) helpers.register(this, this.helper);
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
   }
 
@@ -71,18 +84,16 @@ export class CommandExecutor {
     const counters = zeroCounters();
     switch (command.kind) {
       case 'init':
-        for (const id of command.ids) {
-          const latent = new Float32Array(this.latentSize);
-          this.noise.normals({ purpose: 'init', lineage: id, step: 0 }, latent);
-          this.store.put(id, { latent, step: 0, memory: { previousX0: null }, cachedOutput: null });
-        }
+        await this.normalsFor(command.ids.map((id) => ({ purpose: 'init', lineage: id, step: 0 })), (k, normals) => {
+          this.store.put(command.ids[k]!, { latent: normals.slice(), step: 0, memory: { previousX0: null }, cachedOutput: null });
+        });
         return result('init', counters);
       case 'advance':
         return await this.advance(command, counters);
       case 'rollout':
         return await this.rollout(command, counters);
       case 'mutate':
-        this.mutate(command);
+        await this.mutate(command);
         return result('mutate', counters);
       case 'copy':
         for (const { from, to } of command.items) this.store.put(to, StateStore.clone(this.store.get(from, 'copy')));
@@ -135,9 +146,45 @@ export class CommandExecutor {
     }
   }
 
+  /** Stops the noise helper thread, if one was started; draws made after run on this thread. */
+  async close(): Promise<void> {
+    await this.helper.prefetch?.close();
+  }
+
   /** An executor of the same model, sampler and seed with no states: recovery works in one. */
-  private scratch(): CommandExecutor {
-    return new CommandExecutor(this.model, this.sampler, this.seed, this.options);
+  private scratch(model = this.model): CommandExecutor {
+    const executor = new CommandExecutor(model, this.sampler, this.seed, this.options);
+    // Recovery makes an executor per recipe branch: they share one helper thread.
+    executor.helper = this.helper;
+    return executor;
+  }
+
+  private prefetch(): NoisePrefetch | null {
+    if (this.options.noiseAhead !== true) return null;
+    return (this.helper.prefetch ??= new NoisePrefetch(this.seed));
+  }
+
+  /**
+   * Calls use(k, normals) with the normals of addresses[k], in order; `normals` is valid during the
+   * call only. With the helper, each batch is drawn by both threads at once, the next one asked for
+   * before this one is used.
+   */
+  private async normalsFor(addresses: readonly NoiseAddress[], use: (k: number, normals: Float32Array) => void): Promise<void> {
+    const prefetch = this.prefetch();
+    if (prefetch === null) {
+      const normals = new Float32Array(this.latentSize);
+      addresses.forEach((address, k) => use(k, this.noise.normals(address, normals)));
+      return;
+    }
+    const batch = this.options.batchSize;
+    const ask = (start: number) => (start < addresses.length ? prefetch.request(addresses.slice(start, start + batch), this.latentSize) : null);
+    let next = ask(0);
+    for (let start = 0; next !== null; start += batch) {
+      const draw = next;
+      next = ask(start + batch);
+      (await draw).forEach((normals, i) => use(start + i, normals));
+      draw.release();
+    }
   }
 
   private async recover(command: RecoverCommand, counters: ComputeCounters): Promise<CommandResult> {
@@ -184,7 +231,7 @@ export class CommandExecutor {
       const paths = children.map((_, i) => (i === children.length - 1 ? path : path.fork()));
       await Promise.all(children.map((child, i) => walk(child, paths[i]!)));
     };
-    await walk(root, new CommandExecutor(coalescingModel(this.model, this.options.batchSize), this.sampler, this.seed, this.options));
+    await walk(root, this.scratch(coalescingModel(this.model, this.options.batchSize)));
   }
 
   /** A scratch executor holding copies of this one's states. */
@@ -240,12 +287,12 @@ export class CommandExecutor {
     return { kind: 'rollout', scores, samples: thumbs ?? [], counters };
   }
 
-  private mutate(command: MutateCommand): void {
-    const eps = new Float32Array(this.latentSize);
-    for (const item of command.items) {
+  private async mutate(command: MutateCommand): Promise<void> {
+    const { items } = command;
+    await this.normalsFor(items.map((item) => ({ purpose: 'mutate', lineage: item.child, step: command.step })), (k, eps) => {
+      const item = items[k]!;
       const parent = this.store.get(item.parent, 'mutate');
       if (parent.step !== command.step) throw new Error(`mutate: parent ${item.parent} is at step ${parent.step}, the command says ${command.step}`);
-      this.noise.normals({ purpose: 'mutate', lineage: item.child, step: command.step }, eps);
       const child = StateStore.clone(parent);
       child.cachedOutput = null;
       const x = child.latent;
@@ -256,7 +303,7 @@ export class CommandExecutor {
         for (let i = 0; i < x.length; i++) x[i] = x[i]! + item.sigma * eps[i]!;
       }
       this.store.put(item.child, child);
-    }
+    });
   }
 
   private async fetch(ids: readonly CandidateId[], counters: ComputeCounters): Promise<CommandResult> {
@@ -289,10 +336,13 @@ export class CommandExecutor {
     const inputs = new Float32Array(size * batchSize);
     const outputs = new Float32Array(size * batchSize);
     const noise = new Float32Array(size);
+    const ahead = this.chunkNoise(states.length, lineages, purpose, from, to);
     for (let step = from; step < to; step++) {
       const time = this.sampler.time(step);
       const stochastic = this.sampler.isStochastic(step);
       for (let start = 0; start < states.length; start += batchSize) {
+        // Asked for before the model call, so that the helper draws it while the model runs.
+        ahead?.askUpTo(stochastic ? 2 : 1);
         const chunk = states.slice(start, start + batchSize);
         // States that already paid for this step's model output (a one-step x0 score) reuse it.
         const needing = chunk.filter((s) => s.cachedOutput === null);
@@ -301,6 +351,8 @@ export class CommandExecutor {
           await this.model.denoiser.predict(inputs, needing.length, time, outputs);
           this.count(counters, needing.length);
         }
+        const draw = stochastic && ahead !== null ? ahead.take() : null;
+        const drawn = draw !== null ? await draw : null;
         let next = 0;
         chunk.forEach((state, c) => {
           const lineage = lineages[start + c]!;
@@ -310,14 +362,39 @@ export class CommandExecutor {
             next += 1;
           }
           assertFinite(modelOutput, 'model output', lineage, step);
-          if (stochastic) this.noise.normals({ purpose, lineage, step }, noise);
-          this.sampler.step(step, state.latent, modelOutput, stochastic ? noise : null, state.latent, state.memory);
+          const eps = !stochastic ? null : drawn !== null ? drawn[c]! : this.noise.normals({ purpose, lineage, step }, noise);
+          this.sampler.step(step, state.latent, modelOutput, eps, state.latent, state.memory);
           state.cachedOutput = null;
           state.step = step + 1;
         });
+        draw?.release();
       }
       afterStep?.(step + 1);
     }
+  }
+
+  /**
+   * The sampler noise of run()'s chunks, drawn ahead on the helper thread (null without one). The
+   * chunks that need noise are known before any model call: noise never depends on model output.
+   */
+  private chunkNoise(count: number, lineages: readonly number[], purpose: NoisePurpose, from: number, to: number): { askUpTo(depth: number): void; take(): NoiseDraw } | null {
+    const prefetch = this.prefetch();
+    if (prefetch === null) return null;
+    const batchSize = this.options.batchSize;
+    const chunks: NoiseAddress[][] = [];
+    for (let step = from; step < to; step++) {
+      if (!this.sampler.isStochastic(step)) continue;
+      for (let start = 0; start < count; start += batchSize) chunks.push(lineages.slice(start, start + batchSize).map((lineage) => ({ purpose, lineage, step })));
+    }
+    const asked: NoiseDraw[] = [];
+    let next = 0;
+    return {
+      /** Keeps the draws of the next `depth` chunks that need noise asked for. */
+      askUpTo: (depth) => {
+        while (asked.length < depth && next < chunks.length) asked.push(prefetch.request(chunks[next++]!, this.latentSize));
+      },
+      take: () => asked.shift()!,
+    };
   }
 
   /** One-step x0 prediction at `step`; the model output is kept for the next advance. */

@@ -58,7 +58,11 @@ try {
   // Read before wrapping: the fallbacks are the opened bundle's, the wrapper only reshapes its calls.
   const warnings = 'fallbacks' in opened && typeof opened.fallbacks === 'function' ? (opened.fallbacks as () => string[])() : [];
   const model = setup.callRows === undefined ? opened : fixedShapeModel(opened, setup.callRows);
-  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, ...(scorer ? { scorer } : {}) });
+  // Noise is drawn on a helper thread while the model runs where the model runs elsewhere (a GPU): on
+  // the CPU provider the helper would compete with onnxruntime's own threads (worker/noise-prefetch.ts).
+  const sessions = 'sessions' in opened ? (opened.sessions as readonly { part: string; provider: string }[]) : [];
+  const noiseAhead = sessions.some((s) => (s.part === 'unet' || s.part === 'transformer') && s.provider !== 'cpu');
+  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, noiseAhead, ...(scorer ? { scorer } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: ToWorker) => {
