@@ -1,3 +1,4 @@
+import { watchDenoiser } from './support/watched-denoiser.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -317,21 +318,10 @@ describe('CommandExecutor with noiseAhead', () => {
       return post.apply(this, args);
     };
     let calls = 0;
-    const killing: GenerativeModel = {
-      ...model,
-      denoiser: {
-        ...model.denoiser,
-        latentSize: model.denoiser.latentSize,
-        latentShape: model.denoiser.latentShape,
-        prediction: model.denoiser.prediction,
-        forwardPassesPerNfe: model.denoiser.forwardPassesPerNfe,
-        predict: async (latents, batch, time, out) => {
-          // ref(): an idle helper is unreferenced, and the exit awaited here must keep the process up.
-          if (++calls === 5) await Promise.all([...threads].map((t) => (t.ref(), t.terminate())));
-          await model.denoiser.predict(latents, batch, time, out);
-        },
-      },
-    };
+    // ref(): an idle helper is unreferenced, and the exit awaited here must keep the process up.
+    const killing = watchDenoiser(model, async () => {
+      if (++calls === 5) await Promise.all([...threads].map((t) => (t.ref(), t.terminate())));
+    });
     const ahead = new CommandExecutor(killing, sampler, 6n, { batchSize: 4, noiseAhead: true });
     try {
       const on = await runAll(ahead, list);

@@ -81,7 +81,9 @@ describe('a lost worker of an ONNX bundle', () => {
     const plan = await planRun({ model: join(repoRoot(), 'models', 'bundles', 'tiny-sd'), prompt: 'two red circles left of a blue square', budgetNfe: 1500, seed: 3 }, 'test');
     const sampler = createSampler(plan.sampler);
     let calls = 0;
-    const model = watchDenoiser(await openModel(plan.model, { prediction: sampler.prediction, prompt: plan.prompt!, guidanceScale: plan.guidanceScale }), () => (calls += 1));
+    const model = watchDenoiser(await openModel(plan.model, { prediction: sampler.prediction, prompt: plan.prompt!, guidanceScale: plan.guidanceScale }), () => {
+      calls += 1;
+    });
     const make = () => [0, 1, 2].map(() => new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize }));
     const reference = await runSearch(createSearch(plan, sampler), new Dispatcher(new InProcessPool(make())));
     const runCalls = calls;
