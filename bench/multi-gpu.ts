@@ -7,7 +7,7 @@
  *
  *   npm run build && node dist/bench/multi-gpu.js [--gpus 1,2,4] [--models tiny-sd,tiny-video]
  *       [--providers webgpu] [--threads 4] [--repeats 2] [--budget tiny-sd=20000] [--no-pin] [--no-kill]
- *       [--use-gpus 0] [--results runs/multi-gpu.jsonl]
+ *       [--use-gpus 0] [--call-rows 16] [--results runs/multi-gpu.jsonl]
  *
  * Pinning: with `--providers cuda` each worker gets CUDA_VISIBLE_DEVICES=<its GPU>, which the CUDA
  * runtime honours. onnxruntime's WebGPU provider has no adapter choice and ignores CUDA_VISIBLE_DEVICES, so
@@ -52,6 +52,8 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '1' },
     'no-pin': { type: 'boolean', default: false },
     'no-kill': { type: 'boolean', default: false },
+    /** Every model call of the runs this many rows (`evosearch run --call-rows`): one shape per run. */
+    'call-rows': { type: 'string' },
     'use-gpus': { type: 'string' },
     results: { type: 'string' },
   },
@@ -188,7 +190,7 @@ try {
   for (const model of values.models.split(',')) {
     const bundle = resolve(root, 'models', 'bundles', model);
     const kind = model.includes('video') ? 'video' : 'image';
-    const runArgs = ['--model', bundle, '--prompt', PROMPTS[kind]!, '--seed', values.seed, ...(budgets.has(model) ? ['--budget-nfe', budgets.get(model)!] : [])];
+    const runArgs = ['--model', bundle, '--prompt', PROMPTS[kind]!, '--seed', values.seed, ...(budgets.has(model) ? ['--budget-nfe', budgets.get(model)!] : []), ...(values['call-rows'] !== undefined ? ['--call-rows', values['call-rows']] : [])];
     const rows: RunFigures[] = [];
     const records = new Map<number, RunRecord>();
 

@@ -13,6 +13,7 @@
 #   methods    the three methods at equal NFEs on CUDA (tiny-sd, METHOD_BUDGETS, default 1000 NFEs)
 #   methods-call-rows  the same with every model call 16 rows (--call-rows 16)
 #   workers    1, 2 and 4 worker processes on the one GPU over gRPC (bench/multi-gpu.ts --use-gpus 0)
+#   workers-call-rows  the same with every model call 16 rows: are the decisions then the 1-worker run's?
 #   standin-export    the SD-2.1-sized stand-in's fp32 and fp16 ONNX graphs (models/scripts/sd21_unet_standin.py)
 #   standin-torch     the same network in PyTorch fp32/TF32/fp16 (the physical reference)
 #   standin-optimize  onnxruntime's transformer optimizer on it (models/scripts/optimize_for_cuda.py)
@@ -96,8 +97,8 @@ phase_methods() { # extra run flags...
   done; done
 }
 
-phase_workers() {
-  cuda_env timeout 500 $node dist/bench/multi-gpu.js --gpus 1,2,4 --use-gpus 0 --providers cuda --threads 2 --models tiny-sd,tiny-video --budget tiny-sd=20000 --budget tiny-video=7200 --repeats 2 --no-kill --results "$out/workers.jsonl" 2>&1 | tail -n 30 | tee "$out/workers.md"
+phase_workers() { # extra multi-gpu.js flags...
+  cuda_env timeout 500 $node dist/bench/multi-gpu.js --gpus 1,2,4 --use-gpus 0 --providers cuda --threads 2 --models tiny-sd,tiny-video --budget tiny-sd=20000 --budget tiny-video=7200 --repeats 2 --no-kill --results "$out/workers${SUFFIX:-}.jsonl" "$@" 2>&1 | tail -n 30 | tee "$out/workers${SUFFIX:-}.md"
 }
 
 phase_standin_export() {
@@ -129,7 +130,7 @@ for phase in "$@"; do
   echo "=== $phase ($(date -u +%T))"
   case "$phase" in
     errors) phase_errors ;; options) phase_options ;; bundles) phase_bundles ;; bundles-no-ahead) SUFFIX=-no-ahead phase_bundles --no-noise-ahead ;;
-    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; methods-call-rows) SUFFIX=rows16 phase_methods --call-rows 16 ;; workers) phase_workers ;;
+    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; methods-call-rows) SUFFIX=rows16 phase_methods --call-rows 16 ;; workers) phase_workers ;; workers-call-rows) SUFFIX=-rows16 phase_workers --call-rows 16 ;;
     standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
     *) echo "unknown phase '$phase'" >&2 ;;
   esac
