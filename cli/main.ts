@@ -1,3 +1,4 @@
+import { RunFolderError } from '../coordinator/run/run-folder-lock.js';
 import { Command, CommanderError } from 'commander';
 import { NoWorkersError } from '../cluster/cluster-workers.js';
 import { CheckpointError } from '../coordinator/checkpoint/checkpoint-store.js';
@@ -46,7 +47,7 @@ export async function main(argv: readonly string[]): Promise<void> {
       process.exitCode = error.kind === 'io' ? 3 : 2;
       return;
     }
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof RunFolderError) {
       process.stderr.write(`evosearch: ${error.message}\n`);
       process.exitCode = 2;
       return;

@@ -1,3 +1,4 @@
+import { RunFolderLock, runFolderState } from '../coordinator/run/run-folder-lock.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -25,31 +26,45 @@ export function buildResumeCommand(): Command {
     .option('--no-progress', 'no progress bar')
     .action(async (runArg: string, options: { runsDir: string; workers?: string; workersAt?: string; cluster?: string; progress: boolean }) => {
       const folder = await locate(runArg, options.runsDir, options.cluster);
-      const checkpoint = readCheckpoint(folder);
-      if (checkpoint.warning !== null) process.stderr.write(`evosearch: warning: ${checkpoint.warning}\n`);
-      const stored = checkpoint.manifest.plan;
-      // Where it runs may change on resume; what it computes may not.
-      const plan: RunPlan = {
-        ...stored,
-        ...(options.workers !== undefined ? { workers: Number(options.workers) } : {}),
-        workersAt: options.workersAt?.split(',').map((a) => a.trim()) ?? (options.cluster ? undefined : stored.workersAt),
-        cluster: options.cluster ?? (options.workersAt ? undefined : stored.cluster),
-      };
-      const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: 'info', terminalLevel: 'warn' });
-      const progress = new ProgressDisplay(options.progress && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
+      // A finished run is not run again: that would re-spend its NFEs and rewrite its record.
+      if (runFolderState(folder) === 'finished') {
+        process.stdout.write(`run folder ${folder} holds a finished run (record.json): nothing to resume, nothing changed\n`);
+        return;
+      }
+      const lock = RunFolderLock.acquire(folder);
       try {
-        const { record, paths } = await runEmbedded(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r) });
-        progress.stop();
-        process.stdout.write(
-          `resumed ${plan.method} on ${plan.model} after round ${checkpoint.manifest.rounds}: best reward ${record.best?.reward.toFixed(6) ?? 'none'}\n` +
-            `spent ${record.spent.nfe} NFEs in all; live states: ${record.placement.restoredStates} loaded from snapshots, ${record.placement.rebuiltStates} rebuilt for ${record.placement.rebuildCounters.nfe} more NFEs\n` +
-            `record: ${paths.record}\n`,
-        );
+        await resumeIn(folder, options);
       } finally {
-        progress.stop();
-        logger.flush();
+        lock.release();
       }
     });
+}
+
+async function resumeIn(folder: string, options: { workers?: string; workersAt?: string; cluster?: string; progress: boolean }): Promise<void> {
+  const checkpoint = readCheckpoint(folder);
+  if (checkpoint.warning !== null) process.stderr.write(`evosearch: warning: ${checkpoint.warning}\n`);
+  const stored = checkpoint.manifest.plan;
+  // Where it runs may change on resume; what it computes may not.
+  const plan: RunPlan = {
+    ...stored,
+    ...(options.workers !== undefined ? { workers: Number(options.workers) } : {}),
+    workersAt: options.workersAt?.split(',').map((a) => a.trim()) ?? (options.cluster ? undefined : stored.workersAt),
+    cluster: options.cluster ?? (options.workersAt ? undefined : stored.cluster),
+  };
+  const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: 'info', terminalLevel: 'warn' });
+  const progress = new ProgressDisplay(options.progress && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
+  try {
+    const { record, paths } = await runEmbedded(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r) });
+    progress.stop();
+    process.stdout.write(
+      `resumed ${plan.method} on ${plan.model} after round ${checkpoint.manifest.rounds}: best reward ${record.best?.reward.toFixed(6) ?? 'none'}\n` +
+        `spent ${record.spent.nfe} NFEs in all; live states: ${record.placement.restoredStates} loaded from snapshots, ${record.placement.rebuiltStates} rebuilt for ${record.placement.rebuildCounters.nfe} more NFEs\n` +
+        `record: ${paths.record}\n`,
+    );
+  } finally {
+    progress.stop();
+    logger.flush();
+  }
 }
 
 /**

@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { RunCancelledError } from '../coordinator/engine/run-search.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
+import { claimRunFolder } from '../coordinator/run/run-folder-lock.js';
 import { ConfigError, type RunPlan } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
 import type { PromptReport } from '../report/report-data.js';
@@ -20,6 +21,7 @@ export function buildRunCommand(): Command {
     'Run one search in this process (worker threads, no servers) and write a run folder: record.json (every candidate with reward, lineage, step and counters), config.json, best-sample.json, run.log, and for image/video models best.png, population.png, best.gif + best.mp4 (video) and report.html.',
   );
   addRunOptions(command);
+  command.option('--replace', 'when --out holds a run (finished or resumable), discard it and run there (default: refuse the folder)');
   command.option('--prompts <file>', 'run one search per prompt of this file (one per line, # comments), each in its own subfolder of --out, and write a summary report.html');
   command.action(async (_options, cmd: Command) => {
     await runAction(cmd);
@@ -37,7 +39,7 @@ async function runAction(cmd: Command): Promise<void> {
   const promptsFile = cmd.getOptionValue('prompts') as string | undefined;
   if (promptsFile === undefined) {
     const { plan, flags, input } = await planFromOptions(cmd);
-    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input);
+    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input, cmd.getOptionValue('replace') === true);
     return;
   }
   if (cmd.getOptionValueSource('prompt') === 'cli') throw new ConfigError('--prompts', 'give either --prompt or --prompts, not both', 'command-line flags');
@@ -61,7 +63,7 @@ async function runAction(cmd: Command): Promise<void> {
     const { plan, flags, input } = await planFromOptions(cmd, { prompt });
     const folder = folderOf(i, prompt);
     process.stdout.write(`[${i + 1}/${prompts.length}] ${prompt}\n`);
-    reports.push(await runOne(plan, flags, folder, input));
+    reports.push(await runOne(plan, flags, folder, input, cmd.getOptionValue('replace') === true));
   }
   const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
   process.stdout.write(`summary: ${files.join(', ')}\n`);
@@ -84,8 +86,18 @@ function slug(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48) || 'prompt';
 }
 
-async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput): Promise<PromptReport> {
+async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, replace: boolean): Promise<PromptReport> {
   await mkdir(folder, { recursive: true });
+  // Refuses a folder holding another run, or one another process is writing, before any work.
+  const lock = claimRunFolder(folder, { replace });
+  try {
+    return await runInFolder(plan, flags, folder, input);
+  } finally {
+    lock.release();
+  }
+}
+
+async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput): Promise<PromptReport> {
   if (plan.cluster !== undefined) {
     const coordinator = await findCoordinator(plan.cluster);
     if (coordinator !== null) return runOnCoordinator(coordinator, plan, input, folder);

@@ -99,6 +99,8 @@ describe('checkpoints: a killed run resumes to the uninterrupted answer', () => 
       // A truncated manifest and no previous one: a clear error, no crash.
       const broken = join(dir, 'broken');
       await execFileAsync(process.execPath, [bin(), 'run', '--budget-nfe', '20000', '--seed', '9', '--no-progress', '--out', broken]);
+      // As a kill leaves it (a finished run is not resumed at all).
+      await rm(join(broken, 'record.json'));
       writeFileSync(join(broken, 'checkpoint.json'), '{"version":1,"rou');
       await rm(join(broken, 'checkpoint.prev.json'));
       assert.throws(() => readCheckpoint(broken), (e: unknown) => e instanceof CheckpointError && /not readable JSON/.test(e.message));
