@@ -1,5 +1,7 @@
+import { hostname } from 'node:os';
+import { acquireOwnerLock } from '../../../files/owner-lock.js';
 import { createHash, randomBytes } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fetchArchive, parseSource } from './archive-source.js';
 import { CudaProviderError, systemMessage } from './errors.js';
@@ -251,29 +253,11 @@ function notWritable(folder: string, error: unknown): CudaProviderError {
  */
 function takeLock(folder: string): () => void {
   const lock = path.join(folder, LOCK_FILE);
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const fd = openSync(lock, 'wx');
-      writeSync(fd, String(process.pid));
-      closeSync(fd);
-      return () => rmSync(lock, { force: true });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw notWritable(folder, error);
-    }
-    const holder = Number(readFileSync(lock, 'utf8').trim());
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-      throw new CudaProviderError('io', folder, `another install (process ${holder}) is installing into this folder; wait for it to finish, or delete ${lock} if no such process runs`);
-    }
-    rmSync(lock, { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    return acquireOwnerLock(lock, (owner) => new CudaProviderError('io', folder, `another install (process ${owner.pid}${owner.host !== hostname() ? ` on ${owner.host}` : ''}) is installing into this folder; wait for it to finish, or delete ${lock} if no such process runs`));
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if (error instanceof CudaProviderError) throw error;
+    throw notWritable(folder, error);
   }
 }
 

@@ -1,0 +1,73 @@
+/**
+ * A lock file that names its owner (pid, host, start time), created exclusively (O_EXCL). Shared by
+ * everything that must keep two processes out of one folder: a run writing its run folder, an install
+ * of the CUDA provider libraries. A lock whose owner is a process of this host that no longer exists
+ * is stale and taken over, so a killed process never blocks the next one; a lock of another host is
+ * never taken over, because its owner cannot be checked from here.
+ */
+import { closeSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { hostname } from 'node:os';
+
+export interface LockOwner {
+  readonly pid: number;
+  readonly host: string;
+  readonly since: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: the process exists but belongs to another user.
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The owner a lock file names: JSON, or a bare pid (then of this host); null when unreadable. */
+export function readLockOwner(file: string): LockOwner | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8').trim();
+  } catch {
+    return null;
+  }
+  if (/^\d+$/.test(text)) return { pid: Number(text), host: hostname(), since: '' };
+  try {
+    const owner = JSON.parse(text) as Partial<LockOwner>;
+    return typeof owner.pid === 'number' && typeof owner.host === 'string' ? { pid: owner.pid, host: owner.host, since: String(owner.since ?? '') } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Takes the lock at `file` for this process and returns its release. A live owner (or one on another
+ * host) makes it throw `refuse(owner)`; a stale or unreadable lock (a crash while it was written) is
+ * replaced. File-system errors other than the lock existing are thrown as they are.
+ */
+export function acquireOwnerLock(file: string, refuse: (owner: LockOwner, sameHost: boolean) => Error): () => void {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    let fd: number;
+    try {
+      fd = openSync(file, 'wx');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = readLockOwner(file);
+      if (owner !== null && owner.host !== hostname()) throw refuse(owner, false);
+      if (owner !== null && owner.pid !== process.pid && alive(owner.pid)) throw refuse(owner, true);
+      rmSync(file, { force: true });
+      continue;
+    }
+    try {
+      writeSync(fd, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() } satisfies LockOwner));
+    } finally {
+      closeSync(fd);
+    }
+    // Only our own lock: one another process took over after ours was removed stays.
+    return () => {
+      if (readLockOwner(file)?.pid === process.pid) rmSync(file, { force: true });
+    };
+  }
+  throw Object.assign(new Error(`${file} keeps coming back: another process is taking the lock at the same time`), { code: 'ELOCKRACE' });
+}
