@@ -12,8 +12,8 @@
  */
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
-import { OnnxSession } from '../worker/runtime/onnx-session.js';
-import { cudaProcessEnvironment, parseByteSize, type ConvAlgoSearch, type CudaProviderOptions } from '../worker/runtime/providers.js';
+import { explainCudaProviderLoadError } from '../worker/runtime/cuda-provider/index.js';
+import { cudaExecutionProvider, cudaProcessEnvironment, parseByteSize, type CudaProviderOptions } from '../worker/runtime/providers.js';
 
 const { values } = parseArgs({
   options: {
@@ -30,22 +30,34 @@ if (values.graph === undefined) throw new Error('cuda-options: --graph is requir
 const options: CudaProviderOptions = {
   ...(values.device !== undefined ? { deviceId: Number(values.device) } : {}),
   ...(values['no-tf32'] ? { tf32: false } : {}),
-  ...(values['conv-algo'] !== undefined ? { convAlgoSearch: values['conv-algo'] as ConvAlgoSearch } : {}),
-  ...(values['memory-limit'] !== undefined ? { memoryLimitBytes: parseByteSize(values['memory-limit'])! } : {}),
 };
 Object.assign(process.env, cudaProcessEnvironment(options));
+// The options the product cannot pass (CudaProviderOptions says why) go as the `ep.cuda.*` session
+// entries newer providers read, so a new binding or provider can be checked with this probe alone.
+const untried: Record<string, string> = {
+  ...(values['conv-algo'] !== undefined ? { cudnn_conv_algo_search: values['conv-algo'].toUpperCase() } : {}),
+  ...(values['memory-limit'] !== undefined ? { gpu_mem_limit: String(parseByteSize(values['memory-limit'])) } : {}),
+};
+const recorded = { ...options, ...(Object.keys(untried).length > 0 ? { sessionEntries: untried } : {}) };
 
 const started = performance.now();
-let session: OnnxSession;
+let session: ort.InferenceSession;
 try {
-  session = await OnnxSession.open(values.graph, { providers: ['cuda'], cuda: options });
+  ort.env.logLevel = 'fatal';
+  session = await ort.InferenceSession.create(values.graph, {
+    executionProviders: [cudaExecutionProvider(options)],
+    ...(Object.keys(untried).length > 0 ? { extra: { ep: { cuda: untried } } } : {}),
+    logSeverityLevel: 3,
+  });
 } catch (error) {
-  console.log(JSON.stringify({ label: values.label, graph: values.graph, options, opened: false, error: (error as Error).message.slice(0, 400) }));
+  const text = (error as Error).message;
+  console.log(JSON.stringify({ label: values.label, graph: values.graph, options: recorded, opened: false, error: (explainCudaProviderLoadError(text) ?? text).slice(0, 400) }));
   process.exit(0);
 }
 const openMs = performance.now() - started;
-const input = session.inputs.values().next().value!;
-const dims = input.dims.map((d) => (typeof d === 'number' ? d : 1));
+const input = session.inputMetadata[0]!;
+if (!input.isTensor) throw new Error(`cuda-options: ${values.graph}'s first input is not a tensor`);
+const dims = input.shape.map((d) => (typeof d === 'number' ? d : 1));
 const data = new Float32Array(dims.reduce((a, b) => a * b, 1)).map((_, i) => Math.sin(i) * 0.5);
 const feeds = { [input.name]: new ort.Tensor('float32', data, dims) };
 const times: number[] = [];
@@ -61,5 +73,5 @@ for (let i = 0; i < Number(values.runs); i++) {
   times.push(performance.now() - t);
 }
 const later = times.slice(1).sort((a, b) => a - b);
-console.log(JSON.stringify({ label: values.label, graph: values.graph, options, opened: true, provider: session.provider, openMs: Math.round(openMs), firstRunMs: times[0] === undefined ? null : +times[0].toFixed(2), medianMs: later.length ? +later[Math.floor(later.length / 2)]!.toFixed(3) : null, runFailure: failure }));
+console.log(JSON.stringify({ label: values.label, graph: values.graph, options: recorded, opened: true, provider: 'cuda', openMs: Math.round(openMs), firstRunMs: times[0] === undefined ? null : +times[0].toFixed(2), medianMs: later.length ? +later[Math.floor(later.length / 2)]!.toFixed(3) : null, runFailure: failure }));
 await session.release();

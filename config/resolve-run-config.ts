@@ -245,8 +245,7 @@ export function resolveCudaOptions(input: RunConfigInput['cuda'], providers: rea
   // onnxruntime-node 1.29's binding hands the CUDA provider only its device id; the other options go
   // as ep.cuda.* session entries, and the provider was not seen to read them: a 32 MiB memory limit
   // did not stop a session holding a 64 MiB weight on an H200 (bench/reports/cuda-runtime). A limit
-  // that does nothing is refused, not accepted; the mapping (cudaSessionSettings) stays for a binding
-  // that passes them.
+  // that does nothing is refused, not accepted (bench/cuda-options.ts probes them on a new binding).
   const notApplied = 'onnxruntime-node 1.29 passes only the device id to its CUDA provider, and this option was measured to have no effect through it (bench/reports/cuda-runtime/README.md)';
   if (input.memoryLimit !== undefined) {
     const bytes = typeof input.memoryLimit === 'number' ? input.memoryLimit : parseByteSize(input.memoryLimit);

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ConfigError, parseRunConfig, resolveRunConfig } from '../config/resolve-run-config.js';
-import { cudaProcessEnvironment, cudaSessionSettings, describeCudaOptions, parseByteSize } from '../worker/runtime/providers.js';
+import { cudaExecutionProvider, cudaProcessEnvironment, parseByteSize } from '../worker/runtime/providers.js';
 import { OnnxSession, ProviderUnavailableError } from '../worker/runtime/onnx-session.js';
 import { explainCudaProviderLoadError } from '../worker/runtime/cuda-provider/index.js';
 import { repoRoot } from './support/repo-root.js';
@@ -28,20 +28,12 @@ async function evosearch(args: readonly string[], env: NodeJS.ProcessEnv = proce
 
 /** This machine has no CUDA provider: the tests below are about what a user without one is told. */
 describe('CUDA provider options', () => {
-  it('map onto the provider object (device) and the ep.cuda session entries, with onnxruntime names', () => {
-    const settings = cudaSessionSettings({ deviceId: 1, tf32: false, convAlgoSearch: 'heuristic', memoryLimitBytes: 8 * 2 ** 30 });
-    assert.deepEqual(settings.executionProvider, { name: 'cuda', deviceId: 1 });
-    assert.deepEqual(settings.configEntries, {
-      'ep.cuda.device_id': '1',
-      'ep.cuda.use_tf32': '0',
-      'ep.cuda.cudnn_conv_algo_search': 'HEURISTIC',
-      'ep.cuda.gpu_mem_limit': String(8 * 2 ** 30),
-    });
-    assert.deepEqual(cudaSessionSettings().executionProvider, { name: 'cuda', deviceId: 0 });
-    assert.deepEqual(cudaSessionSettings().configEntries, { 'ep.cuda.device_id': '0' }, 'absent options keep onnxruntime defaults');
+  it('map onto the provider entry (the device, all the binding passes) and the process environment (TF32)', () => {
+    assert.deepEqual(cudaExecutionProvider({ deviceId: 1, tf32: false }), { name: 'cuda', deviceId: 1 });
+    assert.deepEqual(cudaExecutionProvider(), { name: 'cuda', deviceId: 0 });
     assert.deepEqual(cudaProcessEnvironment({ tf32: false }), { NVIDIA_TF32_OVERRIDE: '0' });
     assert.deepEqual(cudaProcessEnvironment({ tf32: true }), {});
-    assert.equal(describeCudaOptions({ deviceId: 2, tf32: false, memoryLimitBytes: 2 ** 33 }), 'device 2, TF32 off, memory limit 8 GiB');
+    assert.deepEqual(cudaProcessEnvironment(), {});
   });
 
   it('a run on CUDA defaults to one model thread (two contend for the one GPU), and takes more when asked', () => {

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { explainCudaProviderLoadError } from './cuda-provider/index.js';
 import { ModelLayoutError } from './model-layout-error.js';
 
-import { cudaSessionSettings, DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
+import { cudaExecutionProvider, DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
 
 export { DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
 
@@ -183,21 +183,7 @@ export class OnnxSession {
 /** The session options one provider is tried with: the provider alone, and its own settings. */
 function sessionOptionsFor(provider: ProviderName, options: OpenSessionOptions): ort.InferenceSession.SessionOptions {
   const threads = options.intraOpThreads !== undefined ? { intraOpNumThreads: options.intraOpThreads } : {};
-  if (provider !== 'cuda') return { executionProviders: [provider], ...threads };
-  const cuda = cudaSessionSettings(options.cuda);
-  return { executionProviders: [cuda.executionProvider], extra: nestConfigEntries(cuda.configEntries), ...threads };
-}
-
-/** The binding flattens `extra` objects with dots into session config keys: 'ep.cuda.x' is { ep: { cuda: { x } } }. */
-function nestConfigEntries(entries: Readonly<Record<string, string>>): Record<string, unknown> {
-  const root: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(entries)) {
-    const parts = key.split('.');
-    let node = root;
-    for (const part of parts.slice(0, -1)) node = (node[part] ??= {}) as Record<string, unknown>;
-    node[parts.at(-1)!] = value;
-  }
-  return root;
+  return { executionProviders: [provider === 'cuda' ? cudaExecutionProvider(options.cuda) : provider], ...threads };
 }
 
 function metadataMap(file: string, metadata: readonly ort.InferenceSession.ValueMetadata[]): Map<string, TensorInfo> {
