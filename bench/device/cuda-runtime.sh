@@ -11,12 +11,14 @@
 #   e2e        one EvoSearch run end to end (tiny-sd 20k, tiny-video 7.2k NFEs) on CUDA and WebGPU
 #   e2e-cpu    the same on the CPU (16 cores)
 #   methods    the three methods at equal NFEs on CUDA (tiny-sd, METHOD_BUDGETS, default 1000 NFEs)
-#   methods-call-rows  the same with every model call 16 rows (--call-rows 16)
+#   methods-call-rows  the same with every model call N rows (--call-rows N, N from CALL_ROWS, default 8 16 32 64)
+#   e2e-call-rows  the CUDA end-to-end runs with --call-rows N (N from CALL_ROWS, default 16 64)
 #   workers    1, 2 and 4 worker processes on the one GPU over gRPC (bench/multi-gpu.ts --use-gpus 0)
-#   workers-call-rows  the same with every model call 16 rows: are the decisions then the 1-worker run's?
+#   workers-call-rows  the same with every model call N rows (CALL_ROWS, default 16): are the decisions then the 1-worker run's?
 #   standin-export    the SD-2.1-sized stand-in's fp32 and fp16 ONNX graphs (models/scripts/sd21_unet_standin.py)
 #   standin-torch     the same network in PyTorch fp32/TF32/fp16 (the physical reference)
-#   standin-optimize  onnxruntime's transformer optimizer on it (models/scripts/optimize_for_cuda.py)
+#   standin-optimize  onnxruntime's transformer optimizer on it (models/scripts/optimize_for_cuda.py), NCHW
+#   standin-optimize-nhwc  the same with NHWC convolutions
 #   standin-ort[:g,…] the stand-in's graphs on CUDA (fp16, optimized fp16 (NCHW, NHWC), fp32 with and without TF32)
 # Writes under $OUT: host.txt and one file per phase (.jsonl/.md/.txt).
 set -uo pipefail
@@ -68,18 +70,26 @@ phase_bundles() {
   cuda_env timeout 120 $node dist/bench/gpu-runtime.js --bundle models/bundles/tiny-sd --bundle models/bundles/tiny-video --providers cuda --batches 1,16,64 --repeats 2 --results "$out/bundles${SUFFIX:-}.jsonl" "${extra[@]}" 2>&1 | tail -n 20 | tee "$out/bundles${SUFFIX:-}.md"
 }
 
-e2e_run() { # model budget provider prompt...
+e2e_run() { # model budget provider prompt...   (E2E_FLAGS: more run flags)
   local m=$1 b=$2 p=$3; shift 3
+  local flags=(${E2E_FLAGS:-})
   local dir="$work/e2e-$m-$p${SUFFIX:-}"; rm -rf "$dir"
   local workers=(); [ "$p" = cpu ] && workers=(--workers 2)
-  cuda_env timeout 200 $node bin/evosearch.js run --model "models/bundles/$m" --prompt "$*" --budget-nfe "$b" --providers "$p" "${workers[@]}" --no-progress --out "$dir" > "$work/e2e.log" 2>&1 || tail -c 600 "$work/e2e.log"
-  $node -e "const r=require('$dir/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({model:'$m', provider:'$p', suffix:'${SUFFIX:-}', wallMs:Math.round(r.wallMs), searchMs:Math.round(s), nfe:r.spent.nfe, nfePerSecond:Math.round(r.spent.nfe/(s/1000)), best:r.best.reward, workers:r.workers}))" 2>&1 | tee -a "$out/e2e.jsonl"
+  cuda_env timeout 200 $node bin/evosearch.js run --model "models/bundles/$m" --prompt "$*" --budget-nfe "$b" --providers "$p" "${workers[@]}" "${flags[@]}" --no-progress --out "$dir" > "$work/e2e.log" 2>&1 || tail -c 600 "$work/e2e.log"
+  $node -e "const r=require('$dir/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({model:'$m', provider:'$p', suffix:'${SUFFIX:-}', flags:'${E2E_FLAGS:-}', wallMs:Math.round(r.wallMs), searchMs:Math.round(s), nfe:r.spent.nfe, nfePerSecond:Math.round(r.spent.nfe/(s/1000)), best:r.best.reward, workers:r.workers}))" 2>&1 | tee -a "$out/e2e.jsonl"
 }
 
 phase_e2e() {
   for p in cuda webgpu; do
     e2e_run tiny-sd 20000 $p two red circles left of a blue square
     e2e_run tiny-video 7200 $p a blue square and a green triangle moving up
+  done
+}
+
+phase_e2e_call_rows() {
+  for rows in ${CALL_ROWS:-16 64}; do
+    SUFFIX=-rows$rows E2E_FLAGS="--call-rows $rows" e2e_run tiny-sd 20000 cuda two red circles left of a blue square
+    SUFFIX=-rows$rows E2E_FLAGS="--call-rows $rows" e2e_run tiny-video 7200 cuda a blue square and a green triangle moving up
   done
 }
 
@@ -111,6 +121,10 @@ phase_standin_torch() {
 
 phase_standin_optimize() {
   [ -f "$work/sd21/opt-fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 400 python3 models/scripts/optimize_for_cuda.py "$work/sd21/fp32/model.onnx" "$work/sd21/opt-fp16/model.onnx" 2>&1 | tail -3 | tee -a "$out/optimizer.txt"
+  du -sh "$work"/sd21/*/
+}
+
+phase_standin_optimize_nhwc() {
   [ -f "$work/sd21/opt-nhwc-fp16/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 400 python3 models/scripts/optimize_for_cuda.py "$work/sd21/fp32/model.onnx" "$work/sd21/opt-nhwc-fp16/model.onnx" --nhwc 2>&1 | tail -3 | tee -a "$out/optimizer.txt"
   du -sh "$work"/sd21/*/
 }
@@ -130,8 +144,8 @@ for phase in "$@"; do
   echo "=== $phase ($(date -u +%T))"
   case "$phase" in
     errors) phase_errors ;; options) phase_options ;; bundles) phase_bundles ;; bundles-no-ahead) SUFFIX=-no-ahead phase_bundles --no-noise-ahead ;;
-    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; methods-call-rows) SUFFIX=rows16 phase_methods --call-rows 16 ;; workers) phase_workers ;; workers-call-rows) SUFFIX=-rows16 phase_workers --call-rows 16 ;;
-    standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
+    e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; methods-call-rows) for rows in ${CALL_ROWS:-8 16 32 64}; do SUFFIX=rows$rows phase_methods --call-rows $rows; done ;; e2e-call-rows) phase_e2e_call_rows ;; workers) phase_workers ;; workers-call-rows) SUFFIX=-rows${CALL_ROWS:-16} phase_workers --call-rows ${CALL_ROWS:-16} ;;
+    standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-optimize-nhwc) phase_standin_optimize_nhwc ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
     *) echo "unknown phase '$phase'" >&2 ;;
   esac
 done
