@@ -55,7 +55,8 @@ export interface RunPlan {
   readonly cluster: string | undefined;
   readonly batchSize: number;
   /** Rows of every model call (cut or padded), or undefined: calls as the work comes. */
-  readonly callRows: number | undefined;
+  /** Rows of every model call; undefined: the worker's default (fixed on CUDA, worker/fixed-shape-model.ts). */
+  readonly callRows: number | 'off' | undefined;
   readonly out: string | undefined;
   readonly logLevel: NonNullable<RunConfigInput['logLevel']>;
   readonly progress: boolean | undefined;

@@ -97,9 +97,10 @@ export const runConfigSchema = z.strictObject({
   /**
    * Every model call runs exactly this many rows, cut or padded (worker/fixed-shape-model.ts): one
    * shape per run, for GPU providers, where each new batch size costs a slow first call and can change
-   * the floats. Off by default.
+   * the floats. Default: 32 (at most batchSize) where the denoiser runs on the CUDA provider, calls as
+   * the work comes elsewhere; 'off': calls as the work comes everywhere.
    */
-  callRows: positiveInt.max(65536).optional(),
+  callRows: z.union([positiveInt.max(65536), z.literal('off')]).optional(),
   /** Run folder. */
   out: z.string().min(1).optional(),
   logLevel: z.enum(LOG_LEVELS).optional(),

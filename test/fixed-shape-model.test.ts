@@ -7,7 +7,11 @@ import { createSearch } from '../coordinator/search/create-search.js';
 import { ThreadPool } from '../coordinator/transport/thread-pool.js';
 import { parseRunConfig, resolveRunConfig, type RunPlan } from '../config/resolve-run-config.js';
 import { createSampler } from '../samplers/index.js';
-import { fixedShapeModel } from '../worker/fixed-shape-model.js';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { CUDA_CALL_ROWS, callRowsFor, fixedShapeModel } from '../worker/fixed-shape-model.js';
+import { repoRoot } from './support/repo-root.js';
 import type { GenerativeModel } from '../worker/models/generator.js';
 
 const plan = (input: Record<string, unknown>): RunPlan => resolveRunConfig(parseRunConfig(input, 'test'), 'test');
@@ -82,8 +86,28 @@ describe('fixed-shape model calls (callRows)', () => {
     }
   });
 
-  it('is refused when it is no positive whole number', () => {
+  it('is refused when it is no positive whole number or off', async () => {
     assert.throws(() => plan({ callRows: 0 }), /callRows/);
     assert.throws(() => plan({ callRows: 2.5 }), /callRows/);
+    assert.throws(() => plan({ callRows: 'auto' }), /callRows/);
+    assert.equal(plan({ callRows: 'off' }).callRows, 'off');
+    const bin = join(repoRoot(), 'bin', 'evosearch.js');
+    const refused = await promisify(execFile)(process.execPath, [bin, 'run', '--call-rows', 'sixteen', '--budget-nfe', '100'], { cwd: repoRoot() }).then(
+      () => assert.fail('--call-rows sixteen was accepted'),
+      (error: { code: number; stderr: string }) => error,
+    );
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /--call-rows takes an integer, got 'sixteen'/);
+  });
+
+  it('defaults to calls of CUDA_CALL_ROWS rows where the denoiser runs on CUDA, and to calls as the work comes elsewhere', () => {
+    assert.equal(callRowsFor(undefined, 'cuda', 256), CUDA_CALL_ROWS);
+    assert.equal(callRowsFor(undefined, 'cuda', 8), 8, 'never more rows than a call may hold (--batch-size)');
+    assert.equal(callRowsFor('off', 'cuda', 256), undefined);
+    assert.equal(callRowsFor(16, 'cuda', 256), 16);
+    for (const provider of ['cpu', 'webgpu', undefined]) {
+      assert.equal(callRowsFor(undefined, provider, 256), undefined, `${provider}: the answers and shapes stay as they were`);
+      assert.equal(callRowsFor(12, provider, 256), 12, `${provider}: an explicit setting holds`);
+    }
   });
 });

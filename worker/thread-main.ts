@@ -12,6 +12,7 @@ import { RemoteRewardScorer } from './remote-reward-scorer.js';
 import { OnnxSession } from './runtime/onnx-session.js';
 import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from './worker-setup.js';
+import { callRowsFor } from './fixed-shape-model.js';
 
 export type ToWorker = { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] };
 export type FromWorker =
@@ -57,11 +58,13 @@ try {
   const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, opened.rewards[0]!.name);
   // Read before wrapping: the fallbacks are the opened bundle's, the wrapper only reshapes its calls.
   const warnings = 'fallbacks' in opened && typeof opened.fallbacks === 'function' ? (opened.fallbacks as () => string[])() : [];
-  const model = setup.callRows === undefined ? opened : fixedShapeModel(opened, setup.callRows);
+  const sessions = 'sessions' in opened ? (opened.sessions as readonly { part: string; provider: string }[]) : [];
+  const denoiserProvider = sessions.find((s) => s.part === 'unet' || s.part === 'transformer')?.provider;
+  const rows = callRowsFor(setup.callRows, denoiserProvider, setup.batchSize);
+  const model = rows === undefined ? opened : fixedShapeModel(opened, rows);
   // Noise is drawn on a helper thread while the model runs where the model runs elsewhere (a GPU): on
   // the CPU provider the helper would compete with onnxruntime's own threads (worker/noise-prefetch.ts).
-  const sessions = 'sessions' in opened ? (opened.sessions as readonly { part: string; provider: string }[]) : [];
-  const noiseAhead = sessions.some((s) => (s.part === 'unet' || s.part === 'transformer') && s.provider !== 'cpu');
+  const noiseAhead = denoiserProvider !== undefined && denoiserProvider !== 'cpu';
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, noiseAhead, ...(scorer ? { scorer } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   let queue: Promise<void> = Promise.resolve();

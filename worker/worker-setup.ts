@@ -9,8 +9,11 @@ export interface WorkerSetup {
   /** The run seed, as a decimal string so a 64-bit seed survives structured clone and JSON. */
   readonly seed: string;
   readonly batchSize: number;
-  /** Every model call runs exactly this many rows (worker/fixed-shape-model.ts); absent: as the work comes. */
-  readonly callRows?: number;
+  /**
+   * Every model call runs exactly this many rows (worker/fixed-shape-model.ts); 'off': as the work
+   * comes; absent: the worker's default for where its denoiser landed (`callRowsFor`).
+   */
+  readonly callRows?: number | 'off';
   /** Conditioning of text-to-image/video bundles (absent for the analytic model). */
   readonly prompt?: string;
   readonly negativePrompt?: string;

@@ -15,10 +15,38 @@ opt_level 0). Weights are saved as external data next to OUT.onnx.
 """
 import argparse
 import os
+import sys
 import time
 
+import numpy as np
+from onnxruntime.transformers import fusion_attention_unet
 from onnxruntime.transformers.fusion_options import FusionOptions
 from onnxruntime.transformers.optimizer import optimize_model
+
+_get_num_heads = fusion_attention_unet.FusionAttentionUnet.get_num_heads
+
+
+def get_num_heads(self, reshape_q, is_torch2=False):
+    """The head count of a PyTorch 2 export's Q reshape ([0, 0, heads, head_size] built by a Concat).
+    onnxruntime 1.30's own version calls int() on a one-element array, which NumPy 2 refuses
+    ("only 0-dimensional arrays can be converted to Python scalars"), so no attention fused at all."""
+    if not is_torch2:
+        return _get_num_heads(self, reshape_q, is_torch2)
+    parent = self.model.get_parent(reshape_q, 1)
+    if parent is None or parent.op_type != "Concat" or len(parent.input) != 4:
+        return 0
+    value = self.model.get_constant_value(parent.input[2])
+    if value is None or np.asarray(value).size != 1:
+        return 0
+    heads = int(np.asarray(value).reshape(-1)[0])
+    return heads if heads > 0 else 0
+
+
+# onnxruntime.transformers imports its modules by bare name too (it puts its folder on sys.path), so the
+# class exists twice: patch both.
+for name in ("fusion_attention_unet", "onnxruntime.transformers.fusion_attention_unet"):
+    if name in sys.modules:
+        sys.modules[name].FusionAttentionUnet.get_num_heads = get_num_heads
 
 
 def main():
