@@ -20,6 +20,7 @@
 #   standin-optimize  onnxruntime's transformer optimizer on it (models/scripts/optimize_for_cuda.py), NCHW
 #   standin-optimize-nhwc  the same with NHWC convolutions
 #   standin-ort[:g,…] the stand-in's graphs on CUDA (fp16, optimized fp16 (NCHW, NHWC), fp32 with and without TF32)
+#   standin-compare   the fp16 and optimized fp16 graphs' outputs against the fp32 graph's (compare-graphs.mjs)
 # Writes under $OUT: host.txt and one file per phase (.jsonl/.md/.txt).
 set -uo pipefail
 source bench/device/cuda-setup.sh
@@ -62,6 +63,9 @@ phase_options() {
   cuda_env timeout 60 $node dist/bench/cuda-options.js --graph "$work/probe/conv.onnx" --label conv-unset >> "$f" 2>&1
   # The same probes with the options as environment only (TF32) for comparison.
   NVIDIA_TF32_OVERRIDE=0 cuda_env timeout 60 $node dist/bench/cuda-options.js --graph "$work/probe/matmul.onnx" --label matmul-env-tf32-0 >> "$f" 2>&1
+  # Compute-bound: 275 GFLOP against 16 MiB copied, so TF32 on or off shows in the median.
+  cuda_env timeout 60 $node dist/bench/cuda-options.js --graph "$work/probe/chain.onnx" --label chain-default >> "$f" 2>&1
+  cuda_env timeout 60 $node dist/bench/cuda-options.js --graph "$work/probe/chain.onnx" --label chain-no-tf32 --no-tf32 >> "$f" 2>&1
   cat "$f"
 }
 
@@ -140,12 +144,18 @@ phase_standin_ort() {
   fi
 }
 
+phase_standin_compare() {
+  for g in fp16 opt-fp16; do
+    [ -f "$work/sd21/$g/model.onnx" ] && cuda_env timeout 120 $node bench/device/compare-graphs.mjs "$work/sd21/fp32/model.onnx" "$work/sd21/$g/model.onnx" 2 2>/dev/null | tee -a "$out/standin-compare.jsonl"
+  done
+}
+
 for phase in "$@"; do
   echo "=== $phase ($(date -u +%T))"
   case "$phase" in
     errors) phase_errors ;; options) phase_options ;; bundles) phase_bundles ;; bundles-no-ahead) SUFFIX=-no-ahead phase_bundles --no-noise-ahead ;;
     e2e) phase_e2e ;; e2e-cpu) phase_e2e_cpu ;; methods) phase_methods ;; methods-call-rows) for rows in ${CALL_ROWS:-8 16 32 64}; do SUFFIX=rows$rows phase_methods --call-rows $rows; done ;; e2e-call-rows) phase_e2e_call_rows ;; workers) phase_workers ;; workers-call-rows) SUFFIX=-rows${CALL_ROWS:-16} phase_workers --call-rows ${CALL_ROWS:-16} ;;
-    standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-optimize-nhwc) phase_standin_optimize_nhwc ;; standin-ort) phase_standin_ort ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
+    standin-export) phase_standin_export ;; standin-torch) phase_standin_torch ;; standin-optimize) phase_standin_optimize ;; standin-optimize-nhwc) phase_standin_optimize_nhwc ;; standin-ort) phase_standin_ort ;; standin-compare) phase_standin_compare ;; standin-ort:*) IFS=, read -ra gs <<< "${phase#standin-ort:}"; phase_standin_ort "${gs[@]}" ;;
     *) echo "unknown phase '$phase'" >&2 ;;
   esac
 done
