@@ -6,8 +6,10 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import type { WorkerSetup } from '../worker/worker-setup.js';
 import { liveWorkers, sweepStaleWorkers } from './worker-registry.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
-export class NoWorkersError extends Error {
+export class NoWorkersError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
   override readonly name = 'NoWorkersError';
 }
 

@@ -3,8 +3,10 @@
  * gives up after 10 attempts, which a long-running worker or coordinator must not).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
-export class NatsUnavailableError extends Error {
+export class NatsUnavailableError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
   override readonly name = 'NatsUnavailableError';
   constructor(readonly url: string, options?: { cause?: unknown }) {
     super(`cannot reach NATS at ${url}: ${(options?.cause as Error | undefined)?.message ?? 'no answer'} (start one with \`nats-server -js\`, and give its URL)`, options);

@@ -12,11 +12,13 @@ import { parseByteSize, type CudaProviderOptions } from '../worker/runtime/provi
 import { PRESETS, type PresetName } from './presets.js';
 import type { ModelDefaults } from './plan-run.js';
 import { runConfigSchema, type RunConfigInput, type EXECUTION_PROVIDERS } from './run-config-schema.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
 
 /** A configuration that cannot run: names the field (dotted path), what is wrong, and where it came from. */
-export class ConfigError extends Error {
+export class ConfigError extends EvoSearchError {
+  readonly code: ErrorCode = 'config';
   override readonly name = 'ConfigError';
   constructor(readonly field: string, readonly detail: string, readonly source = 'config', options?: { cause?: unknown }) {
     super(`invalid ${source}: ${field}: ${detail}`, options);

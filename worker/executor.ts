@@ -23,6 +23,7 @@ import { StateStore, type TrajectoryState } from './state-store.js';
 import { rmSync } from 'node:fs';
 import { readSnapshot, writeSnapshot } from './snapshot-file.js';
 import { thumbnail } from './thumbnail.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /** Executors are dropped rather than closed: a dropped one's helper thread stops when it is collected. */
 const helpers = new FinalizationRegistry<{ prefetch: NoisePrefetch | null }>((helper) => void helper.prefetch?.close());
@@ -34,7 +35,8 @@ interface ThumbnailRequest {
 }
 
 /** A latent or a reward went NaN or infinite: reported with where, never absorbed. */
-export class NonFiniteValueError extends Error {
+export class NonFiniteValueError extends EvoSearchError {
+  readonly code: ErrorCode = 'model';
   override readonly name = 'NonFiniteValueError';
   constructor(readonly what: string, readonly id: CandidateId, readonly step: number) {
     super(`${what} of candidate ${id} at step ${step} is not finite (NaN or Inf); the model or its inputs are broken`);

@@ -5,9 +5,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { executeOverGrpc, withIdempotentRetry, type ExecuteFailure } from '../proto/worker-client.js';
 import type { RewardScorer, SampleScore } from './reward-scorer.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /** A reward worker failed to score a batch. */
-export class RemoteScoringError extends Error {
+export class RemoteScoringError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
   override readonly name = 'RemoteScoringError';
 }
 

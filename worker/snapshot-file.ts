@@ -9,6 +9,7 @@ import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, wr
 import { dirname } from 'node:path';
 import type { CandidateId, SnapshotFile } from '../proto/commands.js';
 import type { TrajectoryState } from './state-store.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 const SNAPSHOT_VERSION = 1;
 
@@ -18,7 +19,8 @@ interface Header {
 }
 
 /** A snapshot file that cannot be used: names the file and what is wrong. */
-export class SnapshotError extends Error {
+export class SnapshotError extends EvoSearchError {
+  readonly code: ErrorCode = 'checkpoint';
   override readonly name = 'SnapshotError';
   constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
     super(`snapshot ${file}: ${detail}`, options);

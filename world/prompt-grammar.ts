@@ -18,6 +18,7 @@ import {
   type ShapeName,
   type SizeWord,
 } from './palette.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 export const COUNT_WORDS = { a: 1, one: 1, two: 2, three: 3 } as const;
 export type CountWord = keyof typeof COUNT_WORDS;
@@ -67,7 +68,8 @@ export interface ParsedPrompt {
 }
 
 /** A prompt outside the grammar. `word` is the offending word, or null when the prompt ended too early. */
-export class PromptError extends Error {
+export class PromptError extends EvoSearchError {
+  readonly code: ErrorCode = 'prompt';
   override readonly name = 'PromptError';
   constructor(
     readonly prompt: string,

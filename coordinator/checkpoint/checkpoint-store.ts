@@ -14,6 +14,7 @@ import type { RunPlan } from '../../config/resolve-run-config.js';
 import type { ComputeCounters, SnapshotFile } from '../../proto/commands.js';
 import { liftTensors, lowerTensors } from '../../proto/tensor-frames.js';
 import type { JournalEntry } from '../engine/run-search.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 /** Raise when the journal's meaning changes: a checkpoint of another version is refused, not misread. */
 export const CHECKPOINT_VERSION = 1;
@@ -41,7 +42,8 @@ export interface CheckpointManifest {
 }
 
 /** A checkpoint that cannot be used: names the file and what is wrong with it. */
-export class CheckpointError extends Error {
+export class CheckpointError extends EvoSearchError {
+  readonly code: ErrorCode = 'checkpoint';
   override readonly name: string = 'CheckpointError';
   constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
     super(`${file}: ${detail}`, options);

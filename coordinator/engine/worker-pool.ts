@@ -1,4 +1,5 @@
 import type { Command, CommandResult } from '../../proto/commands.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 /**
  * The coordinator's view of its workers, whatever carries the commands (worker threads in the
@@ -15,7 +16,8 @@ export interface WorkerPool {
 }
 
 /** A worker failed a command; `cause` is what the worker reported. */
-export class WorkerCommandError extends Error {
+export class WorkerCommandError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
   override readonly name: string = 'WorkerCommandError';
   constructor(readonly worker: string, detail: string, options?: { cause?: unknown }) {
     super(`worker ${worker}: ${detail}`, options);

@@ -10,12 +10,14 @@ import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { acquireOwnerLock } from '../../files/owner-lock.js';
 import { JOURNAL_FILE, MANIFEST_FILE, PREVIOUS_MANIFEST_FILE } from '../checkpoint/checkpoint-store.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export const LOCK_FILE = '.evosearch.lock';
 const RECORD_FILE = 'record.json';
 
 /** A run folder that cannot be used as asked: names the folder, why, and what to do instead. */
-export class RunFolderError extends Error {
+export class RunFolderError extends EvoSearchError {
+  readonly code: ErrorCode = 'run-folder';
   override readonly name = 'RunFolderError';
   constructor(readonly folder: string, detail: string) {
     super(`run folder ${folder}: ${detail}`);

@@ -6,6 +6,7 @@ import { Lineage, type CandidateRecord } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { applyPotential, EMPTY_HISTORY, POTENTIAL_NAMES, type PotentialHistory, type PotentialName } from './potentials.js';
 import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from './resampling.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 /**
  * Particle sampling (FK steering, Singhal et al., arXiv 2501.06848; spec/evosearch.md, "Particle
@@ -45,7 +46,8 @@ export interface ResolvedParticleConfig {
 }
 
 /** A particle config that cannot run. `field` names the culprit (dotted for nested fields). */
-export class ParticleConfigError extends Error {
+export class ParticleConfigError extends EvoSearchError {
+  readonly code: ErrorCode = 'config';
   override readonly name = 'ParticleConfigError';
   constructor(
     readonly field: string,

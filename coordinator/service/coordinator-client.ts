@@ -8,12 +8,18 @@ import { join } from 'node:path';
 import type { RunConfigInput } from '../../config/run-config-schema.js';
 import { coordinatorService, type CancelReply, type FileChunk, type ListReply, type RunEventMessage, type SubmitReply } from '../../proto/coordinator-service.js';
 import { PROTOCOL_VERSION } from '../../proto/worker-service.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
-/** The coordinator refused or failed a request; `code` is the gRPC status. */
-export class CoordinatorError extends Error {
+/** The coordinator refused or failed a request; `status` is the gRPC status. */
+export class CoordinatorError extends EvoSearchError {
   override readonly name = 'CoordinatorError';
-  constructor(readonly address: string, readonly code: grpc.status | undefined, detail: string, options?: { cause?: unknown }) {
+  constructor(readonly address: string, readonly status: grpc.status | undefined, detail: string, options?: { cause?: unknown }) {
     super(`coordinator ${address}: ${detail}`, options);
+  }
+
+  /** A run the coordinator refused as invalid is the user's input; anything else is the service. */
+  get code(): ErrorCode {
+    return this.status === grpc.status.INVALID_ARGUMENT ? 'config' : 'unavailable';
   }
 }
 

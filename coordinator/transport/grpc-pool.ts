@@ -9,6 +9,7 @@ import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, ty
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
 import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export interface GrpcPoolOptions {
   readonly runId: string;
@@ -23,7 +24,8 @@ export interface GrpcPoolOptions {
 }
 
 /** A worker was refused at connection: another protocol version or model build, or it is unreachable. */
-export class WorkerRefusedError extends Error {
+export class WorkerRefusedError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
   override readonly name = 'WorkerRefusedError';
   constructor(readonly address: string, detail: string, options?: { cause?: unknown }) {
     super(`worker ${address}: ${detail}`, options);

@@ -1,3 +1,4 @@
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 /**
  * Byte-pair encoding of one pre-tokenized word, shared by the CLIP tokenizer (vocab.json + merges.txt)
  * and tokenizer.json's BPE model: start from characters, repeatedly join the adjacent pair with the
@@ -43,7 +44,8 @@ export interface BpeOptions {
 }
 
 /** A piece the vocabulary cannot spell and no unknown token to stand for it. */
-export class TokenizerError extends Error {
+export class TokenizerError extends EvoSearchError {
+  readonly code: ErrorCode = 'model';
   override readonly name = 'TokenizerError';
   constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
     super(`${file}: ${detail}`, options);

@@ -6,6 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 /** One thing wrong with a bundle: where, what, and how to fix it. */
 export interface BundleProblem {
@@ -15,7 +16,8 @@ export interface BundleProblem {
 }
 
 /** A bundle folder that cannot be loaded; `problems` lists every issue found. */
-export class BundleError extends Error {
+export class BundleError extends EvoSearchError {
+  readonly code: ErrorCode = 'model';
   override readonly name = 'BundleError';
   constructor(readonly folder: string, readonly problems: readonly BundleProblem[], options?: { cause?: unknown }) {
     super(`model bundle ${folder} is not usable:\n${problems.map((p) => `  - ${p.path}: ${p.problem}; ${p.fix}`).join('\n')}`, options);

@@ -23,6 +23,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export const REWARD_ROLES = ['guidance', 'held-out'] as const;
 export type RewardRole = (typeof REWARD_ROLES)[number];
@@ -57,7 +58,8 @@ export interface OnnxRewardSpec {
 }
 
 /** A rewards.json that cannot be used: names the file and the entry field. */
-export class RewardManifestError extends Error {
+export class RewardManifestError extends EvoSearchError {
+  readonly code: ErrorCode = 'model';
   override readonly name = 'RewardManifestError';
   constructor(readonly file: string, readonly field: string, detail: string, options?: { cause?: unknown }) {
     super(`${file}: ${field}: ${detail}`, options);

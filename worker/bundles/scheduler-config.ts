@@ -12,9 +12,11 @@ import {
   type SamplerKind,
 } from '../../samplers/index.js';
 import { readBundleManifest } from './bundle-manifest.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 /** A scheduler config this runtime cannot turn into a sampler: names the file and the key. */
-export class SchedulerMappingError extends Error {
+export class SchedulerMappingError extends EvoSearchError {
+  readonly code: ErrorCode = 'model';
   override readonly name = 'SchedulerMappingError';
   constructor(readonly file: string, readonly field: string, detail: string, options?: { cause?: unknown }) {
     super(`${file}: ${field}: ${detail}`, options);

@@ -6,9 +6,11 @@ import type { CudaProviderOptions, ProviderName } from '../runtime/providers.js'
 import { createAnalyticModel } from './analytic-gmm.js';
 import { parseAnalyticModelSpec } from './analytic-gmm-config.js';
 import type { GenerativeModel } from './generator.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 /** A model spec that names nothing loadable, or a model that does not fit the run's sampler. */
-export class ModelLoadError extends Error {
+export class ModelLoadError extends EvoSearchError {
+  readonly code: ErrorCode = 'model';
   override readonly name = 'ModelLoadError';
   constructor(readonly spec: string, detail: string, options?: { cause?: unknown }) {
     super(`model '${spec}': ${detail}`, options);

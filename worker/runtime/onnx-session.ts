@@ -9,6 +9,7 @@ import { explainCudaProviderLoadError } from './cuda-provider/index.js';
 import { ModelLayoutError } from './model-layout-error.js';
 
 import { cudaExecutionProvider, DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export { DEFAULT_PROVIDERS, isProviderName, PROVIDER_NAMES, type CudaProviderOptions, type ProviderName } from './providers.js';
 
@@ -21,7 +22,8 @@ export interface ProviderAttempt {
 }
 
 /** No provider in the list could open the model: every attempt and its failure is listed. */
-export class ProviderUnavailableError extends Error {
+export class ProviderUnavailableError extends EvoSearchError {
+  readonly code: ErrorCode = 'provider';
   override readonly name = 'ProviderUnavailableError';
   constructor(readonly file: string, readonly attempts: readonly ProviderAttempt[], options?: { cause?: unknown }) {
     super(`${file}: no execution provider could open the model (${attempts.map((a) => `${a.provider}: ${a.error}`).join('; ')}); add 'cpu' to the provider list or check the provider's libraries`, options);
