@@ -1,30 +1,19 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ConfigError, parseRunConfig, resolveRunConfig } from '../config/resolve-run-config.js';
 import { cudaExecutionProvider, cudaProcessEnvironment, parseByteSize } from '../worker/runtime/providers.js';
 import { OnnxSession, ProviderUnavailableError } from '../worker/runtime/onnx-session.js';
 import { explainCudaProviderLoadError } from '../worker/runtime/cuda-provider/index.js';
+import { evosearch } from './support/evosearch-cli.js';
 import { repoRoot } from './support/repo-root.js';
 
 const root = repoRoot();
-const bin = join(root, 'bin', 'evosearch.js');
 const unet = join(root, 'models', 'bundles', 'tiny-sd', 'unet', 'model.onnx');
 const resolve = (input: unknown) => resolveRunConfig(parseRunConfig(input, 'test config'), 'test config');
 
-async function evosearch(args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { cwd: root, env });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 /** This machine has no CUDA provider: the tests below are about what a user without one is told. */
 describe('CUDA provider options', () => {

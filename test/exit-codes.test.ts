@@ -1,25 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { ERROR_CODES } from '../errors/evosearch-error.js';
+import { evosearch } from './support/evosearch-cli.js';
 import { repoRoot } from './support/repo-root.js';
 
 const root = repoRoot();
-const bin = join(root, 'bin', 'evosearch.js');
 
-async function evosearch(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { cwd: root });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('one error model: exit codes by kind of failure, not by where it was caught', () => {
   it('a flag the parser refuses exits 2, as a config the validator refuses does (the parser used to exit 1)', async () => {

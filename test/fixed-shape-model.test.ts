@@ -7,11 +7,8 @@ import { createSearch } from '../coordinator/search/create-search.js';
 import { ThreadPool } from '../coordinator/transport/thread-pool.js';
 import { parseRunConfig, resolveRunConfig, type RunPlan } from '../config/resolve-run-config.js';
 import { createSampler } from '../samplers/index.js';
-import { execFile } from 'node:child_process';
-import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { CUDA_CALL_ROWS, callRowsFor, fixedShapeModel } from '../worker/fixed-shape-model.js';
-import { repoRoot } from './support/repo-root.js';
+import { evosearch } from './support/evosearch-cli.js';
 import type { GenerativeModel } from '../worker/models/generator.js';
 
 const plan = (input: Record<string, unknown>): RunPlan => resolveRunConfig(parseRunConfig(input, 'test'), 'test');
@@ -91,12 +88,8 @@ describe('fixed-shape model calls (callRows)', () => {
     assert.throws(() => plan({ callRows: 2.5 }), /callRows/);
     assert.throws(() => plan({ callRows: 'auto' }), /callRows/);
     assert.equal(plan({ callRows: 'off' }).callRows, 'off');
-    const bin = join(repoRoot(), 'bin', 'evosearch.js');
-    const refused = await promisify(execFile)(process.execPath, [bin, 'run', '--call-rows', 'sixteen', '--budget-nfe', '100'], { cwd: repoRoot() }).then(
-      () => assert.fail('--call-rows sixteen was accepted'),
-      (error: { code: number; stderr: string }) => error,
-    );
-    assert.notEqual(refused.code, 0);
+    const refused = await evosearch(['run', '--call-rows', 'sixteen', '--budget-nfe', '100']);
+    assert.equal(refused.code, 2);
     assert.match(refused.stderr, /--call-rows takes an integer, got 'sixteen'/);
   });
 

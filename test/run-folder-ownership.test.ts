@@ -1,27 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { claimRunFolder, LOCK_FILE, RunFolderError, RunFolderLock } from '../coordinator/run/run-folder-lock.js';
-import { repoRoot } from './support/repo-root.js';
+import { evosearch } from './support/evosearch-cli.js';
 
-const root = repoRoot();
-const bin = join(root, 'bin', 'evosearch.js');
 
-async function evosearch(args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [bin, ...args], { cwd: root });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 /** Every file of a folder with its sha256: what must not change when a run is refused. */
 function contents(folder: string): Record<string, string> {
