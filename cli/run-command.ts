@@ -1,4 +1,4 @@
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { RunCancelledError } from '../coordinator/engine/run-search.js';
@@ -10,11 +10,17 @@ import type { PromptReport } from '../report/report-data.js';
 import { writeSummaryReport } from '../report/write-outputs.js';
 import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
+import { checkHeldOut, describeHeldOutCheck, scoredSamples } from '../report/held-out-check.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { COORDINATORS_BUCKET, liveWorkers, STALE_AFTER_MS } from '../cluster/worker-registry.js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
+import { OutFolderError, prepareOutFolder } from '../files/out-folder.js';
+import { bundlePath } from '../worker/models/load-model.js';
+import { checkPromptForModel, PromptModelError, worldModelOutput } from '../world/model-prompts.js';
+import { PromptError, VOCABULARY } from '../world/prompt-grammar.js';
+import { columnOfWord, PromptsFileError, readPromptsFile, type PromptLine, type PromptsFileIssue } from './prompts-file.js';
 
 export function buildRunCommand(): Command {
   const command = new Command('run').description(
@@ -39,13 +45,18 @@ async function runAction(cmd: Command): Promise<void> {
   const promptsFile = cmd.getOptionValue('prompts') as string | undefined;
   if (promptsFile === undefined) {
     const { plan, flags, input } = await planFromOptions(cmd);
+    await checkPlanPrompt(plan);
     await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input, cmd.getOptionValue('replace') === true);
     return;
   }
   if (cmd.getOptionValueSource('prompt') === 'cli') throw new ConfigError('--prompts', 'give either --prompt or --prompts, not both', 'command-line flags');
-  const prompts = await readPromptsFile(promptsFile);
-  const { plan: first } = await planFromOptions(cmd, { prompt: prompts[0]! });
+  // The whole file, then every prompt's plan, before any search: a bad line 2 must not cost prompt 1's compute.
+  const lines = await readPromptsFile(promptsFile);
+  const planned = await planPrompts(cmd, promptsFile, lines);
+  const prompts = lines.map((l) => l.text);
+  const { plan: first } = planned[0]!;
   const root = resolve(first.out ?? defaultFolder(first));
+  await prepareOut(root);
   const folderOf = (i: number, prompt: string) => join(root, `${String(i + 1).padStart(3, '0')}-${slug(prompt)}`);
   const coordinator = first.cluster === undefined ? null : await findCoordinator(first.cluster);
   if (coordinator !== null) {
@@ -60,7 +71,7 @@ async function runAction(cmd: Command): Promise<void> {
   }
   const reports: PromptReport[] = [];
   for (const [i, prompt] of prompts.entries()) {
-    const { plan, flags, input } = await planFromOptions(cmd, { prompt });
+    const { plan, flags, input } = planned[i]!;
     const folder = folderOf(i, prompt);
     process.stdout.write(`[${i + 1}/${prompts.length}] ${prompt}\n`);
     reports.push(await runOne(plan, flags, folder, input, cmd.getOptionValue('replace') === true));
@@ -69,17 +80,57 @@ async function runAction(cmd: Command): Promise<void> {
   process.stdout.write(`summary: ${files.join(', ')}\n`);
 }
 
-/** Prompts, one per line; blank lines and lines starting with # are skipped. */
-async function readPromptsFile(path: string): Promise<string[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (error) {
-    throw new ConfigError('--prompts', `cannot read '${path}': ${(error as Error).message}`, 'command-line flags', { cause: error });
+/**
+ * The plan of every prompt of a prompts file; every line the model cannot take (outside its grammar, a
+ * motion prompt for an image model, …) is collected, so one error names them all, with line and column.
+ * Errors that are not about a line (the flags, the config, the model) are thrown as they come.
+ */
+async function planPrompts(cmd: Command, file: string, prompts: readonly PromptLine[]): Promise<Awaited<ReturnType<typeof planFromOptions>>[]> {
+  const planned: Awaited<ReturnType<typeof planFromOptions>>[] = [];
+  const issues: PromptsFileIssue[] = [];
+  const footers = new Set<string>();
+  for (const prompt of prompts) {
+    try {
+      const result = await planFromOptions(cmd, { prompt: prompt.text });
+      await checkPlanPrompt(result.plan);
+      planned.push(result);
+    } catch (error) {
+      const cause = error instanceof ConfigError && error.field === 'prompt' ? error.cause : error;
+      if (cause instanceof PromptError) {
+        issues.push({ line: prompt.line, column: columnOfWord(prompt, cause.position), message: `${cause.reason}; allowed here: ${cause.expected.join(' | ')}` });
+        footers.add(`the model's prompts follow models/world/WORLD.md's grammar, in these words: ${VOCABULARY.join(' ')}`);
+      } else if (cause instanceof PromptModelError) {
+        issues.push({ line: prompt.line, column: columnOfWord(prompt, Math.max(0, cause.position)), message: cause.summary });
+        footers.add(`the model '${cause.model}' ${cause.advice}`);
+      } else {
+        throw error;
+      }
+    }
   }
-  const prompts = text.split(/\r?\n/).map((line) => line.trim()).filter((line) => line !== '' && !line.startsWith('#'));
-  if (prompts.length === 0) throw new ConfigError('--prompts', `'${path}' holds no prompts (one per line; # starts a comment)`, 'command-line flags');
-  return prompts;
+  if (issues.length > 0) throw PromptsFileError.forLines(file, issues, prompts.length, 'prompts', footers.size > 0 ? [...footers].join('\n') : undefined);
+  return planned;
+}
+
+/** Refuses, at plan time, a prompt the model cannot make: a motion prompt for an image model, a still one for a video model. */
+async function checkPlanPrompt(plan: RunPlan): Promise<void> {
+  const folder = bundlePath(plan.model);
+  if (folder === null || plan.prompt === undefined) return;
+  const output = await worldModelOutput(folder);
+  if (output !== null) checkPromptForModel(plan.prompt, plan.model, output);
+}
+
+/**
+ * Creates the run folder and checks a file can be written and renamed in it, before any model opens
+ * (files/out-folder.ts). A filesystem that never answered may leave a call pending that would keep the
+ * process alive: then the process ends shortly after the error is printed.
+ */
+async function prepareOut(folder: string): Promise<void> {
+  try {
+    await prepareOutFolder(folder);
+  } catch (error) {
+    if (error instanceof OutFolderError && error.timedOut) setTimeout(() => process.exit(), 1000).unref();
+    throw error;
+  }
 }
 
 function slug(text: string): string {
@@ -87,7 +138,7 @@ function slug(text: string): string {
 }
 
 async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, replace: boolean): Promise<PromptReport> {
-  await mkdir(folder, { recursive: true });
+  await prepareOut(folder);
   // Refuses a folder holding another run, or one another process is writing, before any work.
   const lock = claimRunFolder(folder, { replace });
   try {
@@ -106,7 +157,9 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   const terminalLevel = plan.logLevel !== 'info' || flags.logLevel !== undefined ? plan.logLevel : 'warn';
   const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: plan.logLevel, terminalLevel: showBar ? 'warn' : terminalLevel });
   const planned = plan.planned[plan.method];
-  const progress = new ProgressDisplay(showBar, planned.nfe);
+  // A bar on a terminal, plain lines every few seconds elsewhere (--no-progress: neither), shown at once.
+  const progress = new ProgressDisplay(plan.progress !== false, planned.nfe);
+  progress.begin('opening models…');
   // SIGTERM or Ctrl-C stops the run after the round in flight; its checkpoint is complete and resumable.
   const stop = new AbortController();
   const onSignal = (signal: string) => stop.abort(signal);
@@ -117,8 +170,11 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
     progress.stop();
     const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
     const heldOut = Object.entries(record.best?.metrics ?? {}).map(([name, value]) => `${name} ${value.toFixed(4)}`).join(', ');
+    report.scored ??= scoredSamples(record.candidates);
+    const check = checkHeldOut(report.best, report.scored);
     process.stdout.write(
       `${plan.method} on ${plan.model}: best reward ${best}${heldOut ? `; held-out: ${heldOut}` : ''}\n` +
+        (check?.verdict === 'disagree' ? `warning: ${describeHeldOutCheck(check)}\n` : '') +
         `spent ${record.spent.nfe} NFEs (planned ${planned.nfe}, budget ${plan.budgetNfe}), ${record.spent.forwardPasses} forward passes, ${record.spent.decodes} decodes, ${record.spent.rewardCalls} reward calls in ${(record.wallMs / 1000).toFixed(2)} s\n` +
         `record: ${paths.record}\n` +
         `report: ${outputs.find((f) => f.endsWith('report.html')) ?? 'none'}\n`,

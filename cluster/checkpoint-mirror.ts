@@ -4,7 +4,8 @@
  * Each round is its own object (`<runId>/round-<n>`, the journal line), and the manifest
  * (`<runId>/manifest`) is put after it: a reader that finds the manifest finds every round it names.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileDurable } from '../files/durable-write.js';
 import { join } from 'node:path';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
@@ -57,7 +58,8 @@ export async function fetchCheckpoint(nc: NatsConnection, runId: string, folder:
     lines.push(new TextDecoder().decode(line));
   }
   await mkdir(folder, { recursive: true });
-  await writeFile(join(folder, JOURNAL_FILE), lines.join(''));
-  await writeFile(join(folder, MANIFEST_FILE), manifest);
+  // The journal before the manifest that points into it, each whole or not at all.
+  await writeFileDurable(join(folder, JOURNAL_FILE), lines.join(''));
+  await writeFileDurable(join(folder, MANIFEST_FILE), manifest);
   return true;
 }

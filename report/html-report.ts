@@ -5,9 +5,11 @@
  * labels, ids, metric names) is HTML-escaped.
  *
  * Per prompt: the prompt, method, model, budget and compute spent; the best
- * sample large with its guidance reward and held-out metrics; an SVG chart of
- * reward per generation (best so far, population max, population mean: one
- * <polyline> per series that has at least one value, nulls skipped); the
+ * sample large with its guidance reward and held-out metrics, and whether the
+ * held-out metrics agree with the guidance reward (held-out-check.ts); an SVG
+ * chart of reward per generation (one point per generation; best so far,
+ * population max, population mean: one <polyline> per series that has at
+ * least one value, nulls skipped); the
  * final population grid (best first); the winner's lineage from x_T to the
  * final sample. With several prompts, a summary table comes first.
  */
@@ -15,6 +17,7 @@ import type { LineageStep, PromptReport, RoundReport, RunReportData, SampleData 
 import { dataUri, encodePng, frameToRgba8, sampleGeometry } from './image-encoding.js';
 import { bestFirst, renderGrid } from './grid.js';
 import { sampleToGif } from './gif.js';
+import { checkHeldOut, describeHeldOutCheck, type HeldOutCheck } from './held-out-check.js';
 
 export interface HtmlReportOptions {
   /** Upscale of the best sample (default 8: 32 px -> 256 px). */
@@ -112,8 +115,37 @@ function tickLabel(v: number, step: number): string {
   return v.toFixed(decimals);
 }
 
-/** Inline SVG line chart of reward per round; one <polyline> per series with data. */
-export function renderRewardChart(rounds: readonly RoundReport[]): string {
+/**
+ * The chart's points: one per generation. A search reports one entry per round, and a generation can
+ * take several rounds (EvoSearch's last generation is the round that takes the population to x0 and
+ * the one that frees the samples it overtook; particles advance-and-score, then resample, in each):
+ * charted per round, such a generation came twice on the x-axis. A round that scores nothing repeats
+ * the population figures of the round before it (the search reports its latest scored round), so a
+ * round whose figures equal its predecessor's adds none. Each generation's point takes the best so far
+ * of its last round, and the population figures and label of its last round that scored. Generations
+ * with no value at all (an init round) have no point.
+ */
+export function generationPoints(rounds: readonly RoundReport[]): RoundReport[] {
+  const byGeneration = new Map<number, RoundReport>();
+  rounds.forEach((r, i) => {
+    const previous = rounds[i - 1];
+    const repeated = previous !== undefined && r.populationMean === previous.populationMean && r.populationMax === previous.populationMax;
+    const scored = !repeated && (finite(r.populationMean) || finite(r.populationMax));
+    const before = byGeneration.get(r.generation) ?? { label: r.label, generation: r.generation, bestReward: null, populationMean: null, populationMax: null };
+    byGeneration.set(r.generation, {
+      label: scored ? r.label : before.label,
+      generation: r.generation,
+      bestReward: finite(r.bestReward) ? r.bestReward : before.bestReward,
+      populationMean: scored ? r.populationMean : before.populationMean,
+      populationMax: scored ? r.populationMax : before.populationMax,
+    });
+  });
+  return [...byGeneration.values()].filter((r) => SERIES.some((s) => finite(s.value(r)))).sort((a, b) => a.generation - b.generation);
+}
+
+/** Inline SVG line chart of reward per generation; one <polyline> per series with data. */
+export function renderRewardChart(allRounds: readonly RoundReport[]): string {
+  const rounds = generationPoints(allRounds);
   const active = SERIES.filter((s) => rounds.some((r) => finite(s.value(r))));
   if (rounds.length === 0 || active.length === 0) return '<p class="muted">No rewards recorded.</p>';
   const values = active.flatMap((s) => rounds.map(s.value).filter(finite));
@@ -134,7 +166,10 @@ export function renderRewardChart(rounds: readonly RoundReport[]): string {
   const pw = W - m.left - m.right;
   const ph = H - m.top - m.bottom;
   const n = rounds.length;
-  const xOf = (i: number): number => m.left + (n === 1 ? pw / 2 : (i * pw) / (n - 1));
+  // x is the generation itself, so a generation without a point leaves its gap.
+  const first = rounds[0]!.generation;
+  const span = rounds[n - 1]!.generation - first;
+  const xOf = (i: number): number => m.left + (span === 0 ? pw / 2 : ((rounds[i]!.generation - first) * pw) / span);
   const yOf = (v: number): number => m.top + ph - ((v - lo) / (hi - lo)) * ph;
   const f1 = (v: number): string => v.toFixed(1);
 
@@ -150,7 +185,8 @@ export function renderRewardChart(rounds: readonly RoundReport[]): string {
   // x ticks (at most ~10 labels)
   const every = Math.max(1, Math.ceil(n / 10));
   rounds.forEach((r, i) => {
-    if (i % every !== 0 && i !== n - 1) return;
+    // The last generation always gets its label; a regular one too close before it gives way.
+    if (i !== n - 1 && (i % every !== 0 || n - 1 - i < every)) return;
     const x = f1(xOf(i));
     parts.push(`<line x1="${x}" y1="${m.top + ph}" x2="${x}" y2="${m.top + ph + 4}" stroke="#888"/>`);
     parts.push(`<text x="${x}" y="${m.top + ph + 16}" font-size="11" fill="#555" text-anchor="middle">${esc(String(r.generation))}</text>`);
@@ -220,7 +256,22 @@ function bestSection(p: PromptReport, o: Required<HtmlReportOptions>): string {
     const kind = g.isVideo ? `video, ${g.frames} frames` : 'image';
     media = `<img class="best-img" src="${src}" width="${w}" height="${h}" alt="best sample (${kind})">`;
   }
-  return `<div class="best">${media}<div><h4>Best sample</h4>${metricsTable(p.best.reward, p.best.metrics)}</div></div>`;
+  return `<div class="best">${media}<div><h4>Best sample</h4>${metricsTable(p.best.reward, p.best.metrics)}${heldOutNote(p)}</div></div>`;
+}
+
+/** The held-out check of the winner (held-out-check.ts); null without the scored samples or metrics. */
+export function heldOutCheckOf(p: PromptReport): HeldOutCheck | null {
+  return p.scored === undefined ? null : checkHeldOut(p.best, p.scored);
+}
+
+function heldOutNote(p: PromptReport): string {
+  const check = heldOutCheckOf(p);
+  if (check === null) return '';
+  const text = describeHeldOutCheck(check);
+  const sentence = text.charAt(0).toUpperCase() + text.slice(1);
+  const detail = check.metrics.map((m) => `${m.name}: ${m.higher} of ${m.samples} higher, median ${formatNumber(m.median)}`).join('; ');
+  return `<p class="held-out ${check.verdict}" data-verdict="${check.verdict}">${check.verdict === 'disagree' ? '<strong>Warning:</strong> ' : ''}${esc(sentence)}.`
+    + `<br><span class="muted">${esc(`Against the ${check.samples} samples this run scored (${detail}). A disagreement: the winner below the median of those samples on a held-out metric.`)}</span></p>`;
 }
 
 function populationSection(p: PromptReport, o: Required<HtmlReportOptions>): string {
@@ -275,7 +326,7 @@ function promptSection(p: PromptReport, index: number, o: Required<HtmlReportOpt
 /** The multi-prompt summary table: prompt, method, best reward, held-out metrics, NFEs, wall time. */
 export function renderSummaryTable(prompts: readonly PromptReport[]): string {
   const metricNames = [...new Set(prompts.flatMap((p) => Object.keys(p.best.metrics)))].sort();
-  const head = ['#', 'prompt', 'method', 'best reward', ...metricNames, 'NFEs', 'wall time']
+  const head = ['#', 'prompt', 'method', 'best reward', ...metricNames, 'held-out check', 'NFEs', 'wall time']
     .map((h) => `<th>${esc(h)}</th>`).join('');
   const rows = prompts.map((p, i) => {
     const cells = [
@@ -284,12 +335,18 @@ export function renderSummaryTable(prompts: readonly PromptReport[]): string {
       `<td>${esc(p.method)}</td>`,
       `<td>${esc(formatNumber(p.best.reward))}</td>`,
       ...metricNames.map((k) => `<td>${esc(formatNumber(p.best.metrics[k]))}</td>`),
+      `<td>${esc(verdictCell(heldOutCheckOf(p)))}</td>`,
       `<td>${esc(`${formatCount(p.spent.nfe)} / ${formatCount(p.budgetNfe)}`)}</td>`,
       `<td>${esc(formatDuration(p.wallMs))}</td>`,
     ];
     return `<tr>${cells.join('')}</tr>`;
   });
   return `<table class="summary"><thead><tr>${head}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+}
+
+function verdictCell(check: HeldOutCheck | null): string {
+  if (check === null) return '—';
+  return check.verdict === 'agree' ? 'agrees' : `disagrees (${check.disagreeing.join(', ')})`;
 }
 
 const CSS = `
@@ -309,6 +366,7 @@ ol.lineage{list-style:none;display:flex;flex-wrap:wrap;gap:6px;padding:0;margin:
 ol.lineage li{display:flex;flex-direction:column;align-items:center;border:1px solid #ddd;border-radius:6px;padding:6px;min-width:76px;background:#fcfcfc;position:relative}
 ol.lineage li+li{margin-left:14px}ol.lineage li+li::before{content:"→";position:absolute;left:-17px;top:40%;color:#999}
 ol.lineage .op{font-weight:600;font-size:12px;margin-top:4px}ol.lineage .meta{font-size:11px;color:#666}
+p.held-out{max-width:520px;margin:12px 0 0;padding:8px 10px;border-radius:6px;font-size:13px}p.held-out.agree{background:#eef7ee;border:1px solid #b9dcb9}p.held-out.disagree{background:#fff4e5;border:1px solid #f0b45a}
 .no-thumb{width:64px;height:64px;display:flex;align-items:center;justify-content:center;background:#eee;color:#999;font-size:10px}
 `;
 

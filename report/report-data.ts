@@ -75,6 +75,18 @@ export interface PromptReport {
   population: PopulationMember[];
   /** The winner's ancestry, ordered from x_T (first) to the final sample (last). */
   lineage: LineageStep[];
+  /**
+   * Every sample the run scored in full, with its held-out metrics (`scoredSamples` in
+   * held-out-check.ts makes it from the run's candidates): what the report checks the winner's
+   * held-out metrics against. Absent: no check is shown.
+   */
+  scored?: ScoredSample[];
+}
+
+/** One sample scored in full: its guidance reward and held-out metrics. */
+export interface ScoredSample {
+  readonly reward: number;
+  readonly metrics: Readonly<Record<string, number>>;
 }
 
 export interface RunReportData {

@@ -8,9 +8,9 @@
  * Every file is written atomically: to a temporary name in the same folder,
  * then renamed over the final name.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { writeFileDurableSync } from '../files/durable-write.js';
 import type { PromptReport, RunReportData } from './report-data.js';
 import { encodePng, frameToRgba8, sampleGeometry } from './image-encoding.js';
 import { bestFirst, renderGrid } from './grid.js';
@@ -30,16 +30,9 @@ export interface WrittenOutputs {
   files: string[];
 }
 
-/** Writes `bytes` to `path` atomically (temp file in the same folder, then rename). */
+/** Writes `bytes` to `path` atomically and durably (files/durable-write.ts: temp file in the same folder, synced, renamed). */
 export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
-  } catch (err) {
-    rmSync(tmp, { force: true });
-    throw err;
-  }
+  writeFileDurableSync(path, bytes);
 }
 
 /** best.png, population.png, (video) best.gif + best.mp4, and report.html for one prompt. */

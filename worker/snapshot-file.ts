@@ -5,11 +5,12 @@
  * the checkpoint manifest keeps it, and the reader refuses a file that does not match.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { CandidateId, SnapshotFile } from '../proto/commands.js';
 import type { TrajectoryState } from './state-store.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
+import { ensureFolderSync, writeFileDurableSync } from '../files/durable-write.js';
 
 const SNAPSHOT_VERSION = 1;
 
@@ -29,7 +30,7 @@ export class SnapshotError extends EvoSearchError {
 
 const bytesOf = (a: Float32Array) => Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 
-/** Writes `states` to `file` (written aside, synced, renamed), creating its folder. */
+/** Writes `states` to `file` durably (files/durable-write.ts: old file or new, never half), creating its folder. */
 export function writeSnapshot(file: string, states: readonly (readonly [CandidateId, TrajectoryState])[]): SnapshotFile {
   const header: Header = {
     version: SNAPSHOT_VERSION,
@@ -47,15 +48,8 @@ export function writeSnapshot(file: string, states: readonly (readonly [Candidat
     hash.update(part);
     bytes += part.length;
   }
-  mkdirSync(dirname(file), { recursive: true });
-  const fd = openSync(`${file}.partial`, 'w');
-  try {
-    for (const part of parts) writeSync(fd, part);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(`${file}.partial`, file);
+  ensureFolderSync(dirname(file));
+  writeFileDurableSync(file, parts);
   return { file, ids: states.map(([id]) => id), bytes, sha256: hash.digest('hex') };
 }
 

@@ -78,7 +78,8 @@ export class PromptError extends EvoSearchError {
     readonly word: string | null,
     /** What the grammar allows at that position. */
     readonly expected: readonly string[],
-    reason: string,
+    /** What is wrong, without the prompt or the vocabulary (for messages that name the prompt themselves). */
+    readonly reason: string,
   ) {
     super(`${reason} in prompt ${JSON.stringify(prompt)}; allowed here: ${expected.join(' | ')}; vocabulary: ${VOCABULARY.join(' ')}`);
   }

@@ -2,19 +2,25 @@
  * A run's checkpoint in its folder: `journal.jsonl`, one line per finished round (the workers'
  * answers, tensors as base64, each line with its sha256), and `checkpoint.json`, the manifest: the
  * plan, how many rounds are complete and each line's checksum. A round is appended and synced first,
- * then the manifest is replaced atomically (written aside, synced, renamed), the previous one kept as
- * `checkpoint.prev.json`. A torn or corrupted file is found by checksum, and the previous manifest
- * (one round less) is used with a warning.
+ * then the previous manifest is hard-linked aside as `checkpoint.prev.json` and the new one replaces
+ * `checkpoint.json` through files/durable-write.ts (a synced file renamed over it, the folder synced),
+ * so at every moment both names hold complete manifests.
+ *
+ * Reading takes the newest usable manifest: `checkpoint.json`, then `checkpoint.prev.json` (one round
+ * less). One that is missing, empty, truncated, not JSON, not a manifest (`{}`), fails its checksum or
+ * names journal lines that are not there is skipped with a warning naming the file and why; only a
+ * manifest that names another checkpoint version stops the read (resume it with its release); when none
+ * is usable the error lists every file tried and why each failed.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
-import { link, open, readFile, rename, rm } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunPlan } from '../../config/resolve-run-config.js';
 import type { ComputeCounters, SnapshotFile } from '../../proto/commands.js';
 import { liftTensors, lowerTensors } from '../../proto/tensor-frames.js';
 import type { JournalEntry } from '../engine/run-search.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import { appendFileDurable, replaceWithLink, writeFileDurable, writeFileDurableSync } from '../../files/durable-write.js';
 
 /** Raise when the journal's meaning changes: a checkpoint of another version is refused, not misread. */
 export const CHECKPOINT_VERSION = 1;
@@ -22,6 +28,8 @@ export const CHECKPOINT_VERSION = 1;
 export const JOURNAL_FILE = 'journal.jsonl';
 export const MANIFEST_FILE = 'checkpoint.json';
 export const PREVIOUS_MANIFEST_FILE = 'checkpoint.prev.json';
+/** The manifests a run folder keeps, newest first: a resume uses the first usable one. */
+export const MANIFEST_GENERATIONS: readonly string[] = [MANIFEST_FILE, PREVIOUS_MANIFEST_FILE];
 
 export interface CheckpointManifest {
   readonly version: number;
@@ -45,7 +53,7 @@ export interface CheckpointManifest {
 export class CheckpointError extends EvoSearchError {
   readonly code: ErrorCode = 'checkpoint';
   override readonly name: string = 'CheckpointError';
-  constructor(readonly file: string, detail: string, options?: { cause?: unknown }) {
+  constructor(readonly file: string, readonly detail: string, options?: { cause?: unknown }) {
     super(`${file}: ${detail}`, options);
   }
 }
@@ -61,39 +69,6 @@ function manifestChecksum(manifest: Omit<CheckpointManifest, 'checksum'>): strin
   return sha256(JSON.stringify(manifest));
 }
 
-function writeSynced(path: string, text: string, flags: 'w' | 'a'): void {
-  const fd = openSync(path, flags);
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** `to` becomes what `from` is now, atomically; `from` stays. A hard link, or a synced copy where links fail. */
-async function keepAside(from: string, to: string): Promise<void> {
-  const aside = `${to}.tmp`;
-  await rm(aside, { force: true });
-  try {
-    await link(from, aside);
-  } catch {
-    await writeSyncedAsync(aside, await readFile(from, 'utf8'), 'w');
-  }
-  await rename(aside, to);
-}
-
-/** writeSynced on libuv's threads: the run's thread stays free to drive the workers meanwhile. */
-async function writeSyncedAsync(path: string, text: string, flags: 'w' | 'a'): Promise<void> {
-  const file = await open(path, flags);
-  try {
-    await file.writeFile(text);
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-}
-
 /** Appends rounds to a run folder's checkpoint as the run goes. */
 export class CheckpointWriter {
   private readonly checksums: string[];
@@ -102,6 +77,13 @@ export class CheckpointWriter {
   private tail: Promise<unknown> = Promise.resolve();
   /** A failed append leaves the files in an unknown state: no later round may be appended after it. */
   private failure: Error | null = null;
+  /**
+   * What the next write keeps as checkpoint.prev.json: the manifest now in checkpoint.json (linked
+   * aside), or, for a resume whose checkpoint.json was not the manifest it continues from (damaged,
+   * missing), that manifest itself: linking the damaged one aside would leave no usable manifest at all
+   * until the new one is in place.
+   */
+  private keep: { readonly kind: 'current' } | { readonly kind: 'text'; readonly text: string };
 
   /**
    * `resumed`: the manifest a resumed run continues from (its journal is kept and extended).
@@ -116,8 +98,9 @@ export class CheckpointWriter {
   ) {
     this.checksums = [...(resumed?.lineChecksums ?? [])];
     this.journalBytes = resumed?.journalBytes ?? 0;
-    if (resumed === undefined) writeSynced(join(folder, JOURNAL_FILE), '', 'w');
+    if (resumed === undefined) writeFileDurableSync(join(folder, JOURNAL_FILE), '');
     else truncateTo(join(folder, JOURNAL_FILE), resumed.journalBytes);
+    this.keep = resumed === undefined || holdsManifest(join(folder, MANIFEST_FILE), resumed.checksum) ? { kind: 'current' } : { kind: 'text', text: JSON.stringify(resumed) };
   }
 
   /**
@@ -148,7 +131,7 @@ export class CheckpointWriter {
     const payload = { body: json, tensors: tensors.map((t) => Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64')) };
     const checksum = sha256(JSON.stringify(payload));
     const line = `${JSON.stringify({ round: this.checksums.length, sha256: checksum, ...payload })}\n`;
-    await writeSyncedAsync(join(this.folder, JOURNAL_FILE), line, 'a');
+    await appendFileDurable(join(this.folder, JOURNAL_FILE), line);
     this.checksums.push(checksum);
     this.journalBytes += Buffer.byteLength(line);
     const fields: Omit<CheckpointManifest, 'checksum'> = {
@@ -166,59 +149,138 @@ export class CheckpointWriter {
     const manifest = JSON.stringify({ ...fields, checksum: manifestChecksum(fields) });
     const current = join(this.folder, MANIFEST_FILE);
     const previous = join(this.folder, PREVIOUS_MANIFEST_FILE);
-    await writeSyncedAsync(`${current}.tmp`, manifest, 'w');
     // The previous manifest is linked aside and the new one renamed over the current, so checkpoint.json
     // always exists: moving it aside first left a moment without one, and a kill there left a folder
     // that `resume` refused.
-    if (existsSync(current)) await keepAside(current, previous);
-    await rename(`${current}.tmp`, current);
+    if (this.keep.kind === 'text') await writeFileDurable(previous, this.keep.text);
+    else if (existsSync(current)) await replaceWithLink(current, previous);
+    await writeFileDurable(current, manifest);
+    this.keep = { kind: 'current' };
     this.mirror?.(this.checksums.length - 1, line, manifest);
     return { bytes: Buffer.byteLength(line) + Buffer.byteLength(manifest), ms: performance.now() - started };
   }
 }
 
+/** Cuts the journal back to `bytes` (a resume drops a torn tail and rounds past its manifest), durably. */
 function truncateTo(path: string, bytes: number): void {
-  const text = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
-  writeSynced(path, text.subarray(0, bytes).toString(), 'w');
+  const data = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+  if (data.length === bytes) return;
+  writeFileDurableSync(path, data.subarray(0, bytes));
+}
+
+/** Whether `file` is a manifest with this checksum (the one a resume continues from). */
+function holdsManifest(file: string, checksum: string): boolean {
+  try {
+    return (JSON.parse(readFileSync(file, 'utf8')) as { checksum?: unknown } | null)?.checksum === checksum;
+  } catch {
+    return false;
+  }
+}
+
+/** A manifest a read passed over, and why. */
+export interface SkippedManifest {
+  readonly file: string;
+  readonly reason: string;
 }
 
 export interface LoadedCheckpoint {
   readonly manifest: CheckpointManifest;
   readonly journal: JournalEntry[];
-  /** Set when the newest manifest was unusable and the previous one was used instead. */
+  /** The manifest file used. */
+  readonly file: string;
+  /** Newer manifests that were not usable, newest first. */
+  readonly skipped: readonly SkippedManifest[];
+  /** Set when a newer manifest was unusable and an older one was used instead: names each file and why. */
   readonly warning: string | null;
 }
 
-/** Reads a run folder's last complete checkpoint, falling back to the previous one with a warning. */
+/**
+ * Reads a run folder's newest usable checkpoint (MANIFEST_GENERATIONS, newest first), passing over
+ * unusable manifests with a warning. A manifest of another checkpoint version is a
+ * CheckpointVersionError; no usable manifest at all is a CheckpointError listing each file and why.
+ */
 export function readCheckpoint(folder: string): LoadedCheckpoint {
-  const newest = join(folder, MANIFEST_FILE);
-  if (!existsSync(newest)) throw new CheckpointError(newest, 'no checkpoint here (runs write one after every round; is this a run folder?)');
-  try {
-    return { ...load(folder, newest), warning: null };
-  } catch (error) {
-    if (!(error instanceof CheckpointError) || error instanceof CheckpointVersionError) throw error;
-    const previous = join(folder, PREVIOUS_MANIFEST_FILE);
-    if (!existsSync(previous)) throw error;
+  const skipped: SkippedManifest[] = [];
+  for (const name of MANIFEST_GENERATIONS) {
+    const file = join(folder, name);
+    let manifest: CheckpointManifest;
+    let journal: JournalEntry[];
     try {
-      return { ...load(folder, previous), warning: `${error.message}; resuming from the previous checkpoint (${PREVIOUS_MANIFEST_FILE}, one round earlier)` };
-    } catch (second) {
-      throw new CheckpointError(folder, `both checkpoints are unusable: ${error.message}; ${(second as Error).message}`, { cause: second });
+      manifest = parseManifest(file);
+      journal = loadJournal(folder, manifest);
+    } catch (error) {
+      if (!(error instanceof CheckpointError) || error instanceof CheckpointVersionError) throw error;
+      skipped.push({ file, reason: error.file === file ? error.detail : `names journal rounds that are not intact (${error.message})` });
+      continue;
     }
+    const warning =
+      skipped.length === 0
+        ? null
+        : `${skipped.map((s) => `${s.file}: ${s.reason}`).join('; ')}; resuming from ${name === PREVIOUS_MANIFEST_FILE ? 'the previous checkpoint ' : ''}(${name}, ${manifest.rounds} round${manifest.rounds === 1 ? '' : 's'} complete)`;
+    return { manifest, journal, file, skipped, warning };
   }
+  if (skipped.every((s) => s.reason === MISSING)) {
+    throw new CheckpointError(join(folder, MANIFEST_FILE), `no checkpoint here (runs write one after every round; is this a run folder?); tried ${MANIFEST_GENERATIONS.join(', ')}`);
+  }
+  throw new CheckpointError(folder, `no usable checkpoint; tried ${skipped.map((s) => `${s.file}: ${s.reason}`).join('; ')}`);
 }
 
-function load(folder: string, file: string): { manifest: CheckpointManifest; journal: JournalEntry[] } {
-  let manifest: CheckpointManifest;
+const MISSING = 'missing';
+
+/** The manifest in `file`, checked: a CheckpointError saying why it cannot be used otherwise. */
+function parseManifest(file: string): CheckpointManifest {
+  let bytes: Buffer;
   try {
-    manifest = JSON.parse(readFileSync(file, 'utf8')) as CheckpointManifest;
+    bytes = readFileSync(file);
   } catch (error) {
-    throw new CheckpointError(file, `not readable JSON (${(error as Error).message})`, { cause: error });
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CheckpointError(file, code === 'ENOENT' ? MISSING : `cannot be read (${(error as Error).message})`, { cause: error });
   }
-  if (manifest.version !== CHECKPOINT_VERSION) {
-    throw new CheckpointVersionError(file, `checkpoint version ${manifest.version}, this evosearch reads version ${CHECKPOINT_VERSION}: resume it with the release that wrote it`);
+  if (bytes.length === 0) throw new CheckpointError(file, 'empty (0 bytes)');
+  if (bytes.every((b) => b === 0 || b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09)) {
+    throw new CheckpointError(file, `holds no data (${bytes.length} bytes, all zeros or blanks)`);
   }
-  const { checksum, ...fields } = manifest;
-  if (manifestChecksum(fields) !== checksum) throw new CheckpointError(file, 'checksum mismatch (the manifest is corrupted)');
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw new CheckpointError(file, `not readable JSON (${(error as Error).message}; ${bytes.length} bytes: truncated or overwritten)`, { cause: error });
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new CheckpointError(file, `not a checkpoint manifest (JSON ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}, not an object)`);
+  }
+  const fields = value as Record<string, unknown>;
+  if (!('version' in fields)) {
+    throw new CheckpointError(file, `not a checkpoint manifest (${Object.keys(fields).length === 0 ? 'an empty object' : 'no version field'})`);
+  }
+  const version = fields.version;
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) {
+    throw new CheckpointError(file, `not a checkpoint manifest (version ${JSON.stringify(version)} is not a checkpoint version)`);
+  }
+  if (version !== CHECKPOINT_VERSION) {
+    // Every checkpoint version names its run and carries a checksum: a bare `{"version":2}` is damage, not a newer release's checkpoint.
+    if (typeof fields.runId !== 'string' || typeof fields.checksum !== 'string') {
+      throw new CheckpointError(file, `not a checkpoint manifest (version ${version}, but no ${typeof fields.runId !== 'string' ? 'runId' : 'checksum'})`);
+    }
+    throw new CheckpointVersionError(file, `checkpoint version ${version}, this evosearch reads version ${CHECKPOINT_VERSION}: resume it with the release that wrote it`);
+  }
+  const manifest = value as CheckpointManifest;
+  if (typeof manifest.checksum !== 'string') throw new CheckpointError(file, 'no checksum field (not a complete manifest)');
+  const { checksum, ...rest } = manifest;
+  if (manifestChecksum(rest) !== checksum) throw new CheckpointError(file, 'checksum mismatch (the manifest is corrupted)');
+  const malformed = [
+    typeof manifest.runId !== 'string' && 'runId',
+    (typeof manifest.plan !== 'object' || manifest.plan === null) && 'plan',
+    !(Number.isInteger(manifest.rounds) && manifest.rounds >= 0) && 'rounds',
+    !(Array.isArray(manifest.lineChecksums) && manifest.lineChecksums.length === manifest.rounds) && 'lineChecksums',
+    !(Number.isInteger(manifest.journalBytes) && manifest.journalBytes >= 0) && 'journalBytes',
+  ].filter((f): f is string => f !== false);
+  if (malformed.length > 0) throw new CheckpointError(file, `not a complete manifest (${malformed.join(', ')} missing or malformed)`);
+  return manifest;
+}
+
+/** The journal's rounds that `manifest` names, each checked against its checksum. */
+function loadJournal(folder: string, manifest: CheckpointManifest): JournalEntry[] {
   const journalFile = join(folder, JOURNAL_FILE);
   const lines = existsSync(journalFile) ? readFileSync(journalFile).subarray(0, manifest.journalBytes).toString().split('\n').filter((l) => l !== '') : [];
   if (lines.length < manifest.rounds) throw new CheckpointError(journalFile, `holds ${lines.length} complete rounds, the manifest says ${manifest.rounds} (truncated)`);
@@ -229,6 +291,7 @@ function load(folder: string, file: string): { manifest: CheckpointManifest; jou
     } catch (error) {
       throw new CheckpointError(journalFile, `round ${round} is not readable JSON`, { cause: error });
     }
+    if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.tensors)) throw new CheckpointError(journalFile, `round ${round} is not a journal line`);
     const payload = { body: parsed.body, tensors: parsed.tensors };
     if (sha256(JSON.stringify(payload)) !== manifest.lineChecksums[round]) throw new CheckpointError(journalFile, `round ${round}: checksum mismatch (corrupted)`);
     const tensors = parsed.tensors.map((b64) => {
@@ -239,5 +302,5 @@ function load(folder: string, file: string): { manifest: CheckpointManifest; jou
     });
     return lowerTensors(parsed.body, tensors) as JournalEntry;
   });
-  return { manifest, journal };
+  return journal;
 }

@@ -83,7 +83,21 @@ export class Dispatcher {
     return this.load;
   }
 
-  async run(commands: readonly SearchCommand[]): Promise<CommandResult[]> {
+  /**
+   * Runs one round. `onPiece` (progress displays only) is told the compute of each worker's share of
+   * the round as it comes back, before the round is done; it cannot change or fail the round.
+   */
+  async run(commands: readonly SearchCommand[], onPiece?: (counters: ComputeCounters) => void): Promise<CommandResult[]> {
+    const tell = (results: readonly CommandResult[]) => {
+      if (onPiece === undefined) return;
+      const counters = zeroCounters();
+      for (const result of results) addCounters(counters, result.counters);
+      try {
+        onPiece(counters);
+      } catch {
+        // Progress is for the user's eyes: it never fails a round.
+      }
+    };
     await this.beforeRound?.();
     while (this.load.length < this.pool.size) this.load.push(0);
     for (;;) {
@@ -106,11 +120,13 @@ export class Dispatcher {
         this.split(command, placed).map(([worker, piece]) => ({ worker, index: perWorker[worker]!.push(piece) - 1 })),
       );
       perWorker.forEach((list, w) => list.push(...cleanup[w]!));
-      const settled = await Promise.allSettled(perWorker.map((list, worker) => (list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list))));
+      const settled = await Promise.allSettled(
+        perWorker.map((list, worker) => (list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list).then((results) => (tell(results), results)))),
+      );
       const answers: CommandResult[][] = [];
       for (const [worker, outcome] of settled.entries()) {
         if (outcome.status === 'fulfilled') answers[worker] = outcome.value;
-        else if (outcome.reason instanceof WorkerLostError) answers[worker] = await this.recover(worker, outcome.reason, roundStart, perWorker[worker]!);
+        else if (outcome.reason instanceof WorkerLostError) tell((answers[worker] = await this.recover(worker, outcome.reason, roundStart, perWorker[worker]!)));
         else throw outcome.reason;
       }
       this.recipes.record(commands);

@@ -2,6 +2,7 @@ import { addCounters, zeroCounters, type CandidateId, type CommandResult, type C
 import type { BestCandidate, SearchMachine, SearchProgress } from '../search/machine.js';
 import type { CandidateRecord } from '../search/lineage.js';
 import type { Dispatcher, PlacementStats } from './dispatcher.js';
+import { nextSearchId, progressWanted, publishProgress } from './search-progress.js';
 
 /** What the run reports after every round (progress bars, logs, events). */
 export interface RoundReport {
@@ -127,6 +128,12 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
   }
   if (replay.length > 0) await dispatcher.materialize(restore);
   timing.replayMs = performance.now() - replayStarted;
+  // Progress between rounds for displays (search-progress.ts); nothing of it feeds back into the search.
+  const search = nextSearchId();
+  if (progressWanted()) {
+    const { generation, generations } = machine.progress();
+    publishProgress({ kind: 'search-start', search, nfe: counters.nfe, generation, generations });
+  }
   // The previous round's journal entry, still being kept while this round runs.
   let journaling: Promise<void> = Promise.resolve();
   const journaled = async () => {
@@ -157,6 +164,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
           fetchedById = new Map(fetched!.samples.map((s) => [s.id, s]));
         }
         timing.fetchMs = performance.now() - fetchStarted;
+        publishProgress({ kind: 'search-end', search, nfe: counters.nfe });
         await journaled();
         return {
           best: round.best,
@@ -171,8 +179,18 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
         };
       }
       const commands = thumbnails === undefined ? round.commands : round.commands.map((c) => withThumbnails(c, thumbnails));
+      let onPiece: ((spent: ComputeCounters) => void) | undefined;
+      if (progressWanted()) {
+        const { generation, generations } = machine.progress();
+        let nfe = counters.nfe;
+        publishProgress({ kind: 'round-start', search, round: rounds.length, label: round.label, nfe, generation, generations });
+        onPiece = (spent) => {
+          nfe += spent.nfe;
+          publishProgress({ kind: 'work', search, round: rounds.length, nfe });
+        };
+      }
       const dispatched = performance.now();
-      const results = await dispatcher.run(commands);
+      const results = await dispatcher.run(commands, onPiece);
       timing.workersMs += performance.now() - dispatched;
       for (const result of results) addCounters(counters, result.counters);
       const collecting = performance.now();
@@ -206,6 +224,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
       }
       const onRoundStarted = performance.now();
       timing.journalMs += onRoundStarted - journalStarted;
+      if (progressWanted()) publishProgress({ kind: 'round-end', search, round: report.round, nfe: report.counters.nfe, generation: report.progress.generation, generations: report.progress.generations, best: report.progress.best?.reward ?? null });
       onRound?.(report);
       timing.onRoundMs += performance.now() - onRoundStarted;
     }

@@ -3,6 +3,7 @@ import type { LineageOp, LineageStep, PromptReport, SampleData } from '../../rep
 import type { SearchOutcome } from '../engine/run-search.js';
 import type { CandidateRecord } from '../search/lineage.js';
 import { summarizeRounds, type RunRecord } from './run-record.js';
+import { scoredSamples } from '../../report/held-out-check.js';
 
 /** Images and videos can be shown; the analytic model's vectors cannot. */
 function picture(sample: FetchedSample | null | undefined): SampleData | null {
@@ -58,6 +59,7 @@ export function promptReport(record: RunRecord, outcome: SearchOutcome): PromptR
     wallMs: record.wallMs,
     bytesMoved: record.placement.bytesMoved,
     best: { reward: record.best?.reward ?? Number.NaN, metrics: { ...(record.best?.metrics ?? {}) }, sample: bestSample },
+    scored: scoredSamples(outcome.candidates),
     rounds: summarizeRounds(outcome).map(({ label, generation, bestReward, populationMean, populationMax }) => ({ label, generation, bestReward, populationMean, populationMax })),
     population: outcome.population.flatMap((s) => {
       const sample = picture(s);

@@ -9,6 +9,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { acquireOwnerLock } from '../../files/owner-lock.js';
+import { describeFsFailure } from '../../files/out-folder.js';
 import { JOURNAL_FILE, MANIFEST_FILE, PREVIOUS_MANIFEST_FILE } from '../checkpoint/checkpoint-store.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
@@ -59,7 +60,8 @@ export class RunFolderLock {
       return new RunFolderLock(folder, release);
     } catch (error) {
       if (error instanceof RunFolderError) throw error;
-      throw new RunFolderError(folder, `cannot take its lock file ${LOCK_FILE}: ${(error as Error).message}`);
+      // In words (no permission, read-only, full, …), not the raw EACCES / EROFS text.
+      throw new RunFolderError(folder, describeFsFailure(error, `create its lock file ${LOCK_FILE}`, folder).text);
     }
   }
 

@@ -1,8 +1,9 @@
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ComputeCounters } from '../../proto/commands.js';
 import type { RunPlan } from '../../config/resolve-run-config.js';
 import type { SearchOutcome } from '../engine/run-search.js';
+import { writeFileDurable } from '../../files/durable-write.js';
 
 export const RECORD_VERSION = 1;
 
@@ -55,11 +56,9 @@ export function summarizeRounds(outcome: SearchOutcome): RoundSummary[] {
   });
 }
 
-/** Writes a file so that a reader never sees half of it: a temporary name, then a rename. */
+/** Writes a file so that a reader, or a resume after a crash, never sees half of it (files/durable-write.ts). */
 async function writeAtomically(path: string, contents: string): Promise<void> {
-  const temporary = `${path}.partial`;
-  await writeFile(temporary, contents);
-  await rename(temporary, path);
+  await writeFileDurable(path, contents);
 }
 
 export interface RunFolderPaths {

@@ -3,7 +3,8 @@
  * download a finished run's files.
  */
 import * as grpc from '@grpc/grpc-js';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { writeFileDurable } from '../../files/durable-write.js';
 import { join } from 'node:path';
 import type { RunConfigInput } from '../../config/run-config-schema.js';
 import { coordinatorService, type CancelReply, type FileChunk, type ListReply, type RunEventMessage, type SubmitReply } from '../../proto/coordinator-service.js';
@@ -86,7 +87,7 @@ export class CoordinatorClient {
       call.on('end', () => {
         void (async () => {
           await mkdir(folder, { recursive: true });
-          for (const [name, chunks] of parts) await writeFile(join(folder, name), Buffer.concat(chunks));
+          for (const [name, chunks] of parts) await writeFileDurable(join(folder, name), Buffer.concat(chunks));
           resolve([...parts.keys()].sort());
         })().catch(reject);
       });

@@ -259,7 +259,12 @@ export class CompositionChecker implements RewardModel {
   private checkBatch(samples: Float32Array, batch: number, out: Float64Array | null): void {
     if (!Number.isInteger(batch) || batch < 0) throw new RangeError(`${this.name}: batch must be a non-negative integer, got ${batch}`);
     if (samples.length < batch * this.sampleSize) {
-      throw new RangeError(`${this.name}: ${batch} samples of ${this.sampleSize} floats (${this.sampleShape.join('x')}) need ${batch * this.sampleSize}, got ${samples.length}`);
+      const motion = this.prompt.motion !== null;
+      throw new RangeError(
+        `${this.name}: prompt ${JSON.stringify(this.prompt.text)} is a ${motion ? 'motion' : 'still'} prompt, so each sample is ${motion ? 'a video' : 'an image'} of ${this.sampleShape.join('x')} floats ` +
+          `and ${batch} samples need ${batch * this.sampleSize}, got ${samples.length}` +
+          (motion ? ' (a motion prompt needs a video model; an image model makes one frame per sample)' : ` (the samples are smaller than one ${CANVAS}x${CANVAS} image of the world)`),
+      );
     }
     if (out !== null && out.length < batch) throw new RangeError(`${this.name}: out holds ${out.length} scores, needs ${batch}`);
   }

@@ -1,4 +1,5 @@
-import { closeSync, fsyncSync, openSync, readFileSync, writeSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileDurableSync } from '../../../files/durable-write.js';
 import path from 'node:path';
 import type { ProviderFileName } from './known-builds.js';
 
@@ -43,13 +44,7 @@ export function readManifest(folder: string): ProviderManifest | null {
   }
 }
 
-/** Writes the manifest to `file` and syncs it, so that a rename of it is a complete manifest or none. */
+/** Writes the manifest to `file` durably (files/durable-write.ts), so that a rename of it is a complete manifest or none. */
 export function writeManifestFile(file: string, manifest: ProviderManifest): void {
-  const fd = openSync(file, 'w', 0o644);
-  try {
-    writeSync(fd, `${JSON.stringify(manifest, null, 2)}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  writeFileDurableSync(file, `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o644 });
 }
