@@ -1,12 +1,13 @@
 import { RunFolderLock, runFolderState } from '../coordinator/run/run-folder-lock.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { CheckpointError, readCheckpoint, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
 import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../cluster/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
-import type { RunPlan } from '../config/resolve-run-config.js';
+import { checkPlanPlacement, ConfigError, parseRunConfig, type RunPlan } from '../config/resolve-run-config.js';
+import type { RunConfigInput } from '../config/run-config-schema.js';
 import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
 
@@ -20,11 +21,13 @@ export function buildResumeCommand(): Command {
     .description("Continue a run from its last complete checkpoint (the run folder's checkpoint.json + journal.jsonl) and finish it in the same folder.")
     .argument('<run>', 'the run folder, or a run id (looked up under --runs-dir)')
     .option('--runs-dir <dir>', 'where to look a run id up', 'runs')
-    .option('--workers <n>', 'local worker threads (default: what the run had)')
+    .option('--workers <n>', 'local worker threads (default: what the run had)', wholeNumber('--workers'))
     .option('--workers-at <addresses>', 'run on these gRPC workers instead (host:port,...)')
     .option('--cluster <nats-url>', "run on this cluster's workers instead")
     .option('--no-progress', 'no progress bar')
-    .action(async (runArg: string, options: { runsDir: string; workers?: string; workersAt?: string; cluster?: string; progress: boolean }) => {
+    .action(async (runArg: string, options: ResumeOptions) => {
+      // Where it runs is checked as `run` checks it (the same schema) before anything is read or locked.
+      placementFlags(options);
       const folder = await locate(runArg, options.runsDir, options.cluster);
       // A finished run is not run again: that would re-spend its NFEs and rewrite its record.
       if (runFolderState(folder) === 'finished') {
@@ -40,17 +43,48 @@ export function buildResumeCommand(): Command {
     });
 }
 
-async function resumeIn(folder: string, options: { workers?: string; workersAt?: string; cluster?: string; progress: boolean }): Promise<void> {
+interface ResumeOptions {
+  readonly runsDir: string;
+  readonly workers?: number;
+  readonly workersAt?: string;
+  readonly cluster?: string;
+  readonly progress: boolean;
+}
+
+/** An integer flag value, refused as `run` refuses one (a usage error, exit 2). */
+function wholeNumber(flag: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`${flag} takes an integer, got '${value}'`);
+    return n;
+  };
+}
+
+/** The placement flags as run config, validated by the run config's schema: ConfigError (exit 2) names the field. */
+function placementFlags(options: ResumeOptions): RunConfigInput {
+  const layer: Record<string, unknown> = {};
+  if (options.workers !== undefined) layer.workers = options.workers;
+  if (options.workersAt !== undefined) layer.workersAt = options.workersAt.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  if (options.cluster !== undefined) layer.cluster = options.cluster;
+  const flags = parseRunConfig(layer, 'command-line flags');
+  if (flags.cluster !== undefined && flags.workersAt !== undefined) throw new ConfigError('cluster', 'give either a cluster (--cluster, workers found through NATS) or worker addresses (--workers-at), not both', 'command-line flags');
+  return flags;
+}
+
+async function resumeIn(folder: string, options: ResumeOptions): Promise<void> {
+  const flags = placementFlags(options);
   const checkpoint = readCheckpoint(folder);
   if (checkpoint.warning !== null) process.stderr.write(`evosearch: warning: ${checkpoint.warning}\n`);
   const stored = checkpoint.manifest.plan;
   // Where it runs may change on resume; what it computes may not.
   const plan: RunPlan = {
     ...stored,
-    ...(options.workers !== undefined ? { workers: Number(options.workers) } : {}),
-    workersAt: options.workersAt?.split(',').map((a) => a.trim()) ?? (options.cluster ? undefined : stored.workersAt),
-    cluster: options.cluster ?? (options.workersAt ? undefined : stored.cluster),
+    ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+    workersAt: flags.workersAt ?? (flags.cluster ? undefined : stored.workersAt),
+    cluster: flags.cluster ?? (flags.workersAt ? undefined : stored.cluster),
   };
+  // The checks `run` makes of a plan: WebGPU's one thread, the thread limit, this machine's limits.
+  checkPlanPlacement(plan, 'command-line flags');
   const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: 'info', terminalLevel: 'warn' });
   const progress = new ProgressDisplay(options.progress && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
   try {

@@ -1,3 +1,4 @@
+import { constants as osConstants } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
@@ -20,6 +21,7 @@ import { OutFolderError, prepareOutFolder } from '../files/out-folder.js';
 import { bundlePath } from '../worker/models/load-model.js';
 import { checkPromptForModel, PromptModelError, worldModelOutput } from '../world/model-prompts.js';
 import { PromptError, VOCABULARY } from '../world/prompt-grammar.js';
+import { installStopDeadline } from './stop-signals.js';
 import { columnOfWord, PromptsFileError, readPromptsFile, type PromptLine, type PromptsFileIssue } from './prompts-file.js';
 
 export function buildRunCommand(): Command {
@@ -165,6 +167,9 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   const onSignal = (signal: string) => stop.abort(signal);
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
+  // A round can outlast the user's patience: past a grace period (or on a second signal) the process
+  // ends at once; its last complete round is checkpointed.
+  const endStopDeadline = installStopDeadline({ what: 'the run', hint: `its last complete round is checkpointed; continue with: evosearch resume ${folder}` });
   try {
     const { record, paths, report, outputs } = await runEmbedded(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r) });
     progress.stop();
@@ -184,13 +189,15 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
     if (error instanceof RunCancelledError) {
       progress.stop();
       process.stderr.write(`evosearch: stopped by ${String(stop.signal.reason)}; continue with: evosearch resume ${folder}\n`);
-      process.exitCode = 130;
+      // As a shell reports a process ended by the signal: 128 + its number (130 Ctrl-C, 143 SIGTERM).
+      process.exitCode = 128 + (osConstants.signals[stop.signal.reason as NodeJS.Signals] ?? 2);
       return emptyReport(plan);
     }
     throw error;
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
+    endStopDeadline();
     progress.stop();
     logger.flush();
   }

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Command, Option } from 'commander';
-import { advertisedAddress, HOST_PORT } from '../cluster/advertised-address.js';
+import { advertisedAddress } from '../cluster/advertised-address.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { WorkerRegistration } from '../cluster/worker-registry.js';
 import { pino } from 'pino';
@@ -10,11 +10,15 @@ import { cudaOptionsSchema } from '../config/run-config-schema.js';
 import type { WorkerRole } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { isProviderName, PROVIDER_NAMES } from '../worker/runtime/providers.js';
+import { checkThreadCount, LimitError, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../config/limits.js';
+import { parseHostPort, probeListen } from './host-port.js';
+import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
 
 /**
  * `evosearch worker`: serve one model over gRPC until SIGTERM or SIGINT, which drain it (batches in
- * flight finish, new ones are refused, then it exits). Prints one JSON line on stdout once it listens:
- * {"event":"listening","address":...,"model":...,"build":...}.
+ * flight finish, new ones are refused, then it exits). A drain that takes longer than --drain-timeout,
+ * or a second signal, ends the process at once (cli/stop-signals.ts). Prints one JSON line on stdout
+ * once it listens: {"event":"listening","address":...,"model":...,"build":...}.
  */
 export function buildWorkerCommand(): Command {
   return new Command('worker')
@@ -24,23 +28,43 @@ export function buildWorkerCommand(): Command {
     .option('--nats <url>', 'register in this NATS cluster (heartbeats; deregistered on drain) so coordinators find this worker')
     .option('--advertise <host:port>', 'address coordinators should dial (default: the listen address, with 0.0.0.0 replaced by this host name)')
     .addOption(new Option('--role <role>', 'what this worker serves: both (denoise, decode, score), denoise (scores on the run\'s reward workers) or reward').choices(['both', 'denoise', 'reward']).default('both'))
-    .option('--max-runs <n>', 'runs this worker holds at once, each with its own model instance and conditioning (default 8; the oldest is closed beyond)', '8')
-    .option('--threads <n>', 'onnxruntime threads per model session (default: one per core)')
+    .option('--max-runs <n>', 'runs this worker holds at once, each with its own model instance, conditioning and thread (default 8; the oldest is closed beyond)', '8')
+    .option('--threads <n>', `onnxruntime threads per model session (default: one per core; at most ${THREADS_PER_CPU} per core, at least ${MIN_THREAD_LIMIT}, unless --max-threads)`)
+    .option('--max-threads <n>', `raise the limit on --threads and --max-runs (default ${THREADS_PER_CPU} per CPU core, at least ${MIN_THREAD_LIMIT}; at most ${MAX_THREADS})`)
+    .option('--drain-timeout <seconds>', `on SIGTERM or SIGINT, how long the batches in flight may take to finish before the worker exits anyway (default ${STOP_GRACE_MS / 1000})`)
     .option('--providers <list>', 'execution providers to try in order, e.g. cuda,cpu (default cpu)')
     .option('--cuda-device <int>', 'CUDA provider: the GPU, as an index among those this process sees (after CUDA_VISIBLE_DEVICES; default 0)')
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
-    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
+    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
+      // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
+      // a drain of at most --drain-timeout once it does (the drain is set up below).
+      const drainTimeout = options.drainTimeout === undefined ? STOP_GRACE_MS / 1000 : Number(options.drainTimeout);
+      if (options.drainTimeout !== undefined && !(/^\s*\d+(\.\d+)?\s*$/.test(options.drainTimeout) && drainTimeout <= 3600)) throw new ConfigError('--drain-timeout', `'${options.drainTimeout}' is not a number of seconds from 0 to 3600`, 'command-line flags');
+      let drain: ((signal: NodeJS.Signals) => void) | null = null;
+      installStopDeadline({
+        what: 'the worker',
+        graceMs: drainTimeout * 1000,
+        hint: 'batches in flight were not finished (their coordinators rerun them on other workers)',
+        stop: (signal) => (drain === null ? endBeforeServing(signal) : drain(signal)),
+      });
       const providers = options.providers?.split(',').map((p) => p.trim());
       for (const p of providers ?? []) {
         if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
       }
-      if (!HOST_PORT.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
-      const threads = options.threads === undefined ? undefined : Number(options.threads);
-      if (threads !== undefined && !(Number.isInteger(threads) && threads > 0)) throw new ConfigError('--threads', `'${options.threads}' is not a positive whole number`, 'command-line flags');
-      const maxRuns = Number(options.maxRuns);
-      if (!(Number.isInteger(maxRuns) && maxRuns > 0)) throw new ConfigError('--max-runs', `'${options.maxRuns}' is not a positive whole number`, 'command-line flags');
+      const listen = parseHostPort(options.listen, '--listen');
+      if (options.advertise !== undefined) parseHostPort(options.advertise, '--advertise', 1);
+      const maxThreads = options.maxThreads === undefined ? undefined : wholeNumber(options.maxThreads, '--max-threads');
+      if (maxThreads !== undefined && maxThreads > MAX_THREADS) throw new LimitError('threads', `--max-threads ${maxThreads} is past the most any thread limit may be raised to, ${MAX_THREADS}; give at most ${MAX_THREADS}`);
+      // --max-threads raises the machine's limit (4 per core, at least 8), never lowers it.
+      const raised = maxThreads !== undefined && maxThreads > threadLimit() ? { limit: maxThreads } : {};
+      const threads = options.threads === undefined ? undefined : wholeNumber(options.threads, '--threads');
+      if (threads !== undefined) checkThreadCount(threads, { what: 'onnxruntime threads per model session', flag: '--threads', raiseFlag: '--max-threads', ...raised, otherwise: ' (the default, one per core, suits most machines)' });
+      const maxRuns = wholeNumber(options.maxRuns, '--max-runs');
+      checkThreadCount(maxRuns, { what: 'runs held at once (a worker thread each)', flag: '--max-runs', raiseFlag: '--max-threads', ...raised });
       const cuda = workerCudaOptions(options, command, providers ?? ['cpu']);
+      // A port in use or a host that is not this machine's is named before the model opens.
+      await probeListen(listen, '--listen', options.listen);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
       const server = await WorkerServer.start(options.listen, { model: options.model, role: options.role, maxRuns, logger, ...(providers ? { providers } : {}), ...(cuda !== undefined ? { cuda } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
       const address = advertisedAddress(server.address, options.advertise);
@@ -53,7 +77,7 @@ export function buildWorkerCommand(): Command {
       }
       process.stdout.write(`${JSON.stringify({ event: 'listening', address, model: options.model, build: server.build, role: options.role })}\n`);
       await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+        drain = (signal) => {
           logger.info({ signal }, 'draining');
           // Deregister first, so no coordinator picks this worker while it drains.
           void (async () => {
@@ -62,10 +86,21 @@ export function buildWorkerCommand(): Command {
             if (nc !== null) await closeNats(nc);
           })().then(resolve);
         };
-        process.once('SIGTERM', () => stop('SIGTERM'));
-        process.once('SIGINT', () => stop('SIGINT'));
       });
     });
+}
+
+/** A signal before the worker serves: nothing to drain, so the process ends as the signal's default would. */
+function endBeforeServing(signal: NodeJS.Signals): void {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+}
+
+/** A positive whole number given to `flag`, or ConfigError naming the flag and the value. */
+function wholeNumber(value: string, flag: string): number {
+  const n = Number(value);
+  if (!(/^\s*\d+\s*$/.test(value) && Number.isSafeInteger(n) && n > 0)) throw new ConfigError(flag, `'${value}' is not a positive whole number`, 'command-line flags');
+  return n;
 }
 
 /** The --cuda-* flags as the run config's `cuda` field would give them, validated by the same schema. */

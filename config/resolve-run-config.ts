@@ -12,6 +12,7 @@ import { parseByteSize, type CudaProviderOptions } from '../worker/runtime/provi
 import { PRESETS, type PresetName } from './presets.js';
 import type { ModelDefaults } from './plan-run.js';
 import { runConfigSchema, type RunConfigInput, type EXECUTION_PROVIDERS } from './run-config-schema.js';
+import { checkPlanLimits, checkThreadCount, type PlanDriver } from './limits.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
@@ -207,7 +208,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     fail('prompt', `the analytic model '${model}' takes no prompt (its reward is fixed); drop --prompt or choose a model bundle`);
   }
 
-  return {
+  const plan: RunPlan = {
     model,
     method,
     preset: preset.name,
@@ -239,6 +240,35 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     progress: input.progress,
     snapshots: input.snapshots ?? (input.cluster === undefined && input.workersAt === undefined),
   };
+  checkPlanPlacement(plan, source, planDriver(input, plan));
+  return plan;
+}
+
+/**
+ * What a plan is checked for wherever its placement is set (a run's config, a resume's flags), before
+ * any model opens or thread starts: WebGPU's one model thread per process, the thread limit, and the
+ * limits of this machine and of the runtime (config/limits.ts).
+ */
+export function checkPlanPlacement(plan: RunPlan, source: string, driver: PlanDriver = budgetDriver(plan)): void {
+  const local = plan.workersAt === undefined && plan.cluster === undefined;
+  if (local && plan.providers.includes('webgpu') && plan.workers > 1) {
+    throw new ConfigError('workers', `the webgpu provider runs on one model thread per process (onnxruntime shares one GPU device per process, and ${plan.workers} threads would crash it): use --workers 1, or one \`evosearch worker --providers webgpu\` process per GPU with --workers-at or --cluster`, source);
+  }
+  if (local) checkThreadCount(plan.workers, { what: 'worker threads', flag: '--workers', field: 'workers', otherwise: ', or run the search on `evosearch worker` processes with --workers-at or --cluster' });
+  checkPlanLimits(plan, { driver });
+}
+
+function budgetDriver(plan: RunPlan): PlanDriver {
+  return { flag: '--budget-nfe', field: 'budgetNfe', value: String(plan.budgetNfe), scale: plan.budgetNfe };
+}
+
+/** The flag and field that set the chosen method's population sizes: the budget, unless given directly. */
+function planDriver(input: RunConfigInput, plan: RunPlan): PlanDriver {
+  const budget = budgetDriver(plan);
+  if (plan.method === 'best-of-n' && input.bestOfN?.n !== undefined) return { flag: '--samples', field: 'bestOfN.n', value: String(plan.bestOfN.n), scale: plan.bestOfN.n };
+  if (plan.method === 'particles' && input.particles?.particles !== undefined) return { flag: '--particles', field: 'particles.particles', value: String(plan.particles.particles), scale: plan.particles.particles };
+  if (plan.method === 'evosearch' && input.evosearch?.populationSchedule !== undefined) return { flag: '--population-schedule', field: 'evosearch.populationSchedule', value: plan.evosearch.populationSchedule.join(',') };
+  return budget;
 }
 
 /** The CUDA options as the runtime takes them; options for a provider the run does not try are a mistake. */
@@ -304,7 +334,10 @@ function rescaleSchedule(schedule: readonly number[], from: number, to: number, 
 
 /** The most particles whose planned NFE fits the budget. */
 function planParticleCount(budgetNfe: number, steps: number, base: Omit<ParticleSearchConfig, 'particles' | 'seed' | 'steps'>, fail: (field: string, detail: string) => never): number {
-  let k = Math.floor(budgetNfe / steps);
+  // The spend is k times one particle's, so the largest k is found by one division; the loop only
+  // guards the rounding (counting down from budget / steps took minutes for rollout fitness at 1e9).
+  const perParticle = plannedParticleCompute({ ...base, particles: 1, steps, seed: 0 }).nfe;
+  let k = Math.min(Math.floor(budgetNfe / steps), Math.floor(budgetNfe / perParticle) + 1);
   while (k > 0 && plannedParticleCompute({ ...base, particles: k, steps, seed: 0 }).nfe > budgetNfe) k -= 1;
   if (k < 1) fail('budgetNfe', `${budgetNfe} NFEs does not fit one particle with ${base.fitness ?? 'x0-prediction'} fitness over ${steps} steps`);
   return k;

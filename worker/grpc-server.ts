@@ -2,7 +2,8 @@
  * A worker node's gRPC service (proto/worker.proto): it checks the coordinator's protocol version and
  * model build, sets up the run, and runs command batches on a worker thread (model calls block the
  * thread they run on; the server's event loop stays free for gRPC). SIGTERM drains it: no new batches,
- * the ones in flight finish, then it stops.
+ * the ones in flight finish, then it stops (`evosearch worker` ends the process anyway when a drain
+ * takes longer than its --drain-timeout: cli/stop-signals.ts).
  */
 import type { CudaProviderOptions } from './runtime/providers.js';
 import * as grpc from '@grpc/grpc-js';
@@ -110,6 +111,12 @@ export class WorkerServer {
         for (const warning of pool.warnings) this.options.logger.warn({ runId: request.runId }, warning);
       } catch (error) {
         return done(refusal(grpc.status.FAILED_PRECONDITION, `cannot set up run ${request.runId}: ${(error as Error).message}`));
+      }
+      if (this.draining) {
+        // A SIGTERM came while the run's thread started: the drain has closed the runs it knew of, so
+        // this one is closed here instead of being left running.
+        await pool.close();
+        return done(refusal(grpc.status.UNAVAILABLE, 'this worker is draining'));
       }
       this.runs.set(request.runId, pool);
       while (this.runs.size > (this.options.maxRuns ?? 8)) {

@@ -4,6 +4,8 @@ import type { FromWorker, SerializedError } from '../../worker/thread-main.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
 import { cudaProcessEnvironment } from '../../worker/runtime/providers.js';
 import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
+import { checkThreadCount } from '../../config/limits.js';
+import { FailureError } from '../../errors/evosearch-error.js';
 
 interface Pending {
   resolve(results: CommandResult[]): void;
@@ -89,7 +91,13 @@ function asError(worker: string, error: SerializedError, what: string): WorkerCo
 export class ThreadPool implements WorkerPool {
   private constructor(private readonly workers: readonly ThreadWorker[]) {}
 
+  /**
+   * Starts `count` worker threads. A count that is not a positive whole number, or past this machine's
+   * thread limit (config/limits.ts), is refused before any thread starts.
+   */
   static async start(count: number, setup: WorkerSetup): Promise<ThreadPool> {
+    if (!(Number.isSafeInteger(count) && count > 0)) throw new FailureError('config', `worker threads: ${String(count)} is not a positive whole number of threads`);
+    checkThreadCount(count, { what: 'worker threads', flag: '--workers', field: 'workers' });
     // Read by the CUDA libraries when the first session starts them, from the C environment the
     // threads share (a thread's process.env is a copy, so it is set here, on the main thread).
     for (const [key, value] of Object.entries(cudaProcessEnvironment(setup.cuda))) process.env[key] ??= value;
