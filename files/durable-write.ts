@@ -16,6 +16,7 @@ import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, readdirSync, readF
 import { link, open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { processAlive } from './owner-lock.js';
 
 export type DurableData = string | Uint8Array | readonly Uint8Array[];
 
@@ -109,21 +110,13 @@ export function ensureFolderSync(folder: string): void {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Leftover temporaries of `target` from processes of this host that no longer run. */
 function staleTemporaries(target: string, names: readonly string[]): string[] {
   const base = basename(target);
   return names.filter((name) => {
     const match = TEMP.exec(name);
-    return match !== null && match[1] === base && match[2] === HOST && Number(match[3]) !== process.pid && !alive(Number(match[3]));
+    return match !== null && match[1] === base && match[2] === HOST && Number(match[3]) !== process.pid && !processAlive(Number(match[3]));
   });
 }
 

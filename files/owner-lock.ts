@@ -14,7 +14,8 @@ export interface LockOwner {
   readonly since: string;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process of this host with that pid exists (EPERM: it does, under another user). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -55,7 +56,7 @@ export function acquireOwnerLock(file: string, refuse: (owner: LockOwner, sameHo
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const owner = readLockOwner(file);
       if (owner !== null && owner.host !== hostname()) throw refuse(owner, false);
-      if (owner !== null && owner.pid !== process.pid && alive(owner.pid)) throw refuse(owner, true);
+      if (owner !== null && owner.pid !== process.pid && processAlive(owner.pid)) throw refuse(owner, true);
       rmSync(file, { force: true });
       continue;
     }
