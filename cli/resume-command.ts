@@ -1,8 +1,9 @@
+import { FailureError } from '../errors/evosearch-error.js';
 import { RunFolderLock, runFolderState } from '../coordinator/run/run-folder-lock.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
-import { CheckpointError, readCheckpoint, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
+import { CheckpointError, readCheckpoint, MANIFEST_GENERATIONS, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
 import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../cluster/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
@@ -86,7 +87,9 @@ async function resumeIn(folder: string, options: ResumeOptions): Promise<void> {
   // The checks `run` makes of a plan: WebGPU's one thread, the thread limit, this machine's limits.
   checkPlanPlacement(plan, 'command-line flags');
   const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: 'info', terminalLevel: 'warn' });
-  const progress = new ProgressDisplay(options.progress && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
+  // As in run: shown at once, a bar on a terminal and plain lines elsewhere (--no-progress: neither).
+  const progress = new ProgressDisplay(options.progress, plan.planned[plan.method].nfe);
+  progress.begin('opening models…');
   try {
     const { record, paths } = await runEmbedded(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r) });
     progress.stop();
@@ -124,20 +127,24 @@ async function locate(run: string, runsDir: string, cluster: string | undefined)
 
 /** A run folder given as a path, or as the run id its checkpoint records (searched under runsDir). */
 function findRunFolder(run: string, runsDir: string): string {
-  if (existsSync(join(run, MANIFEST_FILE)) || existsSync(run)) return resolve(run);
+  if (existsSync(run)) return resolve(run);
   const dir = resolve(runsDir);
   const matches = existsSync(dir)
     ? readdirSync(dir, { withFileTypes: true })
-        .filter((e) => e.isDirectory() && existsSync(join(dir, e.name, MANIFEST_FILE)))
-        .filter((e) => {
-          try {
-            return (JSON.parse(readFileSync(join(dir, e.name, MANIFEST_FILE), 'utf8')) as { runId?: string }).runId === run;
-          } catch {
-            return false;
-          }
-        })
+        .filter((e) => e.isDirectory())
+        // The run id of any manifest the folder still holds: a damaged checkpoint.json does not hide its run.
+        .filter((e) =>
+          MANIFEST_GENERATIONS.some((file) => {
+            try {
+              return (JSON.parse(readFileSync(join(dir, e.name, file), 'utf8')) as { runId?: string }).runId === run;
+            } catch {
+              return false;
+            }
+          }),
+        )
     : [];
-  if (matches.length !== 1) throw new CheckpointError(run, matches.length === 0 ? `no run folder or run id '${run}' (run ids are looked up under ${dir}; evosearch runs lists them)` : `run id '${run}' is in ${matches.length} folders under ${dir}: give the folder`);
+  // A folder or id that names no run is the user's input (exit 2), not a checkpoint that failed.
+  if (matches.length !== 1) throw new FailureError('run-folder', `${run}: ` + (matches.length === 0 ? `no run folder or run id '${run}' (run ids are looked up under ${dir}; evosearch runs lists them)` : `run id '${run}' is in ${matches.length} folders under ${dir}: give the folder`));
   return join(dir, matches[0]!.name);
 }
 
@@ -157,7 +164,7 @@ export function buildRunsCommand(): Command {
       const rows: string[] = ['| run folder | run id | state | rounds | NFEs spent | best reward | method | model |', '|---|---|---|---|---|---|---|---|'];
       for (const entry of readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).sort((a, b) => a.name.localeCompare(b.name))) {
         const folder = join(dir, entry.name);
-        if (!existsSync(join(folder, MANIFEST_FILE)) && !existsSync(join(folder, 'record.json'))) continue;
+        if (!MANIFEST_GENERATIONS.some((file) => existsSync(join(folder, file))) && !existsSync(join(folder, 'record.json'))) continue;
         let state: RunState = 'resumable';
         let manifest: CheckpointManifest | null = null;
         try {

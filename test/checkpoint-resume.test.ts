@@ -122,7 +122,7 @@ describe('checkpoints: a killed run resumes to the uninterrupted answer', () => 
       await execFileAsync(process.execPath, [bin(), 'resume', runId, '--runs-dir', dir, '--no-progress']);
       assert.deepEqual(decisions(JSON.parse(await readFile(join(reference, 'record.json'), 'utf8')) as Record), expected);
       const unknown = await execFileAsync(process.execPath, [bin(), 'resume', 'no-such-run', '--runs-dir', dir]).then(() => null, (e: { code: number; stderr: string }) => e);
-      assert.equal(unknown?.code, 3);
+      assert.equal(unknown?.code, 2, 'a run the user names wrongly is bad input');
       assert.match(unknown!.stderr, /no run folder or run id 'no-such-run'/);
     } finally {
       await rm(dir, { recursive: true });
