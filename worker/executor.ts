@@ -44,6 +44,8 @@ export class NonFiniteValueError extends EvoSearchError {
 }
 
 export interface ExecutorOptions {
+  /** Told the latents of every denoiser call as it is counted (progress only; see WorkerPool.execute). */
+  readonly onCount?: (latents: number) => void;
   /** Latents per model call. The plan, not the placement, fixes results: batch size never changes them. */
   readonly batchSize: number;
   /** Who scores decoded samples (default: the model's own rewards, here). */
@@ -457,6 +459,7 @@ export class CommandExecutor {
   private count(counters: ComputeCounters, latents: number): void {
     counters.nfe += latents;
     counters.forwardPasses += latents * this.model.denoiser.forwardPassesPerNfe;
+    this.options.onCount?.(latents);
   }
 }
 

@@ -19,6 +19,8 @@ export type FromWorker =
   | { readonly type: 'ready'; readonly description: string; readonly warnings: readonly string[] }
   /** modelMs: the thread's time inside session.run so far (OnnxSession.runMsOnThisThread). */
   | { readonly type: 'results'; readonly seq: number; readonly results: CommandResult[]; readonly modelMs: number }
+  /** NFEs the message `seq` has spent so far, while it runs (at most every PROGRESS_EVERY_MS). */
+  | { readonly type: 'progress'; readonly seq: number; readonly nfe: number }
   | { readonly type: 'error'; readonly seq: number; readonly error: SerializedError }
   | { readonly type: 'fatal'; readonly error: SerializedError };
 
@@ -31,6 +33,36 @@ export interface SerializedError {
 function serialize(error: unknown): SerializedError {
   if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
   return { name: 'Error', message: String(error) };
+}
+
+/** How often a thread tells its NFEs at most: often enough for a display, rarely enough to cost nothing. */
+const PROGRESS_EVERY_MS = 200;
+
+class ProgressReporter {
+  private seq: number | null = null;
+  private nfe = 0;
+  private last = 0;
+
+  constructor(private readonly port: NonNullable<typeof parentPort>) {}
+
+  start(seq: number): void {
+    this.seq = seq;
+    this.nfe = 0;
+    this.last = performance.now();
+  }
+
+  count(latents: number): void {
+    if (this.seq === null) return;
+    this.nfe += latents;
+    const now = performance.now();
+    if (now - this.last < PROGRESS_EVERY_MS) return;
+    this.last = now;
+    this.port.postMessage({ type: 'progress', seq: this.seq, nfe: this.nfe } satisfies FromWorker);
+  }
+
+  stop(): void {
+    this.seq = null;
+  }
 }
 
 const port = parentPort;
@@ -65,7 +97,9 @@ try {
   // Noise is drawn on a helper thread while the model runs where the model runs elsewhere (a GPU): on
   // the CPU provider the helper would compete with onnxruntime's own threads (worker/noise-prefetch.ts).
   const noiseAhead = denoiserProvider !== undefined && denoiserProvider !== 'cpu';
-  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, noiseAhead, ...(scorer ? { scorer } : {}) });
+  // What the message in work has spent, told to the coordinator's display now and then.
+  const progress = new ProgressReporter(port);
+  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, onCount: (latents) => progress.count(latents), noiseAhead, ...(scorer ? { scorer } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: ToWorker) => {
@@ -74,7 +108,9 @@ try {
   const handle = async (message: ToWorker): Promise<void> => {
     try {
       const results: CommandResult[] = [];
+      progress.start(message.seq);
       for (const command of message.commands) results.push(await executor.execute(command));
+      progress.stop();
       const transfer = results.flatMap((r) => r.samples.map((s) => s.data.buffer as ArrayBuffer));
       port.postMessage({ type: 'results', seq: message.seq, results, modelMs: OnnxSession.runMsOnThisThread() } satisfies FromWorker, transfer);
     } catch (error) {
@@ -85,3 +121,4 @@ try {
 } catch (error) {
   port.postMessage({ type: 'fatal', error: serialize(error) } satisfies FromWorker);
 }
+

@@ -84,19 +84,27 @@ export class Dispatcher {
   }
 
   /**
-   * Runs one round. `onPiece` (progress displays only) is told the compute of each worker's share of
-   * the round as it comes back, before the round is done; it cannot change or fail the round.
+   * Runs one round. `onSpent` (progress displays only) is told the NFEs the round has spent so far, as
+   * the workers report them while they run and as their shares come back; it cannot change or fail
+   * the round.
    */
-  async run(commands: readonly SearchCommand[], onPiece?: (counters: ComputeCounters) => void): Promise<CommandResult[]> {
-    const tell = (results: readonly CommandResult[]) => {
-      if (onPiece === undefined) return;
-      const counters = zeroCounters();
-      for (const result of results) addCounters(counters, result.counters);
+  async run(commands: readonly SearchCommand[], onSpent?: (nfe: number) => void): Promise<CommandResult[]> {
+    // Each worker's NFEs in this round: its running count, then its share's counted total.
+    const spent: number[] = [];
+    const told = (worker: number, nfe: number) => {
+      if (onSpent === undefined) return;
+      spent[worker] = nfe;
       try {
-        onPiece(counters);
+        onSpent(spent.reduce((sum, n) => sum + (n ?? 0), 0));
       } catch {
         // Progress is for the user's eyes: it never fails a round.
       }
+    };
+    const tell = (worker: number, results: readonly CommandResult[]) => {
+      if (onSpent === undefined) return;
+      const counters = zeroCounters();
+      for (const result of results) addCounters(counters, result.counters);
+      told(worker, counters.nfe);
     };
     await this.beforeRound?.();
     while (this.load.length < this.pool.size) this.load.push(0);
@@ -121,12 +129,14 @@ export class Dispatcher {
       );
       perWorker.forEach((list, w) => list.push(...cleanup[w]!));
       const settled = await Promise.allSettled(
-        perWorker.map((list, worker) => (list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list).then((results) => (tell(results), results)))),
+        perWorker.map((list, worker) =>
+          list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list, onSpent === undefined ? undefined : (nfe) => told(worker, nfe)).then((results) => (tell(worker, results), results)),
+        ),
       );
       const answers: CommandResult[][] = [];
       for (const [worker, outcome] of settled.entries()) {
         if (outcome.status === 'fulfilled') answers[worker] = outcome.value;
-        else if (outcome.reason instanceof WorkerLostError) tell((answers[worker] = await this.recover(worker, outcome.reason, roundStart, perWorker[worker]!)));
+        else if (outcome.reason instanceof WorkerLostError) tell(worker, (answers[worker] = await this.recover(worker, outcome.reason, roundStart, perWorker[worker]!)));
         else throw outcome.reason;
       }
       this.recipes.record(commands);

@@ -179,18 +179,15 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
         };
       }
       const commands = thumbnails === undefined ? round.commands : round.commands.map((c) => withThumbnails(c, thumbnails));
-      let onPiece: ((spent: ComputeCounters) => void) | undefined;
+      let onSpent: ((nfe: number) => void) | undefined;
       if (progressWanted()) {
         const { generation, generations } = machine.progress();
-        let nfe = counters.nfe;
-        publishProgress({ kind: 'round-start', search, round: rounds.length, label: round.label, nfe, generation, generations });
-        onPiece = (spent) => {
-          nfe += spent.nfe;
-          publishProgress({ kind: 'work', search, round: rounds.length, nfe });
-        };
+        const before = counters.nfe;
+        publishProgress({ kind: 'round-start', search, round: rounds.length, label: round.label, nfe: before, generation, generations });
+        onSpent = (nfe) => publishProgress({ kind: 'work', search, round: rounds.length, nfe: before + nfe });
       }
       const dispatched = performance.now();
-      const results = await dispatcher.run(commands, onPiece);
+      const results = await dispatcher.run(commands, onSpent);
       timing.workersMs += performance.now() - dispatched;
       for (const result of results) addCounters(counters, result.counters);
       const collecting = performance.now();

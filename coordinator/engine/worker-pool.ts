@@ -11,7 +11,12 @@ export interface WorkerPool {
   describe(index: number): string;
   /** What the workers had to fall back on when they started (a GPU provider that did not open), one line each. */
   readonly warnings?: readonly string[];
-  execute(index: number, commands: readonly Command[]): Promise<CommandResult[]>;
+  /**
+   * Runs `commands` on worker `index`, in order. `onSpent`, where the transport carries it (local
+   * threads and in-process workers; not gRPC yet), is told the NFEs those commands have spent so far
+   * while they run: for progress displays, never for decisions.
+   */
+  execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void): Promise<CommandResult[]>;
   close(): Promise<void>;
 }
 

@@ -17,10 +17,14 @@ export class InProcessPool implements WorkerPool {
     return `in-process #${index}`;
   }
 
-  async execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
+  async execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void): Promise<CommandResult[]> {
     const executor = this.executors[index]!;
     const results: CommandResult[] = [];
-    for (const command of commands) results.push(await executor.execute(command));
+    for (const command of commands) {
+      results.push(await executor.execute(command));
+      // In-process executors report after each command (their model calls share this thread anyway).
+      if (onSpent !== undefined) onSpent(results.reduce((sum, r) => sum + r.counters.nfe, 0));
+    }
     return results;
   }
 

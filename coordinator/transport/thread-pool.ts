@@ -10,6 +10,7 @@ import { FailureError } from '../../errors/evosearch-error.js';
 interface Pending {
   resolve(results: CommandResult[]): void;
   reject(error: Error): void;
+  onSpent?: (nfe: number) => void;
 }
 
 /** A worker thread and the commands in flight on it. */
@@ -38,6 +39,9 @@ class ThreadWorker {
           case 'fatal':
             reject(asError(`#${index}`, message.error, 'failed to start'));
             break;
+          case 'progress':
+            worker.progress(message.seq, message.nfe);
+            break;
           case 'results':
             worker.modelMs = message.modelMs;
             worker.settle(message.seq, (p) => p.resolve(message.results));
@@ -60,13 +64,21 @@ class ThreadWorker {
     });
   }
 
-  execute(commands: readonly Command[]): Promise<CommandResult[]> {
+  execute(commands: readonly Command[], onSpent?: (nfe: number) => void): Promise<CommandResult[]> {
     if (this.failure !== null) return Promise.reject(this.failure);
     const seq = this.seq++;
     return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject });
+      this.pending.set(seq, { resolve, reject, ...(onSpent !== undefined ? { onSpent } : {}) });
       this.thread.postMessage({ type: 'execute', seq, commands });
     });
+  }
+
+  progress(seq: number, nfe: number): void {
+    try {
+      this.pending.get(seq)?.onSpent?.(nfe);
+    } catch {
+      // A display's bug never fails a command.
+    }
   }
 
   private settle(seq: number, action: (pending: Pending) => void): void {
@@ -123,8 +135,8 @@ export class ThreadPool implements WorkerPool {
     return this.workers[index]!.description;
   }
 
-  execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
-    return this.workers[index]!.execute(commands);
+  execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void): Promise<CommandResult[]> {
+    return this.workers[index]!.execute(commands, onSpent);
   }
 
   /** The threads' time inside session.run so far, together (as of their last replies). */
