@@ -81,10 +81,27 @@ function lower(value: unknown, tensors: readonly Float32Array[]): unknown {
   return value;
 }
 
+/**
+ * Body JSON up to this many UTF-8 bytes travels in the header; a longer one (a recovery's recipes for
+ * thousands of states, a large replay) travels as the last tensor's bytes, in chunks like any tensor,
+ * so no message grows with the run.
+ */
+export const INLINE_BODY_BYTES = 256 * 1024;
+
+const SPACE = 0x20;
+
 /** The frames that carry `body` (commands or results). */
 export function* encodeFrames(runId: string, body: unknown): Generator<Frame> {
   const tensors: Float32Array[] = [];
-  const bodyJson = JSON.stringify(lift(body, tensors));
+  let bodyJson = JSON.stringify(lift(body, tensors));
+  const utf8 = Buffer.from(bodyJson, 'utf8');
+  if (utf8.length > INLINE_BODY_BYTES) {
+    // As a tensor of float32 lengths: padded with spaces, which JSON ignores, to a multiple of 4 bytes.
+    const padded = new Uint8Array(Math.ceil(utf8.length / 4) * 4).fill(SPACE);
+    padded.set(utf8);
+    tensors.push(new Float32Array(padded.buffer));
+    bodyJson = '';
+  }
   yield { header: { runId, bodyJson, tensorLengths: tensors.map((t) => t.length) } };
   for (let index = 0; index < tensors.length; index++) {
     const t = tensors[index]!;
@@ -136,11 +153,15 @@ export class FrameAssembler {
     this.ended = true;
     const short = this.tensors.findIndex((t, i) => this.received[i] !== t.byteLength);
     if (short >= 0) throw new FrameError(`tensor ${short} got ${this.received[short]} of ${this.tensors[short]!.byteLength} bytes`);
+    // An empty body_json: the body is the last tensor's bytes (encodeFrames, INLINE_BODY_BYTES).
+    const chunked = this.header.bodyJson === '';
+    if (chunked && this.tensors.length === 0) throw new FrameError('the header has an empty body and no tensor to carry it');
+    const json = chunked ? new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(this.tensors.pop()!.buffer)) : this.header.bodyJson;
     let parsed: unknown;
     try {
-      parsed = JSON.parse(this.header.bodyJson);
+      parsed = JSON.parse(json);
     } catch (error) {
-      throw new FrameError(`header body is not JSON: ${(error as Error).message}`, { cause: error });
+      throw new FrameError(`${chunked ? 'chunked' : 'header'} body is not JSON: ${(error as Error).message}`, { cause: error });
     }
     return { runId: this.header.runId, body: lower(parsed, this.tensors) };
   }

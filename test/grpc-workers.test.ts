@@ -375,6 +375,26 @@ describe('gRPC workers: bad input does not crash a worker', () => {
   });
 });
 
+describe('gRPC workers: bodies past the message limit', () => {
+  it("a command list longer than gRPC's 4 MiB message limit reaches the worker and is answered (it was RESOURCE_EXHAUSTED)", async () => {
+    const [worker] = await Promise.all([startWorker('analytic:gmm')]);
+    const plan = resolveRunConfig({ budgetNfe: 1000, seed: 6 });
+    const pool = await GrpcWorkerPool.connect([worker!.address], workerSetupFor(plan), { runId: 'large-body' });
+    try {
+      // A recovery's recipes for many states are such a body: here, states by the hundred thousand.
+      const ids = Array.from({ length: 700_000 }, (_, i) => 1_000_000 + i);
+      assert.ok(JSON.stringify(ids).length > 4 * 2 ** 20, 'the command list alone is past 4 MiB');
+      const [init] = await pool.execute(0, [{ kind: 'init', ids }]);
+      assert.equal(init!.kind, 'init');
+      const [dropped] = await pool.execute(0, [{ kind: 'drop', ids }]);
+      assert.equal(dropped!.kind, 'drop');
+    } finally {
+      await pool.close();
+      await stopWorkers([worker!]);
+    }
+  });
+});
+
 describe('gRPC workers: state snapshots', () => {
   it('worker processes write their states to a shared folder; other worker processes resume from it with nothing recomputed', async () => {
     const plan = resolveRunConfig({ budgetNfe: 4000, seed: 12 });

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { CHUNK_BYTES, encodeFrames, FrameAssembler, FrameError, type Frame } from '../proto/tensor-frames.js';
+import { CHUNK_BYTES, encodeFrames, FrameAssembler, FrameError, INLINE_BODY_BYTES, type Frame } from '../proto/tensor-frames.js';
 import { withIdempotentRetry } from '../proto/worker-client.js';
 
 function roundTrip(body: unknown, shift = 0): unknown {
@@ -30,6 +30,21 @@ describe('tensor frames: commands and results on the wire', () => {
     assert.ok(back.big instanceof Float32Array);
     assert.equal(back.big.byteOffset % 4, 0);
     assert.deepEqual(back.big, big);
+  });
+
+  it('a body JSON past INLINE_BODY_BYTES travels in chunks, UTF-8 intact, and no frame grows with it', () => {
+    const recipes = Array.from({ length: 120_000 }, (_, i) => ({ id: i, recipe: { parents: [i - 1, i - 2], note: `ü→${i}` } }));
+    const body = [{ kind: 'recover', rebuild: recipes, piece: [], data: new Float32Array([1, 2, 3]) }];
+    assert.ok(JSON.stringify(body).length > 4 * 2 ** 20);
+    const frames = [...encodeFrames('run', body)];
+    const header = frames[0] as unknown as { header: { bodyJson: string; tensorLengths: number[] } };
+    assert.equal(header.header.bodyJson, '', 'the header carries no body');
+    assert.equal(header.header.tensorLengths.length, 2, 'the data tensor, then the body');
+    for (const f of frames) if ('chunk' in f) assert.ok(f.chunk.data.length <= CHUNK_BYTES);
+    assert.deepEqual(roundTrip(body, 1), body);
+    const small = [{ kind: 'init', ids: [1, 2] }];
+    assert.notEqual((([...encodeFrames('run', small)][0]) as unknown as { header: { bodyJson: string } }).header.bodyJson, '', 'a small body stays in the header');
+    assert.ok(INLINE_BODY_BYTES < CHUNK_BYTES * 4);
   });
 
   it('keeps nested structure, nulls, empty tensors and non-finite numbers', () => {
