@@ -248,7 +248,10 @@ async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfig
       if (e.event === 'round') progress.showRound(Number(e.payload.nfe), Number(e.payload.round), typeof e.payload.best === 'number' ? e.payload.best : null);
     });
     progress.stop();
-    if (last.event !== 'finished') throw new CoordinatorError(address, undefined, `run ${runId} ${last.event}: ${String(last.payload.error ?? '')}`);
+    if (last.event !== 'finished') {
+      const resume = typeof last.payload.resume === 'string' ? `; its last complete round is checkpointed on the coordinator's machine: continue it there with \`${last.payload.resume}\`` : '';
+      throw new CoordinatorError(address, undefined, `run ${runId} ${last.event}: ${String(last.payload.error ?? '')}${resume}`);
+    }
     const files = await client.download(runId, folder);
     const record = JSON.parse(await readFile(join(folder, 'record.json'), 'utf8')) as RunRecord;
     const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;

@@ -42,6 +42,8 @@ interface Run {
 }
 
 const TERMINAL = new Set<RunState>(['finished', 'failed', 'cancelled']);
+/** Why a run is aborted when its coordinator stops (the run stays resumable). */
+const STOPPING = 'the coordinator is stopping';
 
 export class CoordinatorServer {
   private readonly runs = new Map<string, Run>();
@@ -117,7 +119,10 @@ export class CoordinatorServer {
       this.emit(run, 'finished', { best: record.best, spent: record.spent, wallMs: record.wallMs, workers: record.workers });
     } catch (error) {
       run.state = error instanceof RunCancelledError ? 'cancelled' : 'failed';
-      this.emit(run, run.state, { error: (error as Error).message });
+      // A run this coordinator stopped (not one a client cancelled) has a complete checkpoint in its
+      // folder: say how to continue it, so the client can tell its user.
+      const stopped = run.state === 'cancelled' && run.abort.signal.reason === STOPPING;
+      this.emit(run, run.state, { error: (error as Error).message, ...(stopped ? { folder: run.folder, resume: `evosearch resume ${run.folder}` } : {}) });
       this.options.logger.warn({ runId: run.id, error: (error as Error).message }, `run ${run.state}`);
     } finally {
       logger.flush();
@@ -171,7 +176,7 @@ export class CoordinatorServer {
   /** Deregisters, cancels what runs, and stops. */
   async stop(): Promise<void> {
     await this.registration?.deregister();
-    for (const run of this.runs.values()) if (!TERMINAL.has(run.state)) run.abort.abort('the coordinator is stopping');
+    for (const run of this.runs.values()) if (!TERMINAL.has(run.state)) run.abort.abort(STOPPING);
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await closeNats(this.nc);
   }
