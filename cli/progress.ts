@@ -248,8 +248,8 @@ export class ProgressDisplay {
     if (nfe <= this.nfe) return;
     this.nfe = nfe;
     if (this.searchStartedAt === null) return;
-    const toDo = this.plannedNfe - this.nfeAtSearchStart;
-    this.etaAtCount = toDo > 0 ? etaMs(Date.now() - this.searchStartedAt, (this.nfe - this.nfeAtSearchStart) / toDo) : null;
+    const searchNfe = this.plannedNfe - this.nfeAtSearchStart;
+    this.etaAtCount = searchNfe > 0 ? etaMs(Date.now() - this.searchStartedAt, (this.nfe - this.nfeAtSearchStart) / searchNfe) : null;
   }
 }
 

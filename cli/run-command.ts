@@ -18,8 +18,7 @@ import { COORDINATORS_BUCKET, liveWorkers, STALE_AFTER_MS } from '../cluster/wor
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
 import { OutFolderError, prepareOutFolder } from '../files/out-folder.js';
-import { bundlePath } from '../worker/models/load-model.js';
-import { checkPromptForModel, PromptModelError, worldModelOutput } from '../world/model-prompts.js';
+import { PromptModelError } from '../world/model-prompts.js';
 import { PromptError, VOCABULARY } from '../world/prompt-grammar.js';
 import { installStopDeadline } from './stop-signals.js';
 import { columnOfWord, PromptsFileError, readPromptsFile, type PromptLine, type PromptsFileIssue } from './prompts-file.js';
@@ -47,7 +46,6 @@ async function runAction(cmd: Command): Promise<void> {
   const promptsFile = cmd.getOptionValue('prompts') as string | undefined;
   if (promptsFile === undefined) {
     const { plan, flags, input } = await planFromOptions(cmd);
-    await checkPlanPrompt(plan);
     await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input, cmd.getOptionValue('replace') === true);
     return;
   }
@@ -94,7 +92,6 @@ async function planPrompts(cmd: Command, file: string, prompts: readonly PromptL
   for (const prompt of prompts) {
     try {
       const result = await planFromOptions(cmd, { prompt: prompt.text });
-      await checkPlanPrompt(result.plan);
       planned.push(result);
     } catch (error) {
       const cause = error instanceof ConfigError && error.field === 'prompt' ? error.cause : error;
@@ -111,14 +108,6 @@ async function planPrompts(cmd: Command, file: string, prompts: readonly PromptL
   }
   if (issues.length > 0) throw PromptsFileError.forLines(file, issues, prompts.length, 'prompts', footers.size > 0 ? [...footers].join('\n') : undefined);
   return planned;
-}
-
-/** Refuses, at plan time, a prompt the model cannot make: a motion prompt for an image model, a still one for a video model. */
-async function checkPlanPrompt(plan: RunPlan): Promise<void> {
-  const folder = bundlePath(plan.model);
-  if (folder === null || plan.prompt === undefined) return;
-  const output = await worldModelOutput(folder);
-  if (output !== null) checkPromptForModel(plan.prompt, plan.model, output);
 }
 
 /**

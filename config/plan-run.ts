@@ -4,7 +4,8 @@ import type { SamplerConfig } from '../samplers/index.js';
 import { readBundleManifest } from '../worker/bundles/bundle-manifest.js';
 import { samplerConfigFromScheduler } from '../worker/bundles/scheduler-config.js';
 import { bundlePath } from '../worker/models/load-model.js';
-import { parsePrompt, PromptError } from '../world/prompt-grammar.js';
+import { checkPromptForModel, worldOutputOf, type WorldIndexFields, type WorldOutput } from '../world/model-prompts.js';
+import { parsePrompt, PromptError, type ParsedPrompt } from '../world/prompt-grammar.js';
 import type { PresetName } from './presets.js';
 import { ConfigError, resolveRunConfig, type MethodName, type RunPlan } from './resolve-run-config.js';
 import { METHOD_NAMES } from './run-config-schema.js';
@@ -20,8 +21,11 @@ export interface ModelDefaults {
   /** The search method and NFE budget the bundle's benchmark chose for a one-minute run on 2 cores. */
   readonly method?: MethodName;
   readonly budgetNfe?: number;
-  /** The bundle was trained on the procedural world (its prompts follow world/prompt-grammar.ts). */
-  readonly world?: boolean;
+  /**
+   * The bundle was trained on the procedural world (its prompts follow world/prompt-grammar.ts), and
+   * makes these: still images or videos (world/model-prompts.ts).
+   */
+  readonly world?: WorldOutput;
 }
 
 /**
@@ -42,12 +46,15 @@ export async function planRun(input: RunConfigInput, source: string): Promise<Ru
   if (input.prompt === undefined) throw new ConfigError('prompt', `the model bundle '${folder}' is text-conditioned: give a prompt (--prompt "a red circle")`, source);
   if (defaults.world) {
     // The bundle speaks the procedural world's grammar: a prompt it cannot parse would only make noise.
+    let parsed: ParsedPrompt;
     try {
-      parsePrompt(input.prompt);
+      parsed = parsePrompt(input.prompt);
     } catch (error) {
       if (error instanceof PromptError) throw new ConfigError('prompt', `${error.message} (the model '${folder}' was trained on models/world/WORLD.md's grammar)`, source, { cause: error });
       throw error;
     }
+    // A prompt of the grammar the model still cannot make (motion for an image model, or the reverse).
+    checkPromptForModel(parsed, input.model ?? folder, defaults.world);
   }
   return resolveRunConfig(input, source, defaults);
 }
@@ -55,8 +62,9 @@ export async function planRun(input: RunConfigInput, source: string): Promise<Ru
 async function bundleDefaults(folder: string, steps: number | undefined): Promise<ModelDefaults> {
   const manifest = await readBundleManifest(folder);
   const indexFile = join(folder, 'model_index.json');
-  const index = JSON.parse(await readFile(indexFile, 'utf8')) as { _evosearch?: { family?: string; default_steps?: number; default_guidance_scale?: number; default_method?: unknown; default_budget_nfe?: unknown; world?: string } };
+  const index = JSON.parse(await readFile(indexFile, 'utf8')) as { _evosearch?: WorldIndexFields & { family?: string; default_steps?: number; default_guidance_scale?: number; default_method?: unknown; default_budget_nfe?: unknown } };
   const own = index._evosearch ?? {};
+  const world = worldOutputOf(own);
   if (own.default_method !== undefined && !(METHOD_NAMES as readonly unknown[]).includes(own.default_method)) {
     throw new Error(`${indexFile}: _evosearch.default_method must be one of ${METHOD_NAMES.join(', ')}, got ${JSON.stringify(own.default_method)}`);
   }
@@ -75,6 +83,6 @@ async function bundleDefaults(folder: string, steps: number | undefined): Promis
     ...(own.default_guidance_scale !== undefined ? { guidanceScale: own.default_guidance_scale } : {}),
     ...(own.default_method !== undefined ? { method: own.default_method as MethodName } : {}),
     ...(own.default_budget_nfe !== undefined ? { budgetNfe: own.default_budget_nfe as number } : {}),
-    ...(own.world !== undefined ? { world: true } : {}),
+    ...(world !== null ? { world } : {}),
   };
 }

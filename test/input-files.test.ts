@@ -118,6 +118,9 @@ describe('a prompt the model cannot make is refused at plan time', () => {
     assert.match(r.stderr, /prompt "a red circle moving left" asks for motion \("moving left"\), but the model '.*tiny-sd' makes still images, not videos; it takes still prompts: one group/);
     assert.doesNotMatch(r.stderr, /shape|decoder|worker/, 'no tensor shapes, no worker');
     assert.ok(!existsSync(out), 'refused before the run folder or any model');
+    const planned = await evosearch(['plan', '--model', tinySd, '--prompt', 'a red circle moving left']);
+    assert.equal(planned.code, 2, 'evosearch plan makes the same check');
+    assert.match(planned.stderr, /asks for motion \("moving left"\), but the model '.*tiny-sd' makes still images/);
   });
 
   it('a still prompt on a video model says the model makes videos and takes motion prompts', async () => {

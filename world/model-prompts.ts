@@ -5,8 +5,6 @@
  * without this check a mismatched prompt failed only once a worker had opened the models, with tensor
  * shapes. Checked at plan time, before any model opens.
  */
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 import { FRAMES } from './palette.js';
 import { DIRECTIONS, parsePrompt, type ParsedPrompt } from './prompt-grammar.js';
@@ -57,18 +55,19 @@ export function checkPromptForModel(prompt: string | ParsedPrompt, model: string
   }
 }
 
+/** The `_evosearch` fields of a bundle's model_index.json that say what a world model makes. */
+export interface WorldIndexFields {
+  readonly world?: unknown;
+  readonly frames?: unknown;
+  readonly latent_shape?: unknown;
+  readonly family?: unknown;
+}
+
 /**
- * What the world bundle in `folder` makes, from its model_index.json (`_evosearch.frames`, else its
- * latent shape or family), or null when the folder is no world bundle (a real export takes any text).
+ * What a world bundle makes, from its model_index.json's `_evosearch` (`frames`, else its latent
+ * shape or family), or null when it is no world bundle (a real export takes any text).
  */
-export async function worldModelOutput(folder: string): Promise<WorldOutput | null> {
-  let own: { world?: unknown; frames?: unknown; latent_shape?: unknown; family?: unknown };
-  try {
-    const index = JSON.parse(await readFile(join(folder, 'model_index.json'), 'utf8')) as { _evosearch?: typeof own };
-    own = index._evosearch ?? {};
-  } catch {
-    return null;
-  }
+export function worldOutputOf(own: WorldIndexFields): WorldOutput | null {
   if (own.world === undefined) return null;
   if (typeof own.frames === 'number' && Number.isInteger(own.frames)) return own.frames > 1 ? { kind: 'video', frames: own.frames } : { kind: 'image' };
   if (Array.isArray(own.latent_shape) && own.latent_shape.length === 4 && typeof own.latent_shape[0] === 'number') return { kind: 'video', frames: own.latent_shape[0] };
