@@ -2,14 +2,21 @@
  * Checkpoints of cluster runs in NATS JetStream's object store (bucket `evosearch-checkpoints`), so a
  * run can be resumed on any machine that reaches the cluster, not only where its coordinator ran.
  * Each round is its own object (`<runId>/round-<n>`, the journal line), and the manifest
- * (`<runId>/manifest`) is put after it: a reader that finds the manifest finds every round it names.
+ * (`<runId>/manifest`) names how many rounds there are.
+ *
+ * The mirror is consistent at every instant: a manifest is put only once every round it names is in
+ * the store. A put that fails (NATS down, a JetStream timeout) leaves its round queued, not skipped:
+ * the next round's put, or the run's final flush, retries from the first round the store lacks, so
+ * the mirror catches up once NATS is back. A resumed run first puts the rounds of its journal that the
+ * store lacks (it may have been resumed from the folder after an outage), then its new ones.
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { writeFileDurable } from '../files/durable-write.js';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { JOURNAL_FILE, MANIFEST_FILE } from '../coordinator/checkpoint/checkpoint-store.js';
+import { JOURNAL_FILE, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 
 export const CHECKPOINTS_BUCKET = 'evosearch-checkpoints';
 
@@ -20,28 +27,99 @@ async function store(nc: NatsConnection): Promise<ObjectStore> {
   return new Objm(nc).create(CHECKPOINTS_BUCKET);
 }
 
-/** Puts rounds and manifests in order, one at a time, as the run appends them. */
+export interface MirrorFlushOptions {
+  /** How long the final flush keeps retrying while NATS is away (ms). */
+  readonly retryForMs?: number;
+  /** Pause between retries (ms). */
+  readonly retryEveryMs?: number;
+}
+
+/** Puts rounds and manifests in order, one at a time, as the run appends them; catches up after a failure. */
 export class CheckpointMirror {
-  private queue: Promise<void> = Promise.resolve();
+  /** Rounds not yet in the store, oldest first. */
+  private readonly pending: { readonly round: number; readonly line: string }[] = [];
+  /** The newest manifest not yet in the store (it names every pending round). */
+  private manifest: string | null = null;
+  private draining: Promise<void> | null = null;
+  /** The last put that failed since the mirror was last caught up (null: caught up, or nothing failed). */
   private failure: Error | null = null;
 
   constructor(private readonly nc: NatsConnection, private readonly runId: string) {}
 
-  /** Queues one round (its journal line) and the manifest that names it. */
+  /** Queues one round (its journal line) and the manifest that names it, and starts putting them. */
   put(round: number, line: string, manifest: string): void {
-    this.queue = this.queue.then(async () => {
-      const os = await store(this.nc);
-      await os.putBlob({ name: roundName(this.runId, round) }, new TextEncoder().encode(line));
-      await os.putBlob({ name: manifestName(this.runId) }, new TextEncoder().encode(manifest));
-    }).catch((error: Error) => {
-      this.failure ??= error;
-    });
+    this.pending.push({ round, line });
+    this.manifest = manifest;
+    void this.drain();
   }
 
-  /** Waits for what is queued; the first failure, if any (the local checkpoint is unaffected). */
-  async flush(): Promise<Error | null> {
-    await this.queue;
-    return this.failure;
+  /**
+   * For a resumed run: queues the rounds of `folder`'s journal (those `manifest` names) that the store
+   * lacks, so the store never holds a manifest naming rounds it does not have.
+   */
+  async resumeFrom(folder: string, manifest: CheckpointManifest): Promise<void> {
+    const journal = (await readFile(join(folder, JOURNAL_FILE))).subarray(0, manifest.journalBytes).toString('utf8');
+    const lines = journal.split(/(?<=\n)/).slice(0, manifest.rounds);
+    let missing: number[];
+    try {
+      const os = await store(this.nc);
+      missing = [];
+      for (let round = 0; round < lines.length; round++) if ((await os.info(roundName(this.runId, round))) === null) missing.push(round);
+    } catch (error) {
+      // NATS away: assume the store has none of them; re-putting a round it has is harmless.
+      this.failure = error as Error;
+      missing = lines.map((_, round) => round);
+    }
+    this.pending.unshift(...missing.map((round) => ({ round, line: lines[round]! })));
+    if (missing.length > 0) this.manifest ??= JSON.stringify(manifest);
+    void this.drain();
+  }
+
+  /** One pass over what is queued; stops at the first failure (kept for the next pass). */
+  private drain(): Promise<void> {
+    this.draining ??= (async () => {
+      try {
+        const os = await store(this.nc);
+        while (this.pending.length > 0) {
+          const next = this.pending[0]!;
+          await os.putBlob({ name: roundName(this.runId, next.round) }, new TextEncoder().encode(next.line));
+          this.pending.shift();
+        }
+        const manifest = this.manifest;
+        if (manifest !== null) {
+          await os.putBlob({ name: manifestName(this.runId) }, new TextEncoder().encode(manifest));
+          if (this.manifest === manifest && this.pending.length === 0) this.manifest = null;
+        }
+        this.failure = null;
+      } catch (error) {
+        this.failure = error as Error;
+      } finally {
+        this.draining = null;
+      }
+      // Rounds queued while the pass was putting others, after the pass had passed them.
+      if (this.failure === null && (this.pending.length > 0 || this.manifest !== null)) await this.drain();
+    })();
+    return this.draining;
+  }
+
+  /** Rounds the store still lacks. */
+  get behind(): number {
+    return this.pending.length;
+  }
+
+  /**
+   * Waits until the store has everything queued, retrying for `retryForMs` (NATS may be coming back);
+   * then null, or the last failure when the mirror is still behind (the local checkpoint is unaffected).
+   */
+  async flush(options: MirrorFlushOptions = {}): Promise<Error | null> {
+    const deadline = Date.now() + (options.retryForMs ?? 30_000);
+    for (;;) {
+      await (this.draining ?? this.drain());
+      if (this.pending.length === 0 && this.manifest === null) return null;
+      if (Date.now() >= deadline) return this.failure ?? new Error(`checkpoint mirror of run ${this.runId}: ${this.pending.length} round(s) not put`);
+      await sleep(options.retryEveryMs ?? 500);
+      await this.drain();
+    }
   }
 }
 

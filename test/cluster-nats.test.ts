@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
-import { CHECKPOINTS_BUCKET } from '../cluster/checkpoint-mirror.js';
+import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../cluster/checkpoint-mirror.js';
 import { joinNewWorkers } from '../cluster/cluster-workers.js';
 import { EVENTS_PREFIX } from '../cluster/events.js';
 import { workerSetupFor } from '../coordinator/run/embedded-run.js';
@@ -133,6 +133,13 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       const local = JSON.parse(await readFile(join(out, 'local', 'record.json'), 'utf8')) as { best: unknown };
       const cluster = JSON.parse(await readFile(join(out, 'cluster', 'record.json'), 'utf8')) as { best: unknown };
       assert.deepEqual(cluster.best, local.best);
+      // The mirror caught up: NATS has every round the folder has, so a resume from it works.
+      const { runId } = JSON.parse(await readFile(join(out, 'cluster', 'checkpoint.json'), 'utf8')) as { runId: string };
+      assert.equal(await fetchCheckpoint(nc, runId, join(out, 'fetched')), true);
+      assert.equal(await readFile(join(out, 'fetched', 'journal.jsonl'), 'utf8'), await readFile(join(out, 'cluster', 'journal.jsonl'), 'utf8'));
+      await execFileAsync(process.execPath, [bin(), 'resume', runId, '--cluster', nats.url, '--runs-dir', join(out, 'elsewhere'), '--no-progress']);
+      const resumed = JSON.parse(await readFile(join(out, 'elsewhere', runId, 'record.json'), 'utf8')) as { best: unknown };
+      assert.deepEqual(resumed.best, local.best);
       // The workers' heartbeats and the events resume once NATS is back.
       await sleep(HEARTBEAT_MS + 1500);
       assert.ok((await liveWorkers(nc)).length > 0, 'no worker heartbeat after NATS came back');

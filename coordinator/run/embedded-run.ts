@@ -147,6 +147,9 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   // Cluster runs also keep their checkpoint in NATS, so any machine of the cluster can resume them.
   const mirror = nc === null ? null : new CheckpointMirror(nc, runId);
   const checkpoints = options.checkpoint === false ? null : new CheckpointWriter(options.folder, runId, plan, options.resume?.manifest, mirror === null ? undefined : (round, line, manifest) => mirror.put(round, line, manifest));
+  // A resumed run first gives the store the rounds it lacks (the run may have been resumed from its
+  // folder after a NATS outage), so the store never names a round it has not got.
+  if (mirror !== null && checkpoints !== null && options.resume !== undefined) await mirror.resumeFrom(options.folder, options.resume.manifest);
   const leaveNats = async () => {
     if (nc === null) return;
     const failure = await mirror?.flush();
