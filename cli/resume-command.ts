@@ -10,6 +10,10 @@ import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { checkPlanPlacement, ConfigError, parseRunConfig, type RunPlan } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
 import { createRunLogger } from './logger.js';
+import * as grpc from '@grpc/grpc-js';
+import { mkdir } from 'node:fs/promises';
+import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
+import { findCoordinators, followRun } from './coordinator-runs.js';
 import { ProgressDisplay } from './progress.js';
 
 /**
@@ -24,12 +28,15 @@ export function buildResumeCommand(): Command {
     .option('--runs-dir <dir>', 'where to look a run id up', 'runs')
     .option('--workers <n>', 'local worker threads (default: what the run had)', wholeNumber('--workers'))
     .option('--workers-at <addresses>', 'run on these gRPC workers instead (host:port,...)')
-    .option('--cluster <nats-url>', "run on this cluster's workers instead")
+    .option('--cluster <nats-url>', "run on this cluster's workers instead; a run id a coordinator of the cluster served is continued by that coordinator, one it does not know from the checkpoint in NATS")
+    .option('--out <folder>', 'for a run id resumed from the cluster: where its files go (default: <runs-dir>/<id>)')
     .option('--no-progress', 'no progress bar')
     .action(async (runArg: string, options: ResumeOptions) => {
       // Where it runs is checked as `run` checks it (the same schema) before anything is read or locked.
       placementFlags(options);
-      const folder = await locate(runArg, options.runsDir, options.cluster);
+      // A run a coordinator of the cluster served goes on there (it has the folder, the lock, the watchers).
+      if (options.cluster !== undefined && !existsSync(runArg) && (await resumeOnCoordinator(runArg, options.cluster, resolve(options.out ?? join(options.runsDir, runArg))))) return;
+      const folder = await locate(runArg, options.runsDir, options.cluster, options.out);
       // A finished run is not run again: that would re-spend its NFEs and rewrite its record.
       if (runFolderState(folder) === 'finished') {
         process.stdout.write(`run folder ${folder} holds a finished run (record.json): nothing to resume, nothing changed\n`);
@@ -46,6 +53,7 @@ export function buildResumeCommand(): Command {
 
 interface ResumeOptions {
   readonly runsDir: string;
+  readonly out?: string;
   readonly workers?: number;
   readonly workersAt?: string;
   readonly cluster?: string;
@@ -108,14 +116,14 @@ async function resumeIn(folder: string, options: ResumeOptions): Promise<void> {
  * The run folder to resume: a path, a run id found under runsDir, or (with a cluster) a run id whose
  * checkpoint is in the cluster's object store, fetched into runsDir/<id> (resume on another machine).
  */
-async function locate(run: string, runsDir: string, cluster: string | undefined): Promise<string> {
+async function locate(run: string, runsDir: string, cluster: string | undefined, out: string | undefined): Promise<string> {
   try {
     return findRunFolder(run, runsDir);
   } catch (error) {
     if (cluster === undefined) throw error;
     const nc = await connectNats(cluster, 'evosearch resume');
     try {
-      const target = resolve(runsDir, run);
+      const target = resolve(out ?? join(runsDir, run));
       if (!(await fetchCheckpoint(nc, run, target))) throw new CheckpointError(run, `no run folder here, and no checkpoint of run '${run}' in ${cluster}'s ${CHECKPOINTS_BUCKET}`);
       process.stderr.write(`evosearch: fetched run ${run}'s checkpoint from ${cluster} into ${target}\n`);
       return target;
@@ -123,6 +131,33 @@ async function locate(run: string, runsDir: string, cluster: string | undefined)
       await closeNats(nc);
     }
   }
+}
+
+/**
+ * Asks the cluster's coordinators to continue run `runId`: true once one did and the run finished (its
+ * files are in `folder`); false when none knows it (then this process resumes it). A coordinator that
+ * knows the run but cannot continue it (finished, running, no usable checkpoint) says why: an error.
+ */
+async function resumeOnCoordinator(runId: string, cluster: string, folder: string): Promise<boolean> {
+  for (const address of await findCoordinators(cluster)) {
+    const client = new CoordinatorClient(address);
+    try {
+      let plan: RunPlan;
+      try {
+        plan = JSON.parse((await client.resume(runId)).planJson) as RunPlan;
+      } catch (error) {
+        if (error instanceof CoordinatorError && (error.status === grpc.status.NOT_FOUND || error.status === grpc.status.UNAVAILABLE)) continue;
+        throw error;
+      }
+      process.stdout.write(`resumed run ${runId} on coordinator ${address}\n`);
+      await mkdir(folder, { recursive: true });
+      await followRun(client, runId, plan, cluster, folder);
+      return true;
+    } finally {
+      client.close();
+    }
+  }
+  return false;
 }
 
 /** A run folder given as a path, or as the run id its checkpoint records (searched under runsDir). */

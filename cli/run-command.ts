@@ -13,10 +13,8 @@ import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
 import { checkHeldOut, describeHeldOutCheck, scoredSamples } from '../report/held-out-check.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
-import { closeNats, connectNats } from '../cluster/nats-connection.js';
-import { COORDINATORS_BUCKET, liveWorkers, STALE_AFTER_MS } from '../cluster/worker-registry.js';
-import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
-import type { RunRecord } from '../coordinator/run/run-record.js';
+import { CoordinatorClient } from '../coordinator/service/coordinator-client.js';
+import { describeWorkers, findCoordinators, followRun } from './coordinator-runs.js';
 import { OutFolderError, prepareOutFolder } from '../files/out-folder.js';
 import { PromptModelError } from '../world/model-prompts.js';
 import { PromptError, VOCABULARY } from '../world/prompt-grammar.js';
@@ -58,8 +56,8 @@ async function runAction(cmd: Command): Promise<void> {
   const root = resolve(first.out ?? defaultFolder(first));
   await prepareOut(root);
   const folderOf = (i: number, prompt: string) => join(root, `${String(i + 1).padStart(3, '0')}-${slug(prompt)}`);
-  const coordinator = first.cluster === undefined ? null : await findCoordinator(first.cluster);
-  if (coordinator !== null) {
+  const [coordinator] = first.cluster === undefined ? [] : await findCoordinators(first.cluster);
+  if (coordinator !== undefined) {
     // On a cluster the prompts' searches share the workers at once (a worker holds several runs).
     const reports = await inBatches(prompts, PROMPTS_AT_ONCE, async (prompt, i) => {
       const { plan, input } = await planFromOptions(cmd, { prompt, progress: false });
@@ -141,8 +139,8 @@ async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, inpu
 
 async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput): Promise<PromptReport> {
   if (plan.cluster !== undefined) {
-    const coordinator = await findCoordinator(plan.cluster);
-    if (coordinator !== null) return runOnCoordinator(coordinator, plan, input, folder);
+    const [coordinator] = await findCoordinators(plan.cluster);
+    if (coordinator !== undefined) return runOnCoordinator(coordinator, plan, input, folder);
   }
   const showBar = plan.progress !== false && process.stderr.isTTY === true;
   const terminalLevel = plan.logLevel !== 'info' || flags.logLevel !== undefined ? plan.logLevel : 'warn';
@@ -169,7 +167,7 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
     process.stdout.write(
       `${plan.method} on ${plan.model}: best reward ${best}${heldOut ? `; held-out: ${heldOut}` : ''}\n` +
         (check?.verdict === 'disagree' ? `warning: ${describeHeldOutCheck(check)}\n` : '') +
-        `spent ${record.spent.nfe} NFEs (planned ${planned.nfe}, budget ${plan.budgetNfe}), ${record.spent.forwardPasses} forward passes, ${record.spent.decodes} decodes, ${record.spent.rewardCalls} reward calls in ${(record.wallMs / 1000).toFixed(2)} s\n` +
+        `spent ${record.spent.nfe} NFEs (planned ${planned.nfe}, budget ${plan.budgetNfe}), ${record.spent.forwardPasses} forward passes, ${record.spent.decodes} decodes, ${record.spent.rewardCalls} reward calls in ${(record.wallMs / 1000).toFixed(2)} s${plan.cluster !== undefined || plan.workersAt !== undefined ? ` on ${describeWorkers(record)}` : ''}\n` +
         `record: ${paths.record}\n` +
         `report: ${outputs.find((f) => f.endsWith('report.html')) ?? 'none'}\n`,
     );
@@ -214,42 +212,14 @@ async function inBatches<T, R>(items: readonly T[], limit: number, work: (item: 
   return results;
 }
 
-/** A live coordinator registered in the cluster, or null (then this process coordinates the run). */
-async function findCoordinator(url: string): Promise<string | null> {
-  const nc = await connectNats(url, 'evosearch client');
-  try {
-    const live = await liveWorkers(nc, STALE_AFTER_MS, COORDINATORS_BUCKET);
-    return live[0]?.address ?? null;
-  } finally {
-    await closeNats(nc);
-  }
-}
-
 /** Submits the run to a coordinator, shows its progress, and downloads its folder. */
 async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfigInput, folder: string): Promise<PromptReport> {
   const client = new CoordinatorClient(address);
-  const progress = new ProgressDisplay(plan.progress !== false && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
   try {
     const { out: _out, progress: _progress, ...config } = input;
     const { runId } = await client.submit(config);
     process.stdout.write(`submitted run ${runId} to coordinator ${address}\n`);
-    const last = await client.watch(runId, (e) => {
-      if (e.event === 'round') progress.showRound(Number(e.payload.nfe), Number(e.payload.round), typeof e.payload.best === 'number' ? e.payload.best : null);
-    });
-    progress.stop();
-    if (last.event !== 'finished') {
-      const resume = typeof last.payload.resume === 'string' ? `; its last complete round is checkpointed on the coordinator's machine: continue it there with \`${last.payload.resume}\`` : '';
-      throw new CoordinatorError(address, undefined, `run ${runId} ${last.event}: ${String(last.payload.error ?? '')}${resume}`);
-    }
-    const files = await client.download(runId, folder);
-    const record = JSON.parse(await readFile(join(folder, 'record.json'), 'utf8')) as RunRecord;
-    const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
-    process.stdout.write(
-      `${plan.method} on ${plan.model}: best reward ${best}\n` +
-        `spent ${record.spent.nfe} NFEs on ${record.workers.length} workers in ${(record.wallMs / 1000).toFixed(2)} s\n` +
-        `record: ${join(folder, 'record.json')}\n` +
-        `report: ${files.includes('report.html') ? join(folder, 'report.html') : 'none'}\n`,
-    );
+    const record = await followRun(client, runId, plan, plan.cluster!, folder);
     // The summary of a prompts file needs only the figures; the run's own report.html has the rest.
     return {
       prompt: plan.prompt ?? null,
@@ -265,7 +235,6 @@ async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfig
       lineage: [],
     };
   } finally {
-    progress.stop();
     client.close();
   }
 }

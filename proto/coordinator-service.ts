@@ -17,6 +17,10 @@ export interface SubmitReply {
   readonly runId: string;
   readonly planJson: string;
 }
+export interface ResumeRequest {
+  readonly protocolVersion: number;
+  readonly runId: string;
+}
 export interface WatchRequest {
   readonly runId: string;
 }
@@ -30,7 +34,7 @@ export interface CancelRequest {
 export interface CancelReply {
   readonly state: string;
 }
-export type RunState = 'queued' | 'running' | 'finished' | 'failed' | 'cancelled';
+export type RunState = 'queued' | 'running' | 'finished' | 'failed' | 'cancelled' | 'interrupted';
 export interface RunSummary {
   readonly runId: string;
   readonly state: RunState;
@@ -77,4 +81,5 @@ export const coordinatorService = {
   cancel: method<CancelRequest, CancelReply>('Cancel', 'CancelRequest', 'CancelReply', false),
   list: method<Record<string, never>, ListReply>('List', 'ListRequest', 'ListReply', false),
   files: method<FilesRequest, FileChunk>('Files', 'FilesRequest', 'FileChunk', true),
+  resume: method<ResumeRequest, SubmitReply>('Resume', 'ResumeRequest', 'SubmitReply', false),
 } satisfies ServiceDefinition;

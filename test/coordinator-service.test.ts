@@ -93,6 +93,39 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     assert.ok((await readdir(out)).includes('report.html'), 'no summary report');
   });
 
+  it('a worker that joins mid-run: the Watch stream gets the workers event, and the record and the CLI count it (they said "on 2 workers")', async () => {
+    const analytic = workers.filter((w) => w.build === workers[0]!.build);
+    const out = join(dir, 'joined');
+    const child = spawn(process.execPath, [bin(), 'run', '--budget-nfe', '300000', '--seed', '5', '--no-progress', '--cluster', nats.url, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    let runId: string | undefined;
+    while ((runId = /submitted run ([0-9a-f-]+)/.exec(stdout)?.[1]) === undefined && child.exitCode === null) await sleep(20);
+    const client = new CoordinatorClient(address);
+    try {
+      const events: { event: string; payload: Record<string, unknown> }[] = [];
+      let joining: Promise<WorkerProcess> | undefined;
+      await client.watch(runId!, (e) => {
+        events.push(e);
+        // After the first round, a third worker of the run's model comes up and registers.
+        if (e.event === 'round') joining ??= startWorker('analytic:gmm', ['--nats', nats.url]);
+      });
+      const joiner = await joining!;
+      workers.push(joiner);
+      assert.equal(await exited, 0);
+      const joinedEvent = events.find((e) => e.event === 'workers');
+      assert.ok(joinedEvent !== undefined, `no workers event on the Watch stream: ${events.map((e) => e.event).join(', ')}`);
+      assert.deepEqual(joinedEvent.payload.added, [joiner.address]);
+      const record = JSON.parse(await readFile(join(out, 'record.json'), 'utf8')) as { workers: string[]; workersJoined: number };
+      assert.equal(record.workers.length, analytic.length + 1, record.workers.join(', '));
+      assert.equal(record.workersJoined, 1);
+      assert.match(stdout, new RegExp(`on ${analytic.length + 1} workers \\(1 joined mid-run\\)`));
+    } finally {
+      client.close();
+    }
+  });
+
   it('refuses a bad run configuration, naming the field', async () => {
     const client = new CoordinatorClient(address);
     try {

@@ -27,6 +27,12 @@ export interface EmbeddedRunOptions {
   readonly folder: string;
   readonly logger: Logger;
   readonly onRound?: (report: RoundReport) => void;
+  /**
+   * Told every event the run publishes on NATS (started, round, workers, finished, failed), with the
+   * same payload, whether or not the run is on a cluster: the coordinator service forwards them to
+   * its watchers.
+   */
+  readonly onEvent?: (event: RunEvent, payload: Record<string, unknown>) => void;
   /** Workers to use instead of starting threads (tests, benchmarks). */
   readonly pool?: WorkerPool;
   /** The run's id (default: a new UUID); the coordinator service chooses it at submission. */
@@ -158,6 +164,7 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
   };
   const publish = (event: RunEvent, payload: Record<string, unknown>) => {
     if (nc !== null) publishEvent(nc, runSubject(runId, event), { runId, ...payload });
+    options.onEvent?.(event, payload);
   };
   let pool: WorkerPool;
   const poolStarted = performance.now();
@@ -242,7 +249,9 @@ export async function runEmbedded(plan: RunPlan, options: EmbeddedRunOptions): P
     finishedAt: finishedAt.toISOString(),
     wallMs: finishedAt.getTime() - startedAt.getTime(),
     plan,
-    workers,
+    // The pool grew by the workers that joined between rounds (it never shrinks: lost ones stay listed).
+    workers: Array.from({ length: pool.size }, (_, i) => pool.describe(i)),
+    workersJoined: pool.size - workers.length,
     spent: outcome.counters,
     placement: outcome.placement,
     best: outcome.best === null ? null : { candidate: outcome.best.candidate, reward: outcome.best.reward, ...(bestRecord?.metrics ? { metrics: bestRecord.metrics } : {}) },

@@ -28,7 +28,10 @@ export interface RunRecord {
   readonly finishedAt: string;
   readonly wallMs: number;
   readonly plan: RunPlan;
+  /** Every worker that was in the run, in the order they came: those it started with, then those that joined. */
   readonly workers: readonly string[];
+  /** How many of `workers` joined mid-run (cluster runs); `placement.lostWorkers` says how many were lost. */
+  readonly workersJoined?: number;
   readonly spent: ComputeCounters;
   /** States moved between workers for balance, and the bytes that moved. */
   readonly placement: SearchOutcome['placement'];

@@ -53,6 +53,11 @@ export class CoordinatorClient {
     return this.unary(coordinatorService.submit, { protocolVersion: this.protocolVersion, configJson: JSON.stringify(config) });
   }
 
+  /** Asks the coordinator to continue a run it served that did not finish; watch it afterwards. */
+  resume(runId: string): Promise<SubmitReply> {
+    return this.unary(coordinatorService.resume, { protocolVersion: this.protocolVersion, runId });
+  }
+
   cancel(runId: string): Promise<CancelReply> {
     return this.unary(coordinatorService.cancel, { runId });
   }

@@ -15,11 +15,15 @@ import { closeNats, connectNats } from '../../cluster/nats-connection.js';
 import { COORDINATORS_BUCKET, WorkerRegistration } from '../../cluster/worker-registry.js';
 import { planRun } from '../../config/plan-run.js';
 import { ConfigError, parseRunConfig, type RunPlan } from '../../config/resolve-run-config.js';
-import { coordinatorService, type CancelReply, type CancelRequest, type FileChunk, type FilesRequest, type ListReply, type RunEventMessage, type RunState, type RunSummary, type SubmitReply, type SubmitRequest, type WatchRequest } from '../../proto/coordinator-service.js';
+import { coordinatorService, type CancelReply, type CancelRequest, type FileChunk, type FilesRequest, type ListReply, type ResumeRequest, type RunEventMessage, type RunState, type RunSummary, type SubmitReply, type SubmitRequest, type WatchRequest } from '../../proto/coordinator-service.js';
 import { CHUNK_BYTES } from '../../proto/tensor-frames.js';
 import { PROTOCOL_VERSION } from '../../proto/worker-service.js';
 import { RunCancelledError } from '../engine/run-search.js';
 import { runEmbedded } from '../run/embedded-run.js';
+import { LOCK_FILE, RunFolderLock } from '../run/run-folder-lock.js';
+import { readCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
+import { isDurableTemporary } from '../../files/durable-write.js';
+import { appendServedEvent, EVENTS_FILE, loadServedRuns, saveServedRun, SERVED_FILE } from './run-index.js';
 import { randomUUID } from 'node:crypto';
 
 export interface CoordinatorOptions {
@@ -38,10 +42,19 @@ interface Run {
   best: number | null;
   readonly events: RunEventMessage[];
   readonly listeners: Set<(event: RunEventMessage) => void>;
-  readonly abort: AbortController;
+  /** The attempt in progress (a resume starts a new one). */
+  abort: AbortController;
+  /** Writes to the run's index entry and event log, in order. */
+  saved: Promise<void>;
+  /** The attempt in progress or the last one, settled once its end is in the index. */
+  attempt: Promise<void>;
 }
 
-const TERMINAL = new Set<RunState>(['finished', 'failed', 'cancelled']);
+const TERMINAL = new Set<RunState>(['finished', 'failed', 'cancelled', 'interrupted']);
+/** A run in these states may be continued from its checkpoint. */
+const RESUMABLE = new Set<RunState>(['failed', 'cancelled', 'interrupted']);
+/** Files of the service's own in a run folder: not the run's, so not sent to clients. */
+const SERVICE_FILES = new Set([SERVED_FILE, EVENTS_FILE, LOCK_FILE]);
 /** Why a run is aborted when its coordinator stops (the run stays resumable). */
 const STOPPING = 'the coordinator is stopping';
 
@@ -62,15 +75,27 @@ export class CoordinatorServer {
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     const address = advertisedAddress(`${listen.slice(0, listen.lastIndexOf(':'))}:${port}`, advertise);
     const coordinator = new CoordinatorServer(server, options, nc, null, address);
+    // The runs served before a restart: their folders are the index (coordinator/service/run-index.ts).
+    for (const loaded of await loadServedRuns(options.runsDir, (folder, why) => options.logger.warn({ folder }, `not a run this coordinator can serve: ${why}`))) {
+      const run: Run = { id: loaded.runId, plan: loaded.plan, folder: loaded.folder, submittedAt: loaded.submittedAt, state: loaded.state, best: loaded.best, events: loaded.events, listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
+      coordinator.runs.set(run.id, run);
+      if (loaded.cutOff) {
+        // Its watchers (and those who come later) learn how it ended and how to go on.
+        coordinator.emit(run, 'interrupted', { error: 'its coordinator ended without stopping it (killed, crashed or lost); the coordinator has restarted', folder: run.folder, resume: coordinator.resumeCommand(run) });
+        coordinator.save(run);
+        await run.saved;
+      }
+    }
     server.addService(coordinatorService, {
       submit: (call: grpc.ServerUnaryCall<SubmitRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void coordinator.submit(call.request).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
       watch: (call: grpc.ServerWritableStream<WatchRequest, RunEventMessage>) => coordinator.watch(call),
       cancel: (call: grpc.ServerUnaryCall<CancelRequest, CancelReply>, done: grpc.sendUnaryData<CancelReply>) => coordinator.cancel(call.request, done),
       list: (_call: grpc.ServerUnaryCall<unknown, ListReply>, done: grpc.sendUnaryData<ListReply>) => done(null, { runs: [...coordinator.runs.values()].map(summary) }),
       files: (call: grpc.ServerWritableStream<FilesRequest, FileChunk>) => void coordinator.files(call),
+      resume: (call: grpc.ServerUnaryCall<ResumeRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void coordinator.resume(call.request).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
     });
     coordinator.registration = await WorkerRegistration.register(nc, { id: `coordinator-${hostname()}-${process.pid}`, address, model: '', build: '' }, undefined, COORDINATORS_BUCKET);
-    options.logger.info({ address, nats: options.nats, runsDir: options.runsDir }, 'coordinator serving');
+    options.logger.info({ address, nats: options.nats, runsDir: options.runsDir, knownRuns: coordinator.runs.size }, 'coordinator serving');
     return coordinator;
   }
 
@@ -87,44 +112,89 @@ export class CoordinatorServer {
     const id = randomUUID();
     const folder = join(this.options.runsDir, id);
     await mkdir(folder, { recursive: true });
-    const run: Run = { id, plan, folder, submittedAt: new Date().toISOString(), state: 'queued', best: null, events: [], listeners: new Set(), abort: new AbortController() };
+    const run: Run = { id, plan, folder, submittedAt: new Date().toISOString(), state: 'queued', best: null, events: [], listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
     this.runs.set(id, run);
-    void this.execute(run);
+    // In the index before the client hears of it: a restarted coordinator knows every run it accepted.
+    this.save(run);
+    await run.saved;
+    run.attempt = this.execute(run);
     return { runId: id, planJson: JSON.stringify(plan) };
+  }
+
+  /** Continues a run that did not finish from its last complete checkpoint, under its id. */
+  private async resume(request: ResumeRequest): Promise<SubmitReply> {
+    if (request.protocolVersion !== PROTOCOL_VERSION) throw status(grpc.status.FAILED_PRECONDITION, `this coordinator speaks protocol version ${PROTOCOL_VERSION}, the client ${request.protocolVersion}`);
+    const run = this.runs.get(request.runId);
+    if (run === undefined) throw status(grpc.status.NOT_FOUND, `no run ${request.runId} on this coordinator (runs dir ${this.options.runsDir})`);
+    if (!RESUMABLE.has(run.state)) throw status(grpc.status.FAILED_PRECONDITION, `run ${run.id} is ${run.state}${run.state === 'finished' ? ': nothing to resume; fetch its files' : ': it is not stopped'}`);
+    let checkpoint: LoadedCheckpoint;
+    try {
+      checkpoint = readCheckpoint(run.folder);
+    } catch (error) {
+      throw status(grpc.status.FAILED_PRECONDITION, `run ${run.id} has no usable checkpoint: ${(error as Error).message}`);
+    }
+    if (checkpoint.warning !== null) this.options.logger.warn({ runId: run.id }, checkpoint.warning);
+    run.abort = new AbortController();
+    run.state = 'queued';
+    this.save(run);
+    await run.saved;
+    run.attempt = this.execute(run, checkpoint);
+    return { runId: run.id, planJson: JSON.stringify(run.plan) };
+  }
+
+  /** The command that continues `run` from anywhere in the cluster (see cli/resume-command.ts). */
+  private resumeCommand(run: Run): string {
+    return `evosearch resume ${run.id} --cluster ${this.options.nats}`;
+  }
+
+  /** Queues a write of the run's index entry (its state now). */
+  private save(run: Run): void {
+    const entry = { runId: run.id, plan: run.plan, submittedAt: run.submittedAt, state: run.state, best: run.best };
+    run.saved = run.saved.then(() => saveServedRun(run.folder, entry)).catch((error: Error) => this.options.logger.error({ runId: run.id, error: error.message }, 'run index entry not written'));
   }
 
   private emit(run: Run, event: string, payload: Record<string, unknown>): void {
     const message = { event, payloadJson: JSON.stringify({ runId: run.id, ...payload, at: new Date().toISOString() }) };
     run.events.push(message);
+    run.saved = run.saved.then(() => appendServedEvent(run.folder, message)).catch((error: Error) => this.options.logger.error({ runId: run.id, error: error.message }, 'run event not logged'));
     for (const listener of run.listeners) listener(message);
   }
 
-  private async execute(run: Run): Promise<void> {
-    const logger = pino({ level: 'info', base: { runId: run.id } }, pino.destination({ dest: join(run.folder, 'run.log'), sync: true }));
-    run.state = 'running';
-    this.emit(run, 'started', { method: run.plan.method, model: run.plan.model, prompt: run.plan.prompt, budgetNfe: run.plan.budgetNfe, plannedNfe: run.plan.planned[run.plan.method].nfe });
+  private async execute(run: Run, resume?: LoadedCheckpoint): Promise<void> {
+    const logger = pino({ level: 'info', base: { runId: run.id } }, pino.destination({ dest: join(run.folder, 'run.log'), sync: true, append: true }));
+    let lock: RunFolderLock | null = null;
     try {
+      // One writer per run folder: a `evosearch resume` of the same folder on this machine is refused.
+      lock = RunFolderLock.acquire(run.folder);
+      run.state = 'running';
+      this.save(run);
+      if (resume !== undefined) this.emit(run, 'resumed', { afterRound: resume.manifest.rounds, nfe: resume.manifest.spent.nfe });
       const { record } = await runEmbedded(run.plan, {
         folder: run.folder,
         logger,
         runId: run.id,
         signal: run.abort.signal,
-        onRound: (r) => {
-          run.best = r.progress.best?.reward ?? run.best;
-          this.emit(run, 'round', { round: r.round, label: r.label, best: r.progress.best?.reward ?? null, nfe: r.counters.nfe, plannedNfe: run.plan.planned[run.plan.method].nfe, roundMs: Math.round(r.roundMs) });
+        ...(resume !== undefined ? { resume } : {}),
+        // The run's own events, as NATS carries them: started, round, workers (joined mid-run).
+        onEvent: (event, payload) => {
+          if (event === 'round') run.best = typeof payload.best === 'number' ? payload.best : run.best;
+          if (event === 'started' || event === 'round' || event === 'workers') this.emit(run, event, payload);
         },
       });
       run.best = record.best?.reward ?? null;
       run.state = 'finished';
       this.emit(run, 'finished', { best: record.best, spent: record.spent, wallMs: record.wallMs, workers: record.workers });
     } catch (error) {
-      run.state = error instanceof RunCancelledError ? 'cancelled' : 'failed';
       // A run this coordinator stopped (not one a client cancelled) has a complete checkpoint in its
       // folder: say how to continue it, so the client can tell its user.
-      const stopped = run.state === 'cancelled' && run.abort.signal.reason === STOPPING;
-      this.emit(run, run.state, { error: (error as Error).message, ...(stopped ? { folder: run.folder, resume: `evosearch resume ${run.folder}` } : {}) });
+      const stopped = error instanceof RunCancelledError && run.abort.signal.reason === STOPPING;
+      run.state = stopped ? 'interrupted' : error instanceof RunCancelledError ? 'cancelled' : 'failed';
+      this.emit(run, run.state, { error: (error as Error).message, ...(stopped ? { folder: run.folder, resume: this.resumeCommand(run) } : {}) });
       this.options.logger.warn({ runId: run.id, error: (error as Error).message }, `run ${run.state}`);
     } finally {
+      this.save(run);
+      await run.saved;
+      lock?.release();
       logger.flush();
     }
   }
@@ -162,21 +232,30 @@ export class CoordinatorServer {
     const run = this.runs.get(call.request.runId);
     if (run === undefined) return void call.emit('error', status(grpc.status.NOT_FOUND, `no run ${call.request.runId} on this coordinator`));
     if (run.state !== 'finished') return void call.emit('error', status(grpc.status.FAILED_PRECONDITION, `run ${run.id} is ${run.state}; its files come when it has finished`));
-    for (const entry of await readdir(run.folder, { withFileTypes: true })) {
-      if (!entry.isFile()) continue;
-      const bytes = await readFile(join(run.folder, entry.name));
-      for (let offset = 0; offset === 0 || offset < bytes.length; offset += CHUNK_BYTES) {
-        const data = bytes.subarray(offset, Math.min(bytes.length, offset + CHUNK_BYTES));
-        if (!call.write({ name: entry.name, offset, data, last: offset + CHUNK_BYTES >= bytes.length })) await new Promise((r) => call.once('drain', r));
+    try {
+      for (const entry of await readdir(run.folder, { withFileTypes: true })) {
+        // The run's files only: not the index's, and not a durable write's temporary (renamed away any moment).
+        if (!entry.isFile() || SERVICE_FILES.has(entry.name) || isDurableTemporary(entry.name)) continue;
+        const bytes = await readFile(join(run.folder, entry.name));
+        for (let offset = 0; offset === 0 || offset < bytes.length; offset += CHUNK_BYTES) {
+          const data = bytes.subarray(offset, Math.min(bytes.length, offset + CHUNK_BYTES));
+          if (!call.write({ name: entry.name, offset, data, last: offset + CHUNK_BYTES >= bytes.length })) await new Promise((r) => call.once('drain', r));
+        }
       }
+      call.end();
+    } catch (error) {
+      // A folder that cannot be read fails this call, never the coordinator.
+      call.emit('error', status(grpc.status.INTERNAL, `run ${run.id}'s files in ${run.folder}: ${(error as Error).message}`));
     }
-    call.end();
   }
 
   /** Deregisters, cancels what runs, and stops. */
   async stop(): Promise<void> {
     await this.registration?.deregister();
-    for (const run of this.runs.values()) if (!TERMINAL.has(run.state)) run.abort.abort(STOPPING);
+    const active = [...this.runs.values()].filter((run) => !TERMINAL.has(run.state));
+    for (const run of active) run.abort.abort(STOPPING);
+    // Each stopped run's last state and event reach its index entry before the process goes.
+    await Promise.all(active.map((run) => run.attempt));
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await closeNats(this.nc);
   }

@@ -1,0 +1,105 @@
+/**
+ * A coordinator's durable index of the runs it serves, kept in each run's folder under --runs-dir, so a
+ * restarted coordinator knows them again (List, Watch, Files, Resume):
+ *
+ *   <runsDir>/<runId>/served.json    the run as the service sees it: id, plan, when submitted, state, best
+ *   <runsDir>/<runId>/events.jsonl   every event sent to watchers, one JSON line each
+ *
+ * served.json is replaced durably (files/durable-write.ts) on every change of state; events are appended
+ * as they happen. A run found `queued` or `running` when the index is read was cut off by a coordinator
+ * that did not stop cleanly (kill -9, a crash, a lost machine): it is read back as `interrupted`, as is a
+ * run its coordinator stopped. Either is resumable from its checkpoint by id.
+ */
+import { existsSync } from 'node:fs';
+import { appendFile, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { RunPlan } from '../../config/resolve-run-config.js';
+import { writeFileDurable } from '../../files/durable-write.js';
+import type { RunEventMessage, RunState } from '../../proto/coordinator-service.js';
+
+export const SERVED_FILE = 'served.json';
+export const EVENTS_FILE = 'events.jsonl';
+/** Raise when served.json's meaning changes; an entry of another version is skipped with a warning. */
+const SERVED_VERSION = 1;
+
+export interface ServedRun {
+  readonly runId: string;
+  readonly plan: RunPlan;
+  readonly submittedAt: string;
+  readonly state: RunState;
+  readonly best: number | null;
+}
+
+interface ServedFile extends ServedRun {
+  readonly version: number;
+}
+
+/** Writes the run's entry (its state changed). */
+export async function saveServedRun(folder: string, run: ServedRun): Promise<void> {
+  const entry: ServedFile = { version: SERVED_VERSION, runId: run.runId, plan: run.plan, submittedAt: run.submittedAt, state: run.state, best: run.best };
+  await writeFileDurable(join(folder, SERVED_FILE), `${JSON.stringify(entry)}\n`);
+}
+
+/** Appends one event to the run's event log. */
+export async function appendServedEvent(folder: string, event: RunEventMessage): Promise<void> {
+  await appendFile(join(folder, EVENTS_FILE), `${JSON.stringify(event)}\n`);
+}
+
+export interface LoadedRun extends ServedRun {
+  readonly folder: string;
+  readonly events: RunEventMessage[];
+  /** The index said queued or running: its coordinator ended without stopping it. */
+  readonly cutOff: boolean;
+}
+
+/**
+ * Every run the index under `runsDir` holds, oldest first. A folder without served.json is not a served
+ * run (skipped quietly); one whose entry cannot be read is skipped and reported through `onSkip`.
+ */
+export async function loadServedRuns(runsDir: string, onSkip: (folder: string, why: string) => void): Promise<LoadedRun[]> {
+  if (!existsSync(runsDir)) return [];
+  const runs: LoadedRun[] = [];
+  for (const entry of await readdir(runsDir, { withFileTypes: true })) {
+    if (!entry.isDirectory()) continue;
+    const folder = join(runsDir, entry.name);
+    if (!existsSync(join(folder, SERVED_FILE))) continue;
+    let served: ServedFile;
+    try {
+      served = JSON.parse(await readFile(join(folder, SERVED_FILE), 'utf8')) as ServedFile;
+    } catch (error) {
+      onSkip(folder, `${SERVED_FILE} is not readable JSON (${(error as Error).message})`);
+      continue;
+    }
+    if (served.version !== SERVED_VERSION) {
+      onSkip(folder, `${SERVED_FILE} has version ${String(served.version)}, this coordinator reads version ${SERVED_VERSION}`);
+      continue;
+    }
+    if (served.runId !== entry.name) {
+      onSkip(folder, `${SERVED_FILE} names run ${served.runId}, but the folder is ${entry.name}`);
+      continue;
+    }
+    const cutOff = served.state === 'queued' || served.state === 'running';
+    runs.push({ ...served, state: cutOff ? 'interrupted' : served.state, cutOff, folder, events: await readEvents(folder) });
+  }
+  return runs.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
+}
+
+/** The event log, without a torn last line (the coordinator died while appending it). */
+async function readEvents(folder: string): Promise<RunEventMessage[]> {
+  let text: string;
+  try {
+    text = await readFile(join(folder, EVENTS_FILE), 'utf8');
+  } catch {
+    return [];
+  }
+  const events: RunEventMessage[] = [];
+  for (const line of text.split('\n')) {
+    if (line === '') continue;
+    try {
+      events.push(JSON.parse(line) as RunEventMessage);
+    } catch {
+      break;
+    }
+  }
+  return events;
+}
