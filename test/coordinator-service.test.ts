@@ -11,7 +11,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Objm } from '@nats-io/obj';
 import { CHECKPOINTS_BUCKET } from '../cluster/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
+import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
+import { coordinatorService } from '../proto/coordinator-service.js';
+import { MAX_MESSAGE_BYTES } from '../proto/grpc-limits.js';
+import { PROTOCOL_VERSION } from '../proto/worker-service.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
@@ -96,7 +100,7 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
   it('a worker that joins mid-run: the Watch stream gets the workers event, and the record and the CLI count it (they said "on 2 workers")', async () => {
     const analytic = workers.filter((w) => w.build === workers[0]!.build);
     const out = join(dir, 'joined');
-    const child = spawn(process.execPath, [bin(), 'run', '--budget-nfe', '300000', '--seed', '5', '--no-progress', '--cluster', nats.url, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [bin(), 'run', '--budget-nfe', '2000000', '--seed', '5', '--no-progress', '--cluster', nats.url, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -108,8 +112,9 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
       let joining: Promise<WorkerProcess> | undefined;
       await client.watch(runId!, (e) => {
         events.push(e);
-        // After the first round, a third worker of the run's model comes up and registers.
-        if (e.event === 'round') joining ??= startWorker('analytic:gmm', ['--nats', nats.url]);
+        // Once the run has started, a third worker of the run's model comes up and registers; it joins
+        // at the next look between rounds (the rounds of this budget last seconds each).
+        if (e.event === 'started') joining ??= startWorker('analytic:gmm', ['--nats', nats.url]);
       });
       const joiner = await joining!;
       workers.push(joiner);
@@ -132,6 +137,27 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
       await assert.rejects(client.submit({ budgetNfe: 10, method: 'evosearch' }), (e: unknown) => e instanceof CoordinatorError && /budgetNfe/.test(e.message));
       await assert.rejects(client.submit({ nonsense: true } as never), (e: unknown) => e instanceof CoordinatorError && /nonsense/.test(e.message));
       await assert.rejects(client.watch('no-such-run', () => undefined), (e: unknown) => e instanceof CoordinatorError && /no run no-such-run/.test(e.message));
+      await assert.rejects(client.resume('no-such-run'), (e: unknown) => e instanceof CoordinatorError && e.status === grpc.status.NOT_FOUND && /no run no-such-run/.test(e.message));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a client that sends a message past the service\'s limit is refused, and the coordinator serves on', async () => {
+    // A hostile client without our limits: a 9 MiB Submit (the service takes at most MAX_MESSAGE_BYTES).
+    const raw = new grpc.Client(address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+    const m = coordinatorService.submit;
+    try {
+      const refused = await new Promise<grpc.ServiceError | null>((resolve) => {
+        raw.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, { protocolVersion: PROTOCOL_VERSION, configJson: JSON.stringify({ prompt: 'x'.repeat(MAX_MESSAGE_BYTES + 2 ** 20) }) }, (error) => resolve(error ?? null));
+      });
+      assert.equal(refused?.code, grpc.status.RESOURCE_EXHAUSTED, String(refused?.details));
+    } finally {
+      raw.close();
+    }
+    const client = new CoordinatorClient(address);
+    try {
+      assert.ok((await client.list()).runs.length > 0);
     } finally {
       client.close();
     }

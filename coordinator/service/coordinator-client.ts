@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { RunConfigInput } from '../../config/run-config-schema.js';
 import { coordinatorService, type CancelReply, type FileChunk, type ListReply, type RunEventMessage, type SubmitReply } from '../../proto/coordinator-service.js';
 import { PROTOCOL_VERSION } from '../../proto/worker-service.js';
+import { coordinatorClientOptions } from '../../proto/grpc-limits.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 /** The coordinator refused or failed a request; `status` is the gRPC status. */
@@ -33,7 +34,7 @@ export class CoordinatorClient {
   private readonly client: grpc.Client;
 
   constructor(readonly address: string, private readonly deadlineMs = 60_000, protocolVersion = PROTOCOL_VERSION) {
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure());
+    this.client = new grpc.Client(address, grpc.credentials.createInsecure(), coordinatorClientOptions);
     this.protocolVersion = protocolVersion;
   }
   private readonly protocolVersion: number;

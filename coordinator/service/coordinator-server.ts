@@ -17,6 +17,7 @@ import { planRun } from '../../config/plan-run.js';
 import { ConfigError, parseRunConfig, type RunPlan } from '../../config/resolve-run-config.js';
 import { coordinatorService, type CancelReply, type CancelRequest, type FileChunk, type FilesRequest, type ListReply, type ResumeRequest, type RunEventMessage, type RunState, type RunSummary, type SubmitReply, type SubmitRequest, type WatchRequest } from '../../proto/coordinator-service.js';
 import { CHUNK_BYTES } from '../../proto/tensor-frames.js';
+import { coordinatorServerOptions } from '../../proto/grpc-limits.js';
 import { PROTOCOL_VERSION } from '../../proto/worker-service.js';
 import { RunCancelledError } from '../engine/run-search.js';
 import { runEmbedded } from '../run/embedded-run.js';
@@ -71,7 +72,7 @@ export class CoordinatorServer {
 
   static async start(listen: string, options: CoordinatorOptions, advertise?: string): Promise<CoordinatorServer> {
     const nc = await connectNats(options.nats, 'evosearch coordinator');
-    const server = new grpc.Server();
+    const server = new grpc.Server(coordinatorServerOptions);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
     const address = advertisedAddress(`${listen.slice(0, listen.lastIndexOf(':'))}:${port}`, advertise);
     const coordinator = new CoordinatorServer(server, options, nc, null, address);
