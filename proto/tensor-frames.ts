@@ -3,7 +3,7 @@
  * the tensors as byte chunks small enough for gRPC's message limit. Both sides use this one codec.
  */
 
-/** Bytes of tensor data per chunk: well under grpc-js's default 4 MiB message limit. */
+/** Bytes of tensor data per chunk: an eighth of the gRPC message limit (proto/grpc-limits.ts). */
 export const CHUNK_BYTES = 1 << 20;
 
 /**

@@ -5,6 +5,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from './commands.js';
+import { MAX_MESSAGE_BYTES, workerClientOptions } from './grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from './tensor-frames.js';
 import { workerService, type HealthReply } from './worker-service.js';
 
@@ -19,21 +20,41 @@ const LOST_CODES = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DE
 
 export function describeStatus(error: unknown): string {
   const e = error as Partial<grpc.ServiceError>;
+  if (e.code === grpc.status.RESOURCE_EXHAUSTED) {
+    return `RESOURCE_EXHAUSTED: ${e.details ?? e.message} (messages are limited to ${MAX_MESSAGE_BYTES} bytes, proto/grpc-limits.ts; tensors travel in chunks far below that, so the other side does not chunk them: is it an evosearch worker of this release?)`;
+  }
   if (typeof e.code === 'number') return `${grpc.status[e.code] ?? e.code}: ${e.details ?? e.message}`;
   return error instanceof Error ? error.message : String(error);
 }
 
-export function executeOverGrpc(client: grpc.Client, runId: string, commands: readonly Command[], deadlineMs: number): Promise<CommandResult[]> {
+/** A client of the worker service at `address`, with the project's message limits and keepalive. */
+export function workerClient(address: string): grpc.Client {
+  return new grpc.Client(address, grpc.credentials.createInsecure(), workerClientOptions);
+}
+
+/**
+ * Runs `commands` on the worker as one Execute call. Rejects with an ExecuteFailure, or, once `signal`
+ * aborts, at once with its reason (the call is cancelled: the caller decided, so there is nothing to
+ * classify or retry).
+ */
+export function executeOverGrpc(client: grpc.Client, runId: string, commands: readonly Command[], deadlineMs: number, signal?: AbortSignal): Promise<CommandResult[]> {
   const m = workerService.execute;
   return new Promise<CommandResult[]>((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
     const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: new Date(Date.now() + deadlineMs) });
     const assembler = new FrameAssembler();
     let settled = false;
     const settle = (action: () => void) => {
       if (settled) return;
       settled = true;
+      signal?.removeEventListener('abort', onAbort);
       action();
     };
+    const onAbort = () => {
+      settle(() => reject(signal!.reason));
+      call.cancel();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
     const fail = (failure: ExecuteFailure) => settle(() => reject(failure));
     call.on('data', (frame: Frame) => {
       try {
@@ -48,6 +69,8 @@ export function executeOverGrpc(client: grpc.Client, runId: string, commands: re
     call.on('end', () => fail({ lost: true, detail: 'the reply ended before its end frame', cause: null }));
     void (async () => {
       for (const frame of encodeFrames(runId, commands)) {
+        // A call that ended (failed, cancelled) takes nothing more.
+        if (settled) return;
         if (!call.write(frame)) await new Promise((r) => call.once('drain', r));
       }
       call.end();
@@ -95,7 +118,7 @@ export function unaryOverGrpc<Req, Res>(client: grpc.Client, method: { readonly 
 
 /** One worker's Health (status, batches in flight, busy time since it started), for tools and benchmarks. */
 export async function fetchWorkerHealth(address: string, deadlineMs = 10_000): Promise<HealthReply> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const client = workerClient(address);
   try {
     return await unaryOverGrpc(client, workerService.health, {}, deadlineMs);
   } catch (error) {

@@ -45,6 +45,11 @@ export interface HealthReply {
   /** Of busyMs, the time inside the model runtime's session.run (the rest is the worker's own work). */
   readonly modelMs: number;
   readonly batches: number;
+  /**
+   * NFEs done by this worker's commands since it started (all runs): only grows, and moves while a
+   * batch runs. Undefined from a worker of an earlier release, which does not count them.
+   */
+  readonly nfe?: number;
 }
 
 const root = protobuf.loadSync(PROTO_FILE);

@@ -10,6 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ThreadPool } from '../coordinator/transport/thread-pool.js';
 import type { Command } from '../proto/commands.js';
+import { workerServerOptions } from '../proto/grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest, type WorkerRole } from '../proto/worker-service.js';
 import { modelBuild } from './model-build.js';
@@ -45,6 +46,9 @@ export class WorkerServer {
   private modelMs = 0;
   private readonly modelMsSeen = new WeakMap<ThreadPool, number>();
   private batches = 0;
+  /** NFEs of the batches that ended, and the running count of each batch in flight (Health's nfe). */
+  private nfeDone = 0;
+  private readonly nfeRunning = new Set<{ nfe: number }>();
   private draining = false;
   private idle: (() => void) | null = null;
   /** The end of the last piece of GPU work queued (see onDevice). */
@@ -60,7 +64,7 @@ export class WorkerServer {
   /** Binds `address` (port 0 picks a free one) and serves until drained. */
   static async start(address: string, options: WorkerServerOptions): Promise<WorkerServer> {
     const build = await modelBuild(options.model);
-    const server = new grpc.Server();
+    const server = new grpc.Server(workerServerOptions);
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
     });
@@ -133,7 +137,9 @@ export class WorkerServer {
   }
 
   private health(): HealthReply {
-    return { status: this.draining ? 'draining' : this.runs.size === 0 ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, modelMs: this.modelMs, batches: this.batches };
+    let nfe = this.nfeDone;
+    for (const running of this.nfeRunning) nfe += running.nfe;
+    return { status: this.draining ? 'draining' : this.runs.size === 0 ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, modelMs: this.modelMs, batches: this.batches, nfe };
   }
 
   private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
@@ -144,6 +150,12 @@ export class WorkerServer {
       failed = true;
       call.emit('error', error);
     };
+    // The coordinator gave up on the batch (found this worker slow or silent, or its run was
+    // cancelled), or the connection dropped: the batch still runs to its end here (a model call cannot
+    // be interrupted), but its answer goes nowhere, and waiting to send it would hold the batch in
+    // flight, and a drain, forever.
+    let cancelled = false;
+    const gone = new Promise<void>((resolve) => call.once('cancelled', () => ((cancelled = true), resolve())));
     call.on('data', (frame: Frame) => {
       let assembled;
       try {
@@ -157,23 +169,36 @@ export class WorkerServer {
       if (pool === undefined) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker (it serves ${[...this.runs.keys()].join(', ') || 'no run'})`));
       this.inFlight += 1;
       let started = 0;
+      // The thread's running NFE count of this batch, for Health: coordinators watch it move.
+      const running = { nfe: 0 };
+      this.nfeRunning.add(running);
       this.onDevice(() => {
         started = performance.now();
-        return pool.execute(0, assembled.body as Command[]);
+        return pool.execute(0, assembled.body as Command[], (nfe) => (running.nfe = Math.max(running.nfe, nfe)));
       })
         .then(async (results) => {
+          // The batch's counted total (the thread's last report may be up to 200 ms old); never less
+          // than what Health has already shown, so the counter only grows.
+          this.nfeDone += Math.max(running.nfe, results.reduce((sum, r) => sum + r.counters.nfe, 0));
+          this.nfeRunning.delete(running);
           this.busyMs += performance.now() - started;
           const modelMs = pool.modelMs();
           this.modelMs += modelMs - (this.modelMsSeen.get(pool) ?? 0);
           this.modelMsSeen.set(pool, modelMs);
           this.batches += 1;
           for (const out of encodeFrames(assembled.runId, results)) {
-            if (!call.write(out)) await new Promise((resolve) => call.once('drain', resolve));
+            if (cancelled) break;
+            if (!call.write(out)) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), gone]);
+          }
+          if (cancelled) {
+            this.options.logger.info({ runId: assembled.runId }, 'batch finished after its call was cancelled: its answer is dropped');
+            return;
           }
           call.end();
         })
         .catch((error: Error) => fail(refusal(grpc.status.INTERNAL, error.message)))
         .finally(() => {
+          if (this.nfeRunning.delete(running)) this.nfeDone += running.nfe;
           this.inFlight -= 1;
           if (this.inFlight === 0) this.idle?.();
         });

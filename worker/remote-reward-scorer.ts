@@ -2,8 +2,8 @@
  * A denoising-only worker's rewards: its decoded samples go straight to the run's reward workers (gRPC,
  * worker to worker; the coordinator never sees them), batch by batch in turn, and the scores come back.
  */
-import * as grpc from '@grpc/grpc-js';
-import { executeOverGrpc, withIdempotentRetry, type ExecuteFailure } from '../proto/worker-client.js';
+import type * as grpc from '@grpc/grpc-js';
+import { executeOverGrpc, withIdempotentRetry, workerClient, type ExecuteFailure } from '../proto/worker-client.js';
 import type { RewardScorer, SampleScore } from './reward-scorer.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
@@ -21,7 +21,9 @@ export class RemoteRewardScorer implements RewardScorer {
 
   constructor(addresses: readonly string[], private readonly runId: string, readonly guidanceName: string, private readonly deadlineMs = 10 * 60_000) {
     if (addresses.length === 0) throw new RangeError('remote scoring needs at least one reward worker');
-    this.clients = addresses.map((address) => ({ address, client: new grpc.Client(address, grpc.credentials.createInsecure()) }));
+    // The project's keepalive (proto/grpc-limits.ts): a reward worker that froze is skipped within
+    // seconds, not at the deadline.
+    this.clients = addresses.map((address) => ({ address, client: workerClient(address) }));
   }
 
   /**

@@ -13,7 +13,7 @@ import {
   type TransferredState,
 } from '../../proto/commands.js';
 import { RecipeBook } from './recipes.js';
-import { WorkerLostError, type WorkerPool } from './worker-pool.js';
+import { WorkCancelledError, WorkerLostError, type WorkerPool } from './worker-pool.js';
 
 /** Tensor traffic the dispatcher caused by moving states between workers. */
 export interface PlacementStats {
@@ -86,9 +86,11 @@ export class Dispatcher {
   /**
    * Runs one round. `onSpent` (progress displays only) is told the NFEs the round has spent so far, as
    * the workers report them while they run and as their shares come back; it cannot change or fail
-   * the round.
+   * the round. Once `signal` aborts, the round stops at once with a WorkCancelledError, whatever the
+   * workers are doing (their calls are cancelled or abandoned): the placement is then half-updated,
+   * so this dispatcher and its pool serve no further round; the run's last complete round stands.
    */
-  async run(commands: readonly SearchCommand[], onSpent?: (nfe: number) => void): Promise<CommandResult[]> {
+  async run(commands: readonly SearchCommand[], onSpent?: (nfe: number) => void, signal?: AbortSignal): Promise<CommandResult[]> {
     // Each worker's NFEs in this round: its running count, then its share's counted total.
     const spent: number[] = [];
     const told = (worker: number, nfe: number) => {
@@ -113,11 +115,11 @@ export class Dispatcher {
       const placed = this.placeNewStates(commands);
       let states: Map<CandidateId, TransferredState>;
       try {
-        states = await this.exportMovedParents(placed);
+        states = await this.exportMovedParents(placed, signal);
       } catch (error) {
         if (!(error instanceof LostDuringExport)) throw error;
         // Nothing of the round has run yet: rebuild what the worker held, then place the round again.
-        await this.recover(error.worker, error.cause as WorkerLostError, roundStart, []);
+        await this.recover(error.worker, error.cause as WorkerLostError, roundStart, [], signal);
         continue;
       }
       const perWorker: Command[][] = Array.from({ length: this.pool.size }, () => []);
@@ -128,15 +130,18 @@ export class Dispatcher {
         this.split(command, placed).map(([worker, piece]) => ({ worker, index: perWorker[worker]!.push(piece) - 1 })),
       );
       perWorker.forEach((list, w) => list.push(...cleanup[w]!));
-      const settled = await Promise.allSettled(
-        perWorker.map((list, worker) =>
-          list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list, onSpent === undefined ? undefined : (nfe) => told(worker, nfe)).then((results) => (tell(worker, results), results)),
+      const settled = await unlessAborted(
+        Promise.allSettled(
+          perWorker.map((list, worker) =>
+            list.length === 0 ? Promise.resolve([]) : this.pool.execute(worker, list, onSpent === undefined ? undefined : (nfe) => told(worker, nfe), signal).then((results) => (tell(worker, results), results)),
+          ),
         ),
+        signal,
       );
       const answers: CommandResult[][] = [];
       for (const [worker, outcome] of settled.entries()) {
         if (outcome.status === 'fulfilled') answers[worker] = outcome.value;
-        else if (outcome.reason instanceof WorkerLostError) tell(worker, (answers[worker] = await this.recover(worker, outcome.reason, roundStart, perWorker[worker]!)));
+        else if (outcome.reason instanceof WorkerLostError) tell(worker, (answers[worker] = await this.recover(worker, outcome.reason, roundStart, perWorker[worker]!, signal)));
         else throw outcome.reason;
       }
       this.recipes.record(commands);
@@ -150,7 +155,7 @@ export class Dispatcher {
    * own states; everything the lost worker held or was to make now lives there. Returns the piece's
    * results. Selection never sees any of this: the rebuilt states are the same states.
    */
-  private async recover(lost: number, cause: WorkerLostError, roundStart: ReadonlyMap<CandidateId, number>, piece: readonly Command[]): Promise<CommandResult[]> {
+  private async recover(lost: number, cause: WorkerLostError, roundStart: ReadonlyMap<CandidateId, number>, piece: readonly Command[], signal: AbortSignal | undefined): Promise<CommandResult[]> {
     this.dead.add(lost);
     this.stats.lostWorkers += 1;
     const live = this.live(this.load);
@@ -159,8 +164,9 @@ export class Dispatcher {
     const rebuild = [...roundStart].filter(([, worker]) => worker === lost).map(([id]) => ({ id, recipe: this.recipes.recipe(id) }));
     let result: CommandResult;
     try {
-      [result] = (await this.pool.execute(target, [{ kind: 'recover', rebuild, piece: [...piece] }])) as [CommandResult];
+      [result] = (await unlessAborted(this.pool.execute(target, [{ kind: 'recover', rebuild, piece: [...piece] }], undefined, signal), signal)) as [CommandResult];
     } catch (error) {
+      if (error instanceof WorkCancelledError) throw error;
       // A second loss within one recovery is not survived: say both.
       throw new Error(`worker ${target} failed while rebuilding lost worker ${lost}'s states (${cause.message}): ${(error as Error).message}`, { cause: error });
     }
@@ -206,37 +212,39 @@ export class Dispatcher {
   /**
    * Puts the recorded live states on the workers: loaded from `snapshot` where it has them (the
    * checkpoint's files, each given to a worker in turn), rebuilt from their recipes otherwise (no
-   * snapshot, or a file that is missing or damaged), spread evenly over the workers.
+   * snapshot, or a file that is missing or damaged), spread evenly over the workers. `signal` stops
+   * it as it stops a round (run).
    */
-  async materialize(snapshot?: readonly SnapshotFile[]): Promise<void> {
+  async materialize(snapshot?: readonly SnapshotFile[], signal?: AbortSignal): Promise<void> {
     const live = [...Array(this.pool.size).keys()].filter((w) => !this.dead.has(w));
     if (snapshot !== undefined) {
       const wanted = new Set([...this.recipes.ids()].filter((id) => !this.placement.has(id)));
-      await Promise.all(snapshot.map(async (file, i) => {
+      await unlessAborted(Promise.all(snapshot.map(async (file, i) => {
         const ids = file.ids.filter((id) => wanted.has(id));
         if (ids.length === 0) return;
         const worker = live[i % live.length]!;
         try {
-          await this.pool.execute(worker, [{ kind: 'restore', file: file.file, sha256: file.sha256, ids }]);
+          await this.pool.execute(worker, [{ kind: 'restore', file: file.file, sha256: file.sha256, ids }], undefined, signal);
         } catch (error) {
+          if (error instanceof WorkCancelledError) throw error;
           this.options.onSnapshotProblem?.(`${(error as Error).message}; rebuilding its ${ids.length} states instead`);
           return;
         }
         for (const id of ids) this.place(id, worker);
         this.stats.restoredStates += ids.length;
-      }));
+      })), signal);
     }
     // The live states are those with a recipe; the ones no worker holds yet still need rebuilding.
     const ids = [...this.recipes.ids()].filter((id) => !this.placement.has(id)).sort((a, b) => a - b);
     const shares = new Map<number, CandidateId[]>(live.map((w) => [w, []]));
     ids.forEach((id, i) => shares.get(live[i % live.length]!)!.push(id));
-    await Promise.all([...shares].map(async ([worker, share]) => {
+    await unlessAborted(Promise.all([...shares].map(async ([worker, share]) => {
       if (share.length === 0) return;
-      const [result] = await this.pool.execute(worker, [{ kind: 'recover', rebuild: share.map((id) => ({ id, recipe: this.recipes.recipe(id) })), piece: [] }]);
+      const [result] = await this.pool.execute(worker, [{ kind: 'recover', rebuild: share.map((id) => ({ id, recipe: this.recipes.recipe(id) })), piece: [] }], undefined, signal);
       addCounters(this.stats.rebuildCounters, result!.counters);
       this.stats.rebuiltStates += share.length;
       for (const id of share) this.place(id, worker);
-    }));
+    })), signal);
   }
 
   /** `values` with the lost workers' entries at Infinity, so nothing is placed on them. */
@@ -327,7 +335,7 @@ export class Dispatcher {
   }
 
   /** Phase one: copies of the parents whose children live elsewhere, as they are at the round's start. */
-  private async exportMovedParents(placed: Map<CandidateId, Placement>): Promise<Map<CandidateId, TransferredState>> {
+  private async exportMovedParents(placed: Map<CandidateId, Placement>, signal: AbortSignal | undefined): Promise<Map<CandidateId, TransferredState>> {
     const parentsBySource = new Map<number, Set<CandidateId>>();
     for (const p of placed.values()) {
       if (p.movedFrom === null || p.parent === null) continue;
@@ -338,7 +346,7 @@ export class Dispatcher {
     const states = new Map<CandidateId, TransferredState>();
     if (parentsBySource.size === 0) return states;
     const sources = [...parentsBySource];
-    const exported = await Promise.allSettled(sources.map(([worker, ids]) => this.pool.execute(worker, [{ kind: 'export', ids: [...ids] }])));
+    const exported = await unlessAborted(Promise.allSettled(sources.map(([worker, ids]) => this.pool.execute(worker, [{ kind: 'export', ids: [...ids] }], undefined, signal))), signal);
     for (const [i, outcome] of exported.entries()) {
       if (outcome.status === 'rejected') {
         if (outcome.reason instanceof WorkerLostError) throw new LostDuringExport(sources[i]![0], outcome.reason);
@@ -474,6 +482,25 @@ class LostDuringExport extends Error {
   constructor(readonly worker: number, cause: WorkerLostError) {
     super(cause.message, { cause });
   }
+}
+
+/**
+ * `work`, unless `signal` aborts first: then a WorkCancelledError at once. A pool that honours the
+ * signal stops its work itself; one that does not (or a worker that cannot be interrupted) is not
+ * waited for. What it settles to later is dropped.
+ */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (signal === undefined) return work;
+  if (signal.aborted) {
+    work.catch(() => undefined);
+    return Promise.reject(new WorkCancelledError(signal));
+  }
+  let onAbort!: () => void;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(new WorkCancelledError(signal));
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+  return Promise.race([work, aborted]).finally(() => signal.removeEventListener('abort', onAbort));
 }
 
 function argmin(values: readonly number[]): number {

@@ -3,6 +3,7 @@ import type { BestCandidate, SearchMachine, SearchProgress } from '../search/mac
 import type { CandidateRecord } from '../search/lineage.js';
 import type { Dispatcher, PlacementStats } from './dispatcher.js';
 import { nextSearchId, progressWanted, publishProgress } from './search-progress.js';
+import { describeReason } from './worker-pool.js';
 
 /** What the run reports after every round (progress bars, logs, events). */
 export interface RoundReport {
@@ -63,7 +64,11 @@ export interface OutputOptions {
   /** Fetch up to this many of the final samples (best first), for the population grid. */
   readonly population?: number;
   readonly onRound?: (report: RoundReport) => void;
-  /** Stops the search between rounds with a RunCancelledError. */
+  /**
+   * Stops the search with a RunCancelledError: between rounds, or mid-round at once (the round in
+   * flight is dropped, its workers' calls cancelled). Either way the rounds that finished are all
+   * kept (onJournal) before it returns, so a resume goes on from the last of them.
+   */
   readonly signal?: AbortSignal;
   /**
    * Called after every round with what the workers answered (checkpoints keep these), and the files
@@ -97,7 +102,7 @@ export interface JournalEntry {
   readonly report: RoundReport;
 }
 
-/** The run was cancelled (between rounds; nothing half-done is reported as a result). */
+/** The run was cancelled (nothing half-done is reported as a result; the finished rounds are kept). */
 export class RunCancelledError extends Error {
   override readonly name = 'RunCancelledError';
 }
@@ -110,6 +115,12 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
   const { thumbnails, population = 0, onRound, signal, onJournal, replay = [], snapshots, restore } = typeof options === 'function' ? ({ onRound: options } as OutputOptions) : options;
   const counters = zeroCounters();
   const rounds: RoundReport[] = [];
+  /** Work the signal stopped midway is the run's cancellation; any other failure is itself. */
+  const cancellable = <T>(work: Promise<T>, what: string): Promise<T> =>
+    work.catch((error: unknown) => {
+      if (!signal?.aborted) throw error;
+      throw new RunCancelledError(`cancelled after ${rounds.length} complete rounds (${what} was stopped midway): ${describeReason(signal.reason)}`, { cause: error });
+    });
   const kept = new Map<CandidateId, FetchedSample[]>();
   const timing: SearchTiming = { replayMs: 0, workersMs: 0, bookkeepingMs: 0, thumbnailsMs: 0, snapshotMs: 0, journalMs: 0, onRoundMs: 0, fetchMs: 0 };
   const replayStarted = performance.now();
@@ -126,7 +137,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
     machine.accept(entry.results);
     rounds.push(entry.report);
   }
-  if (replay.length > 0) await dispatcher.materialize(restore);
+  if (replay.length > 0) await cancellable(dispatcher.materialize(restore, signal), "putting the resumed run's states back on the workers");
   timing.replayMs = performance.now() - replayStarted;
   // Progress between rounds for displays (search-progress.ts); nothing of it feeds back into the search.
   const search = nextSearchId();
@@ -147,7 +158,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
     for (;;) {
       if (signal?.aborted) {
         await journaled();
-        throw new RunCancelledError(`cancelled after ${rounds.length} rounds: ${String(signal.reason ?? 'no reason given')}`);
+        throw new RunCancelledError(`cancelled after ${rounds.length} rounds: ${describeReason(signal.reason)}`);
       }
       const started = performance.now();
       const round = machine.next();
@@ -159,7 +170,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
         const wanted = [...(round.best !== null ? [round.best.sampleId] : []), ...ranked.filter((id) => id !== round.best?.sampleId)];
         let fetchedById = new Map<CandidateId, FetchedSample>();
         if (wanted.length > 0) {
-          const [fetched] = await dispatcher.run([{ kind: 'fetch', ids: wanted }]);
+          const [fetched] = await cancellable(dispatcher.run([{ kind: 'fetch', ids: wanted }], undefined, signal), 'fetching the final samples');
           addCounters(counters, fetched!.counters);
           fetchedById = new Map(fetched!.samples.map((s) => [s.id, s]));
         }
@@ -187,7 +198,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
         onSpent = (nfe) => publishProgress({ kind: 'work', search, round: rounds.length, nfe: before + nfe });
       }
       const dispatched = performance.now();
-      const results = await dispatcher.run(commands, onSpent);
+      const results = await cancellable(dispatcher.run(commands, onSpent, signal), 'the round in flight');
       timing.workersMs += performance.now() - dispatched;
       for (const result of results) addCounters(counters, result.counters);
       const collecting = performance.now();

@@ -12,12 +12,31 @@ export interface WorkerPool {
   /** What the workers had to fall back on when they started (a GPU provider that did not open), one line each. */
   readonly warnings?: readonly string[];
   /**
-   * Runs `commands` on worker `index`, in order. `onSpent`, where the transport carries it (local
-   * threads and in-process workers; not gRPC yet), is told the NFEs those commands have spent so far
-   * while they run: for progress displays, never for decisions.
+   * Runs `commands` on worker `index`, in order. `onSpent`, where the transport carries it, is told
+   * the NFEs those commands have spent so far while they run: for progress displays, never for
+   * decisions. Once `signal` aborts, the promise rejects with a WorkCancelledError as soon as the
+   * transport can stop waiting (a gRPC call is cancelled; a local thread's work is abandoned, its
+   * result dropped): the worker may be left mid-batch, so the pool serves nothing more; it is closed.
    */
-  execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void): Promise<CommandResult[]>;
+  execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void, signal?: AbortSignal): Promise<CommandResult[]>;
   close(): Promise<void>;
+}
+
+/**
+ * Work stopped because its signal aborted (the run was cancelled): nothing failed. The workers may
+ * hold half-done batches; the run ends and its pool is closed.
+ */
+export class WorkCancelledError extends Error {
+  override readonly name = 'WorkCancelledError';
+  constructor(signal: AbortSignal) {
+    super(`cancelled: ${describeReason(signal.reason)}`, { cause: signal.reason });
+  }
+}
+
+/** An abort reason in words (a signal name, a message, an Error). */
+export function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  return String(reason ?? 'no reason given');
 }
 
 /** A worker failed a command; `cause` is what the worker reported. */

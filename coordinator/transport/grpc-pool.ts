@@ -2,13 +2,18 @@
  * Workers on other processes or machines, reached over gRPC (proto/worker.proto). Connecting checks
  * each worker's protocol version and model build, then sets the run up on all of them; a batch of
  * commands is one Execute stream per worker, tensors chunked both ways.
+ *
+ * A worker that stops answering is lost within seconds, not at the batch deadline: the channels'
+ * keepalive (proto/grpc-limits.ts) drops a connection whose peer answers no PING, and while a batch
+ * is in flight the worker's Health is polled, so a worker that answers nothing, or answers but makes
+ * no progress, has its call cancelled as lost (the dispatcher rebuilds its states on the others).
  */
-import * as grpc from '@grpc/grpc-js';
+import type * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
-import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, type ExecuteFailure } from '../../proto/worker-client.js';
+import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, workerClient, type ExecuteFailure } from '../../proto/worker-client.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
-import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
+import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export interface GrpcPoolOptions {
@@ -17,8 +22,35 @@ export interface GrpcPoolOptions {
   readonly expectedBuild?: string;
   /** Deadline of Hello and Setup (Setup loads the model), milliseconds. Default 120 s. */
   readonly setupDeadlineMs?: number;
-  /** Deadline of one batch of commands, milliseconds. Default 30 min. */
+  /**
+   * Deadline of one batch of commands, milliseconds. Default 30 min: the last resort, for a worker
+   * that answers Health and makes progress but never finishes.
+   */
   readonly batchDeadlineMs?: number;
+  /**
+   * While a batch is in flight on a worker, its Health is asked this often, milliseconds. Default
+   * 2 s. 0: never (then only the transport's keepalive notices a lost worker).
+   */
+  readonly healthEveryMs?: number;
+  /**
+   * A worker that answers no Health for this long while a batch is in flight on it is lost,
+   * milliseconds. Default 6 s: three polls unanswered. A stopped process or a cut connection is
+   * usually named by the keepalive first (4 to 6 s, proto/grpc-limits.ts); this catches a worker whose
+   * connection is alive but whose event loop is not, and is long enough that one only slow for a
+   * moment (a large frame copied, a GC) is not lost.
+   */
+  readonly silentAfterMs?: number;
+  /**
+   * A worker that answers Health but whose NFE counter has not moved for this long, while a batch
+   * that runs the model is in flight on it, is lost, milliseconds. Default 5 min. The counter moves
+   * after each model call, so this must outlast the longest stretch between two: one call of the
+   * largest model (a video transformer step at full batch: tens of seconds), then the decoding and
+   * scoring of a batch of its samples (a minute or two, on a reward worker when scoring is remote),
+   * with room to spare: a false call costs a rebuild of the worker's states. It still ends a hung
+   * compute six times sooner than the batch deadline. Batches that run no model (exports, imports,
+   * snapshots, fetches, scores) are not held to it, nor workers of earlier releases (no counter).
+   */
+  readonly stallAfterMs?: number;
   /** Only for tests of version refusal: the version this coordinator claims. */
   readonly protocolVersion?: number;
 }
@@ -32,7 +64,7 @@ export class WorkerRefusedError extends EvoSearchError {
   }
 }
 
-const DEFAULTS = { setupDeadlineMs: 120_000, batchDeadlineMs: 30 * 60_000 };
+const DEFAULTS = { setupDeadlineMs: 120_000, batchDeadlineMs: 30 * 60_000, healthEveryMs: 2000, silentAfterMs: 6000, stallAfterMs: 5 * 60_000 };
 
 class GrpcWorker {
   constructor(
@@ -59,7 +91,7 @@ export class GrpcWorkerPool implements WorkerPool {
     const workers: GrpcWorker[] = [];
     try {
       for (const address of addresses) {
-        const client = new grpc.Client(address, grpc.credentials.createInsecure());
+        const client = workerClient(address);
         const worker = new GrpcWorker(address, client, { protocolVersion: 0, model: '', modelBuild: '', description: '', role: 'both' }, address);
         workers.push(worker);
         let hello: HelloReply;
@@ -134,13 +166,30 @@ export class GrpcWorkerPool implements WorkerPool {
     return this.workers[0]!.hello.modelBuild;
   }
 
-  async execute(index: number, commands: readonly Command[]): Promise<CommandResult[]> {
+  /**
+   * Runs `commands` on worker `index`. While they run, the worker's Health is polled (healthEveryMs):
+   * `onSpent` (displays only) is told the NFEs its counter has moved since the batch began, which on
+   * a worker shared with other runs counts their work too; a worker that stops answering or making
+   * progress has its call cancelled and the batch fails with a WorkerLostError saying what was seen.
+   * `signal` cancels the call (WorkCancelledError).
+   */
+  async execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void, signal?: AbortSignal): Promise<CommandResult[]> {
     const worker = this.workers[index]!;
+    // Aborted by the run's signal (WorkCancelledError) or by the watch below (WorkerLostError).
+    const stop = new AbortController();
+    const cancel = () => stop.abort(new WorkCancelledError(signal!));
+    if (signal?.aborted) cancel();
+    signal?.addEventListener('abort', cancel, { once: true });
+    const watch = this.options.healthEveryMs > 0 ? new BatchWatch(worker, this.options, commands.some(runsModel), onSpent, (detail) => stop.abort(new WorkerLostError(worker.address, `${detail}; its call is cancelled and its states are rebuilt on the other workers`))) : null;
     try {
-      return await withIdempotentRetry(commands, () => executeOverGrpc(worker.client, this.runId, commands, this.options.batchDeadlineMs));
+      return await withIdempotentRetry(commands, () => executeOverGrpc(worker.client, this.runId, commands, this.options.batchDeadlineMs, stop.signal));
     } catch (error) {
+      if (stop.signal.aborted) throw stop.signal.reason;
       const failure = error as ExecuteFailure;
       throw new (failure.lost ? WorkerLostError : WorkerCommandError)(worker.address, failure.detail, { cause: failure.cause });
+    } finally {
+      watch?.stop();
+      signal?.removeEventListener('abort', cancel);
     }
   }
 
@@ -151,5 +200,106 @@ export class GrpcWorkerPool implements WorkerPool {
 
   async close(): Promise<void> {
     for (const worker of [...this.workers, ...this.scorers]) worker.client.close();
+  }
+}
+
+/** Commands that call the model, so the worker's NFE counter moves while they run. */
+function runsModel(command: Command): boolean {
+  return command.kind === 'advance' || command.kind === 'rollout' || command.kind === 'recover';
+}
+
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
+
+/**
+ * Watches one worker while a batch is in flight on it: asks its Health every `healthEveryMs` (one
+ * question at a time) and calls `lost` once, when the worker has answered nothing for
+ * `silentAfterMs`, or (for a batch that runs the model) its NFE counter has not moved for
+ * `stallAfterMs`. The clocks start with the batch.
+ */
+class BatchWatch {
+  private heardAt: number;
+  private movedAt: number;
+  private tickedAt: number;
+  /** The worker's NFE counter: when the batch began (its first answer), and its latest value. */
+  private first: number | null = null;
+  private latest: number | null = null;
+  private asking = false;
+  private stopped = false;
+  private timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly worker: GrpcWorker,
+    private readonly options: { readonly healthEveryMs: number; readonly silentAfterMs: number; readonly stallAfterMs: number },
+    private readonly runsModel: boolean,
+    private readonly onSpent: ((nfe: number) => void) | undefined,
+    private readonly lost: (detail: string) => void,
+  ) {
+    this.heardAt = this.movedAt = this.tickedAt = performance.now();
+    // Asked at once, so the counter's value at the batch's start is known for onSpent.
+    this.ask();
+    this.timer = setTimeout(() => this.tick(), options.healthEveryMs);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  private tick(): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    // Time this process itself stood still (its event loop blocked, its machine suspended) is not
+    // the worker's silence: the answers it sent meanwhile are only now being read.
+    const late = now - this.tickedAt - this.options.healthEveryMs;
+    if (late > this.options.healthEveryMs) {
+      this.heardAt += late;
+      this.movedAt += late;
+    }
+    this.tickedAt = now;
+    const silent = now - this.heardAt;
+    if (silent >= this.options.silentAfterMs) {
+      return this.give(`no Health answer for ${seconds(silent)} while a batch was in flight on it (its process is stopped or hung, or the way to it is cut)`);
+    }
+    const still = now - this.movedAt;
+    if (this.runsModel && this.latest !== null && still >= this.options.stallAfterMs) {
+      return this.give(`answers Health, but no progress for ${seconds(still)}: its NFE counter stayed at ${this.latest} while a batch that runs the model was in flight on it (its compute is stuck)`);
+    }
+    this.ask();
+    this.timer = setTimeout(() => this.tick(), this.options.healthEveryMs);
+  }
+
+  private give(detail: string): void {
+    this.stop();
+    this.lost(detail);
+  }
+
+  private ask(): void {
+    if (this.asking) return;
+    this.asking = true;
+    // A late answer still counts: the deadline is the silence allowed, not the polling interval.
+    unaryOverGrpc(this.worker.client, workerService.health, {}, this.options.silentAfterMs)
+      .then((reply) => this.heard(reply), () => undefined)
+      .finally(() => (this.asking = false));
+  }
+
+  private heard(reply: HealthReply): void {
+    if (this.stopped) return;
+    const now = performance.now();
+    this.heardAt = now;
+    // A worker of an earlier release counts no NFEs: it is watched for its answers alone.
+    if (reply.nfe === undefined) return;
+    if (this.first === null) {
+      this.first = this.latest = reply.nfe;
+      this.movedAt = now;
+      return;
+    }
+    if (reply.nfe <= this.latest!) return;
+    this.latest = reply.nfe;
+    this.movedAt = now;
+    try {
+      this.onSpent?.(reply.nfe - this.first);
+    } catch {
+      // A display's bug never fails a batch.
+    }
   }
 }

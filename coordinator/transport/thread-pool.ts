@@ -3,7 +3,7 @@ import type { Command, CommandResult } from '../../proto/commands.js';
 import type { FromWorker, SerializedError } from '../../worker/thread-main.js';
 import type { WorkerSetup } from '../../worker/worker-setup.js';
 import { cudaProcessEnvironment } from '../../worker/runtime/providers.js';
-import { WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
+import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
 import { checkThreadCount } from '../../config/limits.js';
 import { FailureError } from '../../errors/evosearch-error.js';
 
@@ -17,6 +17,9 @@ interface Pending {
 class ThreadWorker {
   private seq = 0;
   private readonly pending = new Map<number, Pending>();
+  /** Messages the thread has not answered yet, abandoned ones too: it is busy while any is left. */
+  private readonly unanswered = new Set<number>();
+  private readonly whenIdle: (() => void)[] = [];
   private failure: Error | null = null;
   description = 'starting';
   warnings: readonly string[] = [];
@@ -44,9 +47,11 @@ class ThreadWorker {
             break;
           case 'results':
             worker.modelMs = message.modelMs;
+            worker.answered(message.seq);
             worker.settle(message.seq, (p) => p.resolve(message.results));
             break;
           case 'error':
+            worker.answered(message.seq);
             worker.settle(message.seq, (p) => p.reject(asError(worker.description, message.error, 'command failed')));
             break;
         }
@@ -59,18 +64,44 @@ class ThreadWorker {
       thread.on('exit', (code) => {
         const failure = new WorkerLostError(`#${index}`, `thread exited with code ${code}`);
         worker.fail(failure);
+        worker.answered(null);
         reject(failure);
       });
     });
   }
 
-  execute(commands: readonly Command[], onSpent?: (nfe: number) => void): Promise<CommandResult[]> {
+  execute(commands: readonly Command[], onSpent?: (nfe: number) => void, signal?: AbortSignal): Promise<CommandResult[]> {
     if (this.failure !== null) return Promise.reject(this.failure);
+    if (signal?.aborted) return Promise.reject(new WorkCancelledError(signal));
     const seq = this.seq++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(seq, { resolve, reject, ...(onSpent !== undefined ? { onSpent } : {}) });
+    return new Promise<CommandResult[]>((resolve, reject) => {
+      // A model call cannot be interrupted: on abort the thread's work is abandoned (its answer, when
+      // it comes, finds nothing pending); closing the pool waits for the thread to finish it.
+      const abandon = () => this.settle(seq, (p) => p.reject(new WorkCancelledError(signal!)));
+      signal?.addEventListener('abort', abandon, { once: true });
+      const done = () => signal?.removeEventListener('abort', abandon);
+      this.pending.set(seq, {
+        resolve: (results) => (done(), resolve(results)),
+        reject: (error) => (done(), reject(error)),
+        ...(onSpent !== undefined ? { onSpent } : {}),
+      });
+      this.unanswered.add(seq);
       this.thread.postMessage({ type: 'execute', seq, commands });
     });
+  }
+
+  /** The thread answered message `seq` (null: it exited, and will answer nothing). */
+  answered(seq: number | null): void {
+    if (seq === null) this.unanswered.clear();
+    else this.unanswered.delete(seq);
+    if (this.unanswered.size > 0) return;
+    for (const resolve of this.whenIdle.splice(0)) resolve();
+  }
+
+  /** Resolves once the thread has answered every message sent to it (abandoned ones too). */
+  idle(): Promise<void> {
+    if (this.unanswered.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.whenIdle.push(resolve));
   }
 
   progress(seq: number, nfe: number): void {
@@ -135,8 +166,8 @@ export class ThreadPool implements WorkerPool {
     return this.workers[index]!.description;
   }
 
-  execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void): Promise<CommandResult[]> {
-    return this.workers[index]!.execute(commands, onSpent);
+  execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void, signal?: AbortSignal): Promise<CommandResult[]> {
+    return this.workers[index]!.execute(commands, onSpent, signal);
   }
 
   /** The threads' time inside session.run so far, together (as of their last replies). */
@@ -144,8 +175,17 @@ export class ThreadPool implements WorkerPool {
     return this.workers.reduce((sum, w) => sum + w.modelMs, 0);
   }
 
+  /**
+   * Stops the threads. One still running work (abandoned by a cancelled run, or left running when
+   * another worker's failure ended the run) is let finish it first: terminating a thread inside an
+   * onnxruntime call aborts the whole process (seen: SIGABRT, "terminate called after throwing an
+   * instance of 'Napi::Error'"). Callers that cannot wait end the process instead (cli/stop-signals.ts).
+   */
   async close(): Promise<void> {
     for (const worker of this.workers) worker.fail(new WorkerCommandError(`#${worker.index}`, 'pool closed'));
-    await Promise.all(this.workers.map((w) => w.thread.terminate()));
+    await Promise.all(this.workers.map(async (w) => {
+      await w.idle();
+      await w.thread.terminate();
+    }));
   }
 }
