@@ -149,7 +149,8 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   // A bar on a terminal, plain lines every few seconds elsewhere (--no-progress: neither), shown at once.
   const progress = new ProgressDisplay(plan.progress !== false, planned.nfe);
   progress.begin('opening models…');
-  // SIGTERM or Ctrl-C stops the run after the round in flight; its checkpoint is complete and resumable.
+  // SIGTERM or Ctrl-C stops the run (gRPC workers at once, local threads after their batch in flight);
+  // every finished round is checkpointed, so it is resumable.
   const stop = new AbortController();
   const onSignal = (signal: string) => stop.abort(signal);
   process.once('SIGTERM', onSignal);
