@@ -636,7 +636,7 @@ const lines: string[] = [];
 lines.push(`\`node dist/bench/kill-trials.js${process.argv.length > 2 ? ` ${process.argv.slice(2).join(' ')}` : ''}\``);
 lines.push('');
 lines.push(`${cpus().length} × ${cpus()[0]?.model.trim() ?? 'cpu'}, Node ${process.versions.node}, ${new Date().toISOString()}; ${trials} trial(s) per fault, bench seed ${seed}, cluster faults land at a random point of the round after the first checkpoint (NATS down ${natsDownMs} ms); ${((performance.now() - benchStarted) / 1000).toFixed(0)} s in all.`);
-if (faults.some((f) => f.startsWith('video-'))) lines.push(`Video-sized rows: ${videoModel}, ${videoDimension.toLocaleString('en')} floats (${((videoDimension * 4) / 1024).toFixed(0)} KiB) per latent; a Wan2.1-1.3B latent is 16×21×60×104 ≈ 2.1M floats (8.2 MiB), ${Math.round(2096640 / videoDimension)}× more.`);
+if (faults.some((f) => f.startsWith('video-'))) lines.push(`Video-sized rows: ${videoModel}, ${videoDimension.toLocaleString('en')} floats (${((videoDimension * 4) / 1024).toFixed(0)} KiB) per latent; a Wan2.1-1.3B latent is 16×21×60×104 ≈ 2.1M floats (8.2 MiB)${videoDimension < 2096640 ? `, ${Math.round(2096640 / videoDimension)}× more` : ''}.`);
 lines.push('');
 lines.push('| fault | configuration | trials | fault landed mid-run | finished by itself / resumed | identical to the undisturbed run | workers lost, states rebuilt and rebuild NFEs (mean) | undisturbed wall s | wall-time cost vs undisturbed | bench s per trial |');
 lines.push('|---|---|---|---|---|---|---|---|---|---|');
