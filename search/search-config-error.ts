@@ -1,4 +1,4 @@
-import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 /** A search configuration that cannot run; `field` names the offending setting. */
 export class SearchConfigError extends EvoSearchError {
   readonly code: ErrorCode = 'config';

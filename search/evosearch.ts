@@ -1,5 +1,5 @@
-import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../../proto/commands.js';
-import { NoiseSource } from '../../random/noise-source.js';
+import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../proto/commands.js';
+import { NoiseSource } from '../random/noise-source.js';
 import { Lineage, type CandidateRecord, type EvaluationKind } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';

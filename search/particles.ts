@@ -1,12 +1,12 @@
-import type { CandidateId, SearchCommand, CommandResult, RolloutItem, ScoredId } from '../../proto/commands.js';
-import { NoiseSource } from '../../random/noise-source.js';
-import { describeValue } from '../../errors/describe-value.js';
+import type { CandidateId, SearchCommand, CommandResult, RolloutItem, ScoredId } from '../proto/commands.js';
+import { NoiseSource } from '../random/noise-source.js';
+import { describeValue } from '../errors/describe-value.js';
 import { BestSoFar } from './best-so-far.js';
 import { Lineage, type CandidateRecord } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { applyPotential, EMPTY_HISTORY, POTENTIAL_NAMES, type PotentialHistory, type PotentialName } from './potentials.js';
 import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from './resampling.js';
-import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /**
  * Particle sampling (FK steering, Singhal et al., arXiv 2501.06848; spec/evosearch.md, "Particle
