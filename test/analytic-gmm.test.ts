@@ -324,7 +324,7 @@ describe('analytic model config', () => {
 
   const bad: readonly [string, string, RegExp][] = [
     ['analytic:gmm?dimensions=4', 'dimensions', /unknown key.*dimension, modes/],
-    ['analytic:gmm?dimension=0', 'dimension', /integer in \[1, 65536\]/],
+    ['analytic:gmm?dimension=0', 'dimension', /integer in \[1, 8388608\]/],
     ['analytic:gmm?dimension=2.5', 'dimension', /integer/],
     ['analytic:gmm?dimension=', 'dimension', /a value/],
     ['analytic:gmm?dimension=8&dimension=9', 'dimension', /repeats/],

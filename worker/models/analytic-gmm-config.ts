@@ -64,8 +64,8 @@ export const ANALYTIC_GMM_FIELDS: readonly (keyof AnalyticGmmConfig)[] = [
 
 const PREDICTIONS: readonly PredictionType[] = ['epsilon', 'v_prediction', 'flow'];
 
-/** Bounds that keep the model meaningful and cheap; generous, not tuned. */
-const MAX_DIMENSION = 65536;
+/** Bounds that keep the model meaningful; the dimension reaches video latents (Wan2.1 14B at 720p: 16×21×90×160 ≈ 4.8M floats), so fault trials can move Wan-sized states. */
+const MAX_DIMENSION = 2 ** 23;
 const MAX_MODES = 1024;
 
 /** The spec prefix that selects this model. */
