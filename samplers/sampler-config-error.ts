@@ -1,5 +1,5 @@
 /**
- * A sampler config that cannot be built. Raised up front by createSampler (DESIGN.md, principle 7), so a
+ * A sampler config that cannot be built. Raised up front by createSampler, so a
  * typo in a YAML file fails before any compute is spent; `field` names the offending key (diffusers'
  * spelling) and the message says what would have been accepted.
  */

@@ -9,8 +9,8 @@ import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from './
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /**
- * Particle sampling (FK steering, Singhal et al., arXiv 2501.06848; spec/evosearch.md, "Particle
- * sampling"): k particles advance together; at each resampling index they are scored, weighed by
+ * Particle sampling (FK steering, Singhal et al., arXiv 2501.06848; docs/algorithms.md, section 5):
+ * k particles advance together; at each resampling index they are scored, weighed by
  * exp(lambda * potential) and resampled multinomially; the best final particle is the answer.
  */
 export interface ParticleSearchConfig {
@@ -58,7 +58,7 @@ export class ParticleConfigError extends EvoSearchError {
   }
 }
 
-/** Compute a config will spend, worked out from the plan alone (DESIGN.md, principle 6). */
+/** Compute a config will spend, worked out from the plan alone. */
 export interface PlannedCompute {
   readonly nfe: number;
   readonly decodes: number;
