@@ -29,7 +29,7 @@ class ThreadWorker {
   constructor(readonly index: number, readonly thread: Worker) {}
 
   static start(index: number, setup: WorkerSetup): Promise<ThreadWorker> {
-    const thread = new Worker(new URL('../../worker/thread-main.js', import.meta.url), { workerData: setup });
+    const thread = new Worker(new URL('./thread-main.js', import.meta.url), { workerData: setup });
     const worker = new ThreadWorker(index, thread);
     return new Promise((resolve, reject) => {
       thread.on('message', (message: FromWorker) => {
