@@ -89,7 +89,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
       : planEvoSearch(budgetNfe, steps, { evolutionSchedule, populationSchedule: baseShape });
   } catch (error) {
     if (!(error instanceof SearchConfigError)) throw error;
-    if (method === 'evosearch') throw new ConfigError(error.field, error.message.slice(error.field.length + 2), source, { cause: error });
+    if (method === 'evosearch') throw new ConfigError(error.field, error.detail, source, { cause: error });
     // Another method was asked for: a budget too small for EvoSearch is no reason to refuse it. The
     // plan keeps EvoSearch's settings with a Best-of-N shape and says why EvoSearch is not possible.
     unavailable.evosearch = error.message;
@@ -111,7 +111,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     try {
       validateEvoSearchConfig({ ...evosearch, steps, noiseStd, seed: 0 });
     } catch (error) {
-      if (error instanceof SearchConfigError) throw new ConfigError(`evosearch.${error.field}`, error.message.slice(error.field.length + 2), source, { cause: error });
+      if (error instanceof SearchConfigError) throw new ConfigError(`evosearch.${error.field}`, error.detail, source, { cause: error });
       throw error;
     }
   }
@@ -137,7 +137,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     const c = plannedParticleCompute({ ...particles, steps, seed: 0 });
     particleSpend = { ...c, trajectories: c.nfe / steps };
   } catch (error) {
-    if (error instanceof ParticleConfigError) throw new ConfigError(`particles.${error.field}`, error.message, source, { cause: error });
+    if (error instanceof ParticleConfigError) throw new ConfigError(`particles.${error.field}`, error.problem, source, { cause: error });
     throw error;
   }
 
@@ -260,7 +260,7 @@ function resolveSampler(base: SamplerConfig, overrides: NonNullable<RunConfigInp
   try {
     return { config, sampler: createSampler(config) };
   } catch (error) {
-    if (error instanceof SamplerConfigError) throw new ConfigError(`sampler.${error.field}`, error.message, source, { cause: error });
+    if (error instanceof SamplerConfigError) throw new ConfigError(`sampler.${error.field}`, error.detail, source, { cause: error });
     throw error;
   }
 }

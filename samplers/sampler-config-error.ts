@@ -4,7 +4,10 @@
  * spelling) and the message says what would have been accepted.
  */
 import { describeValue } from '../errors/describe-value.js';
-export class SamplerConfigError extends Error {
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
+
+export class SamplerConfigError extends EvoSearchError {
+  readonly code: ErrorCode = 'config';
   override readonly name = 'SamplerConfigError';
   constructor(
     /** The config key at fault, e.g. `timestep_spacing`. */
@@ -15,6 +18,11 @@ export class SamplerConfigError extends Error {
     readonly requirement: string,
   ) {
     super(`sampler config: ${field} must be ${requirement}, got ${describeValue(value)}`);
+  }
+
+  /** What is wrong, without the field's name: "must be …, got …". */
+  get detail(): string {
+    return `must be ${this.requirement}, got ${describeValue(this.value)}`;
   }
 }
 

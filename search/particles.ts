@@ -51,7 +51,8 @@ export class ParticleConfigError extends EvoSearchError {
   override readonly name = 'ParticleConfigError';
   constructor(
     readonly field: string,
-    problem: string,
+    /** What is wrong with it, as the rest of a sentence that starts with the field's name. */
+    readonly problem: string,
     options?: { cause?: unknown },
   ) {
     super(`particle search config: ${field} ${problem}`, options);

@@ -4,7 +4,7 @@ export class SearchConfigError extends EvoSearchError {
   readonly code: ErrorCode = 'config';
   override readonly name = 'SearchConfigError';
 
-  constructor(readonly field: string, detail: string) {
+  constructor(readonly field: string, readonly detail: string) {
     super(`${field}: ${detail}`);
   }
 }
