@@ -5,10 +5,10 @@
  *
  *   npm run build && node dist/bench/bookkeeping.js [population=10000] [repeats=5]
  */
-import { EvoSearch } from '../coordinator/search/evosearch.js';
-import { createParticleSearch } from '../coordinator/search/particles.js';
-import type { SearchMachine } from '../coordinator/search/machine.js';
-import { hashReward, MetadataWorker } from '../test/support/metadata-worker.js';
+import { EvoSearch } from '../search/evosearch.js';
+import { createParticleSearch } from '../search/particles.js';
+import type { SearchMachine } from '../search/machine.js';
+import { hashReward, MetadataWorker } from '../search/metadata-worker.js';
 
 const population = Number(process.argv[2] ?? 10000);
 const repeats = Number(process.argv[3] ?? 5);

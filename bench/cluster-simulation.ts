@@ -14,12 +14,12 @@
 import { parseArgs } from 'node:util';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
-import type { WorkerPool } from '../coordinator/engine/worker-pool.js';
-import { EvoSearch } from '../coordinator/search/evosearch.js';
-import { planEvoSearch } from '../coordinator/search/planner.js';
+import type { WorkerPool } from '../proto/worker-pool.js';
+import { EvoSearch } from '../search/evosearch.js';
+import { planEvoSearch } from '../search/planner.js';
 import type { Command, CommandResult, SearchCommand, TransferredState } from '../proto/commands.js';
 import { zeroCounters } from '../proto/commands.js';
-import { hashReward, MetadataWorker } from '../test/support/metadata-worker.js';
+import { hashReward, MetadataWorker } from '../search/metadata-worker.js';
 
 const { values } = parseArgs({
   options: {

@@ -7,7 +7,7 @@
 import { parseArgs } from 'node:util';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
-import { createSearch } from '../coordinator/search/create-search.js';
+import { createSearch } from '../coordinator/engine/create-search.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { resolveRunConfig, type MethodName } from '../config/resolve-run-config.js';
 import { createSampler } from '../samplers/index.js';

@@ -36,7 +36,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Objm } from '@nats-io/obj';
-import { CHECKPOINTS_BUCKET } from '../cluster/checkpoint-mirror.js';
+import { CHECKPOINTS_BUCKET } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { describeExit, lastLines, ProcessSet, runCli, startCli, startCoordinator, startNats, startWorker, type CliResult, type NatsProcess, type ServerProcess } from './cluster-processes.js';
 

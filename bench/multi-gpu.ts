@@ -37,7 +37,7 @@ import { STALE_AFTER_MS } from '../cluster/worker-registry.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
 import { fetchWorkerHealth } from '../proto/worker-client.js';
 import type { HealthReply } from '../proto/worker-service.js';
-import { startNatsServer } from '../test/support/nats-server.js';
+import { ProcessSet, startNats } from './cluster-processes.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const bin = join(root, 'bin', 'evosearch.js');
@@ -182,7 +182,8 @@ interface RunFigures {
 }
 
 const work = await mkdtemp(join(tmpdir(), 'multi-gpu-'));
-const nats = await startNatsServer();
+const natsProcesses = new ProcessSet();
+const nats = await startNats(natsProcesses, join(work, 'nats-store'));
 const coordinator = await startProcess(['coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(work, 'served'), '--log-level', 'warn'], 'coordinator', null);
 const nc = await connectNats(nats.url, 'multi-gpu bench');
 const tables: string[] = [];
@@ -286,7 +287,7 @@ try {
 } finally {
   await closeNats(nc);
   await stop([coordinator]);
-  await nats.stop();
+  await natsProcesses.killAll();
   await rm(work, { recursive: true, force: true });
 }
 

@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { CheckpointError, readCheckpoint, MANIFEST_GENERATIONS, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
-import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../cluster/checkpoint-mirror.js';
+import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { checkPlanPlacement, ConfigError, parseRunConfig, type RunPlan } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';

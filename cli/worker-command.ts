@@ -10,7 +10,8 @@ import { cudaOptionsSchema } from '../config/run-config-schema.js';
 import type { WorkerRole } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { isProviderName, PROVIDER_NAMES } from '../worker/runtime/providers.js';
-import { checkThreadCount, LimitError, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../config/limits.js';
+import { LimitError } from '../errors/limit-error.js';
+import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../worker/runtime/host-limits.js';
 import { parseHostPort, probeListen } from './host-port.js';
 import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
 

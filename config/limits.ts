@@ -11,89 +11,13 @@
  * sampling ran in at 1-6 million NFEs lies 15-35 % under `coordinatorHeapBytes` of its plan, so a plan
  * that passes runs, and one refused would have needed most of what it was refused for.
  */
-import { cpus, totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { getHeapStatistics } from 'node:v8';
-import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
+import { LimitError } from '../errors/limit-error.js';
+import { checkThreadCount, hostResources, type HostResources } from '../worker/runtime/host-limits.js';
 import { parseAnalyticModelSpec } from '../worker/models/analytic-gmm-config.js';
 import { bundlePath } from '../worker/models/load-model.js';
-import type { RunPlan } from './resolve-run-config.js';
-
-/** A plan or a flag past a limit of this machine or of the runtime. */
-export class LimitError extends EvoSearchError {
-  readonly code: ErrorCode = 'limit';
-  override readonly name = 'LimitError';
-  constructor(
-    /** Which limit: memory, threads, population, run record. */
-    readonly limit: string,
-    readonly detail: string,
-    options?: { cause?: unknown },
-  ) {
-    super(`${limit} limit: ${detail}`, options);
-  }
-}
-
-/** What this machine and this process give a run. */
-export interface HostResources {
-  readonly cpus: number;
-  /** os.totalmem(). */
-  readonly totalMemory: number;
-  /** This process's V8 heap limit (v8.getHeapStatistics().heap_size_limit); worker threads get the same. */
-  readonly heapLimit: number;
-}
-
-export function hostResources(): HostResources {
-  return { cpus: Math.max(1, cpus().length), totalMemory: totalmem(), heapLimit: getHeapStatistics().heap_size_limit };
-}
-
-// ---------------------------------------------------------------------------------------------------
-// Threads
-
-/** Threads of one kind a process may start, per CPU core of the machine. */
-export const THREADS_PER_CPU = 4;
-/** ... and never fewer than this, whatever the core count (a small machine still runs the defaults). */
-export const MIN_THREAD_LIMIT = 8;
-/** The most any flag may raise a thread count to. */
-export const MAX_THREADS = 1024;
-
-/** The default thread limit on a machine with `cpuCount` cores: 4 per core, at least 8, at most 1024. */
-export function threadLimit(cpuCount = hostResources().cpus): number {
-  return Math.min(MAX_THREADS, Math.max(MIN_THREAD_LIMIT, THREADS_PER_CPU * cpuCount));
-}
-
-export interface ThreadAsk {
-  /** What the threads are, as the message says it ("onnxruntime threads per model session"). */
-  readonly what: string;
-  /** The flag that asked for them, as the message names it. */
-  readonly flag: string;
-  /** The config field of the same value, when there is one. */
-  readonly field?: string;
-  /** Said right after "lower <flag>": why, or how else (", or run it on ..."). */
-  readonly otherwise?: string;
-  /** The flag that raises the limit (up to MAX_THREADS), when the command has one. */
-  readonly raiseFlag?: string;
-  /** The limit in force (default: threadLimit() of this machine; a raise flag's value). */
-  readonly limit?: number;
-  readonly cpus?: number;
-}
-
-/** Refuses a thread count past the limit: the count asked, the limit, how it was set, what to do. */
-export function checkThreadCount(count: number, ask: ThreadAsk): void {
-  const cpuCount = ask.cpus ?? hostResources().cpus;
-  const limit = ask.limit ?? threadLimit(cpuCount);
-  if (count <= limit) return;
-  const why = ask.limit === undefined
-    ? `this machine's limit of ${limit} (${THREADS_PER_CPU} per CPU core, ${cpuCount} core${cpuCount === 1 ? '' : 's'}; at least ${MIN_THREAD_LIMIT}, at most ${MAX_THREADS})`
-    : `the limit of ${limit}${ask.raiseFlag !== undefined ? ` set by ${ask.raiseFlag}` : ''}`;
-  const raise = ask.raiseFlag === undefined
-    ? ''
-    : count <= MAX_THREADS
-      ? `, or raise the limit with ${ask.raiseFlag} ${count}`
-      : `; ${ask.raiseFlag} raises the limit, to at most ${MAX_THREADS}`;
-  const field = ask.field === undefined ? '' : ` (config field ${ask.field})`;
-  throw new LimitError('threads', `${ask.flag} ${count}${field} asks for ${count} ${ask.what}, past ${why}; lower ${ask.flag}${ask.otherwise ?? ''}${raise}`);
-}
+import type { RunPlan } from './run-plan.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Sizes the runtime cannot go past, whatever the memory

@@ -7,26 +7,10 @@ import { bundlePath } from '../worker/models/load-model.js';
 import { checkPromptForModel, worldOutputOf, type WorldIndexFields, type WorldOutput } from '../world/model-prompts.js';
 import { parsePrompt, PromptError, type ParsedPrompt } from '../world/prompt-grammar.js';
 import type { PresetName } from './presets.js';
-import { ConfigError, resolveRunConfig, type MethodName, type RunPlan } from './resolve-run-config.js';
+import { resolveRunConfig } from './resolve-run-config.js';
+import { ConfigError, type MethodName, type ModelDefaults, type RunPlan } from './run-plan.js';
 import { METHOD_NAMES } from './run-config-schema.js';
 import type { RunConfigInput } from './run-config-schema.js';
-
-/** What a bundle says about itself that the plan needs: the model's own schedule and its family. */
-export interface ModelDefaults {
-  /** The network's noise schedule, run with the sampler the search needs (stochastic). */
-  readonly sampler: SamplerConfig;
-  /** The preset whose search schedules fit the model family. */
-  readonly preset: PresetName;
-  readonly guidanceScale?: number;
-  /** The search method and NFE budget the bundle's benchmark chose for a one-minute run on 2 cores. */
-  readonly method?: MethodName;
-  readonly budgetNfe?: number;
-  /**
-   * The bundle was trained on the procedural world (its prompts follow world/prompt-grammar.ts), and
-   * makes these: still images or videos (world/model-prompts.ts).
-   */
-  readonly world?: WorldOutput;
-}
 
 /**
  * Resolves a run configuration, reading what a model bundle says about itself first: its scheduler

@@ -1,7 +1,7 @@
 import type { SamplerConfig } from '../samplers/index.js';
 
 /**
- * The EvoSearch authors' defaults for the three model families of the paper (spec/evosearch.md,
+ * The EvoSearch authors' defaults for the three model families of the paper (docs/algorithms.md,
  * parameter table; all with N = 50). A preset fixes the sampler, the schedules and the baselines'
  * settings; a config file or flags override any of it.
  */

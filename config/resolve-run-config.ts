@@ -1,71 +1,22 @@
 import { cpus } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import type { z } from 'zod';
-import { plannedParticleCompute, ParticleConfigError, type ParticleSearchConfig } from '../coordinator/search/particles.js';
-import { bestOfNSpend, evoSearchSpend, planBestOfN, planEvoSearch, type PlannedSpend } from '../coordinator/search/planner.js';
-import { SearchConfigError } from '../coordinator/search/search-config-error.js';
-import { validateEvoSearchConfig, type EvoSearchConfig } from '../coordinator/search/evosearch.js';
+import { plannedParticleCompute, ParticleConfigError, type ParticleSearchConfig } from '../search/particles.js';
+import { bestOfNSpend, evoSearchSpend, planBestOfN, planEvoSearch, type PlannedSpend } from '../search/planner.js';
+import { SearchConfigError } from '../search/search-config-error.js';
+import { validateEvoSearchConfig, type EvoSearchConfig } from '../search/evosearch.js';
 import { createSampler, type SamplerConfig } from '../samplers/index.js';
 import type { Sampler } from '../samplers/sampler.js';
 import { SamplerConfigError } from '../samplers/sampler-config-error.js';
 import { parseByteSize, type CudaProviderOptions } from '../worker/runtime/providers.js';
 import { PRESETS, type PresetName } from './presets.js';
-import type { ModelDefaults } from './plan-run.js';
+import { ConfigError, type ExecutionProvider, type MethodName, type ModelDefaults, type RunPlan } from './run-plan.js';
 import { runConfigSchema, type RunConfigInput, type EXECUTION_PROVIDERS } from './run-config-schema.js';
-import { checkPlanLimits, checkThreadCount, type PlanDriver } from './limits.js';
+import { checkPlanLimits, type PlanDriver } from './limits.js';
+import { checkThreadCount } from '../worker/runtime/host-limits.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
-export type ExecutionProvider = (typeof EXECUTION_PROVIDERS)[number];
-
-/** A configuration that cannot run: names the field (dotted path), what is wrong, and where it came from. */
-export class ConfigError extends EvoSearchError {
-  readonly code: ErrorCode = 'config';
-  override readonly name = 'ConfigError';
-  constructor(readonly field: string, readonly detail: string, readonly source = 'config', options?: { cause?: unknown }) {
-    super(`invalid ${source}: ${field}: ${detail}`, options);
-  }
-}
-
-export type MethodName = 'evosearch' | 'best-of-n' | 'particles';
-
-/** Everything a run needs, validated, with defaults and planned schedules filled in. */
-export interface RunPlan {
-  readonly model: string;
-  readonly method: MethodName;
-  readonly preset: PresetName;
-  readonly seed: number;
-  readonly budgetNfe: number;
-  readonly sampler: SamplerConfig;
-  readonly guidanceScale: number;
-  readonly prompt: string | undefined;
-  readonly negativePrompt: string;
-  /** Reward manifest overriding the bundle's, as an absolute path. */
-  readonly rewards: string | undefined;
-  readonly providers: readonly ExecutionProvider[];
-  /** Options of the CUDA provider (absent: onnxruntime's defaults). */
-  readonly cuda: CudaProviderOptions | undefined;
-  readonly evosearch: Omit<EvoSearchConfig, 'noiseStd' | 'seed' | 'steps'>;
-  readonly bestOfN: { readonly n: number };
-  readonly particles: Omit<ParticleSearchConfig, 'seed' | 'steps'>;
-  /** What each method will spend under this plan (the chosen one and the two it is compared with). */
-  readonly planned: Readonly<Record<MethodName, PlannedSpend>>;
-  /** Methods the budget cannot be planned for (other than the chosen one), and why. */
-  readonly unavailable: Readonly<Partial<Record<MethodName, string>>>;
-  readonly workers: number;
-  /** gRPC workers to run on (host:port), or undefined for local worker threads. */
-  readonly workersAt: readonly string[] | undefined;
-  /** NATS URL of a cluster whose registered workers run the search, or undefined. */
-  readonly cluster: string | undefined;
-  readonly batchSize: number;
-  /** Rows of every model call (cut or padded), or undefined: calls as the work comes. */
-  /** Rows of every model call; undefined: the worker's default (fixed on CUDA, worker/fixed-shape-model.ts). */
-  readonly callRows: number | 'off' | undefined;
-  readonly out: string | undefined;
-  readonly logLevel: NonNullable<RunConfigInput['logLevel']>;
-  readonly progress: boolean | undefined;
-  /** Workers snapshot their states to the run folder after every round (see the schema). */
-  readonly snapshots: boolean;
-}
+export { ConfigError, type ExecutionProvider, type MethodName, type ModelDefaults, type RunPlan } from './run-plan.js';
 
 /** Validates raw input (a parsed file, or flags) against the schema. */
 export function parseRunConfig(input: unknown, source: string): RunConfigInput {
@@ -138,7 +89,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
       : planEvoSearch(budgetNfe, steps, { evolutionSchedule, populationSchedule: baseShape });
   } catch (error) {
     if (!(error instanceof SearchConfigError)) throw error;
-    if (method === 'evosearch') throw new ConfigError(error.field, error.message.slice(error.field.length + 2), source, { cause: error });
+    if (method === 'evosearch') throw new ConfigError(error.field, error.detail, source, { cause: error });
     // Another method was asked for: a budget too small for EvoSearch is no reason to refuse it. The
     // plan keeps EvoSearch's settings with a Best-of-N shape and says why EvoSearch is not possible.
     unavailable.evosearch = error.message;
@@ -160,7 +111,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     try {
       validateEvoSearchConfig({ ...evosearch, steps, noiseStd, seed: 0 });
     } catch (error) {
-      if (error instanceof SearchConfigError) throw new ConfigError(`evosearch.${error.field}`, error.message.slice(error.field.length + 2), source, { cause: error });
+      if (error instanceof SearchConfigError) throw new ConfigError(`evosearch.${error.field}`, error.detail, source, { cause: error });
       throw error;
     }
   }
@@ -186,7 +137,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     const c = plannedParticleCompute({ ...particles, steps, seed: 0 });
     particleSpend = { ...c, trajectories: c.nfe / steps };
   } catch (error) {
-    if (error instanceof ParticleConfigError) throw new ConfigError(`particles.${error.field}`, error.message, source, { cause: error });
+    if (error instanceof ParticleConfigError) throw new ConfigError(`particles.${error.field}`, error.problem, source, { cause: error });
     throw error;
   }
 
@@ -309,7 +260,7 @@ function resolveSampler(base: SamplerConfig, overrides: NonNullable<RunConfigInp
   try {
     return { config, sampler: createSampler(config) };
   } catch (error) {
-    if (error instanceof SamplerConfigError) throw new ConfigError(`sampler.${error.field}`, error.message, source, { cause: error });
+    if (error instanceof SamplerConfigError) throw new ConfigError(`sampler.${error.field}`, error.detail, source, { cause: error });
     throw error;
   }
 }

@@ -2,6 +2,7 @@
  * Commands and results on the wire: their metadata as JSON with every Float32Array lifted out, and
  * the tensors as byte chunks small enough for gRPC's message limit. Both sides use this one codec.
  */
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /** Bytes of tensor data per chunk: an eighth of the gRPC message limit (proto/grpc-limits.ts). */
 export const CHUNK_BYTES = 1 << 20;
@@ -28,8 +29,9 @@ export interface TensorChunk {
 /** One message of an Execute stream (the `Frame` of proto/worker.proto). */
 export type Frame = { readonly header: FrameHeader } | { readonly chunk: TensorChunk } | { readonly end: Record<string, never> };
 
-/** A frame stream that cannot be decoded: names what is wrong. */
-export class FrameError extends Error {
+/** A frame stream that cannot be decoded: names what is wrong (the peer is broken or hostile). */
+export class FrameError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
   override readonly name = 'FrameError';
 }
 

@@ -1,6 +1,6 @@
 /**
  * Validation of everything that selects a noise stream: the run seed, the address fields and the
- * element range. A bad value must fail loudly and say which field it was (DESIGN.md, principle 7):
+ * element range. A bad value must fail loudly and say which field it was:
  * silently wrapping a lineage of 2^32 to 0, or truncating a step of 1.5, would hand two different
  * draws the same numbers.
  */

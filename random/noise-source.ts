@@ -1,7 +1,7 @@
 /**
  * Addressable noise: every draw is a pure function of (run seed, purpose, lineage, step, element index),
  * so a worker can produce exactly the numbers any other worker would, in any order or batching, after
- * any crash (DESIGN.md, principle 4).
+ * any crash (docs/algorithms.md, section 7).
  *
  * Layout of one Philox4x32-10 call (see philox.ts):
  *

@@ -4,7 +4,7 @@
  *
  * A counter-based generator is a keyed bijection: block = philox(counter, key). There is no state to
  * carry between draws, so the numbers at a given counter can be computed on any worker, in any order,
- * which is what makes noise addressable (DESIGN.md, principle 4).
+ * which is what makes noise addressable (docs/algorithms.md, section 7).
  *
  * Everything here works on uint32 values held in JS numbers. The one delicate part is the high half of
  * a 32x32-bit product: the full product needs 64 bits, and a double holds only 53, so `a * b` would

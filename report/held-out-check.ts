@@ -45,7 +45,7 @@ export interface HeldOutCheck {
 /** Fewer scored samples with a metric than this, and that metric is not judged. */
 export const MIN_SAMPLES = 4;
 
-/** The candidate fields scoredSamples reads (coordinator/search/lineage.ts's CandidateRecord has them). */
+/** The candidate fields scoredSamples reads (search/lineage.ts's CandidateRecord has them). */
 export interface EvaluatedCandidate {
   readonly origin: { readonly op: string };
   readonly evaluations: readonly { readonly reward: number; readonly metrics?: Readonly<Record<string, number>>; readonly by: string }[];

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
-import { CHECKPOINTS_BUCKET, CheckpointMirror, fetchCheckpoint } from '../cluster/checkpoint-mirror.js';
+import { CHECKPOINTS_BUCKET, CheckpointMirror, fetchCheckpoint } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { JOURNAL_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 import { connectNats } from '../cluster/nats-connection.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';

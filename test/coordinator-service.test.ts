@@ -9,7 +9,7 @@ import { promisify } from 'node:util';
 import { existsSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Objm } from '@nats-io/obj';
-import { CHECKPOINTS_BUCKET } from '../cluster/checkpoint-mirror.js';
+import { CHECKPOINTS_BUCKET } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';

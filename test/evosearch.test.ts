@@ -1,10 +1,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { EvoSearch, type EvoSearchConfig } from '../coordinator/search/evosearch.js';
-import { evoSearchSpend } from '../coordinator/search/planner.js';
-import { SearchConfigError } from '../coordinator/search/search-config-error.js';
+import { EvoSearch, type EvoSearchConfig } from '../search/evosearch.js';
+import { evoSearchSpend } from '../search/planner.js';
+import { SearchConfigError } from '../search/search-config-error.js';
 import type { RolloutCommand } from '../proto/commands.js';
-import { hashReward, MetadataWorker } from './support/metadata-worker.js';
+import { hashReward, MetadataWorker } from '../search/metadata-worker.js';
 
 const SD21: EvoSearchConfig = {
   steps: 50,

@@ -13,7 +13,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { threadLimit } from '../config/limits.js';
+import { threadLimit } from '../worker/runtime/host-limits.js';
 import { evosearch, EVOSEARCH_BIN } from './support/evosearch-cli.js';
 import { repoRoot } from './support/repo-root.js';
 

@@ -9,9 +9,9 @@ import { criticalPath, instrumentedRun, plannedPath, presetPaths, stableRows, ty
 import { CheckpointWriter, readCheckpoint, JOURNAL_FILE, MANIFEST_FILE, PREVIOUS_MANIFEST_FILE } from '../coordinator/checkpoint/checkpoint-store.js';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { RunCancelledError, runSearch, type JournalEntry } from '../coordinator/engine/run-search.js';
-import type { WorkerPool } from '../coordinator/engine/worker-pool.js';
+import type { WorkerPool } from '../proto/worker-pool.js';
 import { runEmbedded } from '../coordinator/run/embedded-run.js';
-import { createSearch } from '../coordinator/search/create-search.js';
+import { createSearch } from '../coordinator/engine/create-search.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { resolveRunConfig, type MethodName, type RunPlan } from '../config/resolve-run-config.js';
 import type { Command, CommandResult } from '../proto/commands.js';

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { CandidateId, SearchCommand, CommandResult, ScoredId } from '../proto/commands.js';
-import type { SearchMachine, SearchRound, BestCandidate } from '../coordinator/search/machine.js';
+import type { SearchMachine, SearchRound, BestCandidate } from '../search/machine.js';
 import {
   createParticleSearch,
   ParticleConfigError,
@@ -9,9 +9,9 @@ import {
   resamplingSchedule,
   resolveParticleConfig,
   type ParticleSearchConfig,
-} from '../coordinator/search/particles.js';
-import { applyPotential, EMPTY_HISTORY, type PotentialName } from '../coordinator/search/potentials.js';
-import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from '../coordinator/search/resampling.js';
+} from '../search/particles.js';
+import { applyPotential, EMPTY_HISTORY, type PotentialName } from '../search/potentials.js';
+import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from '../search/resampling.js';
 
 /** What the fake worker tells the reward function about the state it scores. */
 interface Scoring {

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { evoSearchSpend, planBestOfN, planEvoSearch } from '../coordinator/search/planner.js';
-import { SearchConfigError } from '../coordinator/search/search-config-error.js';
+import { evoSearchSpend, planBestOfN, planEvoSearch } from '../search/planner.js';
+import { SearchConfigError } from '../search/search-config-error.js';
 
 const SD21 = { evolutionSchedule: [0, 20, 30, 40], populationSchedule: [42, 26, 26, 26, 30] };
 const WAN = { evolutionSchedule: [5, 20, 30, 45], populationSchedule: [10, 5, 5, 5, 5] };

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
-import { createSearch } from '../coordinator/search/create-search.js';
+import { createSearch } from '../coordinator/engine/create-search.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { resolveRunConfig, type MethodName } from '../config/resolve-run-config.js';
 import { createSampler } from '../samplers/index.js';

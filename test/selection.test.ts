@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { elites, tournamentSize, tournamentWinners, winnerRankCdf } from '../coordinator/search/selection.js';
+import { elites, tournamentSize, tournamentWinners, winnerRankCdf } from '../search/selection.js';
 import { NoiseSource } from '../random/noise-source.js';
 
 describe('selection', () => {

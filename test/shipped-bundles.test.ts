@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
-import { createSearch } from '../coordinator/search/create-search.js';
+import { createSearch } from '../coordinator/engine/create-search.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { planRun } from '../config/plan-run.js';
 import type { MethodName } from '../config/resolve-run-config.js';

@@ -8,13 +8,13 @@
 import type { CudaProviderOptions } from './runtime/providers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { ThreadPool } from '../coordinator/transport/thread-pool.js';
+import { ThreadPool } from './thread-pool.js';
 import type { Command } from '../proto/commands.js';
 import { workerServerOptions } from '../proto/grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest, type WorkerRole } from '../proto/worker-service.js';
 import { modelBuild } from './model-build.js';
-import type { WorkerSetup } from './worker-setup.js';
+import type { WorkerSetup } from '../proto/worker-setup.js';
 
 export interface WorkerServerOptions {
   /** The model this worker serves (a bundle folder or an analytic spec). */

@@ -1,5 +1,6 @@
 import type { CandidateId } from '../proto/commands.js';
 import type { SolverMemory } from '../samplers/sampler.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /** One trajectory's state as a worker holds it between commands. */
 export interface TrajectoryState {
@@ -16,7 +17,9 @@ export interface TrajectoryState {
   cachedOutput: Float32Array | null;
 }
 
-export class UnknownStateError extends Error {
+/** A command names a state this worker does not hold: the coordinator and the worker disagree. */
+export class UnknownStateError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
   override readonly name = 'UnknownStateError';
   constructor(readonly id: CandidateId, readonly operation: string) {
     super(`${operation}: this worker holds no state for candidate ${id} (never made here, dropped, or placed on another worker)`);

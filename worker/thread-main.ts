@@ -11,7 +11,7 @@ import { openModel } from './models/load-model.js';
 import { RemoteRewardScorer } from './remote-reward-scorer.js';
 import { OnnxSession } from './runtime/onnx-session.js';
 import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
-import type { WorkerSetup } from './worker-setup.js';
+import type { WorkerSetup } from '../proto/worker-setup.js';
 import { callRowsFor } from './fixed-shape-model.js';
 
 export type ToWorker = { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] };

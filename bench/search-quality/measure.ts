@@ -6,7 +6,7 @@ import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { Dispatcher } from '../../coordinator/engine/dispatcher.js';
 import { runSearch } from '../../coordinator/engine/run-search.js';
-import { createSearch } from '../../coordinator/search/create-search.js';
+import { createSearch } from '../../coordinator/engine/create-search.js';
 import { InProcessPool } from '../../coordinator/transport/in-process-pool.js';
 import { describeSchedule } from '../../config/describe-schedule.js';
 import { planRun } from '../../config/plan-run.js';

@@ -12,8 +12,8 @@ import {
   type SnapshotFile,
   type TransferredState,
 } from '../../proto/commands.js';
-import { RecipeBook } from './recipes.js';
-import { WorkCancelledError, WorkerLostError, type WorkerPool } from './worker-pool.js';
+import { RecipeBook } from '../../search/recipes.js';
+import { WorkCancelledError, WorkerLostError, type WorkerPool } from '../../proto/worker-pool.js';
 
 /** Tensor traffic the dispatcher caused by moving states between workers. */
 export interface PlacementStats {

@@ -1,9 +1,9 @@
 import { addCounters, zeroCounters, type CandidateId, type CommandResult, type ComputeCounters, type FetchedSample, type SearchCommand, type SnapshotFile } from '../../proto/commands.js';
-import type { BestCandidate, SearchMachine, SearchProgress } from '../search/machine.js';
-import type { CandidateRecord } from '../search/lineage.js';
+import type { BestCandidate, SearchMachine, SearchProgress } from '../../search/machine.js';
+import type { CandidateRecord } from '../../search/lineage.js';
 import type { Dispatcher, PlacementStats } from './dispatcher.js';
 import { nextSearchId, progressWanted, publishProgress } from './search-progress.js';
-import { describeReason } from './worker-pool.js';
+import { describeReason } from '../../proto/worker-pool.js';
 
 /** What the run reports after every round (progress bars, logs, events). */
 export interface RoundReport {

@@ -1,7 +1,7 @@
 import type { FetchedSample } from '../../proto/commands.js';
 import type { LineageOp, LineageStep, PromptReport, SampleData } from '../../report/report-data.js';
 import type { SearchOutcome } from '../engine/run-search.js';
-import type { CandidateRecord } from '../search/lineage.js';
+import type { CandidateRecord } from '../../search/lineage.js';
 import { summarizeRounds, type RunRecord } from './run-record.js';
 import { scoredSamples } from '../../report/held-out-check.js';
 

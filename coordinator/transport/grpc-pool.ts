@@ -12,8 +12,8 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
 import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, workerClient, type ExecuteFailure } from '../../proto/worker-client.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
-import type { WorkerSetup } from '../../worker/worker-setup.js';
-import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
+import type { WorkerSetup } from '../../proto/worker-setup.js';
+import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../../proto/worker-pool.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export interface GrpcPoolOptions {

@@ -1,6 +1,6 @@
 import type { Command, CommandResult } from '../../proto/commands.js';
 import type { CommandExecutor } from '../../worker/executor.js';
-import { WorkCancelledError, type WorkerPool } from '../engine/worker-pool.js';
+import { WorkCancelledError, type WorkerPool } from '../../proto/worker-pool.js';
 
 /**
  * Workers as plain objects in the calling thread: no transport at all. Tests and benchmarks use it to

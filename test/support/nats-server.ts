@@ -1,5 +1,5 @@
 /**
- * A NATS server with JetStream for the cluster tests, found as DESIGN.md says: NATS_URL if set, else a
+ * A NATS server with JetStream for the cluster tests, found this way: NATS_URL if set, else a
  * `nats-server` binary (PATH, or Debian's /usr/sbin) spawned on a random port with a temporary store.
  * Without either, the tests fail with a message saying how to get one.
  */

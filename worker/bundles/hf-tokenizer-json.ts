@@ -6,7 +6,7 @@
  * Anything else is refused with the component named, rather than tokenized differently from Python.
  */
 import { BpeModel, TokenizerError, byteLevel, parseMerges } from './bpe.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from './prompt-tokenizer.js';
 
 type Json = Record<string, unknown>;
 type Normalize = (text: string) => string;

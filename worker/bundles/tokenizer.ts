@@ -8,18 +8,10 @@ import { readFile } from 'node:fs/promises';
 import { BpeModel, TokenizerError, byteLevel, parseMerges } from './bpe.js';
 import type { TokenizerFiles } from './bundle-manifest.js';
 import { HfJsonTokenizer } from './hf-tokenizer-json.js';
+import type { Tokenizer } from './prompt-tokenizer.js';
 
 export { TokenizerError } from './bpe.js';
-
-export interface Tokenizer {
-  /** Ids per encoded prompt (the text encoder's sequence length). */
-  readonly length: number;
-  readonly padId: number;
-  /** `length` ids for `text`: specials added, truncated, padded. */
-  encode(text: string): Int32Array;
-  /** How many of encode(text)'s ids are not padding (specials included): an attention mask's ones. */
-  count(text: string): number;
-}
+export type { Tokenizer } from './prompt-tokenizer.js';
 
 /** Tokens CLIP's pre-tokenizer keeps together: specials, English contractions, letter runs, single digits, symbol runs. */
 const CLIP_PATTERN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;

@@ -1,6 +1,6 @@
 /**
  * Configuration of the analytic Gaussian-mixture model: the options a user may set, their documented
- * defaults, validation with errors that name the field and its allowed range (DESIGN.md, principle 7),
+ * defaults, validation with errors that name the field and its allowed range,
  * and the `analytic:gmm?key=value&...` spec strings that select the model from a run config or the CLI.
  *
  * The canonical spec (every field spelled out, in a fixed order) is the model id, so two runs that

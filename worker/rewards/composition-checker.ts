@@ -23,6 +23,7 @@
 import type { RewardModel } from '../models/generator.js';
 import { BACKGROUND, CANVAS, COLOR_NAMES, FRAMES, PALETTE, SHAPE_NAMES, SIZE_RADIUS, type ColorName, type ShapeName } from '../../world/palette.js';
 import { parsePrompt, type ParsedPrompt } from '../../world/prompt-grammar.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export const COMPOSITION_CHECKER = 'composition-checker';
 
@@ -98,7 +99,8 @@ export interface CompositionReport {
 }
 
 /** Samples the checker cannot read (non-finite values). Names the sample. */
-export class CompositionInputError extends Error {
+export class CompositionInputError extends EvoSearchError {
+  readonly code: ErrorCode = 'model';
   override readonly name = 'CompositionInputError';
   constructor(
     readonly sampleIndex: number,

@@ -12,20 +12,9 @@ export function isProviderName(value: string): value is ProviderName {
   return (PROVIDER_NAMES as readonly string[]).includes(value);
 }
 
-/**
- * Options of onnxruntime's CUDA execution provider, as configuration sets them; onnxruntime's own
- * default applies where one is absent. Only these two: onnxruntime-node 1.29's binding passes just the
- * device id to the provider, and TF32 is switched off through the CUDA libraries' environment. Its
- * other options (a memory limit, cuDNN's algorithm search) cannot reach the provider from here: a
- * 32 MiB gpu_mem_limit sent as an `ep.cuda.*` session entry did not stop a 64 MiB weight on an H200
- * (bench/reports/cuda-runtime; bench/cuda-options.ts is the probe to try them on a new binding).
- */
-export interface CudaProviderOptions {
-  /** The GPU, as an index among the GPUs this process sees (after CUDA_VISIBLE_DEVICES). Default 0. */
-  readonly deviceId?: number;
-  /** TF32 tensor-core math for float32 matrix products and convolutions (onnxruntime's default: on). */
-  readonly tf32?: boolean;
-}
+import type { CudaProviderOptions } from '../../proto/worker-setup.js';
+
+export type { CudaProviderOptions };
 
 /** The provider entry of a session's options: the binding reads `deviceId` and nothing else. */
 export function cudaExecutionProvider(options: CudaProviderOptions = {}): { readonly name: 'cuda'; readonly deviceId: number } {

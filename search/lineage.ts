@@ -1,5 +1,5 @@
-import type { CandidateId } from '../../proto/commands.js';
-import type { NoisePurpose } from '../../random/noise-address.js';
+import type { CandidateId } from '../proto/commands.js';
+import type { NoisePurpose } from '../random/noise-address.js';
 
 /** How a candidate came to be. With its noise addresses this is the recipe that rebuilds its state. */
 export type CandidateOrigin =

@@ -1,5 +1,5 @@
 /**
- * FK-steering potentials (Singhal et al., arXiv 2501.06848; spec/evosearch.md, "Particle sampling"):
+ * FK-steering potentials (Singhal et al., arXiv 2501.06848; docs/algorithms.md, section 5):
  * how a particle's score history becomes the r~ in its weight exp(lambda * r~).
  *
  * A particle's history is a few numbers, not the list of its scores, so it is copied cheaply with the

@@ -1,5 +1,5 @@
-import { zeroCounters, type SearchCommand, type CommandResult, type ScoredId } from '../../proto/commands.js';
-import type { SearchMachine } from '../../coordinator/search/machine.js';
+import { zeroCounters, type SearchCommand, type CommandResult, type ScoredId } from '../proto/commands.js';
+import type { SearchMachine } from './machine.js';
 
 /**
  * A worker that holds no tensors, only each state's step, and scores with a caller-supplied function.

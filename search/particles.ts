@@ -1,16 +1,16 @@
-import type { CandidateId, SearchCommand, CommandResult, RolloutItem, ScoredId } from '../../proto/commands.js';
-import { NoiseSource } from '../../random/noise-source.js';
-import { describeValue } from '../../errors/describe-value.js';
+import type { CandidateId, SearchCommand, CommandResult, RolloutItem, ScoredId } from '../proto/commands.js';
+import { NoiseSource } from '../random/noise-source.js';
+import { describeValue } from '../errors/describe-value.js';
 import { BestSoFar } from './best-so-far.js';
 import { Lineage, type CandidateRecord } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { applyPotential, EMPTY_HISTORY, POTENTIAL_NAMES, type PotentialHistory, type PotentialName } from './potentials.js';
 import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from './resampling.js';
-import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /**
- * Particle sampling (FK steering, Singhal et al., arXiv 2501.06848; spec/evosearch.md, "Particle
- * sampling"): k particles advance together; at each resampling index they are scored, weighed by
+ * Particle sampling (FK steering, Singhal et al., arXiv 2501.06848; docs/algorithms.md, section 5):
+ * k particles advance together; at each resampling index they are scored, weighed by
  * exp(lambda * potential) and resampled multinomially; the best final particle is the answer.
  */
 export interface ParticleSearchConfig {
@@ -51,14 +51,15 @@ export class ParticleConfigError extends EvoSearchError {
   override readonly name = 'ParticleConfigError';
   constructor(
     readonly field: string,
-    problem: string,
+    /** What is wrong with it, as the rest of a sentence that starts with the field's name. */
+    readonly problem: string,
     options?: { cause?: unknown },
   ) {
     super(`particle search config: ${field} ${problem}`, options);
   }
 }
 
-/** Compute a config will spend, worked out from the plan alone (DESIGN.md, principle 6). */
+/** Compute a config will spend, worked out from the plan alone. */
 export interface PlannedCompute {
   readonly nfe: number;
   readonly decodes: number;

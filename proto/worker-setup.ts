@@ -1,5 +1,4 @@
 import type { SamplerConfig } from '../samplers/index.js';
-import type { CudaProviderOptions } from './runtime/providers.js';
 
 /** Everything a worker needs to serve a run: which model, which sampler, which seed. */
 export interface WorkerSetup {
@@ -28,4 +27,20 @@ export interface WorkerSetup {
   readonly intraOpThreads?: number;
   /** Score on these reward workers instead of here (a denoising-only worker), under this run id. */
   readonly rewardWorkers?: { readonly addresses: readonly string[]; readonly runId: string };
+}
+
+/**
+ * Options of onnxruntime's CUDA execution provider, as configuration sets them; onnxruntime's own
+ * default applies where one is absent. Only these two: onnxruntime-node 1.29's binding passes just the
+ * device id to the provider, and TF32 is switched off through the CUDA libraries' environment. Its
+ * other options (a memory limit, cuDNN's algorithm search) cannot reach the provider from here: a
+ * 32 MiB gpu_mem_limit sent as an `ep.cuda.*` session entry did not stop a 64 MiB weight on an H200
+ * (bench/reports/cuda-runtime; bench/cuda-options.ts is the probe to try them on a new binding).
+ * worker/runtime/providers.ts turns them into the provider entry and the process environment.
+ */
+export interface CudaProviderOptions {
+  /** The GPU, as an index among the GPUs this process sees (after CUDA_VISIBLE_DEVICES). Default 0. */
+  readonly deviceId?: number;
+  /** TF32 tensor-core math for float32 matrix products and convolutions (onnxruntime's default: on). */
+  readonly tf32?: boolean;
 }

@@ -1,11 +1,11 @@
 import { Worker } from 'node:worker_threads';
-import type { Command, CommandResult } from '../../proto/commands.js';
-import type { FromWorker, SerializedError } from '../../worker/thread-main.js';
-import type { WorkerSetup } from '../../worker/worker-setup.js';
-import { cudaProcessEnvironment } from '../../worker/runtime/providers.js';
-import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../engine/worker-pool.js';
-import { checkThreadCount } from '../../config/limits.js';
-import { FailureError } from '../../errors/evosearch-error.js';
+import type { Command, CommandResult } from '../proto/commands.js';
+import type { FromWorker, SerializedError } from './thread-main.js';
+import type { WorkerSetup } from '../proto/worker-setup.js';
+import { cudaProcessEnvironment } from './runtime/providers.js';
+import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../proto/worker-pool.js';
+import { checkThreadCount } from './runtime/host-limits.js';
+import { FailureError } from '../errors/evosearch-error.js';
 
 interface Pending {
   resolve(results: CommandResult[]): void;
@@ -29,7 +29,7 @@ class ThreadWorker {
   constructor(readonly index: number, readonly thread: Worker) {}
 
   static start(index: number, setup: WorkerSetup): Promise<ThreadWorker> {
-    const thread = new Worker(new URL('../../worker/thread-main.js', import.meta.url), { workerData: setup });
+    const thread = new Worker(new URL('./thread-main.js', import.meta.url), { workerData: setup });
     const worker = new ThreadWorker(index, thread);
     return new Promise((resolve, reject) => {
       thread.on('message', (message: FromWorker) => {

@@ -5,7 +5,7 @@
  * states come back without checkpoints. Recipes share their ancestors' prefixes (a linked chain per
  * state), so recording a round costs O(states it touches).
  */
-import type { CandidateId, Command, SearchCommand } from '../../proto/commands.js';
+import type { CandidateId, Command, SearchCommand } from '../proto/commands.js';
 
 interface Link {
   readonly previous: Link | null;

@@ -11,12 +11,12 @@
  * store lacks (it may have been resumed from the folder after an outage), then its new ones.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { writeFileDurable } from '../files/durable-write.js';
+import { writeFileDurable } from '../../files/durable-write.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { JOURNAL_FILE, MANIFEST_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
+import { JOURNAL_FILE, MANIFEST_FILE, type CheckpointManifest } from './checkpoint-store.js';
 
 export const CHECKPOINTS_BUCKET = 'evosearch-checkpoints';
 

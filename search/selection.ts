@@ -1,4 +1,4 @@
-import type { NoiseSource } from '../../random/noise-source.js';
+import type { NoiseSource } from '../random/noise-source.js';
 
 /** A candidate as selection sees it: an id and a finite fitness. */
 export interface Scored {

@@ -1,5 +1,5 @@
-import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../../proto/commands.js';
-import { NoiseSource } from '../../random/noise-source.js';
+import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../proto/commands.js';
+import { NoiseSource } from '../random/noise-source.js';
 import { Lineage, type CandidateRecord, type EvaluationKind } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
@@ -7,7 +7,7 @@ import { SearchConfigError } from './search-config-error.js';
 import { BestSoFar } from './best-so-far.js';
 
 /**
- * EvoSearch parameters (spec/evosearch.md). An empty evolution schedule is Best-of-N: K_0 independent
+ * EvoSearch parameters (docs/algorithms.md). An empty evolution schedule is Best-of-N: K_0 independent
  * rollouts from x_T.
  */
 export interface EvoSearchConfig {
@@ -78,9 +78,10 @@ export function validateEvoSearchConfig(config: EvoSearchConfig): void {
 }
 
 /**
- * EvoSearch as a pure state machine (spec/evosearch.md, "Procedure"). Each generation is two rounds:
- * roll the current individuals out (fitness, archive), then select, mutate and advance the next
- * population to the next generation index (or to x0 after the last generation, where it is scored).
+ * EvoSearch as a pure state machine (docs/algorithms.md, section 3). A generation's rollout (fitness,
+ * archive) shares its round with the previous generation's selection, mutation and advance: G + 1
+ * rounds in all (the last advances the final population to x0, where it is scored), then an optional
+ * cleanup round.
  */
 export class EvoSearch implements SearchMachine {
   readonly method;

@@ -1,4 +1,4 @@
-import type { CandidateId } from '../../proto/commands.js';
+import type { CandidateId } from '../proto/commands.js';
 import type { BestCandidate } from './machine.js';
 
 /**

@@ -1,5 +1,5 @@
-import type { Command, CommandResult } from '../../proto/commands.js';
-import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import type { Command, CommandResult } from './commands.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /**
  * The coordinator's view of its workers, whatever carries the commands (worker threads in the

@@ -15,7 +15,7 @@ export interface EvoSchedules {
 }
 
 /**
- * EvoSearch's NFE (spec/evosearch.md, "Compute"):
+ * EvoSearch's NFE (docs/algorithms.md, "Compute"):
  * K_0 e_0 + sum_g I_g (N - e_g) + sum_g K_{g+1} (e_{g+1} - e_g), with I_g = K_g and e_G = N.
  */
 export function evoSearchSpend(schedules: EvoSchedules, steps: number): PlannedSpend {

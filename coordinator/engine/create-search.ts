@@ -1,8 +1,8 @@
 import type { RunPlan } from '../../config/resolve-run-config.js';
 import type { Sampler } from '../../samplers/sampler.js';
-import { EvoSearch } from './evosearch.js';
-import type { SearchMachine } from './machine.js';
-import { createParticleSearch } from './particles.js';
+import { EvoSearch } from '../../search/evosearch.js';
+import type { SearchMachine } from '../../search/machine.js';
+import { createParticleSearch } from '../../search/particles.js';
 
 /** The search machine a plan asks for. Best-of-N is EvoSearch with an empty evolution schedule. */
 export function createSearch(plan: RunPlan, sampler: Sampler): SearchMachine {

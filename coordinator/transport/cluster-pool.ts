@@ -3,10 +3,10 @@
  * connected over gRPC. Stale entries are swept (and announced lost) first.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
-import type { WorkerSetup } from '../worker/worker-setup.js';
-import { liveWorkers, sweepStaleWorkers } from './worker-registry.js';
-import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
+import { GrpcWorkerPool } from './grpc-pool.js';
+import type { WorkerSetup } from '../../proto/worker-setup.js';
+import { liveWorkers, sweepStaleWorkers } from '../../cluster/worker-registry.js';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export class NoWorkersError extends EvoSearchError {
   readonly code: ErrorCode = 'unavailable';

@@ -1,4 +1,4 @@
-import type { SearchCommand, CommandResult, CandidateId } from '../../proto/commands.js';
+import type { SearchCommand, CommandResult, CandidateId } from '../proto/commands.js';
 import type { CandidateRecord } from './lineage.js';
 
 /**
