@@ -227,6 +227,34 @@ async function withCluster<T>(folder: string, model: string, coordinator: boolea
 
 const exitOk = (r: CliResult) => r.code === 0 && !r.timedOut;
 
+/** A run of `evosearch run --cluster` on a fresh cluster, in a fresh folder (removed after). */
+interface ClusterRun {
+  readonly cluster: Cluster;
+  readonly run: ReturnType<typeof startCli>;
+  /** The client's --out folder. */
+  readonly out: string;
+  /** The trial's own folder (NATS store, served runs, other runs dirs). */
+  readonly folder: string;
+}
+
+/**
+ * Starts the client on a fresh cluster (with a coordinator if asked) and, without a coordinator, waits
+ * for its first checkpoint; then `work` brings the fault. Everything is torn down afterwards.
+ */
+async function clusterRun<T>(name: string, model: string, nfe: number, coordinator: boolean, work: (r: ClusterRun) => Promise<T>): Promise<T> {
+  const folder = await freshFolder(name);
+  try {
+    return await withCluster(folder, model, coordinator, async (cluster) => {
+      const out = join(folder, 'out');
+      const run = startCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--no-progress', '--out', out], timeoutMs);
+      if (!coordinator) await until(async () => (await rounds(out)) >= 1, run.proc.running);
+      return await work({ cluster, run, out, folder });
+    });
+  } finally {
+    await rm(folder, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // References: the undisturbed run of each configuration, once.
 
@@ -310,79 +338,64 @@ async function embeddedKill(args: readonly string[], ref: Reference): Promise<Tr
 }
 
 async function workerKill(model: string, nfe: number, ref: Reference): Promise<Trial> {
-  const folder = await freshFolder('worker-kill');
-  try {
-    return await withCluster(folder, model, false, async (cluster) => {
-      const out = join(folder, 'out');
-      const run = startCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--no-progress', '--out', out], timeoutMs);
-      await until(async () => (await rounds(out)) >= 1, run.proc.running);
-      await sleep(faultDelay(ref));
-      const landed = run.proc.running();
-      const victim = cluster.workers[Math.floor(random() * cluster.workers.length)]!;
-      if (landed) await victim.proc.kill('SIGKILL');
-      const result = await run.finish;
-      if (!exitOk(result)) return failed(`the run ${describeExit(result)}`, result.wallMs, [], landed);
-      const record = await readRecord(out);
-      const notes: string[] = [];
-      if (!landed) notes.push('the run finished before the kill');
-      else if (record.placement.lostWorkers !== 1) notes.push(`record.json counts ${record.placement.lostWorkers} workers lost after one (${victim.address}) was killed -9`);
-      return judged(record, ref, { landed, outcome: 'finished by itself', notes, wallMs: result.wallMs });
-    });
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
+  return clusterRun('worker-kill', model, nfe, false, async ({ cluster, run, out, folder }) => {
+    await sleep(faultDelay(ref));
+    const landed = run.proc.running();
+    const victim = cluster.workers[Math.floor(random() * cluster.workers.length)]!;
+    if (landed) await victim.proc.kill('SIGKILL');
+    const result = await run.finish;
+    if (!exitOk(result)) return failed(`the run ${describeExit(result)}`, result.wallMs, [], landed);
+    const record = await readRecord(out);
+    const notes: string[] = [];
+    if (!landed) notes.push('the run finished before the kill');
+    else if (record.placement.lostWorkers !== 1) notes.push(`record.json counts ${record.placement.lostWorkers} workers lost after one (${victim.address}) was killed -9`);
+    return judged(record, ref, { landed, outcome: 'finished by itself', notes, wallMs: result.wallMs });
+  });
 }
 
 async function coordinatorStop(model: string, nfe: number, ref: Reference): Promise<Trial> {
-  const folder = await freshFolder('coordinator-stop');
-  try {
-    return await withCluster(folder, model, true, async (cluster) => {
-      const coordinator = cluster.coordinator!;
-      const out = join(folder, 'out');
-      const run = startCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--no-progress', '--out', out], timeoutMs);
-      const servedFolder = () => {
-        const id = /submitted run ([0-9a-f-]+)/.exec(run.proc.stdout())?.[1];
-        return id === undefined ? null : join(cluster.runsDir, id);
-      };
-      await until(async () => {
-        const f = servedFolder();
-        return f !== null && (await rounds(f)) >= 1;
-      }, run.proc.running);
-      const served = servedFolder();
-      await sleep(faultDelay(ref));
-      const landed = run.proc.running() && served !== null && !existsSync(join(served, 'record.json'));
-      const notes: string[] = [];
-      if (landed) coordinator.proc.child.kill('SIGTERM');
-      const result = await run.finish;
-      if (!landed) {
-        if (!exitOk(result)) return failed(`the run ${describeExit(result)}`, result.wallMs);
-        return judged(await readRecord(out), ref, { landed, outcome: 'finished by itself', notes: ['the run finished before the coordinator stop'], wallMs: result.wallMs });
-      }
-      // The coordinator must be gone before the resume takes its run folder.
-      const stopped = await Promise.race([coordinator.proc.exited, sleep(60_000).then(() => null)]);
-      if (stopped === null) {
-        notes.push('the coordinator was still running 60 s after SIGTERM (killed -9)');
-        await coordinator.proc.kill('SIGKILL');
-      } else if (stopped.code !== 0) notes.push(`the coordinator exited ${stopped.signal ?? stopped.code} after SIGTERM: ${lastLines(coordinator.proc.stderr())}`);
-      if (result.code === 0) return failed('the client exited 0 after its coordinator was stopped mid-run', result.wallMs, notes, landed);
-      const command = /`(evosearch resume [^`]+)`/.exec(result.stderr)?.[1];
-      if (command === undefined) return failed(`the client was not told how to resume (${describeExit(result)})`, result.wallMs, notes, landed);
-      notes.push(`the client printed \`${command.replaceAll(folder, '<tmp>')}\``);
-      // Run as printed, from a folder of its own (a relative runs/ lands there, not in the bench's cwd).
-      const machine = join(folder, 'client-machine');
-      await mkdir(machine, { recursive: true });
-      const resumed = await runCli(processes, command.split(/\s+/).slice(1), timeoutMs, machine);
-      if (!exitOk(resumed)) return failed(`\`${command.replaceAll(folder, '<tmp>')}\` ${describeExit(resumed)}`, result.wallMs + resumed.wallMs, notes, landed);
-      const how = /fetched run .* checkpoint from/.test(resumed.stderr) ? "from the checkpoint mirrored in NATS" : /resumed run .* on coordinator/.test(resumed.stdout) ? 'on a coordinator' : 'from a run folder';
-      notes[notes.length - 1] += `; it resumed ${how}`;
-      const recordPath = /^record: (.+)$/m.exec(resumed.stdout)?.[1]?.trim();
-      const resumedFolder = recordPath !== undefined ? join(recordPath, '..') : [join(machine, 'runs', command.split(/\s+/)[2]!), command.split(/\s+/)[2]!].find((f) => existsSync(join(f, 'record.json')));
-      if (resumedFolder === undefined || !existsSync(join(resumedFolder, 'record.json'))) return failed(`\`${command.replaceAll(folder, '<tmp>')}\` exited 0 but no record.json was found (stdout: ${lastLines(resumed.stdout, 3)})`, result.wallMs + resumed.wallMs, notes, landed);
-      return judged(await readRecord(resumedFolder), ref, { landed, outcome: 'resumed', notes, wallMs: result.wallMs + resumed.wallMs });
-    });
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
+  return clusterRun('coordinator-stop', model, nfe, true, async ({ cluster, run, out, folder }) => {
+    const coordinator = cluster.coordinator!;
+    const servedFolder = () => {
+      const id = /submitted run ([0-9a-f-]+)/.exec(run.proc.stdout())?.[1];
+      return id === undefined ? null : join(cluster.runsDir, id);
+    };
+    await until(async () => {
+      const f = servedFolder();
+      return f !== null && (await rounds(f)) >= 1;
+    }, run.proc.running);
+    const served = servedFolder();
+    await sleep(faultDelay(ref));
+    const landed = run.proc.running() && served !== null && !existsSync(join(served, 'record.json'));
+    const notes: string[] = [];
+    if (landed) coordinator.proc.child.kill('SIGTERM');
+    const result = await run.finish;
+    if (!landed) {
+      if (!exitOk(result)) return failed(`the run ${describeExit(result)}`, result.wallMs);
+      return judged(await readRecord(out), ref, { landed, outcome: 'finished by itself', notes: ['the run finished before the coordinator stop'], wallMs: result.wallMs });
+    }
+    // The coordinator must be gone before the resume takes its run folder.
+    const stopped = await Promise.race([coordinator.proc.exited, sleep(60_000).then(() => null)]);
+    if (stopped === null) {
+      notes.push('the coordinator was still running 60 s after SIGTERM (killed -9)');
+      await coordinator.proc.kill('SIGKILL');
+    } else if (stopped.code !== 0) notes.push(`the coordinator exited ${stopped.signal ?? stopped.code} after SIGTERM: ${lastLines(coordinator.proc.stderr())}`);
+    if (result.code === 0) return failed('the client exited 0 after its coordinator was stopped mid-run', result.wallMs, notes, landed);
+    const command = /`(evosearch resume [^`]+)`/.exec(result.stderr)?.[1];
+    if (command === undefined) return failed(`the client was not told how to resume (${describeExit(result)})`, result.wallMs, notes, landed);
+    notes.push(`the client printed \`${command.replaceAll(folder, '<tmp>')}\``);
+    // Run as printed, from a folder of its own (a relative runs/ lands there, not in the bench's cwd).
+    const machine = join(folder, 'client-machine');
+    await mkdir(machine, { recursive: true });
+    const resumed = await runCli(processes, command.split(/\s+/).slice(1), timeoutMs, machine);
+    if (!exitOk(resumed)) return failed(`\`${command.replaceAll(folder, '<tmp>')}\` ${describeExit(resumed)}`, result.wallMs + resumed.wallMs, notes, landed);
+    const how = /fetched run .* checkpoint from/.test(resumed.stderr) ? "from the checkpoint mirrored in NATS" : /resumed run .* on coordinator/.test(resumed.stdout) ? 'on a coordinator' : 'from a run folder';
+    notes[notes.length - 1] += `; it resumed ${how}`;
+    const recordPath = /^record: (.+)$/m.exec(resumed.stdout)?.[1]?.trim();
+    const resumedFolder = recordPath !== undefined ? join(recordPath, '..') : [join(machine, 'runs', command.split(/\s+/)[2]!), command.split(/\s+/)[2]!].find((f) => existsSync(join(f, 'record.json')));
+    if (resumedFolder === undefined || !existsSync(join(resumedFolder, 'record.json'))) return failed(`\`${command.replaceAll(folder, '<tmp>')}\` exited 0 but no record.json was found (stdout: ${lastLines(resumed.stdout, 3)})`, result.wallMs + resumed.wallMs, notes, landed);
+    return judged(await readRecord(resumedFolder), ref, { landed, outcome: 'resumed', notes, wallMs: result.wallMs + resumed.wallMs });
+  });
 }
 
 /** What the cluster's object store holds of a run's checkpoint: the manifest's rounds and the round objects. */
@@ -426,29 +439,21 @@ async function resumeElsewhere(cluster: Cluster, runId: string, folder: string):
 
 /** nats-server killed and restarted mid-run: the run's own trial, and the resume of its mirror elsewhere. */
 async function natsRestart(model: string, nfe: number, ref: Reference): Promise<[Trial, Trial]> {
-  const folder = await freshFolder('nats-restart');
-  try {
-    return await withCluster(folder, model, false, async (cluster) => {
-      const out = join(folder, 'out');
-      const run = startCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--no-progress', '--out', out], timeoutMs);
-      await until(async () => (await rounds(out)) >= 1, run.proc.running);
-      await sleep(faultDelay(ref));
-      const landed = run.proc.running();
-      if (landed) await cluster.nats.restart(natsDownMs);
-      const result = await run.finish;
-      if (!exitOk(result)) return [failed(`the run ${describeExit(result)}`, result.wallMs, [], landed), failed('not tried: the run failed', 0, [], landed)];
-      const own = judged(await readRecord(out), ref, { landed, outcome: 'finished by itself', notes: landed ? [] : ['the run finished before NATS went down'], wallMs: result.wallMs });
-      const runId = await runIdOf(out);
-      const held = await mirrorState(cluster.nats.url, runId);
-      const away = await resumeElsewhere(cluster, runId, folder);
-      if (!exitOk(away.result)) return [own, failed(`evosearch resume ${runId} --cluster … --runs-dir <empty> (${await rounds(out)} rounds in the finished run's folder; ${held}) ${describeExit(away.result)}`, away.result.wallMs, [], landed)];
-      if (away.record === null) return [own, failed(`evosearch resume exited 0 but wrote no record.json under the other runs-dir (stdout: ${lastLines(away.result.stdout)})`, away.result.wallMs, [], landed)];
-      const notes = away.fetched ? [] : ['resume did not say it fetched the checkpoint from NATS'];
-      return [own, judged(away.record, ref, { landed, outcome: 'resumed', notes, wallMs: away.result.wallMs, extraMs: away.result.wallMs })];
-    });
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
+  return clusterRun('nats-restart', model, nfe, false, async ({ cluster, run, out, folder }) => {
+    await sleep(faultDelay(ref));
+    const landed = run.proc.running();
+    if (landed) await cluster.nats.restart(natsDownMs);
+    const result = await run.finish;
+    if (!exitOk(result)) return [failed(`the run ${describeExit(result)}`, result.wallMs, [], landed), failed('not tried: the run failed', 0, [], landed)];
+    const own = judged(await readRecord(out), ref, { landed, outcome: 'finished by itself', notes: landed ? [] : ['the run finished before NATS went down'], wallMs: result.wallMs });
+    const runId = await runIdOf(out);
+    const held = await mirrorState(cluster.nats.url, runId);
+    const away = await resumeElsewhere(cluster, runId, folder);
+    if (!exitOk(away.result)) return [own, failed(`evosearch resume ${runId} --cluster … --runs-dir <empty> (${await rounds(out)} rounds in the finished run's folder; ${held}) ${describeExit(away.result)}`, away.result.wallMs, [], landed)];
+    if (away.record === null) return [own, failed(`evosearch resume exited 0 but wrote no record.json under the other runs-dir (stdout: ${lastLines(away.result.stdout)})`, away.result.wallMs, [], landed)];
+    const notes = away.fetched ? [] : ['resume did not say it fetched the checkpoint from NATS'];
+    return [own, judged(away.record, ref, { landed, outcome: 'resumed', notes, wallMs: away.result.wallMs, extraMs: away.result.wallMs })];
+  });
 }
 
 /**
@@ -457,46 +462,38 @@ async function natsRestart(model: string, nfe: number, ref: Reference): Promise<
  * the run is resumed from NATS on "another machine".
  */
 async function natsRestartClientKill(model: string, nfe: number, ref: Reference): Promise<Trial> {
-  const folder = await freshFolder('nats-restart-client-kill');
-  try {
-    return await withCluster(folder, model, false, async (cluster) => {
-      const out = join(folder, 'out');
-      const run = startCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--no-progress', '--out', out], timeoutMs);
-      await until(async () => (await rounds(out)) >= 1, run.proc.running);
-      const notes: string[] = [];
-      if (!run.proc.running()) {
-        const result = await run.finish;
-        return failed(`the run ended before its first checkpoint was seen: ${describeExit(result)}`, result.wallMs);
-      }
-      const runId = await runIdOf(out);
-      const mirrored = await waitForMirror(cluster.nats.url, runId, run.proc.running);
-      if (mirrored) {
-        notes.push(`NATS had the first mirrored checkpoint when the folder had ${await rounds(out)} rounds`);
-        await sleep(faultDelay(ref));
-      }
-      if (run.proc.running()) {
-        await cluster.nats.restart(natsDownMs);
-        await sleep(Math.floor(random() * maxDelayMs));
-      }
-      const landed = run.proc.running();
-      if (landed) await run.proc.kill('SIGKILL');
-      else notes.push(`the run finished before the client kill${mirrored ? '' : ' (and before NATS held any mirrored checkpoint of it)'}`);
-      const first = await run.finish;
-      if (!landed && !exitOk(first)) return failed(`the run ${describeExit(first)}`, first.wallMs);
-      const localRounds = await rounds(out);
-      notes.push(`at the kill ${localRounds} rounds were checkpointed locally; then ${await mirrorState(cluster.nats.url, runId)}`);
-      // "Another machine": nothing of the run on disk, only the cluster.
-      await rm(out, { recursive: true, force: true });
-      const away = await resumeElsewhere(cluster, runId, folder);
-      const wallMs = first.wallMs + away.result.wallMs;
-      if (!exitOk(away.result)) return failed(`evosearch resume ${runId} --cluster … --runs-dir <empty> (the killed run had ${localRounds} rounds checkpointed locally) ${describeExit(away.result)}`, wallMs, notes, landed);
-      if (away.record === null) return failed(`evosearch resume exited 0 but wrote no record.json under the other runs-dir (stdout: ${lastLines(away.result.stdout)})`, wallMs, notes, landed);
-      if (!away.fetched) notes.push('resume did not say it fetched the checkpoint from NATS');
-      return judged(away.record, ref, { landed, outcome: 'resumed', notes, wallMs });
-    });
-  } finally {
-    await rm(folder, { recursive: true, force: true });
-  }
+  return clusterRun('nats-restart-client-kill', model, nfe, false, async ({ cluster, run, out, folder }) => {
+    const notes: string[] = [];
+    if (!run.proc.running()) {
+      const result = await run.finish;
+      return failed(`the run ended before its first checkpoint was seen: ${describeExit(result)}`, result.wallMs);
+    }
+    const runId = await runIdOf(out);
+    const mirrored = await waitForMirror(cluster.nats.url, runId, run.proc.running);
+    if (mirrored) {
+      notes.push(`NATS had the first mirrored checkpoint when the folder had ${await rounds(out)} rounds`);
+      await sleep(faultDelay(ref));
+    }
+    if (run.proc.running()) {
+      await cluster.nats.restart(natsDownMs);
+      await sleep(Math.floor(random() * maxDelayMs));
+    }
+    const landed = run.proc.running();
+    if (landed) await run.proc.kill('SIGKILL');
+    else notes.push(`the run finished before the client kill${mirrored ? '' : ' (and before NATS held any mirrored checkpoint of it)'}`);
+    const first = await run.finish;
+    if (!landed && !exitOk(first)) return failed(`the run ${describeExit(first)}`, first.wallMs);
+    const localRounds = await rounds(out);
+    notes.push(`at the kill ${localRounds} rounds were checkpointed locally; then ${await mirrorState(cluster.nats.url, runId)}`);
+    // "Another machine": nothing of the run on disk, only the cluster.
+    await rm(out, { recursive: true, force: true });
+    const away = await resumeElsewhere(cluster, runId, folder);
+    const wallMs = first.wallMs + away.result.wallMs;
+    if (!exitOk(away.result)) return failed(`evosearch resume ${runId} --cluster … --runs-dir <empty> (the killed run had ${localRounds} rounds checkpointed locally) ${describeExit(away.result)}`, wallMs, notes, landed);
+    if (away.record === null) return failed(`evosearch resume exited 0 but wrote no record.json under the other runs-dir (stdout: ${lastLines(away.result.stdout)})`, wallMs, notes, landed);
+    if (!away.fetched) notes.push('resume did not say it fetched the checkpoint from NATS');
+    return judged(away.record, ref, { landed, outcome: 'resumed', notes, wallMs });
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------
