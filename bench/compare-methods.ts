@@ -10,6 +10,7 @@ import { runSearch } from '../coordinator/engine/run-search.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { resolveRunConfig, type MethodName } from '../config/resolve-run-config.js';
+import { METHOD_NAMES } from '../search/machine.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
@@ -24,7 +25,7 @@ const { values } = parseArgs({
 });
 const budgets = values.budgets.split(',').map(Number);
 const seeds = Number(values.seeds);
-const methods: MethodName[] = ['evosearch', 'best-of-n', 'particles'];
+const methods: readonly MethodName[] = METHOD_NAMES;
 
 interface Row {
   reward: number[];

@@ -1,12 +1,13 @@
 import { Command } from 'commander';
 import { describeSchedule } from '../config/describe-schedule.js';
 import type { RunPlan } from '../config/resolve-run-config.js';
+import { METHOD_NAMES } from '../search/machine.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
 
 /** Markdown table of what every method would spend at the plan's budget. */
 export function formatPlan(plan: RunPlan): string {
   const steps = plan.sampler.steps;
-  const rows = (['evosearch', 'best-of-n', 'particles'] as const).map((method) => {
+  const rows = METHOD_NAMES.map((method) => {
     const spend = plan.planned[method];
     const mark = method === plan.method ? ' (chosen)' : '';
     const why = plan.unavailable[method];

@@ -3,7 +3,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { ConfigError, mergeRunConfig, parseRunConfig, type RunPlan } from '../config/resolve-run-config.js';
 import { planRun } from '../config/plan-run.js';
-import { LOG_LEVELS, METHOD_NAMES, type RunConfigInput } from '../config/run-config-schema.js';
+import { LOG_LEVELS, type RunConfigInput } from '../config/run-config-schema.js';
+import { METHOD_NAMES } from '../search/machine.js';
 import { PRESET_NAMES, PRESETS } from '../config/presets.js';
 
 /**
@@ -53,7 +54,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flags: '--particles <int>', help: 'particles: number of particles k (default: the budget divided by the steps)', path: ['particles', 'particles'], parse: integer('--particles') },
   { flags: '--lambda <x>', help: 'particles: weight sharpness lambda (default 10)', path: ['particles', 'lambda'], parse: decimal('--lambda') },
   { flags: '--potential <name>', help: 'particles: potential (default max)', path: ['particles', 'potential'], choices: ['max', 'add', 'diff', 'rt'] },
-  { flags: '--resample-every <int>', help: 'particles: resampling interval f in steps (default 20)', path: ['particles', 'resampling', 'interval'], parse: integer('--resample-every') },
+  { flags: '--resample-every <int>', help: "particles: resampling interval f in steps (default round(20 N / 50), at least 1: the reference launch's every 20 of 50 steps, rescaled with the step count N)", path: ['particles', 'resampling', 'interval'], parse: integer('--resample-every') },
   { flags: '--resample-start <int>', help: 'particles: first resampling index a (default 0)', path: ['particles', 'resampling', 'start'], parse: integer('--resample-start') },
   { flags: '--resample-end <int>', help: 'particles: last resampling index b (default N)', path: ['particles', 'resampling', 'end'], parse: integer('--resample-end') },
   { flags: '--adaptive-resampling', help: 'particles: resample only when ESS < k/2', path: ['particles', 'adaptive'] },

@@ -3,6 +3,7 @@
  * gives up after 10 attempts, which a long-running worker or coordinator must not).
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { succeedsWithin } from '../async/timeouts-and-turns.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 export class NatsUnavailableError extends EvoSearchError {
@@ -26,11 +27,5 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
  * worker must not hang on its way out because of it).
  */
 export async function closeNats(nc: NatsConnection, ms = 2000): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const drained = await Promise.race([
-    nc.drain().then(() => true, () => false),
-    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
-  ]);
-  clearTimeout(timer);
-  if (!drained) await nc.close().catch(() => undefined);
+  if (!(await succeedsWithin(nc.drain(), ms))) await nc.close().catch(() => undefined);
 }

@@ -7,6 +7,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { succeedsWithin } from '../async/timeouts-and-turns.js';
 import { publishEvent, workerSubject } from './events.js';
 
 export const WORKERS_BUCKET = 'evosearch-workers';
@@ -62,13 +63,7 @@ export class WorkerRegistration {
   async deregister(): Promise<void> {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
-    let timer: NodeJS.Timeout | undefined;
-    const deleted = await Promise.race([
-      this.kv.delete(workerKey(this.entry.id)).then(() => true, () => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 2000))),
-    ]);
-    clearTimeout(timer);
-    if (!deleted) return;
+    if (!(await succeedsWithin(this.kv.delete(workerKey(this.entry.id)), 2000))) return;
     if (this.announce) publishEvent(this.nc, workerSubject('left'), { id: this.entry.id, address: this.entry.address });
     await this.nc.flush().catch(() => undefined);
   }

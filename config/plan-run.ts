@@ -9,7 +9,7 @@ import { parsePrompt, PromptError, type ParsedPrompt } from '../world/prompt-gra
 import type { PresetName } from './presets.js';
 import { resolveRunConfig } from './resolve-run-config.js';
 import { ConfigError, type MethodName, type ModelDefaults, type RunPlan } from './run-plan.js';
-import { METHOD_NAMES } from './run-config-schema.js';
+import { METHOD_NAMES } from '../search/machine.js';
 import type { RunConfigInput } from './run-config-schema.js';
 
 /**

@@ -134,8 +134,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
   const particles = { ...particleBase, particles: particleCount };
   let particleSpend: PlannedSpend;
   try {
-    const c = plannedParticleCompute({ ...particles, steps, seed: 0 });
-    particleSpend = { ...c, trajectories: c.nfe / steps };
+    particleSpend = plannedParticleCompute({ ...particles, steps, seed: 0 });
   } catch (error) {
     if (error instanceof ParticleConfigError) throw new ConfigError(`particles.${error.field}`, error.problem, source, { cause: error });
     throw error;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { PRESET_NAMES } from './presets.js';
+import { METHOD_NAMES } from '../search/machine.js';
 
 /**
  * The run configuration as users write it (a YAML/JSON file, CLI flags on top). Everything is
@@ -10,7 +11,6 @@ import { PRESET_NAMES } from './presets.js';
 const positiveInt = z.number().int().positive();
 const stepIndex = z.number().int().nonnegative();
 
-export const METHOD_NAMES = ['evosearch', 'best-of-n', 'particles'] as const;
 export const EXECUTION_PROVIDERS = ['cpu', 'webgpu', 'cuda', 'tensorrt'] as const;
 export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 

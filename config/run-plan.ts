@@ -4,6 +4,7 @@
  * error a configuration that cannot run raises.
  */
 import type { PlannedSpend } from '../search/planner.js';
+import type { SearchMethodName } from '../search/machine.js';
 import type { ParticleSearchConfig } from '../search/particles.js';
 import type { EvoSearchConfig } from '../search/evosearch.js';
 import type { SamplerConfig } from '../samplers/index.js';
@@ -24,7 +25,8 @@ export class ConfigError extends EvoSearchError {
   }
 }
 
-export type MethodName = 'evosearch' | 'best-of-n' | 'particles';
+/** A search method (METHOD_NAMES in search/machine.ts). */
+export type MethodName = SearchMethodName;
 
 /** Everything a run needs, validated, with defaults and planned schedules filled in. */
 export interface RunPlan {
@@ -55,7 +57,6 @@ export interface RunPlan {
   /** NATS URL of a cluster whose registered workers run the search, or undefined. */
   readonly cluster: string | undefined;
   readonly batchSize: number;
-  /** Rows of every model call (cut or padded), or undefined: calls as the work comes. */
   /** Rows of every model call; undefined: the worker's default (fixed on CUDA, worker/fixed-shape-model.ts). */
   readonly callRows: number | 'off' | undefined;
   readonly out: string | undefined;

@@ -12,6 +12,7 @@ import { existsSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Stats } from 'node:fs';
+import { withTimeout } from '../async/timeouts-and-turns.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /** How long the whole check may take before the filesystem is reported as not answering. */
@@ -141,21 +142,13 @@ export async function prepareOutFolder(folderArg: string, options: { readonly ti
   const timeoutMs = options.timeoutMs ?? OUT_FOLDER_TIMEOUT_MS;
   const deadline = Date.now() + timeoutMs;
   const fail = (code: ErrorCode, detail: string, cause?: unknown): OutFolderError => new OutFolderError(code, folder, detail, false, cause === undefined ? undefined : { cause });
-  const within = async <T>(call: Promise<T>, what: string): Promise<T> => {
-    call.catch(() => undefined); // a call that ends after the deadline must not become an unhandled rejection
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new OutFolderError('io', folder, `the filesystem did not answer within ${(timeoutMs / 1000).toFixed(0)} s while ${what} (a hung network mount?); choose a folder on a local disk`, true)),
-        Math.max(0, deadline - Date.now()),
-      );
-    });
-    try {
-      return await Promise.race([call, late]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
+  // A call that ends after the deadline is dropped (never an unhandled rejection).
+  const within = <T>(call: Promise<T>, what: string): Promise<T> =>
+    withTimeout(
+      call,
+      Math.max(0, deadline - Date.now()),
+      () => new OutFolderError('io', folder, `the filesystem did not answer within ${(timeoutMs / 1000).toFixed(0)} s while ${what} (a hung network mount?); choose a folder on a local disk`, true),
+    );
   const inTheWay = (path: string, st: Stats): OutFolderError =>
     path === folder
       ? fail('run-folder', `is ${kindOf(st)}, not a folder; choose another --out, or move it away`)

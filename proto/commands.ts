@@ -5,7 +5,7 @@
  *
  * Every random draw a command implies has an address (see random/noise-address.ts):
  * - init: ('init', id, 0)
- * - advance: ('advance' | 'rollout', noiseLineage ?? id, step) for each step from..to-1
+ * - advance: (purpose, id, step) for each step from..to-1, purpose 'advance' or 'rollout' as the command says
  * - rollout: ('rollout', finalId, step): every rollout has its own final id, so two rollouts of the
  *   same candidate from different steps never share noise
  * - mutate: ('mutate', child, step)
@@ -134,7 +134,7 @@ export interface ScoreCommand {
 
 /** What the search issues. */
 export type SearchCommand = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
-/** What a worker executes: the search's commands plus the dispatcher's placement moves. */
+
 /**
  * Checkpoints: the worker writes every state it holds to `file` (a path on the worker's machine, so a
  * shared folder for workers elsewhere), atomically, and answers with the ids, bytes and sha256. The
@@ -163,6 +163,7 @@ export interface SnapshotFile {
   readonly sha256: string;
 }
 
+/** What a worker executes: the search's commands plus the dispatcher's placement moves. */
 export type Command = SearchCommand | ExportCommand | ImportCommand | RecoverCommand | ScoreCommand | SnapshotCommand | RestoreCommand;
 
 /** Bytes a state occupies when it moves (latent, solver memory, cached output). */
@@ -170,11 +171,15 @@ export function transferredBytes(state: TransferredState): number {
   return (state.latent.length + (state.previousX0?.length ?? 0) + (state.cachedOutput?.length ?? 0)) * Float32Array.BYTES_PER_ELEMENT;
 }
 
-/** Compute spent, counted where it is spent. A CFG pair is one NFE and two forward passes. */
+/** Compute spent, counted where it is spent, per latent or sample. A CFG pair is one NFE and two forward passes. */
 export interface ComputeCounters {
+  /** Network function evaluations (denoiser calls per latent, summed). */
   nfe: number;
+  /** Denoiser forward passes per latent, summed (two per NFE under CFG). */
   forwardPasses: number;
+  /** Samples decoded (VAE / decoder). */
   decodes: number;
+  /** Samples scored. */
   rewardCalls: number;
 }
 

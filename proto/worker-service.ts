@@ -29,7 +29,6 @@ export interface HelloReply {
 
 /** What a worker serves: everything, denoising and decoding only, or rewards only. */
 export type WorkerRole = 'both' | 'denoise' | 'reward';
-export const WORKER_ROLES: readonly WorkerRole[] = ['both', 'denoise', 'reward'];
 export interface SetupRequest {
   readonly runId: string;
   readonly setupJson: string;

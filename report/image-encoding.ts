@@ -111,25 +111,6 @@ export function toRgba8(sample: Float32Array, shape: readonly number[], scale = 
   return shape.length === 3 ? frames[0]! : frames;
 }
 
-/** Nearest-neighbour integer upscale of an RGBA image. */
-export function upscaleRgba(image: RgbaImage, scale: number): RgbaImage {
-  checkScale(scale);
-  if (scale === 1) return image;
-  const outW = image.width * scale;
-  const out = new Uint8Array(outW * image.height * scale * 4);
-  const row = new Uint8Array(outW * 4);
-  const src32 = new Uint32Array(image.data.buffer.slice(image.data.byteOffset, image.data.byteOffset + image.data.byteLength));
-  const row32 = new Uint32Array(row.buffer);
-  for (let y = 0; y < image.height; y++) {
-    for (let x = 0; x < image.width; x++) {
-      const px = src32[y * image.width + x]!;
-      for (let s = 0; s < scale; s++) row32[x * scale + s] = px;
-    }
-    for (let s = 0; s < scale; s++) out.set(row, (y * scale + s) * outW * 4);
-  }
-  return { width: outW, height: image.height * scale, data: out };
-}
-
 /** PNG bytes of an RGBA image (8-bit RGBA, pngjs). */
 export function encodePng(rgba: RgbaImage): Buffer {
   if (rgba.data.length !== rgba.width * rgba.height * 4) {

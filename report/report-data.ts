@@ -7,6 +7,7 @@
  * Samples are Float32Array in [0, 1], channels first:
  *   image [3, H, W] or [1, H, W]; video [F, 3, H, W] or [F, 1, H, W].
  */
+import type { ComputeCounters } from '../proto/commands.js';
 
 /** A decoded sample: values in [0, 1], channels first (see module doc). */
 export interface SampleData {
@@ -43,23 +44,13 @@ export interface PopulationMember {
   sample: SampleData;
 }
 
-export interface ComputeSpent {
-  /** Network function evaluations (denoiser calls per sample, summed). */
-  nfe: number;
-  /** Batched forward passes actually run on workers. */
-  forwardPasses: number;
-  /** VAE / decoder calls. */
-  decodes: number;
-  rewardCalls: number;
-}
-
 export interface PromptReport {
   prompt: string | null;
   method: string;
   model: string;
   /** Budget in NFEs the run was given. */
   budgetNfe: number;
-  spent: ComputeSpent;
+  spent: ComputeCounters;
   wallMs: number;
   bytesMoved: number;
   best: {

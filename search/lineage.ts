@@ -103,10 +103,6 @@ export class Lineage {
   all(): readonly CandidateRecord[] {
     return this.records;
   }
-
-  get size(): number {
-    return this.records.length;
-  }
 }
 
 /** The draws a candidate's origin consumed (see the addresses in proto/commands.ts). */

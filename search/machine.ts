@@ -23,7 +23,9 @@ export interface SearchMachine {
   candidates(): readonly CandidateRecord[];
 }
 
-export type SearchMethodName = 'evosearch' | 'best-of-n' | 'particles';
+/** The search methods: the one list the config schema, the run plan and the CLI take theirs from. */
+export const METHOD_NAMES = ['evosearch', 'best-of-n', 'particles'] as const;
+export type SearchMethodName = (typeof METHOD_NAMES)[number];
 
 export type SearchRound =
   | { readonly kind: 'commands'; readonly label: string; readonly commands: readonly SearchCommand[] }

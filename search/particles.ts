@@ -4,6 +4,7 @@ import { describeValue } from '../errors/describe-value.js';
 import { BestSoFar } from './best-so-far.js';
 import { Lineage, type CandidateRecord } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
+import type { PlannedSpend } from './planner.js';
 import { applyPotential, EMPTY_HISTORY, POTENTIAL_NAMES, type PotentialHistory, type PotentialName } from './potentials.js';
 import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from './resampling.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
@@ -57,13 +58,6 @@ export class ParticleConfigError extends EvoSearchError {
   ) {
     super(`particle search config: ${field} ${problem}`, options);
   }
-}
-
-/** Compute a config will spend, worked out from the plan alone. */
-export interface PlannedCompute {
-  readonly nfe: number;
-  readonly decodes: number;
-  readonly rewardCalls: number;
 }
 
 const DEFAULT_INTERVAL = 20;
@@ -129,16 +123,16 @@ export function resolveParticleConfig(config: ParticleSearchConfig): ResolvedPar
 }
 
 /**
- * NFE, decode and reward calls the config will spend. x0-prediction: k * N NFEs, since scoring at
+ * NFE (also in trajectories of N steps), decodes and reward calls the config will spend. x0-prediction: k * N NFEs, since scoring at
  * index j reuses the model output the next advance from j needs (AdvanceCommand); rollout adds
  * k * (N - i) per scheduled index i < N. Each scheduled index decodes and scores every particle once.
  * ESS-adaptive skipping changes only copies, never compute, so the plan is exact.
  */
-export function plannedParticleCompute(config: ParticleSearchConfig): PlannedCompute {
+export function plannedParticleCompute(config: ParticleSearchConfig): PlannedSpend {
   const { particles: k, steps: N, schedule, fitness } = resolveParticleConfig(config);
   let nfe = k * N;
   if (fitness === 'rollout') for (const i of schedule) nfe += k * (N - i);
-  return { nfe, decodes: k * schedule.length, rewardCalls: k * schedule.length };
+  return { nfe, decodes: k * schedule.length, rewardCalls: k * schedule.length, trajectories: nfe / N };
 }
 
 /** Validates the config and returns a fresh particle search. */

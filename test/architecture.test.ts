@@ -9,10 +9,10 @@ import { repoRoot } from './support/repo-root.js';
  * own folder and from folders of lower layers only: never from a folder of its own layer or above.
  */
 const LAYERS: readonly (readonly string[])[] = [
-  ['errors'],
+  ['errors', 'async'],
   ['files', 'random', 'samplers', 'world'],
-  ['proto', 'cluster', 'report'],
-  ['search'],
+  ['proto', 'cluster'],
+  ['search', 'report'],
   ['worker'],
   ['config'],
   ['coordinator'],

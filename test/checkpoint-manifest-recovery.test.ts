@@ -318,6 +318,7 @@ describe('checkpoint manifests: never a moment without a usable one', () => {
         const child = spawn(process.execPath, [script, source, folder], { stdio: ['ignore', 'pipe', 'inherit'] });
         const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
         await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+        // The scenario, not a wait for an event: the kill lands at a random point of the append loop.
         await sleep(5 + Math.floor(random() * 150));
         assert.ok(child.kill('SIGKILL'), `trial ${trial}: the loop had stopped`);
         assert.equal(await exited, null);

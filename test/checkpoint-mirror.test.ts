@@ -9,7 +9,8 @@ import { Objm } from '@nats-io/obj';
 import { CHECKPOINTS_BUCKET, CheckpointMirror, fetchCheckpoint } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { JOURNAL_FILE, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
 import { connectNats } from '../cluster/nats-connection.js';
-import { startNatsServer, type NatsServer } from './support/nats-server.js';
+import { withTimeout } from '../async/timeouts-and-turns.js';
+import { nextStatus, startNatsServer, type NatsServer } from './support/nats-server.js';
 
 const line = (round: number) => `${JSON.stringify({ round, payload: 'x'.repeat(2000 + round) })}\n`;
 const manifestOf = (rounds: number) => JSON.stringify({ rounds });
@@ -48,11 +49,13 @@ describe('checkpoint mirror in NATS (real nats-server): consistent at every inst
     const mirror = new CheckpointMirror(nc, runId);
     mirror.put(0, line(0), manifestOf(1));
     assert.equal(await mirror.flush(), null);
-    // NATS goes away for 2 s; the run goes on appending rounds.
+    // NATS goes away for 2 s; once this client has seen it go, the run goes on appending rounds.
+    const down = nextStatus(nc, 'disconnect');
     const restarted = nats.restart(2000);
-    await sleep(100);
+    await withTimeout(down, 5000, 'the client seeing NATS go down');
     for (let round = 1; round <= 3; round++) {
       mirror.put(round, line(round), manifestOf(round + 1));
+      // The scenario, not a wait for an event: rounds come at a run's pace through the outage.
       await sleep(300);
     }
     await restarted;
@@ -60,6 +63,7 @@ describe('checkpoint mirror in NATS (real nats-server): consistent at every inst
     for (let round = 4; round <= 6; round++) {
       mirror.put(round, line(round), manifestOf(round + 1));
       checks.push(await consistent(runId));
+      // The scenario: the store is looked at at several instants while the mirror catches up.
       await sleep(50);
     }
     assert.equal(await mirror.flush({ retryForMs: 20_000 }), null);

@@ -19,6 +19,7 @@ import { connectNats } from '../cluster/nats-connection.js';
 import { HEARTBEAT_MS, liveWorkers, sweepStaleWorkers } from '../cluster/worker-registry.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
+import { waitFor } from './support/wait-for.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const execFileAsync = promisify(execFile);
@@ -54,28 +55,28 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
     const live = await liveWorkers(nc);
     assert.deepEqual(live.map((w) => w.address).sort(), workers.map((w) => w.address).sort());
     const before = Date.parse(live[0]!.heartbeatAt);
-    await sleep(HEARTBEAT_MS + 500);
-    const later = (await liveWorkers(nc)).find((w) => w.id === live[0]!.id)!;
-    assert.ok(Date.parse(later.heartbeatAt) > before, 'no heartbeat');
+    const heartbeatOf = async (id: string) => Date.parse((await liveWorkers(nc)).find((w) => w.id === id)?.heartbeatAt ?? '');
+    await waitFor(async () => (await heartbeatOf(live[0]!.id)) > before, HEARTBEAT_MS + 500, `a heartbeat of worker ${live[0]!.id} after its ${live[0]!.heartbeatAt} one`, 100);
     const leaving = workers.pop()!;
     leaving.child.kill('SIGTERM');
     assert.equal(await leaving.exited, 0);
     assert.deepEqual((await liveWorkers(nc)).map((w) => w.address), [workers[0]!.address]);
     const joined = events.filter((e) => e.subject === `${EVENTS_PREFIX}.worker.joined`).map((e) => e.data.address);
     assert.ok(joined.includes(leaving.address) && joined.includes(workers[0]!.address), `joined events: ${joined.join(', ')}`);
-    assert.ok(events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.left` && e.data.address === leaving.address));
+    await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.left` && e.data.address === leaving.address), 5000, `the worker.left event of ${leaving.address}`);
   });
 
   it('a killed worker goes stale; the sweep removes it and announces it lost', async () => {
     const doomed = await startWorker('analytic:gmm', ['--nats', nats.url]);
     doomed.child.kill('SIGKILL');
     await doomed.exited;
+    // The scenario itself, not a wait for an event: the killed worker's last heartbeat has to grow
+    // older than the sweep's threshold below (HEARTBEAT_MS + 500), and only time does that.
     await sleep(HEARTBEAT_MS + 800);
     const swept = await sweepStaleWorkers(nc, HEARTBEAT_MS + 500);
     assert.deepEqual(swept.map((w) => w.address), [doomed.address]);
     assert.ok(!(await liveWorkers(nc)).some((w) => w.address === doomed.address));
-    await sleep(100);
-    assert.ok(events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.lost` && e.data.address === doomed.address));
+    await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.lost` && e.data.address === doomed.address), 5000, `the worker.lost event of ${doomed.address}`);
   });
 
   it('evosearch run --cluster runs on the live workers of its model build, gives the local answer, and publishes run events', async () => {
@@ -91,8 +92,9 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       assert.deepEqual(cluster.best, local.best);
       const sameBuild = workers.filter((w) => w.build === workers[0]!.build).map((w) => w.address).sort();
       assert.deepEqual(cluster.workers.map((w) => w.split(' ')[0]).sort(), sameBuild, 'the seed=2 worker serves another build and must not be used');
-      await sleep(100);
-      const mine = events.filter((e) => e.subject.startsWith(`${EVENTS_PREFIX}.run.${cluster.runId}.`)).map((e) => e.subject.split('.').at(-1));
+      const runEvents = `${EVENTS_PREFIX}.run.${cluster.runId}.`;
+      await waitFor(() => events.some((e) => e.subject === `${runEvents}finished`), 5000, `the run.${cluster.runId}.finished event`);
+      const mine = events.filter((e) => e.subject.startsWith(runEvents)).map((e) => e.subject.split('.').at(-1));
       assert.equal(mine[0], 'started');
       assert.equal(mine.at(-1), 'finished');
       assert.equal(mine.filter((e) => e === 'round').length, cluster.rounds.length);
@@ -125,9 +127,10 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       await execFileAsync(process.execPath, [bin(), ...args, '--out', join(out, 'local')]);
       const child = spawn(process.execPath, [bin(), ...args, '--cluster', nats.url, '--out', join(out, 'cluster')], { stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      while (!existsSync(join(out, 'cluster', 'checkpoint.json')) && child.exitCode === null) await sleep(5);
+      await waitFor(() => existsSync(join(out, 'cluster', 'checkpoint.json')) || child.exitCode !== null, 60_000, 'the cluster run to write its first checkpoint', 5);
       const wasRunning = child.exitCode === null;
       await nats.restart(1500);
+      const back = Date.now();
       assert.equal(await exited, 0);
       assert.ok(wasRunning, 'the run ended before NATS went down: the test proves nothing');
       const local = JSON.parse(await readFile(join(out, 'local', 'record.json'), 'utf8')) as { best: unknown };
@@ -141,12 +144,10 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       const resumed = JSON.parse(await readFile(join(out, 'elsewhere', runId, 'record.json'), 'utf8')) as { best: unknown };
       assert.deepEqual(resumed.best, local.best);
       // The workers' heartbeats and the events resume once NATS is back.
-      await sleep(HEARTBEAT_MS + 1500);
-      assert.ok((await liveWorkers(nc)).length > 0, 'no worker heartbeat after NATS came back');
+      await waitFor(async () => (await liveWorkers(nc)).some((w) => Date.parse(w.heartbeatAt) > back), 2 * HEARTBEAT_MS + 5000, 'a worker heartbeat written after NATS came back', 100);
       const joiner = await startWorker('analytic:gmm', ['--nats', nats.url]);
       workers.push(joiner);
-      await sleep(300);
-      assert.ok(events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.joined` && e.data.address === joiner.address), 'no event after NATS came back');
+      await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.joined` && e.data.address === joiner.address), 5000, `the worker.joined event of ${joiner.address}, after NATS came back`);
     } finally {
       await rm(out, { recursive: true });
     }
@@ -160,11 +161,11 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       const first = join(out, 'machine-a');
       const child = spawn(process.execPath, [bin(), ...args, '--cluster', nats.url, '--out', first], { stdio: 'ignore' });
       const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-      while (!existsSync(join(first, 'checkpoint.json')) && child.exitCode === null) await sleep(5);
+      await waitFor(() => existsSync(join(first, 'checkpoint.json')) || child.exitCode !== null, 60_000, 'the cluster run to write its first checkpoint', 5);
       const runId = (JSON.parse(await readFile(join(first, 'checkpoint.json'), 'utf8')) as { runId: string }).runId;
       // The mirror to NATS trails the local checkpoint by up to a round: kill once NATS has one.
       const objects = await new Objm(nc).create(CHECKPOINTS_BUCKET);
-      while ((await objects.getBlob(`${runId}/manifest`)) === null && child.exitCode === null) await sleep(10);
+      await waitFor(async () => (await objects.getBlob(`${runId}/manifest`)) !== null || child.exitCode !== null, 60_000, `run ${runId}'s manifest in NATS`);
       assert.equal(child.exitCode, null, 'the run ended before the kill: the test proves nothing');
       child.kill('SIGKILL');
       await exited;

@@ -13,9 +13,11 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { fetchWorkerHealth } from '../proto/worker-client.js';
 import { threadLimit } from '../worker/runtime/host-limits.js';
 import { evosearch, EVOSEARCH_BIN } from './support/evosearch-cli.js';
 import { repoRoot } from './support/repo-root.js';
+import { waitFor } from './support/wait-for.js';
 
 const root = repoRoot();
 const tinySd = join(root, 'models', 'bundles', 'tiny-sd');
@@ -65,14 +67,6 @@ async function startWorker(args: readonly string[]): Promise<Running & { address
     running.exited.then((e) => Promise.reject(new Error(`worker exited (${e.code ?? e.signal}) before listening: ${running.stderr()}`))),
   ]);
   return { ...running, address: (JSON.parse(line) as { address: string }).address };
-}
-
-async function waitFor(what: string, ms: number, check: () => Promise<boolean> | boolean): Promise<void> {
-  const until = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 const noStack = (stderr: string) => assert.doesNotMatch(stderr, /\n\s+at |FATAL ERROR|Invalid array length|heap out of memory/, stderr);
@@ -147,7 +141,7 @@ describe('resume checks its flags as run does', () => {
     const folder = join(dir, 'run');
     // An unfinished run: killed once its first checkpoint is written.
     const r = start(['run', '--budget-nfe', '1000000', '--no-progress', '--out', folder]);
-    await waitFor('the first checkpoint', 60_000, () => existsSync(join(folder, 'checkpoint.json')));
+    await waitFor(() => existsSync(join(folder, 'checkpoint.json')), 60_000, 'the first checkpoint', 100);
     r.child.kill('SIGKILL');
     await r.exited;
     assert.equal(existsSync(join(folder, 'record.json')), false, 'the run finished before it was killed');
@@ -223,8 +217,9 @@ describe('evosearch worker: threads, addresses and signals', () => {
     // One batch of thousands of tiny-sd samples: a minute or more of work on a few cores.
     const run = start(['run', '--model', tinySd, '--prompt', 'a red circle', '--method', 'best-of-n', '--budget-nfe', '100000', '--workers-at', worker.address, '--no-progress', '--out', join(dir, 'run')]);
     try {
-      await waitFor('the run set up on the worker', 30_000, () => /"msg":"run set up"/.test(worker.stderr()));
-      await new Promise((resolve) => setTimeout(resolve, 1000));
+      await waitFor(() => /"msg":"run set up"/.test(worker.stderr()), 30_000, 'the run set up on the worker', 100);
+      // The round is one batch (init and advance together): once Health counts one in flight, it runs.
+      await waitFor(async () => (await fetchWorkerHealth(worker.address)).inFlight > 0, 30_000, 'the worker to be running the batch', 100);
       const sent = Date.now();
       worker.child.kill('SIGTERM');
       const exit = await worker.exitWithin(20_000);
@@ -247,7 +242,9 @@ describe('evosearch run: signals', () => {
     const folder = join(dir, 'run');
     const r = start(['run', '--model', tinySd, '--prompt', 'a red circle', '--method', 'best-of-n', '--budget-nfe', '100000', '--workers', '1', '--no-progress', '--out', folder]);
     try {
-      await waitFor('the run to start its first round', 60_000, async () => existsSync(join(folder, 'run.log')) && /"msg":"run started"/.test(await readFile(join(folder, 'run.log'), 'utf8')));
+      await waitFor(async () => existsSync(join(folder, 'run.log')) && /"msg":"run started"/.test(await readFile(join(folder, 'run.log'), 'utf8')), 60_000, 'the run to start its first round', 100);
+      // Nothing outside the process tells that the round's batch has reached its thread (the run has
+      // no progress display, and local threads have no Health): a second after "run started", it has.
       await new Promise((resolve) => setTimeout(resolve, 1000));
       const sent = Date.now();
       r.child.kill('SIGTERM');

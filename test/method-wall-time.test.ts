@@ -104,6 +104,7 @@ describe('checkpoints written while the next round runs', () => {
         snapshots: folder,
         onJournal: async (entry: JournalEntry) => {
           events.push(`journal-start:${entry.report.round}`);
+          // The scenario: keeping an entry takes a while, long enough for the next round to go out.
           await sleep(15);
           kept.push(entry.report.round);
           events.push(`journal-done:${entry.report.round}`);
@@ -137,6 +138,7 @@ describe('checkpoints written while the next round runs', () => {
         }),
         /disk full/,
       );
+      // What is checked is an event that must not happen: a stray rejection would be reported by now.
       await sleep(10);
       assert.deepEqual(unhandled, []);
     } finally {
@@ -153,6 +155,7 @@ describe('checkpoints written while the next round runs', () => {
         signal: stop.signal,
         onJournal: async () => {
           stop.abort('test');
+          // The scenario: the entry is still being kept when the cancel comes.
           await sleep(20);
           keptRounds += 1;
         },

@@ -17,6 +17,7 @@ import { CommandExecutor } from '../worker/executor.js';
 import type { GenerativeModel } from '../worker/models/generator.js';
 import { openModel } from '../worker/models/load-model.js';
 import { NoisePrefetch } from '../worker/noise-prefetch.js';
+import { waitFor } from './support/wait-for.js';
 
 const SEED = 0x1234_5678_9abc_def0n;
 const TINY_SD = fileURLToPath(new URL('../../models/bundles/tiny-sd', import.meta.url));
@@ -140,7 +141,8 @@ describe('NoisePrefetch', () => {
     try {
       const wanted = addresses(64, 7).map((a) => ({ ...a, purpose: 'advance' as const }));
       const size = 2048;
-      // Started and warmed up.
+      // Started and warmed up. No event tells that the helper thread is up (until it is, this thread
+      // draws everything itself, which the warm-up requests cannot tell apart): it is given 200 ms.
       await sleep(200);
       for (let i = 0; i < 3; i++) (await prefetch.request(wanted, size)).length;
       const started = performance.now();
@@ -186,7 +188,7 @@ describe('NoisePrefetch', () => {
       try {
         const first = addresses(8, 1);
         const pending = [prefetch.request(first, 300), prefetch.request(addresses(8, 2), 300)];
-        await sleep(300);
+        await waitFor(() => prefetch.stoppedBecause !== null, 10_000, `the helper thread that ${what} to be seen gone`);
         (await pending[0]!).forEach((normals, i) => sameBits(normals, expected(noise, first[i]!, 300), `pending address ${i}`));
         (await pending[1]!).forEach((normals, i) => sameBits(normals, expected(noise, addresses(8, 2)[i]!, 300), `second pending address ${i}`));
         assert.match(prefetch.stoppedBecause ?? '', reason);
@@ -204,11 +206,14 @@ describe('NoisePrefetch', () => {
     try {
       const wanted = addresses(4, 9);
       const draw = prefetch.request(wanted, 64);
+      // The scenario: the helper takes its claim and hangs on it for the watchdog's 300 ms (the claim
+      // is in shared memory NoisePrefetch does not show; nothing else happens to wait for).
       await sleep(300);
       const waited = performance.now();
       (await draw).forEach((normals, i) => sameBits(normals, expected(noise, wanted[i]!, 64), `address ${i}`));
       assert.ok(performance.now() - waited < 100, 'the draw waited for the hung helper');
       assert.equal(prefetch.stoppedBecause, null);
+      // The scenario: the request stays unanswered past the watchdog's time, seen at the next request.
       await sleep(100);
       const later = addresses(3, 10);
       (await prefetch.request(later, 64)).forEach((normals, i) => sameBits(normals, expected(noise, later[i]!, 64), `later address ${i}`));

@@ -12,6 +12,10 @@ import {
 } from '../search/particles.js';
 import { applyPotential, EMPTY_HISTORY, type PotentialName } from '../search/potentials.js';
 import { effectiveSampleSize, multinomialAncestors, normalizedWeights } from '../search/resampling.js';
+import type { PlannedSpend } from '../search/planner.js';
+
+/** What a worker counts of a plan (the plan's trajectories is its NFE in units of N steps). */
+const counted = (plan: PlannedSpend) => ({ nfe: plan.nfe, decodes: plan.decodes, rewardCalls: plan.rewardCalls });
 
 /** What the fake worker tells the reward function about the state it scores. */
 interface Scoring {
@@ -308,8 +312,8 @@ describe('particle search: x0-prediction fitness', () => {
   });
 
   it('NFE, decodes and reward calls the worker spent equal the plan (k N, k |schedule|)', () => {
-    assert.deepEqual(run.worker.compute, plannedParticleCompute(config));
-    assert.deepEqual(plannedParticleCompute(config), { nfe: 200, decodes: 12, rewardCalls: 12 });
+    assert.deepEqual(run.worker.compute, counted(plannedParticleCompute(config)));
+    assert.deepEqual(plannedParticleCompute(config), { nfe: 200, decodes: 12, rewardCalls: 12, trajectories: 4 });
   });
 
   it('reports the best final particle, held under its own id', () => {
@@ -356,8 +360,8 @@ describe('particle search: rollout fitness', () => {
   });
 
   it('NFE implied by the commands equals the plan: k N + k (N - i) per rollout index', () => {
-    assert.deepEqual(run.worker.compute, plannedParticleCompute(config));
-    assert.deepEqual(plannedParticleCompute(config), { nfe: 3 * 30 + 3 * 20 + 3 * 10, decodes: 9, rewardCalls: 9 });
+    assert.deepEqual(run.worker.compute, counted(plannedParticleCompute(config)));
+    assert.deepEqual(plannedParticleCompute(config), { nfe: 3 * 30 + 3 * 20 + 3 * 10, decodes: 9, rewardCalls: 9, trajectories: 6 });
   });
 
   it('keeps only the best rollout final; the answer is the best of rollouts and final particles', () => {
@@ -383,7 +387,7 @@ describe('particle search: rollout fitness', () => {
     assert.equal(r.best!.sampleId, r.best!.candidate);
     assert.deepEqual(r.rounds.at(-1)!.commands.map((x) => x.kind), ['drop']);
     assert.equal(r.worker.states.size, 3);
-    assert.deepEqual(r.worker.compute, plannedParticleCompute(c));
+    assert.deepEqual(r.worker.compute, counted(plannedParticleCompute(c)));
   });
 });
 
@@ -476,6 +480,6 @@ describe('particle search: determinism and protocol', () => {
     const run = drive(c, (s) => s.step);
     assert.equal(commandsOf(run, 'copy').length, 0);
     assert.deepEqual(run.best, { candidate: 0, sampleId: 0, reward: 12 });
-    assert.deepEqual(run.worker.compute, plannedParticleCompute(c));
+    assert.deepEqual(run.worker.compute, counted(plannedParticleCompute(c)));
   });
 });

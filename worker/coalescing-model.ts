@@ -5,6 +5,7 @@
  * Results do not change: a latent's output never depends on the batch it is in (ExecutorOptions).
  */
 import type { GenerativeModel, RewardModel } from './models/generator.js';
+import { TurnQueue } from '../async/timeouts-and-turns.js';
 
 type Output = Float32Array | Float64Array;
 
@@ -29,7 +30,7 @@ class CallMerger {
   private groups = new Map<string, Group>();
   private scheduled = false;
   /** Merged calls run one after another, never two at once on the same sessions. */
-  private chain: Promise<void> = Promise.resolve();
+  private readonly turns = new TurnQueue();
 
   constructor(private readonly maxBatch: number) {}
 
@@ -46,7 +47,7 @@ class CallMerger {
           this.scheduled = false;
           const groups = [...this.groups.values()];
           this.groups = new Map();
-          this.chain = this.chain.then(() => this.runGroups(groups));
+          void this.turns.run(() => this.runGroups(groups));
         });
       }
     });

@@ -9,6 +9,7 @@ import type { CudaProviderOptions } from './runtime/providers.js';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ThreadPool } from './thread-pool.js';
+import { TurnQueue } from '../async/timeouts-and-turns.js';
 import type { Command } from '../proto/commands.js';
 import { workerServerOptions } from '../proto/grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
@@ -39,7 +40,7 @@ export class WorkerServer {
    * at once, each on its own thread with its own conditioning. The oldest is closed past `maxRuns`.
    */
   private readonly runs = new Map<string, ThreadPool>();
-  private settingUp: Promise<void> = Promise.resolve();
+  private readonly setups = new TurnQueue();
   private inFlight = 0;
   private busyMs = 0;
   /** Time inside session.run, from each run's threads; the last total seen per run's pool. */
@@ -51,8 +52,8 @@ export class WorkerServer {
   private readonly nfeRunning = new Set<{ nfe: number }>();
   private draining = false;
   private idle: (() => void) | null = null;
-  /** The end of the last piece of GPU work queued (see onDevice). */
-  private deviceTurn: Promise<void> = Promise.resolve();
+  /** GPU work, one piece at a time (see onDevice). */
+  private readonly deviceTurns = new TurnQueue();
 
   private constructor(
     private readonly server: grpc.Server,
@@ -95,11 +96,7 @@ export class WorkerServer {
   private async setup(request: SetupRequest, done: grpc.sendUnaryData<SetupReply>): Promise<void> {
     if (this.draining) return done(refusal(grpc.status.UNAVAILABLE, 'this worker is draining'));
     // Setups run one at a time: a second coordinator call for the same run waits for the first.
-    const previous = this.settingUp;
-    let finish!: () => void;
-    this.settingUp = new Promise((resolve) => (finish = resolve));
-    await previous;
-    try {
+    await this.setups.run(async () => {
       const existing = this.runs.get(request.runId);
       if (existing !== undefined) return done(null, { description: existing.describe(0) });
       let setup: WorkerSetup;
@@ -131,9 +128,7 @@ export class WorkerServer {
       }
       this.options.logger.info({ runId: request.runId, description: pool.describe(0), runs: this.runs.size }, 'run set up');
       done(null, { description: pool.describe(0) });
-    } finally {
-      finish();
-    }
+    });
   }
 
   private health(): HealthReply {
@@ -213,15 +208,7 @@ export class WorkerServer {
    */
   private async onDevice<T>(work: () => Promise<T>): Promise<T> {
     if (!(this.options.providers ?? []).includes('webgpu')) return work();
-    const previous = this.deviceTurn;
-    let release!: () => void;
-    this.deviceTurn = new Promise((resolve) => (release = resolve));
-    await previous;
-    try {
-      return await work();
-    } finally {
-      release();
-    }
+    return this.deviceTurns.run(work);
   }
 
   /** Stops taking batches, lets those in flight finish, then closes the model and the server. */

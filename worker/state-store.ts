@@ -65,11 +65,4 @@ export class StateStore {
   entries(): IterableIterator<[CandidateId, TrajectoryState]> {
     return this.states.entries();
   }
-
-  /** Floats held, for memory reports. */
-  floats(): number {
-    let total = 0;
-    for (const s of this.states.values()) total += s.latent.length + (s.memory.previousX0?.length ?? 0) + (s.cachedOutput?.length ?? 0);
-    return total;
-  }
 }

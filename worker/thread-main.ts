@@ -14,9 +14,14 @@ import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { callRowsFor } from './fixed-shape-model.js';
 
-export type ToWorker = { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] };
+export type ToWorker =
+  | { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] }
+  /** The run is closing (ThreadPool.close): release what the thread holds beyond itself, then answer 'closed'. */
+  | { readonly type: 'close' };
 export type FromWorker =
   | { readonly type: 'ready'; readonly description: string; readonly warnings: readonly string[] }
+  /** The answer to 'close': the thread may be terminated. */
+  | { readonly type: 'closed' }
   /** modelMs: the thread's time inside session.run so far (OnnxSession.runMsOnThisThread). */
   | { readonly type: 'results'; readonly seq: number; readonly results: CommandResult[]; readonly modelMs: number }
   /** NFEs the message `seq` has spent so far, while it runs (at most every PROGRESS_EVERY_MS). */
@@ -103,9 +108,18 @@ try {
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   let queue: Promise<void> = Promise.resolve();
   port.on('message', (message: ToWorker) => {
-    queue = queue.then(() => handle(message));
+    queue = queue.then(() => (message.type === 'close' ? close() : handle(message)));
   });
-  const handle = async (message: ToWorker): Promise<void> => {
+  // The run is closing: the channels to its reward workers (sockets to other machines) are closed
+  // here, before the pool terminates the thread; what else the thread holds ends with it.
+  const close = (): void => {
+    try {
+      scorer?.close();
+    } finally {
+      port.postMessage({ type: 'closed' } satisfies FromWorker);
+    }
+  };
+  const handle = async (message: Extract<ToWorker, { type: 'execute' }>): Promise<void> => {
     try {
       const results: CommandResult[] = [];
       progress.start(message.seq);

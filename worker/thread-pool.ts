@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import type { Command, CommandResult } from '../proto/commands.js';
-import type { FromWorker, SerializedError } from './thread-main.js';
+import type { FromWorker, SerializedError, ToWorker } from './thread-main.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { cudaProcessEnvironment } from './runtime/providers.js';
 import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../proto/worker-pool.js';
@@ -20,6 +20,8 @@ class ThreadWorker {
   /** Messages the thread has not answered yet, abandoned ones too: it is busy while any is left. */
   private readonly unanswered = new Set<number>();
   private readonly whenIdle: (() => void)[] = [];
+  private readonly whenClosed: (() => void)[] = [];
+  private exited = false;
   private failure: Error | null = null;
   description = 'starting';
   warnings: readonly string[] = [];
@@ -54,6 +56,9 @@ class ThreadWorker {
             worker.answered(message.seq);
             worker.settle(message.seq, (p) => p.reject(asError(worker.description, message.error, 'command failed')));
             break;
+          case 'closed':
+            worker.closed();
+            break;
         }
       });
       thread.on('error', (error) => {
@@ -65,6 +70,8 @@ class ThreadWorker {
         const failure = new WorkerLostError(`#${index}`, `thread exited with code ${code}`);
         worker.fail(failure);
         worker.answered(null);
+        worker.exited = true;
+        worker.closed();
         reject(failure);
       });
     });
@@ -86,7 +93,7 @@ class ThreadWorker {
         ...(onSpent !== undefined ? { onSpent } : {}),
       });
       this.unanswered.add(seq);
-      this.thread.postMessage({ type: 'execute', seq, commands });
+      this.thread.postMessage({ type: 'execute', seq, commands } satisfies ToWorker);
     });
   }
 
@@ -102,6 +109,25 @@ class ThreadWorker {
   idle(): Promise<void> {
     if (this.unanswered.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.whenIdle.push(resolve));
+  }
+
+  /**
+   * Ends the thread: it first releases what it holds beyond itself (the run's channels to its reward
+   * workers, worker/thread-main.ts), then it is terminated. Call once the thread is idle.
+   */
+  async stop(): Promise<void> {
+    if (!this.exited) {
+      await new Promise<void>((resolve) => {
+        this.whenClosed.push(resolve);
+        this.thread.postMessage({ type: 'close' } satisfies ToWorker);
+      });
+    }
+    await this.thread.terminate();
+  }
+
+  /** The thread answered 'close', or exited. */
+  closed(): void {
+    for (const resolve of this.whenClosed.splice(0)) resolve();
   }
 
   progress(seq: number, nfe: number): void {
@@ -148,7 +174,7 @@ export class ThreadPool implements WorkerPool {
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed !== undefined) {
-      await Promise.all(workers.map((w) => w.thread.terminate()));
+      await Promise.all(workers.map((w) => w.stop()));
       throw failed.reason;
     }
     return new ThreadPool(workers);
@@ -179,13 +205,14 @@ export class ThreadPool implements WorkerPool {
    * Stops the threads. One still running work (abandoned by a cancelled run, or left running when
    * another worker's failure ended the run) is let finish it first: terminating a thread inside an
    * onnxruntime call aborts the whole process (seen: SIGABRT, "terminate called after throwing an
-   * instance of 'Napi::Error'"). Callers that cannot wait end the process instead (cli/stop-signals.ts).
+   * instance of 'Napi::Error'"). Then each thread closes its run's channels to reward workers before it
+   * is terminated (ThreadWorker.stop). Callers that cannot wait end the process instead (cli/stop-signals.ts).
    */
   async close(): Promise<void> {
     for (const worker of this.workers) worker.fail(new WorkerCommandError(`#${worker.index}`, 'pool closed'));
     await Promise.all(this.workers.map(async (w) => {
       await w.idle();
-      await w.thread.terminate();
+      await w.stop();
     }));
   }
 }

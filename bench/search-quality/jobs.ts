@@ -4,6 +4,7 @@
  */
 import type { MethodName } from '../../config/resolve-run-config.js';
 import type { RunConfigInput } from '../../config/run-config-schema.js';
+import { METHOD_NAMES } from '../../search/machine.js';
 
 /**
  * grid: every method at every budget (the main comparison). sweep: EvoSearch settings at one budget.
@@ -30,7 +31,7 @@ export interface JobUnit {
   readonly jobs: readonly SearchJob[];
 }
 
-export const METHODS: readonly MethodName[] = ['evosearch', 'best-of-n', 'particles'];
+export const METHODS: readonly MethodName[] = METHOD_NAMES;
 
 /** EvoSearch settings tried at the default budget (the preset's values are the 'default' row). */
 export const SWEEP_VARIANTS: Readonly<Record<string, NonNullable<RunConfigInput['evosearch']>>> = {

@@ -6,9 +6,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SearchResult } from './measure.js';
 import { linePlotPng, type PlotRow } from './plots.js';
+import { METHOD_NAMES } from '../../search/machine.js';
 
 const COMPOSITION = 'composition-checker';
-const METHOD_ORDER = ['evosearch', 'best-of-n', 'particles'];
+const METHOD_ORDER: readonly string[] = METHOD_NAMES;
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const stderr = (xs: readonly number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1) / xs.length));

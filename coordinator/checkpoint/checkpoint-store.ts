@@ -20,6 +20,7 @@ import type { ComputeCounters, SnapshotFile } from '../../proto/commands.js';
 import { liftTensors, lowerTensors } from '../../proto/tensor-frames.js';
 import type { JournalEntry } from '../engine/run-search.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import { TurnQueue } from '../../async/timeouts-and-turns.js';
 import { appendFileDurable, replaceWithLink, writeFileDurable, writeFileDurableSync } from '../../files/durable-write.js';
 
 /** Raise when the journal's meaning changes: a checkpoint of another version is refused, not misread. */
@@ -73,8 +74,8 @@ function manifestChecksum(manifest: Omit<CheckpointManifest, 'checksum'>): strin
 export class CheckpointWriter {
   private readonly checksums: string[];
   private journalBytes: number;
-  /** The append in flight: appends run one at a time, in the order they were asked for. */
-  private tail: Promise<unknown> = Promise.resolve();
+  /** Appends run one at a time, in the order they were asked for. */
+  private readonly appends = new TurnQueue();
   /** A failed append leaves the files in an unknown state: no later round may be appended after it. */
   private failure: Error | null = null;
   /**
@@ -111,7 +112,7 @@ export class CheckpointWriter {
    * sends the next round's work right after asking gets it to the workers first.
    */
   append(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best'], snapshot: readonly SnapshotFile[] | null = null): Promise<{ bytes: number; ms: number }> {
-    const written = this.tail.then(async () => {
+    return this.appends.run(async () => {
       if (this.failure !== null) throw new Error(`checkpoint: round ${this.checksums.length} not appended, an earlier append failed (${this.failure.message})`, { cause: this.failure });
       await new Promise((resolve) => setImmediate(resolve));
       try {
@@ -121,8 +122,6 @@ export class CheckpointWriter {
         throw error;
       }
     });
-    this.tail = written.catch(() => undefined);
-    return written;
   }
 
   private async write(entry: JournalEntry, spent: ComputeCounters, best: CheckpointManifest['best'], snapshot: readonly SnapshotFile[] | null): Promise<{ bytes: number; ms: number }> {

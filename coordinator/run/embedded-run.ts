@@ -16,6 +16,7 @@ import { CheckpointMirror } from '../checkpoint/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../../cluster/nats-connection.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 import { ThreadPool } from '../../worker/thread-pool.js';
+import { withTimeout } from '../../async/timeouts-and-turns.js';
 import { modelBuild } from '../../worker/model-build.js';
 import { writeRunOutputs } from '../../report/write-outputs.js';
 import type { PromptReport } from '../../report/report-data.js';
@@ -99,7 +100,7 @@ function joinBetweenRounds(plan: RunPlan, pool: WorkerPool, nc: NatsConnection |
     let added: string[];
     try {
       // NATS carries membership, not the work: while it is down the run goes on with the workers it has.
-      added = await withTimeout(joinNewWorkers(nc, pool, pool.build, (address, error) => logger.warn({ address, error: error.message }, 'worker could not join')), MEMBERSHIP_CHECK_MS);
+      added = await withTimeout(joinNewWorkers(nc, pool, pool.build, (address, error) => logger.warn({ address, error: error.message }, 'worker could not join')), MEMBERSHIP_CHECK_MS, 'looking for new workers in NATS');
     } catch (error) {
       logger.warn({ error: (error as Error).message }, 'cluster membership unavailable; going on with the current workers');
       return;
@@ -109,12 +110,6 @@ function joinBetweenRounds(plan: RunPlan, pool: WorkerPool, nc: NatsConnection |
       publish('workers', { added, workers: pool.addresses });
     }
   };
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)));
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The run's workers: the cluster's (NATS), named gRPC workers, or local threads. */

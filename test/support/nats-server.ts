@@ -7,6 +7,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NatsConnection, Status } from '@nats-io/transport-node';
 
 export interface NatsServer {
   readonly url: string;
@@ -75,4 +76,17 @@ export async function startNatsServer(): Promise<NatsServer> {
       rmSync(store, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Resolves at `nc`'s next status event of `type` ('disconnect': the client has seen the server go;
+ * 'reconnect': it is connected again). Call it before whatever causes the event: events before the
+ * call are not seen. Rejects if the connection closes first.
+ */
+export function nextStatus(nc: NatsConnection, type: Status['type']): Promise<void> {
+  const statuses = nc.status();
+  return (async () => {
+    for await (const status of statuses) if (status.type === type) return;
+    throw new Error(`the NATS connection closed before its ${type} status`);
+  })();
 }

@@ -2,10 +2,10 @@
  * A GenerativeModel over a bundle folder (optimum's diffusers ONNX layout) for ONE prompt: the text
  * encoder runs once at load for the prompt and the negative prompt; the U-Net/transformer, the VAE
  * decoder and the reward models from rewards.json run per call. The sampler config comes from the
- * bundle's scheduler_config.json (samplerConfig), so schedule and network always agree.
+ * bundle's scheduler_config.json (bundleSamplerConfig in scheduler-config.ts), so schedule and
+ * network always agree.
  */
 import type { PredictionType } from '../../samplers/sampler.js';
-import type { SamplerConfig } from '../../samplers/index.js';
 import type { GenerativeModel } from '../models/generator.js';
 import { ModelLayoutError } from '../runtime/model-layout-error.js';
 import { OnnxSession, type CudaProviderOptions, type ProviderAttempt, type ProviderName } from '../runtime/onnx-session.js';
@@ -21,7 +21,7 @@ import type { BuiltinRewardName, RewardRole } from './reward-manifest.js';
 export type RoledReward = RewardModel & { readonly role: RewardRole };
 import { OnnxTextEncoder } from './onnx-text-encoder.js';
 import { readRewardManifest } from './reward-manifest.js';
-import { samplerConfigFromScheduler, SchedulerMappingError, type SchedulerMappingOptions } from './scheduler-config.js';
+import { SchedulerMappingError } from './scheduler-config.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
 export interface OnnxModelOptions {
@@ -162,12 +162,6 @@ export class OnnxGenerativeModel implements GenerativeModel {
     }
   }
 
-  /** The run's sampler for this bundle: its scheduler's schedule with the search's steps, kind and eta. */
-  samplerConfig(options: SchedulerMappingOptions): SamplerConfig {
-    return samplerConfigFromScheduler(this.manifest.scheduler.config, this.manifest.scheduler.file, options);
-  }
-
-  /** One line per session: part, provider, and providers that failed before it. */
   /** Which provider runs each part, and why the ones tried first did not (one line, for records and logs). */
   describe(): string {
     const lines = this.sessions.map((s) => {

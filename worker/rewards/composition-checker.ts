@@ -655,8 +655,3 @@ export class CompositionChecker implements RewardModel {
     }
   }
 }
-
-/** A composition checker for a prompt (parses it; throws PromptError for a prompt outside the grammar). */
-export function createCompositionChecker(prompt: string): CompositionChecker {
-  return new CompositionChecker(prompt);
-}
