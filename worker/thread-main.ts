@@ -13,6 +13,7 @@ import { OnnxSession } from './runtime/onnx-session.js';
 import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { callRowsFor } from './fixed-shape-model.js';
+import { TurnQueue } from '../async/timeouts-and-turns.js';
 
 export type ToWorker =
   | { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] }
@@ -106,9 +107,10 @@ try {
   const progress = new ProgressReporter(port);
   const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, onCount: (latents) => progress.count(latents), noiseAhead, ...(scorer ? { scorer } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
-  let queue: Promise<void> = Promise.resolve();
+  // A close that throws stays an unhandled rejection, which ends the thread (the pool sees it exit).
+  const messages = new TurnQueue();
   port.on('message', (message: ToWorker) => {
-    queue = queue.then(() => (message.type === 'close' ? close() : handle(message)));
+    void messages.run(() => (message.type === 'close' ? close() : handle(message)));
   });
   // The run is closing: the channels to its reward workers (sockets to other machines) are closed
   // here, before the pool terminates the thread; what else the thread holds ends with it.
