@@ -151,13 +151,11 @@ export function writeFileDurableSync(target: string, data: DurableData, options:
     } finally {
       closeSync(fd);
     }
-    renameSync(temporary, target);
   } catch (error) {
     rmSync(temporary, { force: true });
     throw error;
   }
-  syncFolderSync(dirname(target));
-  clearStaleSync(target);
+  publishSync(temporary, target);
 }
 
 /** writeFileDurableSync on libuv's threads: the calling thread stays free meanwhile. */
@@ -171,6 +169,16 @@ export async function writeFileDurable(target: string, data: DurableData, option
     } finally {
       await handle.close();
     }
+  } catch (error) {
+    await rm(temporary, { force: true });
+    throw error;
+  }
+  await publish(temporary, target);
+}
+
+/** Renames a complete temporary file over `target` and makes the rename durable (the temporary goes on failure). */
+async function publish(temporary: string, target: string): Promise<void> {
+  try {
     await rename(temporary, target);
   } catch (error) {
     await rm(temporary, { force: true });
@@ -178,6 +186,18 @@ export async function writeFileDurable(target: string, data: DurableData, option
   }
   await syncFolder(dirname(target));
   await clearStale(target);
+}
+
+/** publish on this thread. */
+function publishSync(temporary: string, target: string): void {
+  try {
+    renameSync(temporary, target);
+  } catch (error) {
+    rmSync(temporary, { force: true });
+    throw error;
+  }
+  syncFolderSync(dirname(target));
+  clearStaleSync(target);
 }
 
 /**
@@ -195,14 +215,7 @@ export async function replaceWithLink(source: string, target: string): Promise<v
     await writeFileDurable(target, await readFile(source));
     return;
   }
-  try {
-    await rename(temporary, target);
-  } catch (error) {
-    await rm(temporary, { force: true });
-    throw error;
-  }
-  await syncFolder(dirname(target));
-  await clearStale(target);
+  await publish(temporary, target);
 }
 
 /** replaceWithLink on this thread. */
@@ -215,14 +228,7 @@ export function replaceWithLinkSync(source: string, target: string): void {
     writeFileDurableSync(target, readFileSync(source));
     return;
   }
-  try {
-    renameSync(temporary, target);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
-  syncFolderSync(dirname(target));
-  clearStaleSync(target);
+  publishSync(temporary, target);
 }
 
 /**
