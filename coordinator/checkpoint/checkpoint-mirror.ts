@@ -43,8 +43,14 @@ export class CheckpointMirror {
   private draining: Promise<void> | null = null;
   /** The last put that failed since the mirror was last caught up (null: caught up, or nothing failed). */
   private failure: Error | null = null;
+  /** The bucket, opened once (a JetStream request); dropped after a failure, so the next pass opens it again. */
+  private bucket: Promise<ObjectStore> | null = null;
 
   constructor(private readonly nc: NatsConnection, private readonly runId: string) {}
+
+  private store(): Promise<ObjectStore> {
+    return (this.bucket ??= store(this.nc));
+  }
 
   /** Queues one round (its journal line) and the manifest that names it, and starts putting them. */
   put(round: number, line: string, manifest: string): void {
@@ -62,12 +68,13 @@ export class CheckpointMirror {
     const lines = journal.split(/(?<=\n)/).slice(0, manifest.rounds);
     let missing: number[];
     try {
-      const os = await store(this.nc);
+      const os = await this.store();
       missing = [];
       for (let round = 0; round < lines.length; round++) if ((await os.info(roundName(this.runId, round))) === null) missing.push(round);
     } catch (error) {
       // NATS away: assume the store has none of them; re-putting a round it has is harmless.
       this.failure = error as Error;
+      this.bucket = null;
       missing = lines.map((_, round) => round);
     }
     this.pending.unshift(...missing.map((round) => ({ round, line: lines[round]! })));
@@ -79,7 +86,7 @@ export class CheckpointMirror {
   private drain(): Promise<void> {
     this.draining ??= (async () => {
       try {
-        const os = await store(this.nc);
+        const os = await this.store();
         while (this.pending.length > 0) {
           const next = this.pending[0]!;
           await os.putBlob({ name: roundName(this.runId, next.round) }, new TextEncoder().encode(next.line));
@@ -93,6 +100,7 @@ export class CheckpointMirror {
         this.failure = null;
       } catch (error) {
         this.failure = error as Error;
+        this.bucket = null;
       } finally {
         this.draining = null;
       }
