@@ -1,7 +1,11 @@
 /**
- * Commands and results on the wire: their metadata as JSON with every Float32Array lifted out, and
- * the tensors as byte chunks small enough for gRPC's message limit. Both sides use this one codec.
+ * The frames of one Execute stream (proto/worker.proto): a header that carries the commands or results
+ * as messages (proto/command-messages.ts) with every tensor replaced by its index, then the tensors as
+ * byte chunks small enough for gRPC's message limit, then an end frame. Both sides use this one codec.
  */
+import type { Command, CommandResult } from './commands.js';
+import { commandsFromWire, commandsToWire, resultsFromWire, resultsToWire, TensorTable } from './command-messages.js';
+import { TO_OBJECT, workerType } from './worker-proto.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
 /** Bytes of tensor data per chunk: an eighth of the gRPC message limit (proto/grpc-limits.ts). */
@@ -14,10 +18,27 @@ export const CHUNK_BYTES = 1 << 20;
  */
 export const MAX_BODY_BYTES = 4 * 2 ** 30;
 
+/** What one stream carries: the request commands, the reply results. */
+export type BodyKind = 'commands' | 'results';
+export type Body<K extends BodyKind> = K extends 'commands' ? readonly Command[] : CommandResult[];
+
+/**
+ * The header as protobufjs reads and writes it: the body (a CommandBatch or ResultBatch message, as a
+ * plain object) inline, or the byte count of the encoded body that travels as the last tensor.
+ */
 export interface FrameHeader {
   readonly runId: string;
-  readonly bodyJson: string;
   readonly tensorLengths: readonly number[];
+  readonly commands?: Record<string, unknown> | null;
+  readonly results?: Record<string, unknown> | null;
+  readonly chunkedBodyBytes?: number;
+}
+
+/** Which member of the header's body oneof is set (protobufjs leaves the others out). */
+function bodyOf(header: FrameHeader): BodyKind | 'chunked' | undefined {
+  if (header.commands !== undefined && header.commands !== null) return 'commands';
+  if (header.results !== undefined && header.results !== null) return 'results';
+  return header.chunkedBodyBytes === undefined || header.chunkedBodyBytes === null ? undefined : 'chunked';
 }
 
 export interface TensorChunk {
@@ -36,75 +57,31 @@ export class FrameError extends EvoSearchError {
 }
 
 /**
- * `value` as JSON text with its Float32Arrays lifted out (the wire form, also used by checkpoints),
- * and back. Non-finite numbers survive ({"$num": "NaN"}).
- */
-export function liftTensors(value: unknown): { readonly json: string; readonly tensors: Float32Array[] } {
-  const tensors: Float32Array[] = [];
-  return { json: JSON.stringify(lift(value, tensors)), tensors };
-}
-
-export function lowerTensors(json: string, tensors: readonly Float32Array[]): unknown {
-  return lower(JSON.parse(json), tensors);
-}
-
-/** Replaces each Float32Array by {"$f32": index}, and non-finite numbers (which JSON cannot hold) by {"$num": "NaN"}. */
-function lift(value: unknown, tensors: Float32Array[]): unknown {
-  if (value instanceof Float32Array) {
-    tensors.push(value);
-    return { $f32: tensors.length - 1 };
-  }
-  if (typeof value === 'number') return Number.isFinite(value) ? value : { $num: String(value) };
-  if (typeof value === 'bigint') throw new FrameError(`bigint ${value} has no wire form; send it as a decimal string`);
-  if (ArrayBuffer.isView(value)) throw new FrameError(`${value.constructor.name} has no wire form; only Float32Array tensors travel`);
-  if (Array.isArray(value)) return value.map((v) => lift(v, tensors));
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = lift(v, tensors);
-    return out;
-  }
-  return value;
-}
-
-function lower(value: unknown, tensors: readonly Float32Array[]): unknown {
-  if (Array.isArray(value)) return value.map((v) => lower(v, tensors));
-  if (value !== null && typeof value === 'object') {
-    const record = value as Record<string, unknown>;
-    if (typeof record.$f32 === 'number') {
-      const tensor = tensors[record.$f32];
-      if (tensor === undefined) throw new FrameError(`body refers to tensor ${record.$f32}, but the header lists ${tensors.length}`);
-      return tensor;
-    }
-    if (typeof record.$num === 'string') return Number(record.$num);
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(record)) out[k] = lower(v, tensors);
-    return out;
-  }
-  return value;
-}
-
-/**
- * Body JSON up to this many UTF-8 bytes travels in the header; a longer one (a recovery's recipes for
+ * A body up to this many encoded bytes travels in the header; a longer one (a recovery's recipes for
  * thousands of states, a large replay) travels as the last tensor's bytes, in chunks like any tensor,
  * so no message grows with the run.
  */
 export const INLINE_BODY_BYTES = 256 * 1024;
 
-const SPACE = 0x20;
+const BATCH_TYPE = { commands: workerType('CommandBatch'), results: workerType('ResultBatch') } as const;
 
-/** The frames that carry `body` (commands or results). */
-export function* encodeFrames(runId: string, body: unknown): Generator<Frame> {
-  const tensors: Float32Array[] = [];
-  let bodyJson = JSON.stringify(lift(body, tensors));
-  const utf8 = Buffer.from(bodyJson, 'utf8');
-  if (utf8.length > INLINE_BODY_BYTES) {
-    // As a tensor of float32 lengths: padded with spaces, which JSON ignores, to a multiple of 4 bytes.
-    const padded = new Uint8Array(Math.ceil(utf8.length / 4) * 4).fill(SPACE);
-    padded.set(utf8);
+/** The frames that carry `body`: commands (a request) or results (a reply). */
+export function* encodeFrames<K extends BodyKind>(runId: string, kind: K, body: Body<K>): Generator<Frame> {
+  const table = new TensorTable();
+  const message = kind === 'commands' ? commandsToWire(body as Command[], table) : resultsToWire(body as CommandResult[], table);
+  const tensors = table.tensors;
+  const encoded = BATCH_TYPE[kind].encode(message).finish();
+  let header: FrameHeader;
+  if (encoded.length > INLINE_BODY_BYTES) {
+    // As a tensor of float32 lengths: zero-padded to a multiple of 4 bytes; the header says how many are the body.
+    const padded = new Uint8Array(Math.ceil(encoded.length / 4) * 4);
+    padded.set(encoded);
     tensors.push(new Float32Array(padded.buffer));
-    bodyJson = '';
+    header = { runId, tensorLengths: tensors.map((t) => t.length), chunkedBodyBytes: encoded.length };
+  } else {
+    header = { runId, tensorLengths: tensors.map((t) => t.length), [kind]: message };
   }
-  yield { header: { runId, bodyJson, tensorLengths: tensors.map((t) => t.length) } };
+  yield { header };
   for (let index = 0; index < tensors.length; index++) {
     const t = tensors[index]!;
     const bytes = new Uint8Array(t.buffer, t.byteOffset, t.byteLength);
@@ -116,11 +93,15 @@ export function* encodeFrames(runId: string, body: unknown): Generator<Frame> {
 }
 
 /**
- * Reassembles one body from its frames. Tensor bytes arrive at arbitrary offsets in gRPC's buffers, so
- * each tensor gets its own aligned Float32Array and the chunks are copied in.
+ * Reassembles one body from its frames, and checks it (proto/command-messages.ts). Tensor bytes arrive
+ * at arbitrary offsets in gRPC's buffers, so each tensor gets its own aligned Float32Array and the
+ * chunks are copied in.
  */
-export class FrameAssembler {
-  constructor(private readonly maxBodyBytes = MAX_BODY_BYTES) {}
+export class FrameAssembler<K extends BodyKind> {
+  constructor(
+    private readonly expects: K,
+    private readonly maxBodyBytes = MAX_BODY_BYTES,
+  ) {}
 
   private header: FrameHeader | null = null;
   private tensors: Float32Array[] = [];
@@ -128,16 +109,24 @@ export class FrameAssembler {
   private ended = false;
 
   /** Adds a frame; returns the body once the end frame has arrived. */
-  add(frame: Frame): { readonly runId: string; readonly body: unknown } | null {
+  add(frame: Frame): { readonly runId: string; readonly body: Body<K> } | null {
     if (this.ended) throw new FrameError('frame after the end frame');
     if ('header' in frame) {
       if (this.header !== null) throw new FrameError('a second header frame');
-      const announced = frame.header.tensorLengths.reduce((a, n) => a + Number(n) * 4, 0);
+      const header = frame.header;
+      const announced = header.tensorLengths.reduce((a, n) => a + Number(n) * 4, 0);
       if (!Number.isFinite(announced) || announced > this.maxBodyBytes) {
-        throw new FrameError(`the header announces ${frame.header.tensorLengths.length} tensors of ${announced} bytes in all, over the limit of ${this.maxBodyBytes} bytes`);
+        throw new FrameError(`the header announces ${header.tensorLengths.length} tensors of ${announced} bytes in all, over the limit of ${this.maxBodyBytes} bytes`);
       }
-      this.header = frame.header;
-      this.tensors = frame.header.tensorLengths.map((n) => new Float32Array(Number(n)));
+      const other = this.expects === 'commands' ? 'results' : 'commands';
+      const body = bodyOf(header);
+      if (body === other) throw new FrameError(`the header carries ${other} where ${this.expects} belong`);
+      if (body === undefined) throw new FrameError(`the header carries no ${this.expects} (a peer of another release?)`);
+      if (body === 'chunked' && (header.tensorLengths.length === 0 || Number(header.chunkedBodyBytes) > Number(header.tensorLengths.at(-1)) * 4)) {
+        throw new FrameError(`the header says the body is ${header.chunkedBodyBytes} bytes of the last tensor, which holds ${Number(header.tensorLengths.at(-1) ?? 0) * 4}`);
+      }
+      this.header = header;
+      this.tensors = header.tensorLengths.map((n) => new Float32Array(Number(n)));
       this.received = this.tensors.map(() => 0);
       return null;
     }
@@ -155,16 +144,19 @@ export class FrameAssembler {
     this.ended = true;
     const short = this.tensors.findIndex((t, i) => this.received[i] !== t.byteLength);
     if (short >= 0) throw new FrameError(`tensor ${short} got ${this.received[short]} of ${this.tensors[short]!.byteLength} bytes`);
-    // An empty body_json: the body is the last tensor's bytes (encodeFrames, INLINE_BODY_BYTES).
-    const chunked = this.header.bodyJson === '';
-    if (chunked && this.tensors.length === 0) throw new FrameError('the header has an empty body and no tensor to carry it');
-    const json = chunked ? new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(this.tensors.pop()!.buffer)) : this.header.bodyJson;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(json);
-    } catch (error) {
-      throw new FrameError(`${chunked ? 'chunked' : 'header'} body is not JSON: ${(error as Error).message}`, { cause: error });
+    let message: Record<string, unknown>;
+    if (bodyOf(this.header) === 'chunked') {
+      const carrier = this.tensors.pop()!;
+      const type = BATCH_TYPE[this.expects];
+      try {
+        message = type.toObject(type.decode(new Uint8Array(carrier.buffer, 0, Number(this.header.chunkedBodyBytes))), TO_OBJECT);
+      } catch (error) {
+        throw new FrameError(`the chunked body is not a ${type.name}: ${(error as Error).message}`, { cause: error });
+      }
+    } else {
+      message = this.header[this.expects]!;
     }
-    return { runId: this.header.runId, body: lower(parsed, this.tensors) };
+    const body = (this.expects === 'commands' ? commandsFromWire(message, this.tensors) : resultsFromWire(message, this.tensors)) as Body<K>;
+    return { runId: this.header.runId, body };
   }
 }

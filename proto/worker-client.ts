@@ -42,7 +42,7 @@ export function executeOverGrpc(client: grpc.Client, runId: string, commands: re
   return new Promise<CommandResult[]>((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: new Date(Date.now() + deadlineMs) });
-    const assembler = new FrameAssembler();
+    const assembler = new FrameAssembler('results');
     let settled = false;
     const settle = (action: () => void) => {
       if (settled) return;
@@ -59,7 +59,7 @@ export function executeOverGrpc(client: grpc.Client, runId: string, commands: re
     call.on('data', (frame: Frame) => {
       try {
         const done = assembler.add(frame);
-        if (done !== null) settle(() => resolve(done.body as CommandResult[]));
+        if (done !== null) settle(() => resolve(done.body));
       } catch (error) {
         fail({ lost: false, detail: `bad reply: ${(error as Error).message}`, cause: error });
         call.cancel();
@@ -68,7 +68,7 @@ export function executeOverGrpc(client: grpc.Client, runId: string, commands: re
     call.on('error', (error: grpc.ServiceError) => fail({ lost: LOST_CODES.has(error.code), detail: describeStatus(error), cause: error }));
     call.on('end', () => fail({ lost: true, detail: 'the reply ended before its end frame', cause: null }));
     void (async () => {
-      for (const frame of encodeFrames(runId, commands)) {
+      for (const frame of encodeFrames(runId, 'commands', commands)) {
         // A call that ended (failed, cancelled) takes nothing more.
         if (settled) return;
         if (!call.write(frame)) await new Promise((r) => call.once('drain', r));

@@ -3,17 +3,18 @@
  * (de)serialisation. Coordinator and worker both build their ends from this one definition.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
-import { fileURLToPath } from 'node:url';
-import type { Frame } from './tensor-frames.js';
+import type protobuf from 'protobufjs';
+import { FrameError, type Frame } from './tensor-frames.js';
+import { messageCodec, TO_OBJECT, workerType } from './worker-proto.js';
+
+export { messageCodec } from './worker-proto.js';
 
 /**
- * The wire protocol's version. Raise it whenever a message or the meaning of a command changes: a
- * coordinator and a worker of different versions refuse each other at Hello.
+ * The worker service's protocol version. Raise it whenever a message or the meaning of a command
+ * changes: a coordinator and a worker of different versions refuse each other at Hello. 1: bodies as
+ * JSON in string fields; 2: every command, result and setup a message of worker.proto.
  */
-export const PROTOCOL_VERSION = 1;
-
-export const PROTO_FILE = fileURLToPath(new URL('../../proto/worker.proto', import.meta.url));
+export const PROTOCOL_VERSION = 2;
 
 export interface HelloRequest {
   readonly protocolVersion: number;
@@ -31,7 +32,8 @@ export interface HelloReply {
 export type WorkerRole = 'both' | 'denoise' | 'reward';
 export interface SetupRequest {
   readonly runId: string;
-  readonly setupJson: string;
+  /** A RunSetup message as a plain object (proto/setup-message.ts makes and reads it). */
+  readonly setup: Record<string, unknown> | null;
 }
 export interface SetupReply {
   readonly description: string;
@@ -51,28 +53,13 @@ export interface HealthReply {
   readonly nfe?: number;
 }
 
-const root = protobuf.loadSync(PROTO_FILE);
-const type = (name: string) => root.lookupType(`evosearch.worker.v1.${name}`);
-const TO_OBJECT: protobuf.IConversionOptions = { longs: Number, defaults: true, oneofs: true };
+const codec = <T>(name: string) => messageCodec<T>(workerType(name));
 
-/** (De)serialisers of one message type, for grpc-js method definitions. */
-export function messageCodec<T>(t: protobuf.Type): { serialize: (value: T) => Buffer; deserialize: (bytes: Buffer) => T } {
-  return {
-    serialize: (value: T) => Buffer.from(t.encode(t.fromObject(value as Record<string, unknown>)).finish()),
-    deserialize: (bytes: Buffer) => t.toObject(t.decode(bytes), TO_OBJECT) as T,
-  };
-}
-
-function codec<T>(name: string): { serialize: (value: T) => Buffer; deserialize: (bytes: Buffer) => T } {
-  const t = type(name);
-  return {
-    serialize: (value: T) => Buffer.from(t.encode(t.fromObject(value as Record<string, unknown>)).finish()),
-    deserialize: (bytes: Buffer) => t.toObject(t.decode(bytes), TO_OBJECT) as T,
-  };
-}
-
-const frameType = type('Frame');
-/** Frames keep their chunk bytes as views (no copy): the assembler copies them into aligned tensors. */
+const frameType: protobuf.Type = workerType('Frame');
+/**
+ * Frames are encoded as they are (plain objects with numeric enums, no fromObject pass over a large
+ * body) and keep their chunk bytes as views (no copy): the assembler copies them into aligned tensors.
+ */
 const frameCodec = {
   serialize: (frame: Frame) => Buffer.from(frameType.encode(frame as unknown as protobuf.Message).finish()),
   deserialize: (bytes: Buffer): Frame => {
@@ -85,7 +72,7 @@ const frameCodec = {
       case 'end':
         return { end: {} };
       default:
-        throw new Error(`a Frame with no body (${bytes.length} bytes)`);
+        throw new FrameError(`a Frame with no member this side knows (${bytes.length} bytes; a peer of another release?)`);
     }
   },
 };

@@ -15,7 +15,9 @@ import { workerSetupFor } from '../coordinator/run/embedded-run.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
-import type { TransferredState } from '../proto/commands.js';
+import type { Command, TransferredState } from '../proto/commands.js';
+import { commandsToWire, TensorTable } from '../proto/command-messages.js';
+import { workerType } from '../proto/worker-proto.js';
 import { MAX_MESSAGE_BYTES, WORKER_KEEPALIVE_MS, WORKER_KEEPALIVE_TIMEOUT_MS } from '../proto/grpc-limits.js';
 import { CHUNK_BYTES, encodeFrames, INLINE_BODY_BYTES, type Frame } from '../proto/tensor-frames.js';
 import { describeStatus, workerClient } from '../proto/worker-client.js';
@@ -50,16 +52,19 @@ function sendOne(client: grpc.Client, frame: Frame): Promise<grpc.ServiceError> 
 describe('gRPC message limits', () => {
   it('every frame the protocol makes is far below the limit, whatever the body', () => {
     const serialize = workerService.execute.requestSerialize;
-    const bodies = [
-      // A long body (its JSON chunked) with a tensor of several chunks.
-      { recipes: Array.from({ length: 60_000 }, (_, i) => ({ id: i, note: `ü${i}` })), big: new Float32Array((3 * CHUNK_BYTES) / 4 + 5) },
+    const importing = (n: number): Command => ({ kind: 'import', states: Array.from({ length: n }, (_, i) => ({ as: i, state: { id: i, step: 1, latent: new Float32Array(3), previousX0: null, cachedOutput: null } })) });
+    const encodedBytes = (commands: Command[]) => workerType('CommandBatch').encode(commandsToWire(commands, new TensorTable())).finish().length;
+    const pad = INLINE_BODY_BYTES - encodedBytes([importing(10_000)]) - 100;
+    const bodies: Command[][] = [
+      // A long body (chunked) with a tensor of several chunks.
+      [{ kind: 'recover', rebuild: Array.from({ length: 60_000 }, (_, i) => ({ id: i, recipe: [{ kind: 'init', ids: [i] }] })), piece: [{ kind: 'score', samples: new Float32Array((3 * CHUNK_BYTES) / 4 + 5), count: 1 }] }],
       // A body just short of travelling chunked, in the header with 10,000 tensors announced.
-      { pad: 'x'.repeat(INLINE_BODY_BYTES - 10_000 * 17 - 100), many: Array.from({ length: 10_000 }, () => new Float32Array(3)) },
+      [importing(10_000), { kind: 'snapshot', file: 'x'.repeat(pad) }],
     ];
     let chunk = 0;
     let header = 0;
     for (const body of bodies) {
-      for (const frame of encodeFrames('a-run-id', body)) {
+      for (const frame of encodeFrames('a-run-id', 'commands', body)) {
         const bytes = serialize(frame).length;
         if ('header' in frame) header = Math.max(header, bytes);
         else chunk = Math.max(chunk, bytes);

@@ -21,9 +21,10 @@ import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { workerService } from '../proto/worker-service.js';
+import { PROTOCOL_VERSION, workerService } from '../proto/worker-service.js';
 import type { Command } from '../proto/commands.js';
 import { encodeFrames } from '../proto/tensor-frames.js';
+import { setupToWire } from '../proto/setup-message.js';
 import { fetchWorkerHealth } from '../proto/worker-client.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
@@ -149,12 +150,14 @@ describe('gRPC workers: real worker processes on loopback', () => {
     }
   });
 
-  it('refuses a coordinator that speaks another protocol version', async () => {
+  it('refuses a coordinator that speaks another protocol version (the previous release, with JSON bodies, or a later one)', async () => {
     const plan = resolveRunConfig({ budgetNfe: 1000 });
-    await assert.rejects(
-      GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'version', protocolVersion: 999 }),
-      (e: unknown) => e instanceof WorkerRefusedError && /protocol version 1, the coordinator 999/.test(e.message),
-    );
+    for (const version of [1, PROTOCOL_VERSION + 1]) {
+      await assert.rejects(
+        GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'version', protocolVersion: version }),
+        (e: unknown) => e instanceof WorkerRefusedError && new RegExp(`protocol version ${PROTOCOL_VERSION}, the coordinator ${version}`).test(e.message),
+      );
+    }
   });
 
   it('an unreachable worker is refused within the deadline, naming its address', async () => {
@@ -195,7 +198,7 @@ describe('gRPC workers: oversized input', () => {
         const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), {});
         call.on('error', (e: grpc.ServiceError) => resolve(e.code));
         call.on('data', () => undefined);
-        call.write({ header: { runId: 'r', bodyJson: '[]', tensorLengths: [4e12] } });
+        call.write({ header: { runId: 'r', tensorLengths: [4e12], commands: { commands: [] } } });
         call.end();
       });
       assert.equal(code, grpc.status.INVALID_ARGUMENT);
@@ -350,16 +353,27 @@ describe('gRPC workers: bad input does not crash a worker', () => {
       await refused([{ kind: 'import', states: [{ as: 7, state: state(new Float32Array(size + 3)) }] }], new RegExp(`${size + 3} floats.*takes ${size}`));
       await refused([{ kind: 'import', states: [{ as: 7, state: state(new Float32Array(size).fill(Number.NaN)) }] }, { kind: 'advance', ids: [7], from: 0, to: 1, purpose: 'advance' }], /not finite/);
       const setup = workerService.setup;
-      const setupCode = await new Promise<number>((resolve) =>
-        client.makeUnaryRequest(setup.path, setup.requestSerialize, setup.responseDeserialize, { runId: 'broken', setupJson: '{' }, new grpc.Metadata(), {}, (e) => resolve(e?.code ?? grpc.status.OK)),
-      );
-      assert.equal(setupCode, grpc.status.INVALID_ARGUMENT);
+      const refusedSetup = (message: Record<string, unknown> | null) =>
+        new Promise<grpc.ServiceError | null>((resolve) => client.makeUnaryRequest(setup.path, setup.requestSerialize, setup.responseDeserialize, { runId: 'broken', setup: message }, new grpc.Metadata(), {}, (e) => resolve(e)));
+      const good = setupToWire(workerSetupFor(plan));
+      for (const [message, says] of [
+        [null, /setup: missing/],
+        [{ ...good, sampler: null }, /setup\.sampler: missing/],
+        [{ ...good, sampler: {} }, /setup\.sampler: names no sampler/],
+        [{ ...good, seed: '-1' }, /setup\.seed: must be the decimal digits/],
+        [{ ...good, batchSize: 0 }, /setup\.batch_size: must be at least 1/],
+        [{ ...good, sampler: setupToWire({ ...workerSetupFor(plan), sampler: { ...plan.sampler, steps: 0 } }).sampler }, /steps/],
+      ] as const) {
+        const error = await refusedSetup(message);
+        assert.equal(error?.code, grpc.status.INVALID_ARGUMENT, `${JSON.stringify(message)}: ${error?.details}`);
+        assert.match(error.details, says);
+      }
       const m = workerService.execute;
       const executeCode = await new Promise<number>((resolve) => {
         const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), {});
         call.on('error', (e: grpc.ServiceError) => resolve(e.code));
         call.on('data', () => undefined);
-        for (const frame of encodeFrames('no-such-run', [{ kind: 'init', ids: [1] }])) call.write(frame);
+        for (const frame of encodeFrames('no-such-run', 'commands', [{ kind: 'init', ids: [1] }])) call.write(frame);
         call.end();
       });
       assert.equal(executeCode, grpc.status.FAILED_PRECONDITION);

@@ -202,14 +202,14 @@ async function hostileWorker(behaviour: Behaviour) {
       if (reply !== null) done(null, reply);
     },
     execute: (call: grpc.ServerDuplexStream<Frame, Frame>) => {
-      const assembler = new FrameAssembler();
+      const assembler = new FrameAssembler('commands');
       call.on('cancelled', () => (cancelled += 1));
       call.on('data', (frame: Frame) => {
         const body = assembler.add(frame);
         if (body === null || behaviour.answerAfterMs === null) return;
-        const results: CommandResult[] = (body.body as Command[]).map((c) => ({ kind: c.kind, scores: [], samples: [], counters: { ...zeroCounters(), nfe: 1 } }));
+        const results: CommandResult[] = body.body.map((c) => ({ kind: c.kind, scores: [], samples: [], counters: { ...zeroCounters(), nfe: 1 } }));
         timers.push(setTimeout(() => {
-          for (const out of encodeFrames(body.runId, results)) call.write(out);
+          for (const out of encodeFrames(body.runId, 'results', results)) call.write(out);
           call.end();
         }, behaviour.answerAfterMs));
       });

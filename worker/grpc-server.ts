@@ -10,12 +10,13 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { ThreadPool } from './thread-pool.js';
 import { TurnQueue } from '../async/timeouts-and-turns.js';
-import type { Command } from '../proto/commands.js';
 import { workerServerOptions } from '../proto/grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest, type WorkerRole } from '../proto/worker-service.js';
 import { modelBuild } from './model-build.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
+import { setupFromWire } from '../proto/setup-message.js';
+import { resolveSamplerConfig } from '../samplers/index.js';
 
 export interface WorkerServerOptions {
   /** The model this worker serves (a bundle folder or an analytic spec). */
@@ -101,10 +102,13 @@ export class WorkerServer {
       if (existing !== undefined) return done(null, { description: existing.describe(0) });
       let setup: WorkerSetup;
       try {
-        const { cuda: _runCuda, ...asked } = JSON.parse(request.setupJson) as WorkerSetup;
+        // The worker's own model and GPU options (the run's are its coordinator's); providers and
+        // threads are the run's unless this worker was started with its own.
+        const { cuda: _runCuda, ...asked } = setupFromWire(request.setup);
         setup = { ...asked, model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}), ...(this.options.cuda !== undefined ? { cuda: this.options.cuda } : {}), ...(this.options.intraOpThreads !== undefined ? { intraOpThreads: this.options.intraOpThreads } : {}) };
+        resolveSamplerConfig(setup.sampler);
       } catch (error) {
-        return done(refusal(grpc.status.INVALID_ARGUMENT, `setup_json is not JSON: ${(error as Error).message}`));
+        return done(refusal(grpc.status.INVALID_ARGUMENT, `cannot set up run ${request.runId}: ${(error as Error).message}`));
       }
       let pool: ThreadPool;
       try {
@@ -138,7 +142,7 @@ export class WorkerServer {
   }
 
   private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
-    const assembler = new FrameAssembler();
+    const assembler = new FrameAssembler('commands');
     let failed = false;
     const fail = (error: ServiceError) => {
       if (failed) return;
@@ -169,7 +173,7 @@ export class WorkerServer {
       this.nfeRunning.add(running);
       this.onDevice(() => {
         started = performance.now();
-        return pool.execute(0, assembled.body as Command[], (nfe) => (running.nfe = Math.max(running.nfe, nfe)));
+        return pool.execute(0, assembled.body, (nfe) => (running.nfe = Math.max(running.nfe, nfe)));
       })
         .then(async (results) => {
           // The batch's counted total (the thread's last report may be up to 200 ms old); never less
@@ -181,7 +185,7 @@ export class WorkerServer {
           this.modelMs += modelMs - (this.modelMsSeen.get(pool) ?? 0);
           this.modelMsSeen.set(pool, modelMs);
           this.batches += 1;
-          for (const out of encodeFrames(assembled.runId, results)) {
+          for (const out of encodeFrames(assembled.runId, 'results', results)) {
             if (cancelled) break;
             if (!call.write(out)) await Promise.race([new Promise((resolve) => call.once('drain', resolve)), gone]);
           }

@@ -17,7 +17,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunPlan } from '../../config/resolve-run-config.js';
 import type { ComputeCounters, SnapshotFile } from '../../proto/commands.js';
-import { liftTensors, lowerTensors } from '../../proto/tensor-frames.js';
+import { liftTensors, lowerTensors } from './journal-tensors.js';
 import type { JournalEntry } from '../engine/run-search.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 import { TurnQueue } from '../../async/timeouts-and-turns.js';
@@ -299,7 +299,11 @@ function loadJournal(folder: string, manifest: CheckpointManifest): JournalEntry
       new Uint8Array(out.buffer).set(bytes);
       return out;
     });
-    return lowerTensors(parsed.body, tensors) as JournalEntry;
+    try {
+      return lowerTensors(parsed.body, tensors) as JournalEntry;
+    } catch (error) {
+      throw new CheckpointError(journalFile, `round ${round}: ${(error as Error).message}`, { cause: error });
+    }
   });
   return journal;
 }

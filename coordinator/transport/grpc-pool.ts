@@ -13,6 +13,7 @@ import type { Command, CommandResult } from '../../proto/commands.js';
 import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, workerClient, type ExecuteFailure } from '../../proto/worker-client.js';
 import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../proto/worker-setup.js';
+import { setupToWire } from '../../proto/setup-message.js';
 import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../../proto/worker-pool.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
@@ -114,7 +115,7 @@ export class GrpcWorkerPool implements WorkerPool {
       if (denoiseOnly.length > 0 && scorers.length === 0) throw new WorkerRefusedError(denoiseOnly[0]!.address, 'serves --role denoise, but no reward worker is in the run to score its samples');
       const setUp = async (worker: GrpcWorker, workerSetup: WorkerSetup) => {
         try {
-          const reply = await unaryOverGrpc(worker.client, workerService.setup, { runId: options.runId, setupJson: JSON.stringify(workerSetup) }, o.setupDeadlineMs);
+          const reply = await unaryOverGrpc(worker.client, workerService.setup, { runId: options.runId, setup: setupToWire(workerSetup) }, o.setupDeadlineMs);
           worker.description = `${worker.address} ${reply.description}`;
         } catch (error) {
           throw new WorkerRefusedError(worker.address, `setup failed: ${describeStatus(error)}`, { cause: error });
