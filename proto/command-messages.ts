@@ -7,10 +7,7 @@
  */
 import type { CandidateId, Command, CommandResult, ComputeCounters, FetchedSample, MutationItem, ScoredId, SnapshotFile, TransferredState } from './commands.js';
 import { workerEnum } from './worker-proto.js';
-import { WireError } from './wire-error.js';
-
-/** A decoded message as protobufjs gives it (TO_OBJECT): plain objects, arrays, numbers, strings. */
-type Wire = Record<string, unknown>;
+import { WireError, wireList as list, wireRecord as record, type Wire } from './wire-error.js';
 
 const NOISE_PURPOSE = workerEnum('NoisePurpose');
 const COMMAND_KIND = workerEnum('CommandKind');
@@ -215,15 +212,6 @@ function resultFromWire(r: unknown, at: string, tensors: readonly Float32Array[]
   };
 }
 
-function record(value: unknown, at: string): Wire {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new WireError(at, 'missing');
-  return value as Wire;
-}
-
-function list(value: unknown, at: string): unknown[] {
-  if (!Array.isArray(value)) throw new WireError(at, 'missing');
-  return value;
-}
 
 function nonEmpty(value: unknown, at: string): string {
   if (typeof value !== 'string' || value === '') throw new WireError(at, 'must be a non-empty path');

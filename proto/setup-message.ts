@@ -7,9 +7,7 @@
 import type { SamplerConfig } from '../samplers/index.js';
 import type { WorkerSetup } from './worker-setup.js';
 import { workerProtoRoot } from './worker-proto.js';
-import { WireError } from './wire-error.js';
-
-type Wire = Record<string, unknown>;
+import { WireError, wireList as list, wireRecord as record, type Wire } from './wire-error.js';
 
 /** The sampler kinds' members of SamplerConfig's oneof. */
 const SAMPLER_MEMBER = { ddim: 'ddim', ddpm: 'ddpm', 'flow-euler': 'flowEuler', 'flow-sde-dpmpp': 'flowSdeDpmpp' } as const satisfies Record<SamplerConfig['kind'], string>;
@@ -105,7 +103,3 @@ function optional(values: Wire): Wire {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
 }
 
-function record(value: unknown, at: string): Wire {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new WireError(at, 'missing');
-  return value as Wire;
-}

@@ -12,3 +12,18 @@ export class WireError extends EvoSearchError {
     super(`${field}: ${problem}`, options);
   }
 }
+
+/** A decoded message, as protobufjs gives it: plain objects, arrays, numbers, strings. */
+export type Wire = Record<string, unknown>;
+
+/** The sub-message at `at`; a WireError when it was not sent. */
+export function wireRecord(value: unknown, at: string): Wire {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new WireError(at, 'missing');
+  return value as Wire;
+}
+
+/** The repeated field at `at`; a WireError when it is not one. */
+export function wireList(value: unknown, at: string): unknown[] {
+  if (!Array.isArray(value)) throw new WireError(at, 'missing');
+  return value;
+}
