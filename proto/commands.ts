@@ -1,7 +1,7 @@
 /**
  * The command vocabulary between the coordinator and the workers: what the search asks for and what
  * comes back. Commands name states by candidate id and carry no tensors; a worker keeps the states it
- * made. The gRPC service in this folder (cluster mode) carries exactly these shapes.
+ * made. Over gRPC they travel as the messages of worker.proto (proto/command-messages.ts maps them).
  *
  * Every random draw a command implies has an address (see random/noise-address.ts):
  * - init: ('init', id, 0)
