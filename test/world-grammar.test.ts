@@ -82,7 +82,7 @@ describe('prompt grammar: prompt forms', () => {
       const two = parsePrompt(`a blue square and three small green triangles moving ${d}`);
       assert.equal(two.form, 'motion');
       assert.equal(two.motion, d);
-      assert.equal(two.groups[1].count, 3);
+      assert.equal(two.groups[1]?.count, 3);
     }
   });
 

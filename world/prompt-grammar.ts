@@ -60,7 +60,7 @@ export interface ParsedPrompt {
   readonly text: string;
   readonly form: PromptForm;
   /** One group, or two (relation, conjunction, two-group motion). */
-  readonly groups: readonly PromptGroup[];
+  readonly groups: readonly [PromptGroup] | readonly [PromptGroup, PromptGroup];
   /** Relation of groups[0] to groups[1] (form 'relation'), else null. */
   readonly relation: Relation | null;
   /** Direction every object moves (form 'motion': a video prompt), else null. */
@@ -93,7 +93,7 @@ export function parsePrompt(text: string): ParsedPrompt {
   let pos = 0;
 
   const fail = (expected: readonly string[], what: string): never => {
-    const word = pos < words.length ? words[pos] : null;
+    const word = words[pos] ?? null;
     let reason: string;
     if (word === null) reason = `missing ${what} after ${JSON.stringify(words[pos - 1] ?? '')} at the end`;
     else if (word === '') reason = `empty word at position ${pos} (words are separated by single spaces)`;
@@ -137,7 +137,7 @@ export function parsePrompt(text: string): ParsedPrompt {
     if (pos < words.length) fail([...after, '<end of prompt>'], after.length > 0 ? `${after.map((w) => `"${w}"`).join(', ')} or the end` : 'the end');
   };
 
-  const build = (form: PromptForm, groups: PromptGroup[], relation: Relation | null, motion: Direction | null): ParsedPrompt => ({
+  const build = (form: PromptForm, groups: ParsedPrompt['groups'], relation: Relation | null, motion: Direction | null): ParsedPrompt => ({
     text,
     form,
     groups,
@@ -190,9 +190,9 @@ export function formatGroup(g: PromptGroup): string {
 }
 
 export function formatPrompt(p: Pick<ParsedPrompt, 'form' | 'groups' | 'relation' | 'motion'>): string {
-  let text = formatGroup(p.groups[0]);
-  if (p.form === 'relation') text += ` ${p.relation} ${formatGroup(p.groups[1])}`;
-  else if (p.groups.length === 2) text += ` and ${formatGroup(p.groups[1])}`;
+  const [first, second] = p.groups;
+  let text = formatGroup(first);
+  if (second !== undefined) text += p.form === 'relation' ? ` ${p.relation} ${formatGroup(second)}` : ` and ${formatGroup(second)}`;
   if (p.form === 'motion') text += ` moving ${p.motion}`;
   return text;
 }

@@ -123,7 +123,7 @@ export function shard(units: readonly JobUnit[], index: number, count: number): 
   const mine: JobUnit[] = [];
   for (const unit of ordered) {
     const target = load.indexOf(Math.min(...load));
-    load[target] += cost(unit);
+    load[target] = (load[target] ?? 0) + cost(unit);
     if (target === index) mine.push(unit);
   }
   return mine;

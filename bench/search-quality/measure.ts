@@ -137,7 +137,7 @@ export function meanPairwiseSquaredDistance(rows: Float32Array, count: number, s
   for (let i = 0; i < count; i++) {
     for (let k = 0; k < size; k++) {
       const v = unit[i * size + k]!;
-      sum[k] += v;
+      sum[k] = sum[k]! + v;
       squares += v * v;
     }
   }
