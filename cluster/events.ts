@@ -1,7 +1,8 @@
 /**
  * Cluster events on NATS, for dashboards and other processes: each is the proto3 JSON of its message
- * in proto/coordinator.proto (lowerCamelCase names, uint64 as strings), so a subscriber in any language
- * decodes it with the .proto's JSON parser. Subjects:
+ * in proto/coordinator.proto (lowerCamelCase names, uint64 as strings, a field at its default, such as
+ * round 0, left out), so a subscriber in any language decodes it with the .proto's JSON parser (read
+ * by hand, an absent field is its default). Subjects:
  *
  *   evosearch.events.worker.joined          WorkerJoined {id, address, model, build, at}   a worker registered
  *   evosearch.events.worker.left            WorkerLeft {id, address, at}                   a worker drained and deregistered
