@@ -106,7 +106,7 @@ const REQUIRED_MESSAGES = new Set(['RunFinished.spent', 'SubmitReply.plan']);
 const LIST_WRAPPERS = new Set(['UInt32List', 'StringList']);
 const OFF = 'Off';
 const UINT32_MAX = 0xffff_ffff;
-/** How protobufjs gives decoded messages to the mapping (toObject options; absent fields left out). */
+/** How protobufjs gives decoded messages to the mapping: plain scalars at least at their defaults, unset optional fields and oneof members left out, unset messages null (messageCodec of worker-service.ts decodes so too). */
 const DECODED: protobuf.IConversionOptions = { longs: Number, defaults: true, oneofs: true };
 
 const keyOf = (type: protobuf.Type, field: protobuf.Field): string => (PROTO_NAMED_KEYS.has(type.name) ? field.protoName : field.name);
@@ -115,7 +115,7 @@ const choiceOf = (field: protobuf.Field): protobuf.OneOf | null => (field.partOf
 /** Absence means something (proto3 `optional`, a oneof member, a message); protobufjs's own hasPresence says no for messages. */
 const hasPresence = (field: protobuf.Field): boolean => field.partOf !== null || field.resolvedType instanceof protobuf.Type;
 const isPlainObject = (v: unknown): v is WireObject => typeof v === 'object' && v !== null && !Array.isArray(v) && !ArrayBuffer.isView(v);
-const describe = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'` : typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`);
+const shown = (v: unknown): string => (v === null ? 'null' : Array.isArray(v) ? 'a list' : typeof v === 'string' ? `'${v.length > 40 ? `${v.slice(0, 40)}…` : v}'` : typeof v === 'object' ? 'an object' : `${typeof v} ${String(v)}`);
 
 function scalarToWire(kind: string, value: unknown, at: string): unknown {
   switch (kind) {
@@ -130,12 +130,12 @@ function scalarToWire(kind: string, value: unknown, at: string): unknown {
       break;
     case 'uint32':
       if (Number.isInteger(value) && (value as number) >= 0 && (value as number) <= UINT32_MAX) return value;
-      throw new MessageFieldError(at, `must be a whole number from 0 to ${UINT32_MAX}, got ${describe(value)}`);
+      throw new MessageFieldError(at, `must be a whole number from 0 to ${UINT32_MAX}, got ${shown(value)}`);
     case 'uint64':
       if (Number.isSafeInteger(value) && (value as number) >= 0) return value;
-      throw new MessageFieldError(at, `must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, got ${describe(value)}`);
+      throw new MessageFieldError(at, `must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown(value)}`);
   }
-  throw new MessageFieldError(at, `must be a ${kind === 'bool' ? 'boolean' : kind === 'double' ? 'number' : kind}, got ${describe(value)}`);
+  throw new MessageFieldError(at, `must be a ${kind === 'bool' ? 'boolean' : kind === 'double' ? 'number' : kind}, got ${shown(value)}`);
 }
 
 function scalarFromWire(kind: string, value: unknown, at: string): unknown {
@@ -149,21 +149,21 @@ function scalarFromWire(kind: string, value: unknown, at: string): unknown {
 function fieldToWire(field: protobuf.Field, value: unknown, at: string): unknown {
   const type = field.resolvedType;
   if (field.map) {
-    if (!isPlainObject(value)) throw new MessageFieldError(at, `must be an object of ${field.type}, got ${describe(value)}`);
+    if (!isPlainObject(value)) throw new MessageFieldError(at, `must be an object of ${field.type}, got ${shown(value)}`);
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scalarToWire(field.type, v, `${at}.${k}`)]));
   }
   const one = (v: unknown, where: string): unknown => (type instanceof protobuf.Type ? messageToWire(type, v, where) : scalarToWire(field.type, v, where));
   if (field.repeated) {
-    if (!Array.isArray(value)) throw new MessageFieldError(at, `must be a list, got ${describe(value)}`);
+    if (!Array.isArray(value)) throw new MessageFieldError(at, `must be a list, got ${shown(value)}`);
     return value.map((v, i) => one(v, `${at}[${i}]`));
   }
   if (type instanceof protobuf.Type && LIST_WRAPPERS.has(type.name)) {
-    if (!Array.isArray(value)) throw new MessageFieldError(at, `must be a list, got ${describe(value)}`);
+    if (!Array.isArray(value)) throw new MessageFieldError(at, `must be a list, got ${shown(value)}`);
     const kind = type.fields.values!.type;
     return { values: value.map((v, i) => scalarToWire(kind, v, `${at}[${i}]`)) };
   }
   if (type instanceof protobuf.Type && type.name === OFF) {
-    if (value !== 'off') throw new MessageFieldError(at, `must be 'off', got ${describe(value)}`);
+    if (value !== 'off') throw new MessageFieldError(at, `must be 'off', got ${shown(value)}`);
     return {};
   }
   return one(value, at);
@@ -180,7 +180,7 @@ function takes(field: protobuf.Field, value: unknown): boolean {
 
 /** A TS value to the wire object of `type`, checked (MessageFieldError names the first bad field). */
 export function messageToWire(type: protobuf.Type, value: unknown, path: string = type.name): WireObject {
-  if (!isPlainObject(value)) throw new MessageFieldError(path, `must be an object, got ${describe(value)}`);
+  if (!isPlainObject(value)) throw new MessageFieldError(path, `must be an object, got ${shown(value)}`);
   const wire: WireObject = {};
   const known = new Set<string>();
   for (const choice of type.oneofsArray) {
@@ -189,7 +189,7 @@ export function messageToWire(type: protobuf.Type, value: unknown, path: string 
     const v = value[choice.name];
     if (v === undefined || v === null) continue;
     const member = choice.fieldsArray.find((f) => takes(f, v));
-    if (member === undefined) throw new MessageFieldError(`${path}.${choice.name}`, `must be one of ${choice.fieldsArray.map((f) => (f.resolvedType?.name === OFF ? "'off'" : f.type)).join(' | ')}, got ${describe(v)}`);
+    if (member === undefined) throw new MessageFieldError(`${path}.${choice.name}`, `must be one of ${choice.fieldsArray.map((f) => (f.resolvedType?.name === OFF ? "'off'" : f.type)).join(' | ')}, got ${shown(v)}`);
     wire[member.name] = fieldToWire(member, v, `${path}.${choice.name}`);
   }
   for (const field of type.fieldsArray) {
@@ -275,7 +275,7 @@ export function planSummaryFromWire(wire: WireObject, path = 'RunPlanSummary'): 
 /** The RunEvent message of an event (MessageFieldError: a kind or a payload field the message does not take). */
 export function runEventToWire(event: TypedRunEvent): WireObject {
   const { runId, at, event: kind, payload } = event as { runId: unknown; at: unknown; event: unknown; payload: unknown };
-  if (typeof kind !== 'string' || !(RUN_EVENT_KINDS as readonly string[]).includes(kind)) throw new MessageFieldError('RunEvent.event', `${describe(kind)} is not an event kind (${RUN_EVENT_KINDS.join(' | ')})`);
+  if (typeof kind !== 'string' || !(RUN_EVENT_KINDS as readonly string[]).includes(kind)) throw new MessageFieldError('RunEvent.event', `${shown(kind)} is not an event kind (${RUN_EVENT_KINDS.join(' | ')})`);
   const member = RUN_EVENT.fields[kind]!;
   return {
     runId: scalarToWire('string', runId, 'RunEvent.runId'),
@@ -318,7 +318,7 @@ export function runEventToJson(event: TypedRunEvent): WireObject {
 
 /** The event of a RunEvent's proto3 JSON (fields this side does not know are skipped). */
 export function runEventFromJson(json: unknown): TypedRunEvent {
-  if (!isPlainObject(json)) throw new MessageFieldError('RunEvent', `must be a JSON object, got ${describe(json)}`);
+  if (!isPlainObject(json)) throw new MessageFieldError('RunEvent', `must be a JSON object, got ${shown(json)}`);
   return runEventFromWire(normalized(RUN_EVENT, json));
 }
 
@@ -329,7 +329,7 @@ export function workerEventToJson<K extends WorkerEventKind>(kind: K, event: Wor
 
 export function workerEventFromJson<K extends WorkerEventKind>(kind: K, json: unknown): WorkerEventPayloads[K] {
   const type = coordinatorType(WORKER_EVENT_MESSAGES[kind]);
-  if (!isPlainObject(json)) throw new MessageFieldError(type.name, `must be a JSON object, got ${describe(json)}`);
+  if (!isPlainObject(json)) throw new MessageFieldError(type.name, `must be a JSON object, got ${shown(json)}`);
   return messageFromWire(type, normalized(type, json)) as unknown as WorkerEventPayloads[K];
 }
 
