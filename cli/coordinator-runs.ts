@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { COORDINATORS_BUCKET, liveWorkers, STALE_AFTER_MS } from '../cluster/worker-registry.js';
-import type { RunPlan } from '../config/resolve-run-config.js';
+import type { PlanSummary } from '../proto/coordinator-messages.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import { ProgressDisplay } from './progress.js';
@@ -31,15 +31,17 @@ export function resumeCommand(runId: string, cluster: string, folder: string): s
  * Follows run `runId` on the coordinator until it ends, then writes its files into `folder` and prints
  * its summary. A run that does not finish (its coordinator stopped or died, it failed, it was
  * cancelled) is a CoordinatorError that says what happened and, where the run can go on, how.
+ * `plan` is what the coordinator said of the run (Submit's or Resume's reply); `showProgress` asks for
+ * a progress bar (shown on a terminal only).
  */
-export async function followRun(client: CoordinatorClient, runId: string, plan: RunPlan, cluster: string, folder: string): Promise<RunRecord> {
-  const progress = new ProgressDisplay(plan.progress !== false && process.stderr.isTTY === true, plan.planned[plan.method].nfe);
+export async function followRun(client: CoordinatorClient, runId: string, plan: PlanSummary, showProgress: boolean, cluster: string, folder: string): Promise<RunRecord> {
+  const progress = new ProgressDisplay(showProgress && process.stderr.isTTY === true, plan.plannedNfe);
   const goOn = resumeCommand(runId, cluster, folder);
   try {
     let last;
     try {
       last = await client.watch(runId, (e) => {
-        if (e.event === 'round') progress.showRound(Number(e.payload.nfe), Number(e.payload.round), typeof e.payload.best === 'number' ? e.payload.best : null);
+        if (e.event === 'round') progress.showRound(e.payload.nfe, e.payload.round, e.payload.best ?? null);
       });
     } catch (error) {
       // The coordinator went away under us (killed, its machine lost): the run's rounds so far are
@@ -49,8 +51,9 @@ export async function followRun(client: CoordinatorClient, runId: string, plan: 
     }
     progress.stop();
     if (last.event !== 'finished') {
-      const resumable = typeof last.payload.resume === 'string' || last.event === 'interrupted';
-      throw new CoordinatorError(client.address, undefined, `run ${runId} ${last.event}: ${String(last.payload.error ?? '')}${resumable ? `; its last complete round is checkpointed: continue it with \`${goOn}\`` : ''}`);
+      const why = 'error' in last.payload ? last.payload.error : 'its event stream ended before the run did';
+      const resumable = last.event === 'interrupted';
+      throw new CoordinatorError(client.address, undefined, `run ${runId} ${last.event}: ${why}${resumable ? `; its last complete round is checkpointed: continue it with \`${goOn}\`` : ''}`);
     }
     const files = await client.download(runId, folder);
     const record = JSON.parse(await readFile(join(folder, 'record.json'), 'utf8')) as RunRecord;

@@ -13,6 +13,7 @@ import { createRunLogger } from './logger.js';
 import * as grpc from '@grpc/grpc-js';
 import { mkdir } from 'node:fs/promises';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
+import type { PlanSummary } from '../proto/coordinator-messages.js';
 import { findCoordinators, followRun } from './coordinator-runs.js';
 import { ProgressDisplay } from './progress.js';
 
@@ -35,7 +36,7 @@ export function buildResumeCommand(): Command {
       // Where it runs is checked as `run` checks it (the same schema) before anything is read or locked.
       placementFlags(options);
       // A run a coordinator of the cluster served goes on there (it has the folder, the lock, the watchers).
-      if (options.cluster !== undefined && !existsSync(runArg) && (await resumeOnCoordinator(runArg, options.cluster, resolve(options.out ?? join(options.runsDir, runArg))))) return;
+      if (options.cluster !== undefined && !existsSync(runArg) && (await resumeOnCoordinator(runArg, options.cluster, resolve(options.out ?? join(options.runsDir, runArg)), options.progress))) return;
       const folder = await locate(runArg, options.runsDir, options.cluster, options.out);
       // A finished run is not run again: that would re-spend its NFEs and rewrite its record.
       if (runFolderState(folder) === 'finished') {
@@ -138,20 +139,20 @@ async function locate(run: string, runsDir: string, cluster: string | undefined,
  * files are in `folder`); false when none knows it (then this process resumes it). A coordinator that
  * knows the run but cannot continue it (finished, running, no usable checkpoint) says why: an error.
  */
-async function resumeOnCoordinator(runId: string, cluster: string, folder: string): Promise<boolean> {
+async function resumeOnCoordinator(runId: string, cluster: string, folder: string, showProgress: boolean): Promise<boolean> {
   for (const address of await findCoordinators(cluster)) {
     const client = new CoordinatorClient(address);
     try {
-      let plan: RunPlan;
+      let plan: PlanSummary;
       try {
-        plan = JSON.parse((await client.resume(runId)).planJson) as RunPlan;
+        ({ plan } = await client.resume(runId));
       } catch (error) {
         if (error instanceof CoordinatorError && (error.status === grpc.status.NOT_FOUND || error.status === grpc.status.UNAVAILABLE)) continue;
         throw error;
       }
       process.stdout.write(`resumed run ${runId} on coordinator ${address}\n`);
       await mkdir(folder, { recursive: true });
-      await followRun(client, runId, plan, cluster, folder);
+      await followRun(client, runId, plan, showProgress, cluster, folder);
       return true;
     } finally {
       client.close();

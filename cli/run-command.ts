@@ -218,9 +218,9 @@ async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfig
   const client = new CoordinatorClient(address);
   try {
     const { out: _out, progress: _progress, ...config } = input;
-    const { runId } = await client.submit(config);
+    const { runId, plan: served } = await client.submit(config);
     process.stdout.write(`submitted run ${runId} to coordinator ${address}\n`);
-    const record = await followRun(client, runId, plan, plan.cluster!, folder);
+    const record = await followRun(client, runId, served, plan.progress !== false, plan.cluster!, folder);
     // The summary of a prompts file needs only the figures; the run's own report.html has the rest.
     return {
       prompt: plan.prompt ?? null,

@@ -8,7 +8,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { succeedsWithin } from '../async/timeouts-and-turns.js';
-import { publishEvent, workerSubject } from './events.js';
+import { publishWorkerEvent } from './events.js';
 
 export const WORKERS_BUCKET = 'evosearch-workers';
 /** Coordinator services register the same way, so clients find them. */
@@ -48,7 +48,7 @@ export class WorkerRegistration {
     const announce = bucketName === WORKERS_BUCKET;
     const registration = new WorkerRegistration(nc, (await bucket(nc, bucketName)).kv, { ...entry, startedAt: now, heartbeatAt: now }, heartbeatMs, announce);
     await registration.beat();
-    if (announce) publishEvent(nc, workerSubject('joined'), { id: entry.id, address: entry.address, model: entry.model, build: entry.build });
+    if (announce) publishWorkerEvent(nc, 'joined', { id: entry.id, address: entry.address, model: entry.model, build: entry.build });
     registration.timer = setInterval(() => void registration.beat().catch(() => undefined), heartbeatMs);
     registration.timer.unref();
     return registration;
@@ -64,7 +64,7 @@ export class WorkerRegistration {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
     if (!(await succeedsWithin(this.kv.delete(workerKey(this.entry.id)), 2000))) return;
-    if (this.announce) publishEvent(this.nc, workerSubject('left'), { id: this.entry.id, address: this.entry.address });
+    if (this.announce) publishWorkerEvent(this.nc, 'left', { id: this.entry.id, address: this.entry.address });
     await this.nc.flush().catch(() => undefined);
   }
 }
@@ -84,7 +84,7 @@ export async function sweepStaleWorkers(nc: NatsConnection, staleAfterMs = STALE
   const stale = (await allEntries(store)).filter((e) => now - Date.parse(e.heartbeatAt) > staleAfterMs);
   for (const entry of stale) {
     await kv.delete(workerKey(entry.id));
-    publishEvent(nc, workerSubject('lost'), { id: entry.id, address: entry.address, lastHeartbeat: entry.heartbeatAt });
+    publishWorkerEvent(nc, 'lost', { id: entry.id, address: entry.address, lastHeartbeat: entry.heartbeatAt });
   }
   return stale;
 }

@@ -1,21 +1,31 @@
 /**
  * The coordinator service of proto/coordinator.proto as a grpc-js service definition (protobufjs for
- * the messages), shared by the coordinator and its clients.
+ * the messages), shared by the coordinator and its clients. Its messages travel as wire objects;
+ * proto/coordinator-messages.ts turns them into the project's values and back.
  */
 import type { ServiceDefinition } from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
-import { fileURLToPath } from 'node:url';
 import { messageCodec } from './worker-service.js';
+import { coordinatorType, type WireObject } from './coordinator-messages.js';
 
-export const COORDINATOR_PROTO_FILE = fileURLToPath(new URL('../../proto/coordinator.proto', import.meta.url));
+export { COORDINATOR_PROTO_FILE } from './coordinator-messages.js';
+
+/**
+ * The coordinator service's protocol version, its own (the worker service has PROTOCOL_VERSION in
+ * proto/worker-service.ts). Raise it when a message's meaning changes or a field goes; adding a field
+ * needs no raise (each side skips fields it does not know). Submit and Resume carry it, and a coordinator
+ * refuses another version. 2: typed messages (RunConfig, RunEvent, RunPlanSummary) instead of JSON strings.
+ */
+export const COORDINATOR_PROTOCOL_VERSION = 2;
 
 export interface SubmitRequest {
   readonly protocolVersion: number;
-  readonly configJson: string;
+  /** A RunConfig (runConfigToWire); absent: an empty configuration. */
+  readonly config?: WireObject | null;
 }
 export interface SubmitReply {
   readonly runId: string;
-  readonly planJson: string;
+  /** A RunPlanSummary (planSummaryToWire). */
+  readonly plan: WireObject | null;
 }
 export interface ResumeRequest {
   readonly protocolVersion: number;
@@ -24,10 +34,8 @@ export interface ResumeRequest {
 export interface WatchRequest {
   readonly runId: string;
 }
-export interface RunEventMessage {
-  readonly event: string;
-  readonly payloadJson: string;
-}
+/** A RunEvent (runEventToWire). */
+export type RunEventMessage = WireObject;
 export interface CancelRequest {
   readonly runId: string;
 }
@@ -58,8 +66,15 @@ export interface FileChunk {
   readonly last: boolean;
 }
 
-const root = protobuf.loadSync(COORDINATOR_PROTO_FILE);
-const codec = <T>(name: string) => messageCodec<T>(root.lookupType(`evosearch.coordinator.v1.${name}`));
+/**
+ * A request whose bytes are not its message. The service's handlers refuse it with INVALID_ARGUMENT
+ * (a deserializer that threw would make grpc-js answer INTERNAL, as if the coordinator had failed).
+ */
+export class UndecodableRequest {
+  constructor(readonly message: string, readonly reason: string) {}
+}
+
+const codec = <T>(name: string) => messageCodec<T>(coordinatorType(name));
 
 function method<Req, Res>(name: string, request: string, response: string, responseStream: boolean) {
   const req = codec<Req>(request);
@@ -69,7 +84,13 @@ function method<Req, Res>(name: string, request: string, response: string, respo
     requestStream: false,
     responseStream,
     requestSerialize: req.serialize,
-    requestDeserialize: req.deserialize,
+    requestDeserialize: (bytes: Buffer): Req | UndecodableRequest => {
+      try {
+        return req.deserialize(bytes);
+      } catch (error) {
+        return new UndecodableRequest(request, (error as Error).message);
+      }
+    },
     responseSerialize: res.serialize,
     responseDeserialize: res.deserialize,
   };

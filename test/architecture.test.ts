@@ -11,8 +11,9 @@ import { repoRoot } from './support/repo-root.js';
 const LAYERS: readonly (readonly string[])[] = [
   ['errors', 'async'],
   ['files', 'random', 'samplers', 'world'],
-  ['proto', 'cluster'],
-  ['search', 'report'],
+  ['proto'],
+  // NATS's events are the coordinator's messages (proto/coordinator-messages.ts), so cluster/ sits above proto/.
+  ['search', 'report', 'cluster'],
   ['worker'],
   ['config'],
   ['coordinator'],

@@ -11,7 +11,9 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import { Objm } from '@nats-io/obj';
 import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { joinNewWorkers } from '../coordinator/transport/cluster-pool.js';
+import protobuf from 'protobufjs';
 import { EVENTS_PREFIX } from '../cluster/events.js';
+import { COORDINATOR_PROTO_FILE, runEventFromJson, workerEventFromJson } from '../proto/coordinator-messages.js';
 import { workerSetupFor } from '../coordinator/run/embedded-run.js';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
@@ -61,8 +63,11 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
     leaving.child.kill('SIGTERM');
     assert.equal(await leaving.exited, 0);
     assert.deepEqual((await liveWorkers(nc)).map((w) => w.address), [workers[0]!.address]);
-    const joined = events.filter((e) => e.subject === `${EVENTS_PREFIX}.worker.joined`).map((e) => e.data.address);
-    assert.ok(joined.includes(leaving.address) && joined.includes(workers[0]!.address), `joined events: ${joined.join(', ')}`);
+    const joined = events.filter((e) => e.subject === `${EVENTS_PREFIX}.worker.joined`).map((e) => workerEventFromJson('joined', e.data));
+    assert.ok(joined.some((e) => e.address === leaving.address) && joined.some((e) => e.address === workers[0]!.address), `joined events: ${JSON.stringify(joined)}`);
+    // Each is the proto3 JSON of WorkerJoined: all its fields, nothing else.
+    assert.deepEqual(Object.keys(events.find((e) => e.subject === `${EVENTS_PREFIX}.worker.joined`)!.data).sort(), ['address', 'at', 'build', 'id', 'model']);
+    assert.ok(joined.every((e) => e.model === 'analytic:gmm' && e.build !== '' && !Number.isNaN(Date.parse(e.at))), JSON.stringify(joined));
     await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.left` && e.data.address === leaving.address), 5000, `the worker.left event of ${leaving.address}`);
   });
 
@@ -98,6 +103,18 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       assert.equal(mine[0], 'started');
       assert.equal(mine.at(-1), 'finished');
       assert.equal(mine.filter((e) => e === 'round').length, cluster.rounds.length);
+      // Each is the proto3 JSON of a RunEvent: a subscriber decodes it with the .proto alone (plain protobufjs here) ...
+      const runEvent = protobuf.loadSync(COORDINATOR_PROTO_FILE).lookupType('evosearch.coordinator.v1.RunEvent');
+      for (const e of events.filter((x) => x.subject.startsWith(runEvents))) {
+        assert.equal(runEvent.verify(runEvent.fromObject(e.data)), null, e.subject);
+        assert.equal(runEvent.toObject(runEvent.fromObject(e.data), { oneofs: true }).payload, e.subject.split('.').at(-1), `${e.subject} carries another kind`);
+      }
+      // ... and its payload is the run's.
+      const finished = runEventFromJson(events.find((e) => e.subject === `${runEvents}finished`)!.data);
+      assert.ok(finished.event === 'finished' && finished.runId === cluster.runId);
+      assert.equal(finished.payload.spent.nfe, (JSON.parse(await readFile(join(dir, 'cluster', 'record.json'), 'utf8')) as { spent: { nfe: number } }).spent.nfe);
+      const lastRound = runEventFromJson(events.filter((e) => e.subject === `${runEvents}round`).at(-1)!.data);
+      assert.ok(lastRound.event === 'round' && lastRound.payload.nfe === finished.payload.spent.nfe, JSON.stringify(lastRound));
     } finally {
       await rm(dir, { recursive: true });
     }

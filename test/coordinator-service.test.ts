@@ -6,16 +6,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Objm } from '@nats-io/obj';
 import { CHECKPOINTS_BUCKET } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
-import { coordinatorService } from '../proto/coordinator-service.js';
+import protobuf from 'protobufjs';
+import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type RunEventMessage, type SubmitReply } from '../proto/coordinator-service.js';
+import { COORDINATOR_PROTO_FILE, coordinatorType, MessageFieldError, runConfigToWire, runEventOf, runEventToWire, type TypedRunEvent, type WireObject } from '../proto/coordinator-messages.js';
 import { MAX_MESSAGE_BYTES } from '../proto/grpc-limits.js';
-import { PROTOCOL_VERSION } from '../proto/worker-service.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
@@ -61,15 +62,22 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
   it('lists runs, streams a run\'s events, and cancels a run between rounds', async () => {
     const client = new CoordinatorClient(address);
     try {
-      const { runId } = await client.submit({ budgetNfe: 400000, seed: 1 });
-      const seen: string[] = [];
+      const { runId, plan } = await client.submit({ budgetNfe: 400000, seed: 1 });
+      assert.deepEqual([plan.method, plan.model, plan.seed, plan.budgetNfe], ['evosearch', 'analytic:gmm', 1, 400000]);
+      assert.ok(plan.plannedNfe > 0 && plan.plannedNfe <= 400000, String(plan.plannedNfe));
+      const seen: TypedRunEvent[] = [];
       const watching = client.watch(runId, (e) => {
-        seen.push(e.event);
-        if (e.event === 'round' && seen.filter((x) => x === 'round').length === 1) void client.cancel(runId);
+        seen.push(e);
+        if (e.event === 'round' && seen.filter((x) => x.event === 'round').length === 1) void client.cancel(runId);
       });
       const last = await watching;
       assert.equal(last.event, 'cancelled');
-      assert.equal(seen[0], 'started');
+      assert.ok(last.event === 'cancelled' && /cancelled by a client/.test(last.payload.error), JSON.stringify(last));
+      const [started, round] = seen;
+      assert.ok(started?.event === 'started', JSON.stringify(started));
+      assert.deepEqual([started.runId, started.payload.method, started.payload.budgetNfe, started.payload.plannedNfe, started.payload.workers.length], [runId, 'evosearch', 400000, plan.plannedNfe, 2]);
+      assert.ok(round?.event === 'round' && round.payload.round === 0 && round.payload.nfe > 0 && typeof round.payload.best === 'number', JSON.stringify(round));
+      assert.ok(seen.every((e) => !Number.isNaN(Date.parse(e.at))), 'every event says when');
       const listed = (await client.list()).runs.find((r) => r.runId === runId);
       assert.equal(listed?.state, 'cancelled');
       await assert.rejects(client.download(runId, join(dir, 'cancelled')), (e: unknown) => e instanceof CoordinatorError && /is cancelled/.test(e.message));
@@ -108,7 +116,7 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     while ((runId = /submitted run ([0-9a-f-]+)/.exec(stdout)?.[1]) === undefined && child.exitCode === null) await sleep(20);
     const client = new CoordinatorClient(address);
     try {
-      const events: { event: string; payload: Record<string, unknown> }[] = [];
+      const events: TypedRunEvent[] = [];
       let joining: Promise<WorkerProcess> | undefined;
       await client.watch(runId!, (e) => {
         events.push(e);
@@ -120,7 +128,8 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
       workers.push(joiner);
       assert.equal(await exited, 0);
       const joinedEvent = events.find((e) => e.event === 'workers');
-      assert.ok(joinedEvent !== undefined, `no workers event on the Watch stream: ${events.map((e) => e.event).join(', ')}`);
+      assert.ok(joinedEvent?.event === 'workers', `no workers event on the Watch stream: ${events.map((e) => e.event).join(', ')}`);
+      assert.ok(joinedEvent.payload.workers.includes(joiner.address));
       assert.deepEqual(joinedEvent.payload.added, [joiner.address]);
       const record = JSON.parse(await readFile(join(out, 'record.json'), 'utf8')) as { workers: string[]; workersJoined: number };
       assert.equal(record.workers.length, analytic.length + 1, record.workers.join(', '));
@@ -135,11 +144,42 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     const client = new CoordinatorClient(address);
     try {
       await assert.rejects(client.submit({ budgetNfe: 10, method: 'evosearch' }), (e: unknown) => e instanceof CoordinatorError && /budgetNfe/.test(e.message));
-      await assert.rejects(client.submit({ nonsense: true } as never), (e: unknown) => e instanceof CoordinatorError && /nonsense/.test(e.message));
+      // A key RunConfig has no field for cannot be sent: refused here, naming it, as a config error.
+      await assert.rejects(client.submit({ nonsense: true } as never), (e: unknown) => e instanceof MessageFieldError && e.field === 'RunConfig.nonsense' && e.code === 'config');
       await assert.rejects(client.watch('no-such-run', () => undefined), (e: unknown) => e instanceof CoordinatorError && /no run no-such-run/.test(e.message));
       await assert.rejects(client.resume('no-such-run'), (e: unknown) => e instanceof CoordinatorError && e.status === grpc.status.NOT_FOUND && /no run no-such-run/.test(e.message));
     } finally {
       client.close();
+    }
+  });
+
+  it('refuses a malformed Submit from any client with INVALID_ARGUMENT naming the field, and a protocol 1 client with FAILED_PRECONDITION', async () => {
+    // A client of another language, or a hostile one: the bytes are sent as they are, unchecked by ours.
+    const raw = new grpc.Client(address, grpc.credentials.createInsecure());
+    const send = (bytes: Buffer) =>
+      new Promise<grpc.ServiceError | null>((resolve) => raw.makeUnaryRequest(coordinatorService.submit.path, (b: Buffer) => b, (b: Buffer) => b, bytes, (error) => resolve(error ?? null)));
+    const submitType = coordinatorType('SubmitRequest');
+    const encode = (request: WireObject) => Buffer.from(submitType.encode(submitType.fromObject(request)).finish());
+    try {
+      const zeroSteps = await send(encode({ protocolVersion: COORDINATOR_PROTOCOL_VERSION, config: { sampler: { steps: 0 } } }));
+      assert.equal(zeroSteps?.code, grpc.status.INVALID_ARGUMENT, String(zeroSteps?.details));
+      assert.match(zeroSteps.details, /sampler\.steps/);
+      const hugeSeed = await send(encode({ protocolVersion: COORDINATOR_PROTOCOL_VERSION, config: { seed: '18446744073709551615' } }));
+      assert.equal(hugeSeed?.code, grpc.status.INVALID_ARGUMENT, String(hugeSeed?.details));
+      assert.match(hugeSeed.details, /RunConfig\.seed/);
+      const badMethod = await send(encode({ protocolVersion: COORDINATOR_PROTOCOL_VERSION, config: { method: 'hill-climbing' } }));
+      assert.equal(badMethod?.code, grpc.status.INVALID_ARGUMENT);
+      assert.match(badMethod.details, /method/);
+      const garbage = await send(Buffer.from([0x0a, 0xff, 0xff, 0xff]));
+      assert.equal(garbage?.code, grpc.status.INVALID_ARGUMENT, String(garbage?.details));
+      assert.match(garbage.details, /not a SubmitRequest message/);
+      // The previous release's client: protocol 1, the configuration as JSON in field 2.
+      const v1 = protobuf.parse('syntax = "proto3"; message SubmitRequest { uint32 protocol_version = 1; string config_json = 2; }').root.lookupType('SubmitRequest');
+      const old = await send(Buffer.from(v1.encode(v1.fromObject({ protocolVersion: 1, configJson: '{"seed":1}' })).finish()));
+      assert.equal(old?.code, grpc.status.FAILED_PRECONDITION, String(old?.details));
+      assert.match(old.details, /coordinator protocol version 2, the client 1/);
+    } finally {
+      raw.close();
     }
   });
 
@@ -149,7 +189,7 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     const m = coordinatorService.submit;
     try {
       const refused = await new Promise<grpc.ServiceError | null>((resolve) => {
-        raw.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, { protocolVersion: PROTOCOL_VERSION, configJson: JSON.stringify({ prompt: 'x'.repeat(MAX_MESSAGE_BYTES + 2 ** 20) }) }, (error) => resolve(error ?? null));
+        raw.makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize, { protocolVersion: COORDINATOR_PROTOCOL_VERSION, config: runConfigToWire({ prompt: 'x'.repeat(MAX_MESSAGE_BYTES + 2 ** 20) }) }, (error) => resolve(error ?? null));
       });
       assert.equal(refused?.code, grpc.status.RESOURCE_EXHAUSTED, String(refused?.details));
     } finally {
@@ -195,6 +235,74 @@ describe('the coordinator service killed -9 in the middle of a run', () => {
       await stopWorkers(workers);
       await nats.stop();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a coordinator that sends what this client cannot read (a later release, or a broken one)', () => {
+  let server: grpc.Server;
+  let address: string;
+  /** What the fake coordinator streams on Watch and answers to Submit. */
+  let events: RunEventMessage[] = [];
+  let reply: SubmitReply = { runId: '', plan: null };
+
+  before(async () => {
+    server = new grpc.Server();
+    server.addService(coordinatorService, {
+      submit: (_call: unknown, done: grpc.sendUnaryData<SubmitReply>) => done(null, reply),
+      watch: (call: grpc.ServerWritableStream<unknown, RunEventMessage>) => {
+        for (const event of events) call.write(event);
+        call.end();
+      },
+      cancel: () => undefined,
+      list: () => undefined,
+      files: () => undefined,
+      resume: () => undefined,
+    });
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    address = `127.0.0.1:${port}`;
+  });
+  after(() => server.forceShutdown());
+
+  const AT = '2026-12-01T10:00:00.000Z';
+  const started = runEventToWire(runEventOf('started', { method: 'evosearch', model: 'analytic:gmm', budgetNfe: 10, plannedNfe: 10, workers: [] }, 'r1', AT));
+
+  it('an event without a payload (a kind this client does not know) ends the watch with an error naming it, after the events before it', async () => {
+    // A later coordinator's event kind: encoded with a .proto that has it, it reaches this client as an unset payload.
+    const later = protobuf.parse(readFileSync(COORDINATOR_PROTO_FILE, 'utf8').replace('    RunInterrupted interrupted = 17;', '    RunInterrupted interrupted = 17;\n    RunPaused paused = 90;').concat('\nmessage RunPaused { string reason = 1; }\n')).root.lookupType('evosearch.coordinator.v1.RunEvent');
+    const paused = coordinatorService.watch.responseDeserialize(Buffer.from(later.encode(later.fromObject({ runId: 'r1', at: AT, paused: { reason: 'maintenance' } })).finish()));
+    events = [started, paused];
+    const client = new CoordinatorClient(address);
+    try {
+      const seen: string[] = [];
+      await assert.rejects(client.watch('r1', (e) => seen.push(e.event)), (e: unknown) => e instanceof CoordinatorError && /RunEvent\.payload: missing/.test(e.message) && e.code === 'unavailable');
+      assert.deepEqual(seen, ['started']);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("an event of another run, or one whose payload does not fit, ends the watch naming the field", async () => {
+    const client = new CoordinatorClient(address);
+    try {
+      events = [runEventToWire(runEventOf('failed', { error: 'x' }, 'r2', AT))];
+      await assert.rejects(client.watch('r1', () => undefined), (e: unknown) => e instanceof CoordinatorError && /RunEvent\.runId: 'r2', but the watched run is 'r1'/.test(e.message));
+      events = [{ runId: 'r1', at: AT, finished: { wallMs: 3 } }];
+      await assert.rejects(client.watch('r1', () => undefined), (e: unknown) => e instanceof CoordinatorError && /RunEvent\.finished\.spent: missing/.test(e.message));
+    } finally {
+      client.close();
+    }
+  });
+
+  it('a Submit reply without its plan or run id is an error naming the field', async () => {
+    const client = new CoordinatorClient(address);
+    try {
+      reply = { runId: 'r1', plan: null };
+      await assert.rejects(client.submit({ seed: 1 }), (e: unknown) => e instanceof CoordinatorError && /SubmitReply\.plan: missing/.test(e.message));
+      reply = { runId: '', plan: { model: 'm', method: 'evosearch', preset: 'sd21', seed: 1, budgetNfe: 5, plannedNfe: 5 } };
+      await assert.rejects(client.submit({ seed: 1 }), (e: unknown) => e instanceof CoordinatorError && /SubmitReply\.runId: missing/.test(e.message));
+    } finally {
+      client.close();
     }
   });
 });

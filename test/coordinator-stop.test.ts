@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { CoordinatorClient } from '../coordinator/service/coordinator-client.js';
+import type { TypedRunEvent } from '../proto/coordinator-messages.js';
 import { EVOSEARCH_BIN } from './support/evosearch-cli.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
@@ -159,10 +160,12 @@ describe('a coordinator stopped, killed or restarted under a running client', ()
     const second = await startCoordinator();
     const service = new CoordinatorClient(second.address);
     try {
-      const events: { event: string; payload: Record<string, unknown> }[] = [];
+      const events: TypedRunEvent[] = [];
       await service.watch(runId, (e) => events.push(e));
-      assert.equal(events.at(-1)?.event, 'interrupted');
-      assert.match(String(events.at(-1)?.payload.error), /ended without stopping it/);
+      const last = events.at(-1);
+      assert.equal(last?.event, 'interrupted');
+      assert.match(last.payload.error, /ended without stopping it/);
+      assert.equal(last.payload.resume, `evosearch resume ${runId} --cluster ${nats.url}`);
       const command = /`evosearch resume ([^`]+)`/.exec(client.stderr())![1]!;
       // The dead coordinator's registration is still fresh in NATS: the resume must pass over it.
       const { stdout } = await execFileAsync(process.execPath, [EVOSEARCH_BIN, 'resume', ...command.split(' '), '--no-progress']);

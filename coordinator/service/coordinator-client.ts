@@ -1,14 +1,16 @@
 /**
  * A client of the coordinator service: submit a run, follow its events, cancel it, list runs, and
- * download a finished run's files.
+ * download a finished run's files. What the coordinator sends is checked as it arrives: a reply or an
+ * event that does not fit its message (an event kind this client does not know, a missing payload) is
+ * a CoordinatorError naming the field.
  */
 import * as grpc from '@grpc/grpc-js';
 import { mkdir } from 'node:fs/promises';
 import { writeFileDurable } from '../../files/durable-write.js';
 import { join } from 'node:path';
 import type { RunConfigInput } from '../../config/run-config-schema.js';
-import { coordinatorService, type CancelReply, type FileChunk, type ListReply, type RunEventMessage, type SubmitReply } from '../../proto/coordinator-service.js';
-import { PROTOCOL_VERSION } from '../../proto/worker-service.js';
+import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type CancelReply, type FileChunk, type ListReply, type RunEventMessage, type SubmitReply } from '../../proto/coordinator-service.js';
+import { MessageFieldError, planSummaryFromWire, runConfigToWire, runEventFromWire, type PlanSummary, type TypedRunEvent } from '../../proto/coordinator-messages.js';
 import { coordinatorClientOptions } from '../../proto/grpc-limits.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
@@ -25,15 +27,16 @@ export class CoordinatorError extends EvoSearchError {
   }
 }
 
-export interface ClientEvent {
-  readonly event: string;
-  readonly payload: Record<string, unknown>;
+/** A run the coordinator accepted (Submit) or continues (Resume). */
+export interface AcceptedRun {
+  readonly runId: string;
+  readonly plan: PlanSummary;
 }
 
 export class CoordinatorClient {
   private readonly client: grpc.Client;
 
-  constructor(readonly address: string, private readonly deadlineMs = 60_000, protocolVersion = PROTOCOL_VERSION) {
+  constructor(readonly address: string, private readonly deadlineMs = 60_000, protocolVersion = COORDINATOR_PROTOCOL_VERSION) {
     this.client = new grpc.Client(address, grpc.credentials.createInsecure(), coordinatorClientOptions);
     this.protocolVersion = protocolVersion;
   }
@@ -50,13 +53,33 @@ export class CoordinatorClient {
     return new CoordinatorError(this.address, e.code, e.details ?? error.message, { cause: error });
   }
 
-  submit(config: RunConfigInput): Promise<SubmitReply> {
-    return this.unary(coordinatorService.submit, { protocolVersion: this.protocolVersion, configJson: JSON.stringify(config) });
+  /** A reply the coordinator sent that does not fit its message: the service's fault, not the user's. */
+  private misfit(error: unknown, what: string): CoordinatorError {
+    return new CoordinatorError(this.address, undefined, `${what} does not fit this client's coordinator.proto: ${(error as Error).message}`, { cause: error });
+  }
+
+  private accepted(reply: SubmitReply, what: string): AcceptedRun {
+    try {
+      if (reply.runId === '') throw new MessageFieldError('SubmitReply.runId', 'missing');
+      if (reply.plan === null || reply.plan === undefined) throw new MessageFieldError('SubmitReply.plan', 'missing');
+      return { runId: reply.runId, plan: planSummaryFromWire(reply.plan, 'SubmitReply.plan') };
+    } catch (error) {
+      throw this.misfit(error, what);
+    }
+  }
+
+  /**
+   * Submits a run. A configuration with a key RunConfig does not have, or a value of the wrong type, is
+   * refused here (MessageFieldError, a config error naming the field); the coordinator judges the rest.
+   */
+  async submit(config: RunConfigInput): Promise<AcceptedRun> {
+    const request = { protocolVersion: this.protocolVersion, config: runConfigToWire(config) };
+    return this.accepted(await this.unary(coordinatorService.submit, request), 'the Submit reply');
   }
 
   /** Asks the coordinator to continue a run it served that did not finish; watch it afterwards. */
-  resume(runId: string): Promise<SubmitReply> {
-    return this.unary(coordinatorService.resume, { protocolVersion: this.protocolVersion, runId });
+  async resume(runId: string): Promise<AcceptedRun> {
+    return this.accepted(await this.unary(coordinatorService.resume, { protocolVersion: this.protocolVersion, runId }), 'the Resume reply');
   }
 
   cancel(runId: string): Promise<CancelReply> {
@@ -67,17 +90,34 @@ export class CoordinatorClient {
     return this.unary(coordinatorService.list, {});
   }
 
-  /** Calls `onEvent` for each event of the run until it ends; resolves with the last one. */
-  watch(runId: string, onEvent: (event: ClientEvent) => void): Promise<ClientEvent> {
+  /**
+   * Calls `onEvent` for each event of the run until it ends; resolves with the last one. An event that
+   * does not fit its message, or names another run, ends the watch with a CoordinatorError naming it.
+   */
+  watch(runId: string, onEvent: (event: TypedRunEvent) => void): Promise<TypedRunEvent> {
     const m = coordinatorService.watch;
     return new Promise((resolve, reject) => {
-      let last: ClientEvent | null = null;
+      let last: TypedRunEvent | null = null;
+      let failed = false;
       const call = this.client.makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, { runId }, new grpc.Metadata(), {});
       call.on('data', (message: RunEventMessage) => {
-        last = { event: message.event, payload: JSON.parse(message.payloadJson) as Record<string, unknown> };
-        onEvent(last);
+        if (failed) return;
+        let event: TypedRunEvent;
+        try {
+          event = runEventFromWire(message);
+          if (event.runId !== runId) throw new MessageFieldError('RunEvent.runId', `'${event.runId}', but the watched run is '${runId}'`);
+        } catch (error) {
+          failed = true;
+          reject(this.misfit(error, `an event of run ${runId}`));
+          call.cancel();
+          return;
+        }
+        last = event;
+        onEvent(event);
       });
-      call.on('error', (error: grpc.ServiceError) => reject(this.wrap(error)));
+      call.on('error', (error: grpc.ServiceError) => {
+        if (!failed) reject(this.wrap(error));
+      });
       call.on('end', () => (last === null ? reject(new CoordinatorError(this.address, undefined, `the event stream of run ${runId} ended empty`)) : resolve(last)));
     });
   }

@@ -15,10 +15,10 @@ import { closeNats, connectNats } from '../../cluster/nats-connection.js';
 import { COORDINATORS_BUCKET, WorkerRegistration } from '../../cluster/worker-registry.js';
 import { planRun } from '../../config/plan-run.js';
 import { ConfigError, parseRunConfig, type RunPlan } from '../../config/resolve-run-config.js';
-import { coordinatorService, type CancelReply, type CancelRequest, type FileChunk, type FilesRequest, type ListReply, type ResumeRequest, type RunEventMessage, type RunState, type RunSummary, type SubmitReply, type SubmitRequest, type WatchRequest } from '../../proto/coordinator-service.js';
+import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, UndecodableRequest, type CancelReply, type CancelRequest, type FileChunk, type FilesRequest, type ListReply, type ResumeRequest, type RunEventMessage, type RunState, type RunSummary, type SubmitReply, type SubmitRequest, type WatchRequest } from '../../proto/coordinator-service.js';
+import { MessageFieldError, planSummaryToWire, runConfigFromWire, runEventOf, runEventToWire, type PlanSummary, type RunEventKind, type RunEventPayloads, type TypedRunEvent } from '../../proto/coordinator-messages.js';
 import { CHUNK_BYTES } from '../../proto/tensor-frames.js';
 import { coordinatorServerOptions } from '../../proto/grpc-limits.js';
-import { PROTOCOL_VERSION } from '../../proto/worker-service.js';
 import { RunCancelledError } from '../engine/run-search.js';
 import { runEmbedded } from '../run/embedded-run.js';
 import { LOCK_FILE, RunFolderLock } from '../run/run-folder-lock.js';
@@ -41,8 +41,8 @@ interface Run {
   readonly submittedAt: string;
   state: RunState;
   best: number | null;
-  readonly events: RunEventMessage[];
-  readonly listeners: Set<(event: RunEventMessage) => void>;
+  readonly events: TypedRunEvent[];
+  readonly listeners: Set<(event: TypedRunEvent) => void>;
   /** The attempt in progress (a resume starts a new one). */
   abort: AbortController;
   /** Writes to the run's index entry and event log, in order. */
@@ -78,6 +78,7 @@ export class CoordinatorServer {
     const coordinator = new CoordinatorServer(server, options, nc, null, address);
     // The runs served before a restart: their folders are the index (coordinator/service/run-index.ts).
     for (const loaded of await loadServedRuns(options.runsDir, (folder, why) => options.logger.warn({ folder }, `not a run this coordinator can serve: ${why}`))) {
+      for (const problem of loaded.eventProblems) options.logger.warn({ folder: loaded.folder }, `an event of the run's log not served: ${problem}`);
       const run: Run = { id: loaded.runId, plan: loaded.plan, folder: loaded.folder, submittedAt: loaded.submittedAt, state: loaded.state, best: loaded.best, events: loaded.events, listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
       coordinator.runs.set(run.id, run);
       if (loaded.cutOff) {
@@ -88,12 +89,12 @@ export class CoordinatorServer {
       }
     }
     server.addService(coordinatorService, {
-      submit: (call: grpc.ServerUnaryCall<SubmitRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void coordinator.submit(call.request).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
-      watch: (call: grpc.ServerWritableStream<WatchRequest, RunEventMessage>) => coordinator.watch(call),
-      cancel: (call: grpc.ServerUnaryCall<CancelRequest, CancelReply>, done: grpc.sendUnaryData<CancelReply>) => coordinator.cancel(call.request, done),
+      submit: (call: grpc.ServerUnaryCall<SubmitRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void Promise.resolve(call.request).then(decoded).then((r) => coordinator.submit(r)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
+      watch: (call: grpc.ServerWritableStream<WatchRequest | UndecodableRequest, RunEventMessage>) => coordinator.watch(call),
+      cancel: (call: grpc.ServerUnaryCall<CancelRequest | UndecodableRequest, CancelReply>, done: grpc.sendUnaryData<CancelReply>) => (call.request instanceof UndecodableRequest ? done(refusal(call.request)) : coordinator.cancel(call.request, done)),
       list: (_call: grpc.ServerUnaryCall<unknown, ListReply>, done: grpc.sendUnaryData<ListReply>) => done(null, { runs: [...coordinator.runs.values()].map(summary) }),
-      files: (call: grpc.ServerWritableStream<FilesRequest, FileChunk>) => void coordinator.files(call),
-      resume: (call: grpc.ServerUnaryCall<ResumeRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void coordinator.resume(call.request).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
+      files: (call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>) => void coordinator.files(call),
+      resume: (call: grpc.ServerUnaryCall<ResumeRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void Promise.resolve(call.request).then(decoded).then((r) => coordinator.resume(r)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
     });
     coordinator.registration = await WorkerRegistration.register(nc, { id: `coordinator-${hostname()}-${process.pid}`, address, model: '', build: '' }, undefined, COORDINATORS_BUCKET);
     options.logger.info({ address, nats: options.nats, runsDir: options.runsDir, knownRuns: coordinator.runs.size }, 'coordinator serving');
@@ -101,13 +102,14 @@ export class CoordinatorServer {
   }
 
   private async submit(request: SubmitRequest): Promise<SubmitReply> {
-    if (request.protocolVersion !== PROTOCOL_VERSION) throw status(grpc.status.FAILED_PRECONDITION, `this coordinator speaks protocol version ${PROTOCOL_VERSION}, the client ${request.protocolVersion}`);
+    checkVersion(request.protocolVersion);
     let plan: RunPlan;
     try {
-      const input = parseRunConfig(JSON.parse(request.configJson), 'submitted run');
+      // The message's fields as the run configuration, then its schema: errors name the field either way.
+      const input = parseRunConfig(runConfigFromWire(request.config ?? {}), 'submitted run');
       plan = await planRun({ ...input, cluster: this.options.nats, workersAt: undefined }, 'submitted run');
     } catch (error) {
-      if (error instanceof ConfigError || error instanceof SyntaxError) throw status(grpc.status.INVALID_ARGUMENT, (error as Error).message);
+      if (error instanceof ConfigError || error instanceof MessageFieldError) throw status(grpc.status.INVALID_ARGUMENT, (error as Error).message);
       throw status(grpc.status.INTERNAL, (error as Error).message);
     }
     const id = randomUUID();
@@ -119,12 +121,12 @@ export class CoordinatorServer {
     this.save(run);
     await run.saved;
     run.attempt = this.execute(run);
-    return { runId: id, planJson: JSON.stringify(plan) };
+    return { runId: id, plan: planSummaryToWire(planSummary(plan)) };
   }
 
   /** Continues a run that did not finish from its last complete checkpoint, under its id. */
   private async resume(request: ResumeRequest): Promise<SubmitReply> {
-    if (request.protocolVersion !== PROTOCOL_VERSION) throw status(grpc.status.FAILED_PRECONDITION, `this coordinator speaks protocol version ${PROTOCOL_VERSION}, the client ${request.protocolVersion}`);
+    checkVersion(request.protocolVersion);
     const run = this.runs.get(request.runId);
     if (run === undefined) throw status(grpc.status.NOT_FOUND, `no run ${request.runId} on this coordinator (runs dir ${this.options.runsDir})`);
     if (!RESUMABLE.has(run.state)) throw status(grpc.status.FAILED_PRECONDITION, `run ${run.id} is ${run.state}${run.state === 'finished' ? ': nothing to resume; fetch its files' : ': it is not stopped'}`);
@@ -140,7 +142,7 @@ export class CoordinatorServer {
     this.save(run);
     await run.saved;
     run.attempt = this.execute(run, checkpoint);
-    return { runId: run.id, planJson: JSON.stringify(run.plan) };
+    return { runId: run.id, plan: planSummaryToWire(planSummary(run.plan)) };
   }
 
   /** The command that continues `run` from anywhere in the cluster (see cli/resume-command.ts). */
@@ -154,11 +156,16 @@ export class CoordinatorServer {
     run.saved = run.saved.then(() => saveServedRun(run.folder, entry)).catch((error: Error) => this.options.logger.error({ runId: run.id, error: error.message }, 'run index entry not written'));
   }
 
-  private emit(run: Run, event: string, payload: Record<string, unknown>): void {
-    const message = { event, payloadJson: JSON.stringify({ runId: run.id, ...payload, at: new Date().toISOString() }) };
-    run.events.push(message);
-    run.saved = run.saved.then(() => appendServedEvent(run.folder, message)).catch((error: Error) => this.options.logger.error({ runId: run.id, error: error.message }, 'run event not logged'));
-    for (const listener of run.listeners) listener(message);
+  /** An event of the service's own (resumed, finished, failed, cancelled, interrupted), checked against its message. */
+  private emit<K extends RunEventKind>(run: Run, event: K, payload: RunEventPayloads[K]): void {
+    this.record(run, runEventOf(event, payload, run.id, new Date().toISOString()));
+  }
+
+  /** Keeps the event for later watchers, logs it to the run folder and sends it to the watchers now. */
+  private record(run: Run, event: TypedRunEvent): void {
+    run.events.push(event);
+    run.saved = run.saved.then(() => appendServedEvent(run.folder, event)).catch((error: Error) => this.options.logger.error({ runId: run.id, error: error.message }, 'run event not logged'));
+    for (const listener of run.listeners) listener(event);
   }
 
   private async execute(run: Run, resume?: LoadedCheckpoint): Promise<void> {
@@ -176,21 +183,31 @@ export class CoordinatorServer {
         runId: run.id,
         signal: run.abort.signal,
         ...(resume !== undefined ? { resume } : {}),
-        // The run's own events, as NATS carries them: started, round, workers (joined mid-run).
+        // The run's own events, as NATS carries them: started, round, workers (joined mid-run). Their
+        // payloads are loose objects: here they become RunEvent payloads (a field that does not fit
+        // throws MessageFieldError, failing the run: the run and this service disagree on the contract).
         onEvent: (event, payload) => {
-          if (event === 'round') run.best = typeof payload.best === 'number' ? payload.best : run.best;
-          if (event === 'started' || event === 'round' || event === 'workers') this.emit(run, event, payload);
+          if (event !== 'started' && event !== 'round' && event !== 'workers') return;
+          const typed = runEventOf(event, payload, run.id, new Date().toISOString());
+          if (typed.event === 'round') run.best = typed.payload.best ?? run.best;
+          this.record(run, typed);
         },
       });
       run.best = record.best?.reward ?? null;
       run.state = 'finished';
-      this.emit(run, 'finished', { best: record.best, spent: record.spent, wallMs: record.wallMs, workers: record.workers });
+      this.emit(run, 'finished', { ...(record.best !== null ? { best: { metrics: {}, ...record.best } } : {}), spent: record.spent, wallMs: record.wallMs, workers: record.workers });
     } catch (error) {
       // A run this coordinator stopped (not one a client cancelled) has a complete checkpoint in its
       // folder: say how to continue it, so the client can tell its user.
       const stopped = error instanceof RunCancelledError && run.abort.signal.reason === STOPPING;
-      run.state = stopped ? 'interrupted' : error instanceof RunCancelledError ? 'cancelled' : 'failed';
-      this.emit(run, run.state, { error: (error as Error).message, ...(stopped ? { folder: run.folder, resume: this.resumeCommand(run) } : {}) });
+      const message = (error as Error).message;
+      if (stopped) {
+        run.state = 'interrupted';
+        this.emit(run, 'interrupted', { error: message, folder: run.folder, resume: this.resumeCommand(run) });
+      } else {
+        run.state = error instanceof RunCancelledError ? 'cancelled' : 'failed';
+        this.emit(run, run.state, { error: message });
+      }
       this.options.logger.warn({ runId: run.id, error: (error as Error).message }, `run ${run.state}`);
     } finally {
       this.save(run);
@@ -200,19 +217,20 @@ export class CoordinatorServer {
     }
   }
 
-  private watch(call: grpc.ServerWritableStream<WatchRequest, RunEventMessage>): void {
+  private watch(call: grpc.ServerWritableStream<WatchRequest | UndecodableRequest, RunEventMessage>): void {
+    if (call.request instanceof UndecodableRequest) return void call.emit('error', refusal(call.request));
     const run = this.runs.get(call.request.runId);
     if (run === undefined) {
       call.emit('error', status(grpc.status.NOT_FOUND, `no run ${call.request.runId} on this coordinator`));
       return;
     }
-    for (const event of run.events) call.write(event);
+    for (const event of run.events) call.write(runEventToWire(event));
     if (TERMINAL.has(run.state)) {
       call.end();
       return;
     }
-    const listener = (event: RunEventMessage) => {
-      call.write(event);
+    const listener = (event: TypedRunEvent) => {
+      call.write(runEventToWire(event));
       if (TERMINAL.has(run.state)) {
         run.listeners.delete(listener);
         call.end();
@@ -229,7 +247,8 @@ export class CoordinatorServer {
     done(null, { state: run.state });
   }
 
-  private async files(call: grpc.ServerWritableStream<FilesRequest, FileChunk>): Promise<void> {
+  private async files(call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>): Promise<void> {
+    if (call.request instanceof UndecodableRequest) return void call.emit('error', refusal(call.request));
     const run = this.runs.get(call.request.runId);
     if (run === undefined) return void call.emit('error', status(grpc.status.NOT_FOUND, `no run ${call.request.runId} on this coordinator`));
     if (run.state !== 'finished') return void call.emit('error', status(grpc.status.FAILED_PRECONDITION, `run ${run.id} is ${run.state}; its files come when it has finished`));
@@ -264,6 +283,25 @@ export class CoordinatorServer {
 
 function summary(run: Run): RunSummary {
   return { runId: run.id, state: run.state, model: run.plan.model, method: run.plan.method, prompt: run.plan.prompt ?? '', submittedAt: run.submittedAt, bestReward: run.best ?? 0, hasBest: run.best !== null };
+}
+
+/** What a client is shown of its submitted or resumed run (the whole plan is the run folder's config.json). */
+function planSummary(plan: RunPlan): PlanSummary {
+  return { model: plan.model, method: plan.method, preset: plan.preset, seed: plan.seed, budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, ...(plan.prompt !== undefined ? { prompt: plan.prompt } : {}) };
+}
+
+function checkVersion(clientVersion: number): void {
+  if (clientVersion !== COORDINATOR_PROTOCOL_VERSION) throw status(grpc.status.FAILED_PRECONDITION, `this coordinator speaks coordinator protocol version ${COORDINATOR_PROTOCOL_VERSION}, the client ${clientVersion}`);
+}
+
+/** The request, or INVALID_ARGUMENT when its bytes were not its message. */
+function decoded<T>(request: T | UndecodableRequest): T {
+  if (request instanceof UndecodableRequest) throw refusal(request);
+  return request;
+}
+
+function refusal(request: UndecodableRequest): grpc.ServiceError {
+  return status(grpc.status.INVALID_ARGUMENT, `not a ${request.message} message: ${request.reason}`);
 }
 
 function status(code: grpc.status, details: string): grpc.ServiceError {

@@ -3,7 +3,8 @@
  * restarted coordinator knows them again (List, Watch, Files, Resume):
  *
  *   <runsDir>/<runId>/served.json    the run as the service sees it: id, plan, when submitted, state, best
- *   <runsDir>/<runId>/events.jsonl   every event sent to watchers, one JSON line each
+ *   <runsDir>/<runId>/events.jsonl   every event sent to watchers, one line each: the proto3 JSON of its
+ *                                    RunEvent (proto/coordinator.proto), as NATS carries it too
  *
  * served.json is replaced durably (files/durable-write.ts) on every change of state; events are appended
  * as they happen. A run found `queued` or `running` when the index is read was cut off by a coordinator
@@ -15,7 +16,8 @@ import { appendFile, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { RunPlan } from '../../config/resolve-run-config.js';
 import { writeFileDurable } from '../../files/durable-write.js';
-import type { RunEventMessage, RunState } from '../../proto/coordinator-service.js';
+import type { RunState } from '../../proto/coordinator-service.js';
+import { runEventFromJson, runEventOf, runEventToJson, type TypedRunEvent } from '../../proto/coordinator-messages.js';
 
 export const SERVED_FILE = 'served.json';
 export const EVENTS_FILE = 'events.jsonl';
@@ -41,13 +43,15 @@ export async function saveServedRun(folder: string, run: ServedRun): Promise<voi
 }
 
 /** Appends one event to the run's event log. */
-export async function appendServedEvent(folder: string, event: RunEventMessage): Promise<void> {
-  await appendFile(join(folder, EVENTS_FILE), `${JSON.stringify(event)}\n`);
+export async function appendServedEvent(folder: string, event: TypedRunEvent): Promise<void> {
+  await appendFile(join(folder, EVENTS_FILE), `${JSON.stringify(runEventToJson(event))}\n`);
 }
 
 export interface LoadedRun extends ServedRun {
   readonly folder: string;
-  readonly events: RunEventMessage[];
+  readonly events: TypedRunEvent[];
+  /** Lines of the event log that are not an event, each with why (they are left out of `events`). */
+  readonly eventProblems: readonly string[];
   /** The index said queued or running: its coordinator ended without stopping it. */
   readonly cutOff: boolean;
 }
@@ -79,27 +83,51 @@ export async function loadServedRuns(runsDir: string, onSkip: (folder: string, w
       continue;
     }
     const cutOff = served.state === 'queued' || served.state === 'running';
-    runs.push({ ...served, state: cutOff ? 'interrupted' : served.state, cutOff, folder, events: await readEvents(folder) });
+    runs.push({ ...served, state: cutOff ? 'interrupted' : served.state, cutOff, folder, ...(await readEvents(folder)) });
   }
   return runs.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
 }
 
-/** The event log, without a torn last line (the coordinator died while appending it). */
-async function readEvents(folder: string): Promise<RunEventMessage[]> {
+/**
+ * The event log, without a torn last line (the coordinator died while appending it). A line that is
+ * JSON but not an event is left out, with why; the lines of the previous release
+ * (`{"event": kind, "payloadJson": "{...}"}`) are read as the events they were.
+ */
+async function readEvents(folder: string): Promise<{ events: TypedRunEvent[]; eventProblems: string[] }> {
+  const events: TypedRunEvent[] = [];
+  const eventProblems: string[] = [];
   let text: string;
   try {
     text = await readFile(join(folder, EVENTS_FILE), 'utf8');
   } catch {
-    return [];
+    return { events, eventProblems };
   }
-  const events: RunEventMessage[] = [];
-  for (const line of text.split('\n')) {
+  for (const [i, line] of text.split('\n').entries()) {
     if (line === '') continue;
+    let json: unknown;
     try {
-      events.push(JSON.parse(line) as RunEventMessage);
+      json = JSON.parse(line);
     } catch {
       break;
     }
+    try {
+      events.push(isFirstReleaseLine(json) ? firstReleaseEvent(json) : runEventFromJson(json));
+    } catch (error) {
+      eventProblems.push(`${EVENTS_FILE} line ${i + 1}: ${(error as Error).message}`);
+    }
   }
-  return events;
+  return { events, eventProblems };
+}
+
+interface FirstReleaseLine {
+  readonly event: string;
+  readonly payloadJson: string;
+}
+
+const isFirstReleaseLine = (json: unknown): json is FirstReleaseLine => typeof json === 'object' && json !== null && typeof (json as FirstReleaseLine).event === 'string' && typeof (json as FirstReleaseLine).payloadJson === 'string';
+
+/** A line of the previous release: its payload held the run's id and the time next to the event's fields. */
+function firstReleaseEvent(line: FirstReleaseLine): TypedRunEvent {
+  const { runId, at, ...payload } = JSON.parse(line.payloadJson) as Record<string, unknown>;
+  return runEventOf(line.event, payload, String(runId), String(at));
 }
