@@ -15,8 +15,9 @@
  *
  * Subscribe to `evosearch.events.>` for everything, or `evosearch.events.run.<runId>.*` for one run.
  */
+import { WireError } from '../proto/wire-error.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { MessageFieldError, runEventOf, runEventToJson, workerEventToJson, type RunEventPayloads, type TypedRunEvent, type WorkerEventPayloads } from '../proto/coordinator-messages.js';
+import { fieldError, runEventOf, runEventToJson, workerEventToJson, type RunEventPayloads, type TypedRunEvent, type WorkerEventPayloads } from '../proto/coordinator-messages.js';
 
 export const EVENTS_PREFIX = 'evosearch.events';
 
@@ -45,15 +46,15 @@ export function publishRunEvent(nc: NatsConnection, event: TypedRunEvent & { eve
 /**
  * Publishes a loose payload (`{ runId, ...fields }` on a run subject, the worker's fields on a worker
  * subject) as its subject's message: the payload is checked against the message on the way, and a
- * field that does not fit is a MessageFieldError naming it (nothing is published).
+ * field that does not fit is a WireError naming it (nothing is published).
  */
 export function publishEvent(nc: NatsConnection, subject: string, payload: Record<string, unknown>): void {
   const worker = WORKER_SUBJECT.exec(subject);
   if (worker !== null) return publishWorkerEvent(nc, worker[1] as WorkerEvent, payload as unknown as WorkerEventPayload<WorkerEvent>);
   const run = RUN_SUBJECT.exec(subject);
-  if (run === null) throw new MessageFieldError('subject', `'${subject}' is not a cluster event subject (${EVENTS_PREFIX}.worker.<joined|left|lost> or ${EVENTS_PREFIX}.run.<id>.<started|round|workers|finished|failed>)`);
+  if (run === null) throw fieldError('subject', `'${subject}' is not a cluster event subject (${EVENTS_PREFIX}.worker.<joined|left|lost> or ${EVENTS_PREFIX}.run.<id>.<started|round|workers|finished|failed>)`);
   const [, runId, kind] = run as unknown as [string, string, RunEvent];
   const { runId: named, ...fields } = payload;
-  if (named !== undefined && named !== runId) throw new MessageFieldError('RunEvent.runId', `'${String(named)}', but the subject is run ${runId}'s`);
+  if (named !== undefined && named !== runId) throw fieldError('RunEvent.runId', `'${String(named)}', but the subject is run ${runId}'s`);
   publishRunEvent(nc, runEventOf(kind, fields, runId, new Date().toISOString()) as TypedRunEvent & { event: RunEvent });
 }

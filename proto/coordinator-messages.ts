@@ -26,7 +26,7 @@
  */
 import protobuf from 'protobufjs';
 import { fileURLToPath } from 'node:url';
-import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
+import { WireError } from './wire-error.js';
 import type { ComputeCounters } from './commands.js';
 
 export const COORDINATOR_PROTO_FILE = fileURLToPath(new URL('../../proto/coordinator.proto', import.meta.url));
@@ -39,15 +39,12 @@ export const coordinatorType = (name: string): protobuf.Type => coordinatorProto
 /** A plain object as protobufjs encodes from and decodes to (see the header). */
 export type WireObject = Record<string, unknown>;
 
-/** A value that does not fit its message: names the field (Message.path.to.it) and what is wrong. */
-export class MessageFieldError extends EvoSearchError {
-  /** Most often a run configuration the user wrote; a peer's bad message is wrapped by whoever read it. */
-  readonly code: ErrorCode = 'config';
-  override readonly name = 'MessageFieldError';
-  constructor(readonly field: string, readonly detail: string) {
-    super(`${field}: ${detail}`);
-  }
-}
+/**
+ * A value that does not fit its message: a WireError naming the field (Message.path.to.it). Code
+ * 'config': most often a run configuration the user wrote; a peer's bad message is wrapped by whoever
+ * read it.
+ */
+export const fieldError = (field: string, problem: string): WireError => new WireError(field, problem, 'config');
 
 // ---- the payloads, as the project's code holds them --------------------------------------------
 
@@ -130,40 +127,40 @@ function scalarToWire(kind: string, value: unknown, at: string): unknown {
       break;
     case 'uint32':
       if (Number.isInteger(value) && (value as number) >= 0 && (value as number) <= UINT32_MAX) return value;
-      throw new MessageFieldError(at, `must be a whole number from 0 to ${UINT32_MAX}, got ${shown(value)}`);
+      throw fieldError(at, `must be a whole number from 0 to ${UINT32_MAX}, got ${shown(value)}`);
     case 'uint64':
       if (Number.isSafeInteger(value) && (value as number) >= 0) return value;
-      throw new MessageFieldError(at, `must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown(value)}`);
+      throw fieldError(at, `must be a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, got ${shown(value)}`);
   }
-  throw new MessageFieldError(at, `must be a ${kind === 'bool' ? 'boolean' : kind === 'double' ? 'number' : kind}, got ${shown(value)}`);
+  throw fieldError(at, `must be a ${kind === 'bool' ? 'boolean' : kind === 'double' ? 'number' : kind}, got ${shown(value)}`);
 }
 
 function scalarFromWire(kind: string, value: unknown, at: string): unknown {
   if (kind !== 'uint64') return value;
   // Longs come as numbers (DECODED); a Long or a string (another toObject setting, JSON) is read too.
   const n = typeof value === 'number' ? value : Number(String(value));
-  if (!Number.isSafeInteger(n) || n < 0) throw new MessageFieldError(at, `${String(value)} is past what this side reads exactly (2^53 - 1)`);
+  if (!Number.isSafeInteger(n) || n < 0) throw fieldError(at, `${String(value)} is past what this side reads exactly (2^53 - 1)`);
   return n;
 }
 
 function fieldToWire(field: protobuf.Field, value: unknown, at: string): unknown {
   const type = field.resolvedType;
   if (field.map) {
-    if (!isPlainObject(value)) throw new MessageFieldError(at, `must be an object of ${field.type}, got ${shown(value)}`);
+    if (!isPlainObject(value)) throw fieldError(at, `must be an object of ${field.type}, got ${shown(value)}`);
     return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scalarToWire(field.type, v, `${at}.${k}`)]));
   }
   const one = (v: unknown, where: string): unknown => (type instanceof protobuf.Type ? messageToWire(type, v, where) : scalarToWire(field.type, v, where));
   if (field.repeated) {
-    if (!Array.isArray(value)) throw new MessageFieldError(at, `must be a list, got ${shown(value)}`);
+    if (!Array.isArray(value)) throw fieldError(at, `must be a list, got ${shown(value)}`);
     return value.map((v, i) => one(v, `${at}[${i}]`));
   }
   if (type instanceof protobuf.Type && LIST_WRAPPERS.has(type.name)) {
-    if (!Array.isArray(value)) throw new MessageFieldError(at, `must be a list, got ${shown(value)}`);
+    if (!Array.isArray(value)) throw fieldError(at, `must be a list, got ${shown(value)}`);
     const kind = type.fields.values!.type;
     return { values: value.map((v, i) => scalarToWire(kind, v, `${at}[${i}]`)) };
   }
   if (type instanceof protobuf.Type && type.name === OFF) {
-    if (value !== 'off') throw new MessageFieldError(at, `must be 'off', got ${shown(value)}`);
+    if (value !== 'off') throw fieldError(at, `must be 'off', got ${shown(value)}`);
     return {};
   }
   return one(value, at);
@@ -178,9 +175,9 @@ function takes(field: protobuf.Field, value: unknown): boolean {
   return typeof value === 'number';
 }
 
-/** A TS value to the wire object of `type`, checked (MessageFieldError names the first bad field). */
+/** A TS value to the wire object of `type`, checked (WireError names the first bad field). */
 export function messageToWire(type: protobuf.Type, value: unknown, path: string = type.name): WireObject {
-  if (!isPlainObject(value)) throw new MessageFieldError(path, `must be an object, got ${shown(value)}`);
+  if (!isPlainObject(value)) throw fieldError(path, `must be an object, got ${shown(value)}`);
   const wire: WireObject = {};
   const known = new Set<string>();
   for (const choice of type.oneofsArray) {
@@ -189,7 +186,7 @@ export function messageToWire(type: protobuf.Type, value: unknown, path: string 
     const v = value[choice.name];
     if (v === undefined || v === null) continue;
     const member = choice.fieldsArray.find((f) => takes(f, v));
-    if (member === undefined) throw new MessageFieldError(`${path}.${choice.name}`, `must be one of ${choice.fieldsArray.map((f) => (f.resolvedType?.name === OFF ? "'off'" : f.type)).join(' | ')}, got ${shown(v)}`);
+    if (member === undefined) throw fieldError(`${path}.${choice.name}`, `must be one of ${choice.fieldsArray.map((f) => (f.resolvedType?.name === OFF ? "'off'" : f.type)).join(' | ')}, got ${shown(v)}`);
     wire[member.name] = fieldToWire(member, v, `${path}.${choice.name}`);
   }
   for (const field of type.fieldsArray) {
@@ -199,13 +196,13 @@ export function messageToWire(type: protobuf.Type, value: unknown, path: string 
     const v = value[key];
     const at = `${path}.${key}`;
     if (v === undefined || v === null) {
-      if (!hasPresence(field) && !field.repeated && !field.map) throw new MessageFieldError(at, 'missing');
-      if (REQUIRED_MESSAGES.has(`${type.name}.${field.name}`)) throw new MessageFieldError(at, 'missing');
+      if (!hasPresence(field) && !field.repeated && !field.map) throw fieldError(at, 'missing');
+      if (REQUIRED_MESSAGES.has(`${type.name}.${field.name}`)) throw fieldError(at, 'missing');
       continue;
     }
     wire[field.name] = fieldToWire(field, v, at);
   }
-  for (const [key, v] of Object.entries(value)) if (!known.has(key) && v !== undefined) throw new MessageFieldError(`${path}.${key}`, `not a field of ${type.name}`);
+  for (const [key, v] of Object.entries(value)) if (!known.has(key) && v !== undefined) throw fieldError(`${path}.${key}`, `not a field of ${type.name}`);
   return wire;
 }
 
@@ -221,7 +218,7 @@ function fieldFromWire(field: protobuf.Field, value: unknown, at: string): unkno
 
 const DEFAULTS: Readonly<Record<string, unknown>> = { string: '', bool: false, double: 0, uint32: 0, uint64: 0 };
 
-/** The TS value of a decoded wire object of `type` (MessageFieldError names a missing required message). */
+/** The TS value of a decoded wire object of `type` (WireError names a missing required message). */
 export function messageFromWire(type: protobuf.Type, wire: WireObject, path: string = type.name): WireObject {
   const value: WireObject = {};
   for (const field of type.fieldsArray) {
@@ -229,7 +226,7 @@ export function messageFromWire(type: protobuf.Type, wire: WireObject, path: str
     const key = choice === null ? keyOf(type, field) : choice.name;
     const v = wire[field.name];
     if (v === undefined || v === null) {
-      if (REQUIRED_MESSAGES.has(`${type.name}.${field.name}`)) throw new MessageFieldError(`${path}.${key}`, 'missing');
+      if (REQUIRED_MESSAGES.has(`${type.name}.${field.name}`)) throw fieldError(`${path}.${key}`, 'missing');
       // Decoded without defaults (another toObject setting): a plain scalar reads as its default.
       if (choice === null && !hasPresence(field) && !field.repeated && !field.map) value[key] = DEFAULTS[field.type];
       else if (field.repeated) value[key] = [];
@@ -272,10 +269,10 @@ export function planSummaryFromWire(wire: WireObject, path = 'RunPlanSummary'): 
   return messageFromWire(PLAN_SUMMARY, wire, path) as unknown as PlanSummary;
 }
 
-/** The RunEvent message of an event (MessageFieldError: a kind or a payload field the message does not take). */
+/** The RunEvent message of an event (WireError: a kind or a payload field the message does not take). */
 export function runEventToWire(event: TypedRunEvent): WireObject {
   const { runId, at, event: kind, payload } = event as { runId: unknown; at: unknown; event: unknown; payload: unknown };
-  if (typeof kind !== 'string' || !(RUN_EVENT_KINDS as readonly string[]).includes(kind)) throw new MessageFieldError('RunEvent.event', `${shown(kind)} is not an event kind (${RUN_EVENT_KINDS.join(' | ')})`);
+  if (typeof kind !== 'string' || !(RUN_EVENT_KINDS as readonly string[]).includes(kind)) throw fieldError('RunEvent.event', `${shown(kind)} is not an event kind (${RUN_EVENT_KINDS.join(' | ')})`);
   const member = RUN_EVENT.fields[kind]!;
   return {
     runId: scalarToWire('string', runId, 'RunEvent.runId'),
@@ -290,12 +287,12 @@ export function runEventToWire(event: TypedRunEvent): WireObject {
  */
 export function runEventFromWire(wire: WireObject): TypedRunEvent {
   const kinds = RUN_EVENT_KINDS.filter((k) => wire[k] !== undefined && wire[k] !== null);
-  if (kinds.length !== 1) throw new MessageFieldError('RunEvent.payload', kinds.length === 0 ? `missing: an event of run ${String(wire.runId ?? '?')} of a kind this side does not know, or none (this side knows ${RUN_EVENT_KINDS.join(', ')})` : `has ${kinds.join(' and ')} (one is allowed)`);
+  if (kinds.length !== 1) throw fieldError('RunEvent.payload', kinds.length === 0 ? `missing: an event of run ${String(wire.runId ?? '?')} of a kind this side does not know, or none (this side knows ${RUN_EVENT_KINDS.join(', ')})` : `has ${kinds.join(' and ')} (one is allowed)`);
   const kind = kinds[0]!;
   const runId = typeof wire.runId === 'string' ? wire.runId : '';
   const at = typeof wire.at === 'string' ? wire.at : '';
-  if (runId === '') throw new MessageFieldError('RunEvent.runId', 'missing');
-  if (at === '') throw new MessageFieldError('RunEvent.at', 'missing');
+  if (runId === '') throw fieldError('RunEvent.runId', 'missing');
+  if (at === '') throw fieldError('RunEvent.at', 'missing');
   const payload = messageFromWire(RUN_EVENT.fields[kind]!.resolvedType as protobuf.Type, wire[kind] as WireObject, `RunEvent.${kind}`);
   return { runId, at, event: kind, payload } as TypedRunEvent;
 }
@@ -303,7 +300,7 @@ export function runEventFromWire(wire: WireObject): TypedRunEvent {
 /**
  * An event from its parts, checked against its message and read back as the other side would read it
  * (null becomes absent, absent lists empty). Loose payloads (Record<string, unknown>, as
- * coordinator/run/embedded-run.ts publishes them) become typed here, or MessageFieldError names the field.
+ * coordinator/run/embedded-run.ts publishes them) become typed here, or WireError names the field.
  */
 export function runEventOf<K extends RunEventKind>(kind: K, payload: RunEventPayloads[K], runId: string, at: string): TypedRunEvent;
 export function runEventOf(kind: string, payload: unknown, runId: string, at: string): TypedRunEvent;
@@ -318,7 +315,7 @@ export function runEventToJson(event: TypedRunEvent): WireObject {
 
 /** The event of a RunEvent's proto3 JSON (fields this side does not know are skipped). */
 export function runEventFromJson(json: unknown): TypedRunEvent {
-  if (!isPlainObject(json)) throw new MessageFieldError('RunEvent', `must be a JSON object, got ${shown(json)}`);
+  if (!isPlainObject(json)) throw fieldError('RunEvent', `must be a JSON object, got ${shown(json)}`);
   return runEventFromWire(normalized(RUN_EVENT, json));
 }
 
@@ -329,7 +326,7 @@ export function workerEventToJson<K extends WorkerEventKind>(kind: K, event: Wor
 
 export function workerEventFromJson<K extends WorkerEventKind>(kind: K, json: unknown): WorkerEventPayloads[K] {
   const type = coordinatorType(WORKER_EVENT_MESSAGES[kind]);
-  if (!isPlainObject(json)) throw new MessageFieldError(type.name, `must be a JSON object, got ${shown(json)}`);
+  if (!isPlainObject(json)) throw fieldError(type.name, `must be a JSON object, got ${shown(json)}`);
   return messageFromWire(type, normalized(type, json)) as unknown as WorkerEventPayloads[K];
 }
 

@@ -10,7 +10,7 @@ import { coordinatorType, type WireObject } from './coordinator-messages.js';
 export { COORDINATOR_PROTO_FILE } from './coordinator-messages.js';
 
 /**
- * The coordinator service's protocol version, its own (the worker service has PROTOCOL_VERSION in
+ * The coordinator service's protocol version, its own (the worker service has WORKER_PROTOCOL_VERSION in
  * proto/worker-service.ts). Raise it when a message's meaning changes or a field goes; adding a field
  * needs no raise (each side skips fields it does not know). Submit and Resume carry it, and a coordinator
  * refuses another version. 2: typed messages (RunConfig, RunEvent, RunPlanSummary) instead of JSON strings.

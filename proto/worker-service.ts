@@ -14,7 +14,7 @@ export { messageCodec } from './worker-proto.js';
  * changes: a coordinator and a worker of different versions refuse each other at Hello. 1: bodies as
  * JSON in string fields; 2: every command, result and setup a message of worker.proto.
  */
-export const PROTOCOL_VERSION = 2;
+export const WORKER_PROTOCOL_VERSION = 2;
 
 export interface HelloRequest {
   readonly protocolVersion: number;

@@ -1,8 +1,9 @@
+import { WireError } from '../proto/wire-error.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { publishEvent, publishWorkerEvent, runSubject, workerSubject } from '../cluster/events.js';
-import { MessageFieldError, runEventFromJson, workerEventFromJson } from '../proto/coordinator-messages.js';
+import { runEventFromJson, workerEventFromJson } from '../proto/coordinator-messages.js';
 
 /** A NATS connection that keeps what is published (the subjects and messages, not the network: cluster-nats.test.ts has that). */
 function recorder(): { nc: NatsConnection; published: { subject: string; data: Record<string, unknown> }[] } {
@@ -39,7 +40,7 @@ describe('cluster events: each subject carries its coordinator.proto message as 
 
   it('refuses, publishing nothing, a payload that does not fit its subject\'s message, naming the field', () => {
     const { nc, published } = recorder();
-    const refuses = (subject: string, payload: Record<string, unknown>, field: RegExp) => assert.throws(() => publishEvent(nc, subject, payload), (e: unknown) => e instanceof MessageFieldError && field.test(e.field));
+    const refuses = (subject: string, payload: Record<string, unknown>, field: RegExp) => assert.throws(() => publishEvent(nc, subject, payload), (e: unknown) => e instanceof WireError && field.test(e.field));
     refuses(runSubject('r1', 'round'), { runId: 'r1', round: 0, label: 'init', nfe: -1, plannedNfe: 990, roundMs: 3 }, /^RunEvent\.round\.nfe$/);
     refuses(runSubject('r1', 'workers'), { runId: 'r1', added: ['a:1'] , workers: ['a:1'], extra: 1 }, /^RunEvent\.workers\.extra$/);
     refuses(runSubject('r1', 'failed'), { runId: 'r2', error: 'x' }, /^RunEvent\.runId$/);

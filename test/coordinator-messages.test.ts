@@ -1,3 +1,4 @@
+import { WireError } from '../proto/wire-error.js';
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -8,7 +9,7 @@ import { runConfigSchema, type RunConfigInput } from '../config/run-config-schem
 import {
   COORDINATOR_PROTO_FILE,
   coordinatorType,
-  MessageFieldError,
+  fieldError,
   planSummaryFromWire,
   planSummaryToWire,
   runConfigFromWire,
@@ -104,7 +105,7 @@ function objectPaths(value: Record<string, unknown>, prefix = ''): string[] {
   return Object.entries(value).flatMap(([key, v]) => (typeof v === 'object' && v !== null && !Array.isArray(v) ? [`${prefix}${key}`, ...objectPaths(v as Record<string, unknown>, `${prefix}${key}.`)] : [`${prefix}${key}`]));
 }
 
-const throwsField = (f: () => unknown, field: RegExp) => assert.throws(f, (e: unknown) => e instanceof MessageFieldError && field.test(e.field), `expected a MessageFieldError naming ${field}`);
+const throwsField = (f: () => unknown, field: RegExp) => assert.throws(f, (e: unknown) => e instanceof WireError && field.test(e.field), `expected a WireError naming ${field}`);
 
 describe('RunConfig: the run configuration as a typed message', () => {
   it('mirrors the schema: every schema field has a message field and the reverse (a field added to one is missing from the other)', () => {
@@ -142,7 +143,7 @@ describe('RunConfig: the run configuration as a typed message', () => {
     throwsField(() => runConfigToWire({ callRows: 'on' }), /^RunConfig\.callRows$/);
     throwsField(() => runConfigToWire({ cuda: { memoryLimit: true } }), /^RunConfig\.cuda\.memoryLimit$/);
     throwsField(() => runConfigToWire({ particles: 8 }), /^RunConfig\.particles$/);
-    assert.equal(new MessageFieldError('RunConfig.seed', 'x').code, 'config', 'a run configuration that does not fit is the user\'s input (exit 2)');
+    assert.equal(fieldError('RunConfig.seed', 'x').code, 'config', 'a run configuration that does not fit is the user\'s input (exit 2)');
   });
 
   it('what the message carries but the schema refuses is refused on arrival by the schema, naming the field as a local run does', () => {

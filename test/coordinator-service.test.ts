@@ -1,3 +1,4 @@
+import { WireError } from '../proto/wire-error.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -15,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import protobuf from 'protobufjs';
 import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type RunEventMessage, type SubmitReply } from '../proto/coordinator-service.js';
-import { COORDINATOR_PROTO_FILE, coordinatorType, MessageFieldError, runConfigToWire, runEventOf, runEventToWire, type TypedRunEvent, type WireObject } from '../proto/coordinator-messages.js';
+import { COORDINATOR_PROTO_FILE, coordinatorType, runConfigToWire, runEventOf, runEventToWire, type TypedRunEvent, type WireObject } from '../proto/coordinator-messages.js';
 import { MAX_MESSAGE_BYTES } from '../proto/grpc-limits.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
@@ -145,7 +146,7 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     try {
       await assert.rejects(client.submit({ budgetNfe: 10, method: 'evosearch' }), (e: unknown) => e instanceof CoordinatorError && /budgetNfe/.test(e.message));
       // A key RunConfig has no field for cannot be sent: refused here, naming it, as a config error.
-      await assert.rejects(client.submit({ nonsense: true } as never), (e: unknown) => e instanceof MessageFieldError && e.field === 'RunConfig.nonsense' && e.code === 'config');
+      await assert.rejects(client.submit({ nonsense: true } as never), (e: unknown) => e instanceof WireError && e.field === 'RunConfig.nonsense' && e.code === 'config');
       await assert.rejects(client.watch('no-such-run', () => undefined), (e: unknown) => e instanceof CoordinatorError && /no run no-such-run/.test(e.message));
       await assert.rejects(client.resume('no-such-run'), (e: unknown) => e instanceof CoordinatorError && e.status === grpc.status.NOT_FOUND && /no run no-such-run/.test(e.message));
     } finally {

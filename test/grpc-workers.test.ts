@@ -21,7 +21,7 @@ import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
-import { PROTOCOL_VERSION, workerService } from '../proto/worker-service.js';
+import { WORKER_PROTOCOL_VERSION, workerService } from '../proto/worker-service.js';
 import type { Command } from '../proto/commands.js';
 import { encodeFrames } from '../proto/tensor-frames.js';
 import { setupToWire } from '../proto/setup-message.js';
@@ -152,10 +152,10 @@ describe('gRPC workers: real worker processes on loopback', () => {
 
   it('refuses a coordinator that speaks another protocol version (the previous release, with JSON bodies, or a later one)', async () => {
     const plan = resolveRunConfig({ budgetNfe: 1000 });
-    for (const version of [1, PROTOCOL_VERSION + 1]) {
+    for (const version of [1, WORKER_PROTOCOL_VERSION + 1]) {
       await assert.rejects(
         GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'version', protocolVersion: version }),
-        (e: unknown) => e instanceof WorkerRefusedError && new RegExp(`protocol version ${PROTOCOL_VERSION}, the coordinator ${version}`).test(e.message),
+        (e: unknown) => e instanceof WorkerRefusedError && new RegExp(`protocol version ${WORKER_PROTOCOL_VERSION}, the coordinator ${version}`).test(e.message),
       );
     }
   });

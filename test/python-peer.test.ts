@@ -18,7 +18,7 @@ import { pino } from 'pino';
 import type { Command, CommandResult } from '../proto/commands.js';
 import { setupToWire } from '../proto/setup-message.js';
 import { executeOverGrpc, unaryOverGrpc, workerClient } from '../proto/worker-client.js';
-import { PROTOCOL_VERSION, workerService } from '../proto/worker-service.js';
+import { WORKER_PROTOCOL_VERSION, workerService } from '../proto/worker-service.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
@@ -66,13 +66,13 @@ describe('worker protocol from another language', () => {
     const client = workerClient(server.address);
     try {
       await run(protoc, [`--python_out=${generated}`, '-I', join(repoRoot(), 'proto'), 'worker.proto', 'sampler.proto']);
-      const { stdout } = await run(python, [join(repoRoot(), 'test/python/coordinator_peer.py'), server.address, generated, String(PROTOCOL_VERSION)], { timeout: 120_000 });
+      const { stdout } = await run(python, [join(repoRoot(), 'test/python/coordinator_peer.py'), server.address, generated, String(WORKER_PROTOCOL_VERSION)], { timeout: 120_000 });
       const peer = JSON.parse(stdout) as PeerAnswer;
 
       await unaryOverGrpc(client, workerService.setup, { runId: 'typescript-peer', setup: setupToWire(SETUP) }, 60_000);
       const ours: CommandResult[] = await executeOverGrpc(client, 'typescript-peer', COMMANDS, 60_000);
 
-      assert.equal(peer.protocol, PROTOCOL_VERSION);
+      assert.equal(peer.protocol, WORKER_PROTOCOL_VERSION);
       assert.deepEqual(peer.kinds, ['COMMAND_KIND_INIT', 'COMMAND_KIND_ADVANCE', 'COMMAND_KIND_FETCH']);
       assert.deepEqual(peer.rewards, ours[1]!.scores.map((s) => [s.id, s.reward]), 'the same rewards, to the last bit');
       assert.equal(peer.nfe, ours[1]!.counters.nfe);

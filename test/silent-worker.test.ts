@@ -21,7 +21,7 @@ import { zeroCounters, type Command, type CommandResult } from '../proto/command
 import { workerServerOptions } from '../proto/grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
 import { fetchWorkerHealth } from '../proto/worker-client.js';
-import { PROTOCOL_VERSION, workerService, type HealthReply } from '../proto/worker-service.js';
+import { WORKER_PROTOCOL_VERSION, workerService, type HealthReply } from '../proto/worker-service.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
@@ -195,7 +195,7 @@ async function hostileWorker(behaviour: Behaviour) {
   let cancelled = 0;
   const timers: NodeJS.Timeout[] = [];
   server.addService(workerService, {
-    hello: (_call: unknown, done: grpc.sendUnaryData<unknown>) => done(null, { protocolVersion: PROTOCOL_VERSION, model: 'analytic:gmm', modelBuild: 'hostile', description: 'hostile', role: 'both' }),
+    hello: (_call: unknown, done: grpc.sendUnaryData<unknown>) => done(null, { protocolVersion: WORKER_PROTOCOL_VERSION, model: 'analytic:gmm', modelBuild: 'hostile', description: 'hostile', role: 'both' }),
     setup: (_call: unknown, done: grpc.sendUnaryData<unknown>) => done(null, { description: 'hostile' }),
     health: (_call: unknown, done: grpc.sendUnaryData<HealthReply>) => {
       const reply = behaviour.health(asked++);

@@ -18,7 +18,7 @@ import { commandsFromWire, resultsToWire, TensorTable } from '../proto/command-m
 import { setupFromWire, setupToWire } from '../proto/setup-message.js';
 import { WireError } from '../proto/wire-error.js';
 import { PROTO_FILE, TO_OBJECT } from '../proto/worker-proto.js';
-import { PROTOCOL_VERSION } from '../proto/worker-service.js';
+import { WORKER_PROTOCOL_VERSION } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 
 /** worker.proto as a later release might have it: a field more in several messages, and a new command. */
@@ -83,8 +83,8 @@ describe('worker protocol: a peer of a later release', () => {
         new Promise<Record<string, unknown>>((resolve, reject) =>
           client.makeUnaryRequest(`/evosearch.worker.v1.Worker/${method}`, codec(request).serialize, codec(reply).deserialize, body, (error, value) => (error ? reject(error) : resolve(value as Record<string, unknown>))),
         );
-      const hello = await unary('Hello', 'HelloRequest', 'HelloReply', { protocolVersion: PROTOCOL_VERSION, expectedModelBuild: '' });
-      assert.equal(hello.protocolVersion, PROTOCOL_VERSION);
+      const hello = await unary('Hello', 'HelloRequest', 'HelloReply', { protocolVersion: WORKER_PROTOCOL_VERSION, expectedModelBuild: '' });
+      assert.equal(hello.protocolVersion, WORKER_PROTOCOL_VERSION);
       const plan = resolveRunConfig({ budgetNfe: 1000, seed: 9 });
       await unary('Setup', 'SetupRequest', 'SetupReply', { runId: 'later', setup: { ...setupToWire(workerSetupFor(plan)), tenant: 'lab-a' } });
       const frame = codec('Frame');

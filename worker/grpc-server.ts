@@ -12,7 +12,7 @@ import { ThreadPool } from './thread-pool.js';
 import { TurnQueue } from '../async/timeouts-and-turns.js';
 import { workerServerOptions } from '../proto/grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
-import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest, type WorkerRole } from '../proto/worker-service.js';
+import { WORKER_PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest, type WorkerRole } from '../proto/worker-service.js';
 import { modelBuild } from './model-build.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { setupFromWire } from '../proto/setup-message.js';
@@ -83,15 +83,15 @@ export class WorkerServer {
   }
 
   private hello(request: HelloRequest, done: grpc.sendUnaryData<HelloReply>): void {
-    if (request.protocolVersion !== PROTOCOL_VERSION) {
-      done(refusal(grpc.status.FAILED_PRECONDITION, `this worker speaks protocol version ${PROTOCOL_VERSION}, the coordinator ${request.protocolVersion}: run the same evosearch release on both`));
+    if (request.protocolVersion !== WORKER_PROTOCOL_VERSION) {
+      done(refusal(grpc.status.FAILED_PRECONDITION, `this worker speaks protocol version ${WORKER_PROTOCOL_VERSION}, the coordinator ${request.protocolVersion}: run the same evosearch release on both`));
       return;
     }
     if (request.expectedModelBuild !== '' && request.expectedModelBuild !== this.build) {
       done(refusal(grpc.status.FAILED_PRECONDITION, `this worker serves ${this.options.model} build ${this.build}, the run needs build ${request.expectedModelBuild}: start this worker with the run's model (the same spec, the same files)`));
       return;
     }
-    done(null, { protocolVersion: PROTOCOL_VERSION, model: this.options.model, modelBuild: this.build, description: `grpc ${this.address} ${this.options.model} (${this.options.role ?? 'both'})`, role: this.options.role ?? 'both' });
+    done(null, { protocolVersion: WORKER_PROTOCOL_VERSION, model: this.options.model, modelBuild: this.build, description: `grpc ${this.address} ${this.options.model} (${this.options.role ?? 'both'})`, role: this.options.role ?? 'both' });
   }
 
   private async setup(request: SetupRequest, done: grpc.sendUnaryData<SetupReply>): Promise<void> {

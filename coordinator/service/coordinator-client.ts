@@ -10,7 +10,7 @@ import { writeFileDurable } from '../../files/durable-write.js';
 import { join } from 'node:path';
 import type { RunConfigInput } from '../../config/run-config-schema.js';
 import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type CancelReply, type FileChunk, type ListReply, type RunEventMessage, type SubmitReply } from '../../proto/coordinator-service.js';
-import { MessageFieldError, planSummaryFromWire, runConfigToWire, runEventFromWire, type PlanSummary, type TypedRunEvent } from '../../proto/coordinator-messages.js';
+import { fieldError, planSummaryFromWire, runConfigToWire, runEventFromWire, type PlanSummary, type TypedRunEvent } from '../../proto/coordinator-messages.js';
 import { coordinatorClientOptions } from '../../proto/grpc-limits.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
@@ -60,8 +60,8 @@ export class CoordinatorClient {
 
   private accepted(reply: SubmitReply, what: string): AcceptedRun {
     try {
-      if (reply.runId === '') throw new MessageFieldError('SubmitReply.runId', 'missing');
-      if (reply.plan === null || reply.plan === undefined) throw new MessageFieldError('SubmitReply.plan', 'missing');
+      if (reply.runId === '') throw fieldError('SubmitReply.runId', 'missing');
+      if (reply.plan === null || reply.plan === undefined) throw fieldError('SubmitReply.plan', 'missing');
       return { runId: reply.runId, plan: planSummaryFromWire(reply.plan, 'SubmitReply.plan') };
     } catch (error) {
       throw this.misfit(error, what);
@@ -70,7 +70,7 @@ export class CoordinatorClient {
 
   /**
    * Submits a run. A configuration with a key RunConfig does not have, or a value of the wrong type, is
-   * refused here (MessageFieldError, a config error naming the field); the coordinator judges the rest.
+   * refused here (fieldError, a config error naming the field); the coordinator judges the rest.
    */
   async submit(config: RunConfigInput): Promise<AcceptedRun> {
     const request = { protocolVersion: this.protocolVersion, config: runConfigToWire(config) };
@@ -105,7 +105,7 @@ export class CoordinatorClient {
         let event: TypedRunEvent;
         try {
           event = runEventFromWire(message);
-          if (event.runId !== runId) throw new MessageFieldError('RunEvent.runId', `'${event.runId}', but the watched run is '${runId}'`);
+          if (event.runId !== runId) throw fieldError('RunEvent.runId', `'${event.runId}', but the watched run is '${runId}'`);
         } catch (error) {
           failed = true;
           reject(this.misfit(error, `an event of run ${runId}`));

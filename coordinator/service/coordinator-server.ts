@@ -5,6 +5,7 @@
  * (`evosearch run --cluster`) find it.
  */
 import * as grpc from '@grpc/grpc-js';
+import { WireError } from '../../proto/wire-error.js';
 import { hostname } from 'node:os';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,7 +17,7 @@ import { COORDINATORS_BUCKET, WorkerRegistration } from '../../cluster/worker-re
 import { planRun } from '../../config/plan-run.js';
 import { ConfigError, parseRunConfig, type RunPlan } from '../../config/resolve-run-config.js';
 import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, UndecodableRequest, type CancelReply, type CancelRequest, type FileChunk, type FilesRequest, type ListReply, type ResumeRequest, type RunEventMessage, type RunState, type RunSummary, type SubmitReply, type SubmitRequest, type WatchRequest } from '../../proto/coordinator-service.js';
-import { MessageFieldError, planSummaryToWire, runConfigFromWire, runEventOf, runEventToWire, type PlanSummary, type RunEventKind, type RunEventPayloads, type TypedRunEvent } from '../../proto/coordinator-messages.js';
+import { planSummaryToWire, runConfigFromWire, runEventOf, runEventToWire, type PlanSummary, type RunEventKind, type RunEventPayloads, type TypedRunEvent } from '../../proto/coordinator-messages.js';
 import { CHUNK_BYTES } from '../../proto/tensor-frames.js';
 import { coordinatorServerOptions } from '../../proto/grpc-limits.js';
 import { RunCancelledError } from '../engine/run-search.js';
@@ -109,7 +110,7 @@ export class CoordinatorServer {
       const input = parseRunConfig(runConfigFromWire(request.config ?? {}), 'submitted run');
       plan = await planRun({ ...input, cluster: this.options.nats, workersAt: undefined }, 'submitted run');
     } catch (error) {
-      if (error instanceof ConfigError || error instanceof MessageFieldError) throw status(grpc.status.INVALID_ARGUMENT, (error as Error).message);
+      if (error instanceof ConfigError || error instanceof WireError) throw status(grpc.status.INVALID_ARGUMENT, (error as Error).message);
       throw status(grpc.status.INTERNAL, (error as Error).message);
     }
     const id = randomUUID();
@@ -185,7 +186,7 @@ export class CoordinatorServer {
         ...(resume !== undefined ? { resume } : {}),
         // The run's own events, as NATS carries them: started, round, workers (joined mid-run). Their
         // payloads are loose objects: here they become RunEvent payloads (a field that does not fit
-        // throws MessageFieldError, failing the run: the run and this service disagree on the contract).
+        // throws failing the run: the run and this service disagree on the contract).
         onEvent: (event, payload) => {
           if (event !== 'started' && event !== 'round' && event !== 'workers') return;
           const typed = runEventOf(event, payload, run.id, new Date().toISOString());

@@ -11,7 +11,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
 import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, workerClient, type ExecuteFailure } from '../../proto/worker-client.js';
-import { PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
+import { WORKER_PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../proto/worker-setup.js';
 import { setupToWire } from '../../proto/setup-message.js';
 import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../../proto/worker-pool.js';
@@ -97,7 +97,7 @@ export class GrpcWorkerPool implements WorkerPool {
         workers.push(worker);
         let hello: HelloReply;
         try {
-          hello = await unaryOverGrpc(worker.client, workerService.hello, { protocolVersion: o.protocolVersion ?? PROTOCOL_VERSION, expectedModelBuild: o.expectedBuild ?? '' }, o.setupDeadlineMs);
+          hello = await unaryOverGrpc(worker.client, workerService.hello, { protocolVersion: o.protocolVersion ?? WORKER_PROTOCOL_VERSION, expectedModelBuild: o.expectedBuild ?? '' }, o.setupDeadlineMs);
         } catch (error) {
           throw new WorkerRefusedError(address, describeStatus(error), { cause: error });
         }
