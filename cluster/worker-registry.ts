@@ -9,6 +9,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { succeedsWithin } from '../async/timeouts-and-turns.js';
 import { publishWorkerEvent } from './events.js';
+import { memberFromJson, memberToJson, type MemberEntry } from '../proto/coordinator-messages.js';
 
 export const WORKERS_BUCKET = 'evosearch-workers';
 /** Coordinator services register the same way, so clients find them. */
@@ -17,15 +18,8 @@ export const COORDINATORS_BUCKET = 'evosearch-coordinators';
 export const HEARTBEAT_MS = 2000;
 export const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
 
-export interface WorkerEntry {
-  readonly id: string;
-  /** host:port where its gRPC service answers. */
-  readonly address: string;
-  readonly model: string;
-  readonly build: string;
-  readonly startedAt: string;
-  readonly heartbeatAt: string;
-}
+/** A member's entry: the Member message of proto/coordinator.proto, stored as its proto3 JSON. */
+export type WorkerEntry = MemberEntry;
 
 async function bucket(nc: NatsConnection, name = WORKERS_BUCKET): Promise<{ kv: KV; nc: NatsConnection; name: string }> {
   return { kv: await new Kvm(nc).create(name, { history: 1 }), nc, name };
@@ -56,7 +50,7 @@ export class WorkerRegistration {
 
   private async beat(): Promise<void> {
     this.entry = { ...this.entry, heartbeatAt: new Date().toISOString() };
-    await this.kv.put(workerKey(this.entry.id), JSON.stringify(this.entry));
+    await this.kv.put(workerKey(this.entry.id), JSON.stringify(memberToJson(this.entry)));
   }
 
   /** Removes the entry (within 2 s: with NATS down, the sweep will find it stale instead). */
@@ -81,7 +75,10 @@ export async function sweepStaleWorkers(nc: NatsConnection, staleAfterMs = STALE
   const store = await bucket(nc);
   const { kv } = store;
   const now = Date.now();
-  const stale = (await allEntries(store)).filter((e) => now - Date.parse(e.heartbeatAt) > staleAfterMs);
+  const { entries, unreadable } = await readBucket(store);
+  // An entry that is not a Member can never be a live worker: it goes, unannounced.
+  for (const key of unreadable) await kv.delete(key);
+  const stale = entries.filter((e) => now - Date.parse(e.heartbeatAt) > staleAfterMs);
   for (const entry of stale) {
     await kv.delete(workerKey(entry.id));
     publishWorkerEvent(nc, 'lost', { id: entry.id, address: entry.address, lastHeartbeat: entry.heartbeatAt });
@@ -89,21 +86,33 @@ export async function sweepStaleWorkers(nc: NatsConnection, staleAfterMs = STALE
   return stale;
 }
 
-/**
- * Every entry of the bucket. The keys come from the bucket's stream info (one request with a reply),
- * not from `kv.keys()`: that iterator waits for a consumer's last message, and when the deliveries
- * outran its subscription (a loaded machine, heartbeats arriving) it never ended: a client hung with no
- * CPU in the test suite.
- */
+/** Every entry of the bucket that is a Member. */
 async function allEntries({ kv, nc, name }: { kv: KV; nc: NatsConnection; name: string }): Promise<WorkerEntry[]> {
+  return (await readBucket({ kv, nc, name })).entries;
+}
+
+/**
+ * Every entry of the bucket, and the keys of those that are not a Member (a broken or foreign writer):
+ * never a member of the cluster, so the sweep deletes them. The keys come from the bucket's stream info
+ * (one request with a reply), not from `kv.keys()`: that iterator waits for a consumer's last message,
+ * and when the deliveries outran its subscription (a loaded machine, heartbeats arriving) it never
+ * ended: a client hung with no CPU in the test suite.
+ */
+async function readBucket({ kv, nc, name }: { kv: KV; nc: NatsConnection; name: string }): Promise<{ entries: WorkerEntry[]; unreadable: string[] }> {
   const jsm = await jetstreamManager(nc);
   const info = await jsm.streams.info(`KV_${name}`, { subjects_filter: '>' });
   const prefix = `$KV.${name}.`;
   const keys = Object.keys(info.state.subjects ?? {}).filter((subject) => subject.startsWith(prefix)).map((subject) => subject.slice(prefix.length));
   const entries: WorkerEntry[] = [];
+  const unreadable: string[] = [];
   for (const key of keys) {
     const e = await kv.get(key);
-    if (e !== null && e.operation === 'PUT' && e.length > 0) entries.push(e.json<WorkerEntry>());
+    if (e === null || e.operation !== 'PUT' || e.length === 0) continue;
+    try {
+      entries.push(memberFromJson(e.json()));
+    } catch {
+      unreadable.push(key);
+    }
   }
-  return entries;
+  return { entries, unreadable };
 }

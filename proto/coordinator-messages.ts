@@ -330,11 +330,38 @@ export function workerEventFromJson<K extends WorkerEventKind>(kind: K, json: un
   return messageFromWire(type, normalized(type, json)) as unknown as WorkerEventPayloads[K];
 }
 
+/** A cluster member's entry in NATS KV (Member in coordinator.proto). */
+export interface MemberEntry {
+  readonly id: string;
+  readonly address: string;
+  readonly model: string;
+  readonly build: string;
+  readonly startedAt: string;
+  readonly heartbeatAt: string;
+}
+
+const MEMBER = coordinatorType('Member');
+
+/** The proto3 JSON of a member's entry, as the KV bucket holds it. */
+export function memberToJson(entry: MemberEntry): WireObject {
+  return MEMBER.toObject(MEMBER.fromObject(messageToWire(MEMBER, entry)), protobuf.util.toJSONOptions);
+}
+
+/** A member's entry from the KV bucket's JSON; WireError when it is not one (missing id or address, a heartbeat that is not a time). */
+export function memberFromJson(json: unknown): MemberEntry {
+  if (!isPlainObject(json)) throw fieldError('Member', `must be a JSON object, got ${shown(json)}`);
+  const entry = messageFromWire(MEMBER, normalized(MEMBER, json)) as unknown as MemberEntry;
+  if (entry.id === '') throw fieldError('Member.id', 'missing');
+  if (!/^\S+:\d+$/.test(entry.address)) throw fieldError('Member.address', `must be host:port, got ${shown(entry.address)}`);
+  if (Number.isNaN(Date.parse(entry.heartbeatAt))) throw fieldError('Member.heartbeatAt', `must be an RFC 3339 time, got ${shown(entry.heartbeatAt)}`);
+  return entry;
+}
+
 // ---- the .proto agrees with this file ------------------------------------------------------------
 
 /** Scalar types the mapping reads and writes: a .proto edit that uses another fails at load, not on a run. */
 const SCALARS = new Set(Object.keys(DEFAULTS));
-for (const type of [RUN_CONFIG, PLAN_SUMMARY, RUN_EVENT, ...Object.values(WORKER_EVENT_MESSAGES).map(coordinatorType)]) checkTypes(type, new Set());
+for (const type of [RUN_CONFIG, PLAN_SUMMARY, RUN_EVENT, MEMBER, ...Object.values(WORKER_EVENT_MESSAGES).map(coordinatorType)]) checkTypes(type, new Set());
 function checkTypes(type: protobuf.Type, seen: Set<string>): void {
   if (seen.has(type.name)) return;
   seen.add(type.name);

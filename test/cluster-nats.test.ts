@@ -18,7 +18,8 @@ import { workerSetupFor } from '../coordinator/run/embedded-run.js';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { connectNats } from '../cluster/nats-connection.js';
-import { HEARTBEAT_MS, liveWorkers, sweepStaleWorkers } from '../cluster/worker-registry.js';
+import { HEARTBEAT_MS, liveWorkers, sweepStaleWorkers, WORKERS_BUCKET } from '../cluster/worker-registry.js';
+import { Kvm } from '@nats-io/kv';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { waitFor } from './support/wait-for.js';
@@ -82,6 +83,26 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
     assert.deepEqual(swept.map((w) => w.address), [doomed.address]);
     assert.ok(!(await liveWorkers(nc)).some((w) => w.address === doomed.address));
     await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.lost` && e.data.address === doomed.address), 5000, `the worker.lost event of ${doomed.address}`);
+  });
+
+  it('an entry that is not a Member is never listed and the sweep deletes it; a Member another program wrote from the .proto is', async () => {
+    const kv = await new Kvm(nc).open(WORKERS_BUCKET);
+    const member = protobuf.loadSync(COORDINATOR_PROTO_FILE).lookupType('evosearch.coordinator.v1.Member');
+    const now = new Date().toISOString();
+    const foreign = member.toObject(member.fromObject({ id: 'py-worker', address: '127.0.0.1:1', model: 'a-pytorch-model', build: 'foreign-build', startedAt: now, heartbeatAt: now }), protobuf.util.toJSONOptions);
+    await kv.put('py-worker', JSON.stringify(foreign));
+    await kv.put('garbage', '{"id": 5, "address": "nowhere"}');
+    await kv.put('not-json', 'hello');
+    try {
+      const listed = (await liveWorkers(nc)).map((w) => w.id);
+      assert.ok(listed.includes('py-worker'), `listed: ${listed.join(', ')}`);
+      assert.ok(!listed.includes('garbage') && !listed.includes('5'), `listed: ${listed.join(', ')}`);
+      await sweepStaleWorkers(nc);
+      for (const key of ['garbage', 'not-json']) assert.notEqual((await kv.get(key))?.operation, 'PUT', `${key} was not deleted`);
+      assert.equal(await kv.get('py-worker').then((e) => e?.operation), 'PUT', 'a fresh Member stays');
+    } finally {
+      await kv.delete('py-worker');
+    }
   });
 
   it('evosearch run --cluster runs on the live workers of its model build, gives the local answer, and publishes run events', async () => {
