@@ -12,7 +12,7 @@ import { Objm } from '@nats-io/obj';
 import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { joinNewWorkers } from '../coordinator/transport/cluster-pool.js';
 import { EVENTS_PREFIX } from '../cluster/events.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { connectNats } from '../cluster/nats-connection.js';

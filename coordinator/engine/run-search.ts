@@ -122,8 +122,9 @@ export class RunCancelledError extends Error {
 }
 
 /**
- * Drives a search machine to the end over a dispatcher: the loop the embedded run and the cluster
- * coordinator share. The machine decides; the dispatcher places; nothing here depends on either.
+ * Drives a search machine to the end over a dispatcher: the loop under every run (runSearchToFolder,
+ * for the CLI and the coordinator service), the tests and the benchmarks. The machine decides; the
+ * dispatcher places; nothing here depends on either.
  */
 export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, options: RunSearchOptions = {}): Promise<SearchOutcome> {
   const { thumbnails, population = 0, onRound, signal, onJournal, replay = [], snapshots, restore } = options;

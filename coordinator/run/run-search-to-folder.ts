@@ -1,0 +1,219 @@
+import { randomUUID } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { RunPlan } from '../../config/resolve-run-config.js';
+import { createSampler } from '../../samplers/index.js';
+import type { WorkerPool } from '../../proto/worker-pool.js';
+import type { RunEvent } from '../../cluster/events.js';
+import { ThreadPool } from '../../worker/thread-pool.js';
+import { writeRunOutputs } from '../../report/write-outputs.js';
+import type { PromptReport } from '../../report/report-data.js';
+import { Dispatcher } from '../engine/dispatcher.js';
+import { createSearch } from '../engine/create-search.js';
+import { runSearch, type JournalEntry, type RoundReport, type SearchOutcome, type TakenSnapshot } from '../engine/run-search.js';
+import { CheckpointWriter, type LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
+import { ClusterSession } from './cluster-session.js';
+import { openWorkerPool } from './open-worker-pool.js';
+import { promptReport } from './prompt-report.js';
+import { runRecord, writeRunFolder, type RunFolderPaths, type RunRecord } from './run-record.js';
+
+export interface SearchToFolderOptions {
+  readonly folder: string;
+  readonly logger: Logger;
+  readonly onRound?: (report: RoundReport) => void;
+  /**
+   * Told every event the run publishes on NATS (started, round, workers, finished, failed), with the
+   * same payload, whether or not the run is on a cluster: the coordinator service forwards them to
+   * its watchers.
+   */
+  readonly onEvent?: (event: RunEvent, payload: Record<string, unknown>) => void;
+  /** Workers to use instead of starting threads (tests, benchmarks). */
+  readonly pool?: WorkerPool;
+  /** The run's id (default: a new UUID); the coordinator service chooses it at submission. */
+  readonly runId?: string;
+  /** Cancels the run between rounds. */
+  readonly signal?: AbortSignal;
+  /** Write a checkpoint to the run folder after every round (default true). */
+  readonly checkpoint?: boolean;
+  /** Resume: the checkpoint to continue from (its journal is replayed, its folder extended). */
+  readonly resume?: LoadedCheckpoint;
+}
+
+export interface SearchToFolderResult {
+  readonly record: RunRecord;
+  readonly outcome: SearchOutcome;
+  readonly paths: RunFolderPaths;
+  /** What the report shows, and the files written for the user (PNG, GIF, MP4, report.html). */
+  readonly report: PromptReport;
+  readonly outputs: readonly string[];
+  /** Where the run's wall time went, milliseconds (benchmarks; `outcome.timing` splits `searchMs`). */
+  readonly timing: SearchToFolderTiming;
+}
+
+export interface SearchToFolderTiming {
+  /** Starting the workers (threads: loading the model; gRPC: connecting). */
+  readonly poolMs: number;
+  /** runSearch: the rounds, snapshots, checkpoints and the final fetch. */
+  readonly searchMs: number;
+  /**
+   * Inside the checkpoint writer (encoding, journal line and manifest synced), all rounds; mostly while
+   * the workers ran the next round (what the search waited for is `outcome.timing.journalMs`).
+   */
+  readonly checkpointMs: number;
+  readonly checkpointBytes: number;
+  /** State snapshot bytes the workers wrote, all rounds. */
+  readonly snapshotBytes: number;
+  /** record.json, config.json, best-sample.json. */
+  readonly recordMs: number;
+  /** The report data, PNGs (GIF, MP4) and report.html. */
+  readonly outputsMs: number;
+  /** Deleting the snapshots of the finished run. */
+  readonly cleanupMs: number;
+  /** Closing the workers this run started. */
+  readonly closeMs: number;
+  /** Worker threads' time inside session.run, all threads together (null: not known over this transport). */
+  readonly modelMs: number | null;
+}
+
+/** Thumbnails in the lineage view: small enough to keep one per evaluation in memory. */
+const THUMBNAIL_SIDE = 32;
+/** Final samples shown in the population grid. */
+const POPULATION_SHOWN = 64;
+
+/**
+ * A whole search driven from this process into its run folder, on whatever workers the plan names
+ * (local threads, `--workers-at` gRPC workers, a `--cluster`'s; open-worker-pool.ts) or `options.pool`:
+ * a checkpoint after every round, then record.json, the images and report.html. A cluster run also
+ * keeps its part in the cluster (cluster-session.ts): NATS, the checkpoint mirror, events, workers
+ * joining between rounds.
+ */
+export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOptions): Promise<SearchToFolderResult> {
+  const { logger } = options;
+  const runId = options.resume?.manifest.runId ?? options.runId ?? randomUUID();
+  const startedAt = new Date();
+  const sampler = createSampler(plan.sampler);
+  const machine = createSearch(plan, sampler);
+  const cluster = plan.cluster === undefined ? null : await ClusterSession.open(plan.cluster, runId, logger);
+  const checkpoints = options.checkpoint === false ? null : new CheckpointWriter(options.folder, runId, plan, options.resume?.manifest, cluster === null ? undefined : (round, line, manifest) => cluster.mirrorRound(round, line, manifest));
+  if (cluster !== null && checkpoints !== null && options.resume !== undefined) await cluster.mirrorResumedRounds(options.folder, options.resume.manifest);
+  const publish = (event: RunEvent, payload: Record<string, unknown>) => {
+    cluster?.publish(event, payload);
+    options.onEvent?.(event, payload);
+  };
+  let pool: WorkerPool;
+  const poolStarted = performance.now();
+  try {
+    // Workers know a run by its session: a resumed run starts a new one, so states a worker still holds
+    // from the interrupted attempt never mix with the rebuilt ones.
+    const session = options.resume === undefined ? runId : `${runId}.resume-${randomUUID().slice(0, 8)}`;
+    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null));
+  } catch (error) {
+    publish('failed', { error: (error as Error).message });
+    await cluster?.leave();
+    throw error;
+  }
+  // A provider listed first that did not open (`--providers cuda,cpu` without CUDA): one line, not a page.
+  for (const warning of pool.warnings ?? []) logger.warn(warning);
+  const poolMs = performance.now() - poolStarted;
+  const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
+  logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
+  publish('started', { method: plan.method, model: plan.model, prompt: plan.prompt, budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });
+  // Workers snapshot their states next to the checkpoint (an absolute path: gRPC workers resolve it on
+  // their own machines). A resume loads the snapshot of the last complete round, if the manifest has one.
+  const snapshots = plan.snapshots && checkpoints !== null ? resolve(options.folder, 'snapshots') : undefined;
+  const resumedSnapshot = options.resume?.manifest.snapshot;
+  const restore = resumedSnapshot && resumedSnapshot.round === options.resume!.manifest.rounds - 1 ? resumedSnapshot.files : undefined;
+  const journal = checkpointEveryRound(checkpoints, logger);
+  let outcome: SearchOutcome;
+  let searchMs = 0;
+  let closeMs = 0;
+  let modelMs: number | null = null;
+  try {
+    const dispatcher = new Dispatcher(pool, {
+      beforeRound: cluster?.joinBetweenRounds(pool, publish),
+      onSnapshotProblem: (detail) => logger.warn({ detail }, 'state snapshot not usable; a resume rebuilds these states from their recipes'),
+    });
+    const searchStarted = performance.now();
+    outcome = await runSearch(machine, dispatcher, {
+      thumbnails: THUMBNAIL_SIDE,
+      population: POPULATION_SHOWN,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.resume ? { replay: options.resume.journal } : {}),
+      ...(snapshots !== undefined ? { snapshots } : {}),
+      ...(restore !== undefined ? { restore } : {}),
+      // The checkpoint is written while the workers run the next round; runSearch waits for it before
+      // that round's snapshot, so a kill finds the previous round's checkpoint at worst.
+      onJournal: journal.onJournal,
+      onRound: (report) => {
+        logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
+        publish('round', { round: report.round, label: report.label, best: report.progress.best?.reward ?? null, nfe: report.counters.nfe, plannedNfe: plan.planned[plan.method].nfe, roundMs: Math.round(report.roundMs) });
+        options.onRound?.(report);
+      },
+    });
+    searchMs = performance.now() - searchStarted;
+    if (pool instanceof ThreadPool) modelMs = pool.modelMs();
+  } catch (error) {
+    publish('failed', { error: (error as Error).message });
+    await cluster?.leave();
+    throw error;
+  } finally {
+    const closeStarted = performance.now();
+    if (options.pool === undefined) await pool.close();
+    closeMs = performance.now() - closeStarted;
+  }
+  if (options.resume) logger.info({ restoredStates: outcome.placement.restoredStates, rebuiltStates: outcome.placement.rebuiltStates, rebuildNfe: outcome.placement.rebuildCounters.nfe }, 'resumed: states loaded from snapshots, and rebuilt');
+  const record = runRecord({
+    runId,
+    plan,
+    startedAt,
+    finishedAt: new Date(),
+    // The pool grew by the workers that joined between rounds (it never shrinks: lost ones stay listed).
+    workers: Array.from({ length: pool.size }, (_, i) => pool.describe(i)),
+    workersJoined: pool.size - workers.length,
+    outcome,
+  });
+  const recordStarted = performance.now();
+  const paths = await writeRunFolder(options.folder, record, outcome);
+  const outputsStarted = performance.now();
+  const report = promptReport(record, outcome);
+  const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
+  const cleanupStarted = performance.now();
+  // A finished run is never resumed: its snapshots go (those of workers on other machines stay there).
+  if (snapshots !== undefined) await rm(snapshots, { recursive: true, force: true });
+  const timing: SearchToFolderTiming = {
+    poolMs,
+    searchMs,
+    checkpointMs: journal.spent.checkpointMs,
+    checkpointBytes: journal.spent.checkpointBytes,
+    snapshotBytes: journal.spent.snapshotBytes,
+    recordMs: outputsStarted - recordStarted,
+    outputsMs: cleanupStarted - outputsStarted,
+    cleanupMs: performance.now() - cleanupStarted,
+    closeMs,
+    modelMs,
+  };
+  logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
+  publish('finished', { best: record.best, spent: record.spent, wallMs: record.wallMs });
+  await cluster?.leave();
+  return { record, outcome, paths, report, outputs, timing };
+}
+
+/**
+ * runSearch's onJournal for a run folder: each round appended to the checkpoint (a run without one
+ * only counts its snapshots), and what that cost, all rounds together.
+ */
+function checkpointEveryRound(checkpoints: CheckpointWriter | null, logger: Logger) {
+  const spent = { checkpointMs: 0, checkpointBytes: 0, snapshotBytes: 0 };
+  const onJournal = async (entry: JournalEntry, snapshot: TakenSnapshot | null) => {
+    const roundSnapshotBytes = snapshot?.files.reduce((sum, f) => sum + f.bytes, 0);
+    spent.snapshotBytes += roundSnapshotBytes ?? 0;
+    if (checkpoints === null) return;
+    const best = entry.report.progress.best;
+    const written = await checkpoints.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward }, snapshot?.files ?? null);
+    spent.checkpointMs += written.ms;
+    spent.checkpointBytes += written.bytes;
+    logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10, ...(snapshot ? { snapshotBytes: roundSnapshotBytes, snapshotMs: Math.round(snapshot.ms * 10) / 10 } : {}) }, 'checkpoint written');
+  };
+  return { spent, onJournal };
+}
