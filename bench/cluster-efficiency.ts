@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
 import type { WorkerPool } from '../proto/worker-pool.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import { ThreadPool } from '../worker/thread-pool.js';

@@ -1,6 +1,6 @@
 /**
  * Wall time of EvoSearch, Best-of-N and particle sampling at equal NFE budgets, through the embedded
- * run `evosearch run` uses (runEmbedded: worker threads, checkpoints, snapshots, record, report), and
+ * run `evosearch run` uses (runSearchToFolder: worker threads, checkpoints, snapshots, record, report), and
  * where that time goes:
  *
  * - timed runs (worker threads, as the CLI starts them), `--repeats` of each, methods interleaved:
@@ -32,7 +32,8 @@ import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { planRun } from '../config/plan-run.js';
 import type { MethodName, RunPlan } from '../config/resolve-run-config.js';
-import { runEmbedded, workerSetupFor, type EmbeddedRunResult } from '../coordinator/run/embedded-run.js';
+import { runSearchToFolder, type SearchToFolderResult } from '../coordinator/run/run-search-to-folder.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { ThreadPool } from '../worker/thread-pool.js';
 import { resolveParticleConfig } from '../search/particles.js';
@@ -195,7 +196,7 @@ async function openAsWorker(plan: RunPlan): Promise<GenerativeModel> {
 }
 
 export interface InstrumentedRun {
-  readonly result: EmbeddedRunResult;
+  readonly result: SearchToFolderResult;
   readonly calls: readonly ModelCall[];
   readonly openMs: number;
 }
@@ -209,7 +210,7 @@ export function stableRows(plan: RunPlan, workers: number): number {
   return 2 ** Math.ceil(Math.log2(Math.min(plan.batchSize, Math.ceil(largest / workers))));
 }
 
-/** One run of `plan` through runEmbedded over in-process workers with timed models (padded with `pad`). */
+/** One run of `plan` through runSearchToFolder over in-process workers with timed models (padded with `pad`). */
 export async function instrumentedRun(plan: RunPlan, folder: string, pad = false): Promise<InstrumentedRun> {
   const calls: ModelCall[] = [];
   const queue = { tail: Promise.resolve() as Promise<unknown> };
@@ -220,7 +221,7 @@ export async function instrumentedRun(plan: RunPlan, folder: string, pad = false
   const openMs = performance.now() - opened;
   const padTo = pad ? stableRows(plan, plan.workers) : null;
   const pool = new InProcessPool(models.map((m, w) => new CommandExecutor(instrument(m, w, () => round, calls, queue, padTo), sampler, BigInt(plan.seed), { batchSize: plan.batchSize })));
-  const result = await runEmbedded(plan, { folder, logger: pino({ level: 'silent' }), pool, onRound: () => void (round += 1) });
+  const result = await runSearchToFolder(plan, { folder, logger: pino({ level: 'silent' }), pool, onRound: () => void (round += 1) });
   return { result, calls, openMs };
 }
 
@@ -265,7 +266,7 @@ interface TimedRun {
   readonly budget: number;
   readonly repeat: number;
   readonly wallMs: number;
-  readonly result: EmbeddedRunResult;
+  readonly result: SearchToFolderResult;
 }
 
 const median = (xs: readonly number[]) => {
@@ -353,22 +354,22 @@ async function main(): Promise<void> {
       const plans = new Map<MethodName, RunPlan>();
       for (const method of methods) plans.set(method, await planFor(method, budget));
       // One untimed run first: the page cache, JIT and the provider's own first-use costs.
-      await runEmbedded(plans.get(methods[0]!)!, { folder: await folder(), logger: pino({ level: 'silent' }) });
+      await runSearchToFolder(plans.get(methods[0]!)!, { folder: await folder(), logger: pino({ level: 'silent' }) });
       const timed: TimedRun[] = [];
       for (let repeat = 0; repeat < repeats; repeat++) {
         for (const method of methods) {
           const plan = plans.get(method)!;
           const runFolder = await folder();
           const started = performance.now();
-          let result: EmbeddedRunResult;
+          let result: SearchToFolderResult;
           if (intraOpThreads === undefined) {
-            result = await runEmbedded(plan, { folder: runFolder, logger: pino({ level: 'silent' }) });
+            result = await runSearchToFolder(plan, { folder: runFolder, logger: pino({ level: 'silent' }) });
           } else {
             // The threads the CLI would start, with the session threads set; started and closed here.
             const pool = await ThreadPool.start(plan.workers, { ...workerSetupFor(plan), intraOpThreads });
             const poolMs = performance.now() - started;
             try {
-              result = await runEmbedded(plan, { folder: runFolder, logger: pino({ level: 'silent' }), pool });
+              result = await runSearchToFolder(plan, { folder: runFolder, logger: pino({ level: 'silent' }), pool });
             } finally {
               await pool.close();
             }

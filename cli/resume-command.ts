@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { CheckpointError, readCheckpoint, MANIFEST_GENERATIONS, type CheckpointManifest } from '../coordinator/checkpoint/checkpoint-store.js';
-import { runEmbedded } from '../coordinator/run/embedded-run.js';
+import { runSearchToFolder } from '../coordinator/run/run-search-to-folder.js';
 import { CHECKPOINTS_BUCKET, fetchCheckpoint } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import { checkPlanPlacement, ConfigError, parseRunConfig, type RunPlan } from '../config/resolve-run-config.js';
@@ -100,7 +100,7 @@ async function resumeIn(folder: string, options: ResumeOptions): Promise<void> {
   const progress = new ProgressDisplay(options.progress, plan.planned[plan.method].nfe);
   progress.begin('opening models…');
   try {
-    const { record, paths } = await runEmbedded(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r) });
+    const { record, paths } = await runSearchToFolder(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r) });
     progress.stop();
     process.stdout.write(
       `resumed ${plan.method} on ${plan.model} after round ${checkpoint.manifest.rounds}: best reward ${record.best?.reward.toFixed(6) ?? 'none'}\n` +

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { RunCancelledError } from '../coordinator/engine/run-search.js';
-import { runEmbedded } from '../coordinator/run/embedded-run.js';
+import { runSearchToFolder } from '../coordinator/run/run-search-to-folder.js';
 import { claimRunFolder } from '../coordinator/run/run-folder-lock.js';
 import { ConfigError, type RunPlan } from '../config/resolve-run-config.js';
 import type { RunConfigInput } from '../config/run-config-schema.js';
@@ -159,7 +159,7 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   // ends at once; its last complete round is checkpointed.
   const endStopDeadline = installStopDeadline({ what: 'the run', hint: `its last complete round is checkpointed; continue with: evosearch resume ${folder}` });
   try {
-    const { record, paths, report, outputs } = await runEmbedded(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r) });
+    const { record, paths, report, outputs } = await runSearchToFolder(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r) });
     progress.stop();
     const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
     const heldOut = Object.entries(record.best?.metrics ?? {}).map(([name, value]) => `${name} ${value.toFixed(4)}`).join(', ');

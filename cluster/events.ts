@@ -15,9 +15,8 @@
  *
  * Subscribe to `evosearch.events.>` for everything, or `evosearch.events.run.<runId>.*` for one run.
  */
-import { WireError } from '../proto/wire-error.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { fieldError, runEventOf, runEventToJson, workerEventToJson, type RunEventPayloads, type TypedRunEvent, type WorkerEventPayloads } from '../proto/coordinator-messages.js';
+import { runEventOf, runEventToJson, workerEventToJson, type RunEventPayloads, type WorkerEventPayloads } from '../proto/coordinator-messages.js';
 
 export const EVENTS_PREFIX = 'evosearch.events';
 
@@ -29,32 +28,23 @@ export type RunEvent = 'started' | 'round' | 'workers' | 'finished' | 'failed';
 export type WorkerEventPayload<K extends WorkerEvent> = Omit<WorkerEventPayloads[K], 'at'>;
 export type RunEventPayload<K extends RunEvent> = RunEventPayloads[K];
 
+/** Told each of a run's events with its typed payload (a run's publisher, the coordinator's listener). */
+export type RunEventListener = <K extends RunEvent>(event: K, payload: RunEventPayload<K>) => void;
+
 export const workerSubject = (event: WorkerEvent) => `${EVENTS_PREFIX}.worker.${event}`;
 export const runSubject = (runId: string, event: RunEvent | '*') => `${EVENTS_PREFIX}.run.${runId}.${event}`;
 
-const WORKER_SUBJECT = new RegExp(`^${EVENTS_PREFIX.replace(/\./g, '\\.')}\\.worker\\.(joined|left|lost)$`);
-const RUN_SUBJECT = new RegExp(`^${EVENTS_PREFIX.replace(/\./g, '\\.')}\\.run\\.(.+)\\.(started|round|workers|finished|failed)$`);
 
 export function publishWorkerEvent<K extends WorkerEvent>(nc: NatsConnection, event: K, payload: WorkerEventPayload<K>): void {
   nc.publish(workerSubject(event), JSON.stringify(workerEventToJson(event, { ...payload, at: new Date().toISOString() } as WorkerEventPayloads[K])));
 }
 
-export function publishRunEvent(nc: NatsConnection, event: TypedRunEvent & { event: RunEvent }): void {
-  nc.publish(runSubject(event.runId, event.event), JSON.stringify(runEventToJson(event)));
-}
-
 /**
- * Publishes a loose payload (`{ runId, ...fields }` on a run subject, the worker's fields on a worker
- * subject) as its subject's message: the payload is checked against the message on the way, and a
- * field that does not fit is a WireError naming it (nothing is published).
+ * Publishes one of a run's events on its subject as its RunEvent message. The payload is checked
+ * against the message on the way (runEventOf): a field that does not fit is a WireError naming it, and
+ * nothing is published.
  */
-export function publishEvent(nc: NatsConnection, subject: string, payload: Record<string, unknown>): void {
-  const worker = WORKER_SUBJECT.exec(subject);
-  if (worker !== null) return publishWorkerEvent(nc, worker[1] as WorkerEvent, payload as unknown as WorkerEventPayload<WorkerEvent>);
-  const run = RUN_SUBJECT.exec(subject);
-  if (run === null) throw fieldError('subject', `'${subject}' is not a cluster event subject (${EVENTS_PREFIX}.worker.<joined|left|lost> or ${EVENTS_PREFIX}.run.<id>.<started|round|workers|finished|failed>)`);
-  const [, runId, kind] = run as unknown as [string, string, RunEvent];
-  const { runId: named, ...fields } = payload;
-  if (named !== undefined && named !== runId) throw fieldError('RunEvent.runId', `'${String(named)}', but the subject is run ${runId}'s`);
-  publishRunEvent(nc, runEventOf(kind, fields, runId, new Date().toISOString()) as TypedRunEvent & { event: RunEvent });
+export function publishRunEvent<K extends RunEvent>(nc: NatsConnection, runId: string, event: K, payload: RunEventPayload<K>): void {
+  const message = runEventOf(event, payload, runId, new Date().toISOString());
+  nc.publish(runSubject(runId, event), JSON.stringify(runEventToJson(message)));
 }

@@ -300,7 +300,7 @@ export function runEventFromWire(wire: WireObject): TypedRunEvent {
 /**
  * An event from its parts, checked against its message and read back as the other side would read it
  * (null becomes absent, absent lists empty). Loose payloads (Record<string, unknown>, as
- * coordinator/run/embedded-run.ts publishes them) become typed here, or WireError names the field.
+ * coordinator/run/cluster-session.ts publishes them) become typed here, or WireError names the field.
  */
 export function runEventOf<K extends RunEventKind>(kind: K, payload: RunEventPayloads[K], runId: string, at: string): TypedRunEvent;
 export function runEventOf(kind: string, payload: unknown, runId: string, at: string): TypedRunEvent;

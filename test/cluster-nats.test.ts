@@ -14,7 +14,7 @@ import { joinNewWorkers } from '../coordinator/transport/cluster-pool.js';
 import protobuf from 'protobufjs';
 import { EVENTS_PREFIX } from '../cluster/events.js';
 import { COORDINATOR_PROTO_FILE, runEventFromJson, workerEventFromJson } from '../proto/coordinator-messages.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
 import { connectNats } from '../cluster/nats-connection.js';

@@ -194,7 +194,7 @@ describe('RunEvent: a run event as a typed message', () => {
     }
   });
 
-  it('the loose payloads of embedded-run.ts become typed: null is absent, a missing list is empty, an absent prompt stays absent', () => {
+  it('the loose payloads a run publishes become typed: null is absent, a missing list is empty, an absent prompt stays absent', () => {
     const round = runEventOf('round', { round: 0, label: 'init', best: null, nfe: 250, plannedNfe: 990, roundMs: 3 }, 'r1', AT);
     assert.deepEqual(round, { runId: 'r1', at: AT, event: 'round', payload: { round: 0, label: 'init', nfe: 250, plannedNfe: 990, roundMs: 3 } });
     const started = runEventOf('started', { method: 'evosearch', model: 'analytic:gmm', prompt: undefined, budgetNfe: 1000, plannedNfe: 990, workers: [] }, 'r1', AT);

@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
 import { WorkerCommandError } from '../proto/worker-pool.js';
-import { runEmbedded, workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { runSearchToFolder } from '../coordinator/run/run-search-to-folder.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { winnerLineage } from '../coordinator/run/prompt-report.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
@@ -67,7 +68,7 @@ describe('embedded engine', () => {
   it('writes a run folder: record with every candidate and the compute spent, config, best sample, log', async () => {
     const folder = await mkdtemp(join(tmpdir(), 'evosearch-run-'));
     const p = plan({ method: 'evosearch', seed: 1, workers: 2 });
-    const { record, paths } = await runEmbedded(p, { folder, logger: silent });
+    const { record, paths } = await runSearchToFolder(p, { folder, logger: silent });
     const saved = JSON.parse(await readFile(paths.record, 'utf8'));
     assert.equal(saved.spent.nfe, 5000);
     assert.equal(saved.plan.method, 'evosearch');

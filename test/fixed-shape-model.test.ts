@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { ThreadPool } from '../worker/thread-pool.js';
 import { parseRunConfig, resolveRunConfig, type RunPlan } from '../config/resolve-run-config.js';

@@ -11,7 +11,7 @@ import { pino } from 'pino';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
 import { WorkerCommandError } from '../proto/worker-pool.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { GrpcWorkerPool } from '../coordinator/transport/grpc-pool.js';
 import { resolveRunConfig } from '../config/resolve-run-config.js';

@@ -9,7 +9,7 @@ import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch, type JournalEntry, type SearchOutcome, type TakenSnapshot } from '../coordinator/engine/run-search.js';
 import type { WorkerPool } from '../proto/worker-pool.js';
 import { WorkerCommandError } from '../proto/worker-pool.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { GrpcWorkerPool, WorkerRefusedError } from '../coordinator/transport/grpc-pool.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';

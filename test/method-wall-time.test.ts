@@ -10,7 +10,7 @@ import { CheckpointWriter, readCheckpoint, JOURNAL_FILE, MANIFEST_FILE, PREVIOUS
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { RunCancelledError, runSearch, type JournalEntry } from '../coordinator/engine/run-search.js';
 import type { WorkerPool } from '../proto/worker-pool.js';
-import { runEmbedded } from '../coordinator/run/embedded-run.js';
+import { runSearchToFolder } from '../coordinator/run/run-search-to-folder.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { resolveRunConfig, type MethodName, type RunPlan } from '../config/resolve-run-config.js';
@@ -197,7 +197,7 @@ describe('checkpoints written while the next round runs', () => {
   it('an embedded run ends with every round in its checkpoint and reports where its time went', async () => {
     const plan = resolveRunConfig({ method: 'evosearch', budgetNfe: 3000, seed: 2, workers: 2 });
     await withFolder(async (folder) => {
-      const { record, timing, outcome } = await runEmbedded(plan, { folder, logger: silent });
+      const { record, timing, outcome } = await runSearchToFolder(plan, { folder, logger: silent });
       const checkpoint = readCheckpoint(folder);
       assert.equal(checkpoint.manifest.rounds, record.rounds.length);
       assert.equal(checkpoint.journal.length, record.rounds.length);

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { etaMs, formatDuration, formatProgressLine, ProgressDisplay, type ProgressLine } from '../cli/progress.js';
 import { subscribeProgress, type SearchProgressEvent } from '../coordinator/engine/search-progress.js';
-import { runEmbedded } from '../coordinator/run/embedded-run.js';
+import { runSearchToFolder } from '../coordinator/run/run-search-to-folder.js';
 import { parseRunConfig, resolveRunConfig, type RunPlan } from '../config/resolve-run-config.js';
 import { repoRoot } from './support/repo-root.js';
 
@@ -101,7 +101,7 @@ describe('progress: the search reports as it spends', () => {
     const stop = subscribeProgress((e) => events.push(e));
     try {
       const p = plan({ method: 'evosearch', budgetNfe: 2000, workers: 2 });
-      const { record } = await runEmbedded(p, { folder, logger: silent, checkpoint: false });
+      const { record } = await runSearchToFolder(p, { folder, logger: silent, checkpoint: false });
       const search = events[0]!.search;
       const mine = events.filter((e) => e.search === search);
       assert.equal(mine[0]!.kind, 'search-start');
@@ -131,7 +131,7 @@ describe('progress: the search reports as it spends', () => {
     const stop = subscribeProgress((e) => events.push(e));
     try {
       const p = await planRun({ model: 'models/bundles/tiny-sd', prompt: 'a red circle', method: 'evosearch', budgetNfe: 2500, workers: 2 }, 'test');
-      const { record } = await runEmbedded(p, { folder, logger: silent, checkpoint: false });
+      const { record } = await runSearchToFolder(p, { folder, logger: silent, checkpoint: false });
       const mine = events.filter((e) => e.search === events[0]!.search);
       const firstEnd = mine.findIndex((e) => e.kind === 'round-end');
       const inside = new Set(mine.slice(0, firstEnd).filter((e) => e.kind === 'work').map((e) => e.nfe));
@@ -167,7 +167,7 @@ describe('progress: the search reports as it spends', () => {
     try {
       display.begin('opening models…');
       const shownAt = performance.now();
-      await runEmbedded(p, { folder, logger: silent, checkpoint: false, onRound: (r) => {
+      await runSearchToFolder(p, { folder, logger: silent, checkpoint: false, onRound: (r) => {
         firstRoundEnded ??= performance.now();
         display.update(r);
       } });

@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { runEmbedded, type EmbeddedRunResult } from '../coordinator/run/embedded-run.js';
+import { runSearchToFolder, type SearchToFolderResult } from '../coordinator/run/run-search-to-folder.js';
 import { parseRunConfig, resolveRunConfig } from '../config/resolve-run-config.js';
 import { checkHeldOut, scoredSamples } from '../report/held-out-check.js';
 import { generationPoints, heldOutCheckOf, renderHtmlReport } from '../report/html-report.js';
@@ -17,14 +17,14 @@ const bin = join(root, 'bin', 'evosearch.js');
 const silent = pino({ level: 'silent' });
 
 /** A real run of the analytic model (2000 NFEs, seed 0), with its report data as the run wrote it. */
-async function realRun(folder: string, method: 'evosearch' | 'best-of-n' | 'particles'): Promise<EmbeddedRunResult & { html: string }> {
+async function realRun(folder: string, method: 'evosearch' | 'best-of-n' | 'particles'): Promise<SearchToFolderResult & { html: string }> {
   const plan = resolveRunConfig(parseRunConfig({ method, budgetNfe: 2000 }, 'test'), 'test');
-  const result = await runEmbedded(plan, { folder: join(folder, method), logger: silent, checkpoint: false });
+  const result = await runSearchToFolder(plan, { folder: join(folder, method), logger: silent, checkpoint: false });
   return { ...result, html: await readFile(join(folder, method, 'report.html'), 'utf8') };
 }
 
 /** The report data with the scored samples the held-out check reads, from the run's own candidates. */
-function withScored(result: EmbeddedRunResult): PromptReport {
+function withScored(result: SearchToFolderResult): PromptReport {
   return { ...result.report, scored: result.report.scored ?? scoredSamples(result.record.candidates) };
 }
 
@@ -41,7 +41,7 @@ function points(html: string, series: string): number {
 
 describe('report from real runs', () => {
   let folder: string;
-  const runs: Partial<Record<'evosearch' | 'best-of-n' | 'particles', EmbeddedRunResult & { html: string }>> = {};
+  const runs: Partial<Record<'evosearch' | 'best-of-n' | 'particles', SearchToFolderResult & { html: string }>> = {};
   before(async () => {
     folder = await mkdtemp(join(tmpdir(), 'report-verdict-'));
     for (const method of ['evosearch', 'best-of-n', 'particles'] as const) runs[method] = await realRun(folder, method);

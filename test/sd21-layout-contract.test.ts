@@ -12,7 +12,7 @@ import { runSearch } from '../coordinator/engine/run-search.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';
 import { ThreadPool } from '../worker/thread-pool.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { parseRunConfig, resolveRunConfig } from '../config/resolve-run-config.js';
 import { createSampler, resolveSamplerConfig, type SamplerConfig } from '../samplers/index.js';
 import { OnnxGenerativeModel } from '../worker/bundles/onnx-generative-model.js';

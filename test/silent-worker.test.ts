@@ -12,7 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch, RunCancelledError, type JournalEntry, type SearchOutcome } from '../coordinator/engine/run-search.js';
 import { WorkCancelledError, WorkerLostError, type WorkerPool } from '../proto/worker-pool.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { createSearch } from '../coordinator/engine/create-search.js';
 import { GrpcWorkerPool, type GrpcPoolOptions } from '../coordinator/transport/grpc-pool.js';
 import { InProcessPool } from '../coordinator/transport/in-process-pool.js';

@@ -13,7 +13,7 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { pino } from 'pino';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
-import { workerSetupFor } from '../coordinator/run/embedded-run.js';
+import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { commandsFromWire, resultsToWire, TensorTable } from '../proto/command-messages.js';
 import { setupFromWire, setupToWire } from '../proto/setup-message.js';
 import { WireError } from '../proto/wire-error.js';

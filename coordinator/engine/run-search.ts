@@ -64,12 +64,10 @@ export interface OutputOptions {
   /** Fetch up to this many of the final samples (best first), for the population grid. */
   readonly population?: number;
   readonly onRound?: (report: RoundReport) => void;
-  /**
-   * Stops the search with a RunCancelledError: between rounds, or mid-round at once (the round in
-   * flight is dropped, its workers' calls cancelled). Either way the rounds that finished are all
-   * kept (onJournal) before it returns, so a resume goes on from the last of them.
-   */
-  readonly signal?: AbortSignal;
+}
+
+/** What the engine hands over after every round so that the run can be resumed later (the checkpoint). */
+export interface CheckpointOptions {
   /**
    * Called after every round with what the workers answered (checkpoints keep these), and the files
    * the workers snapshotted their states to after it and how long that took (with `snapshots`; null
@@ -81,6 +79,10 @@ export interface OutputOptions {
   readonly onJournal?: (entry: JournalEntry, snapshot: TakenSnapshot | null) => unknown;
   /** After every round, the workers write their states to files in this folder (on their machines). */
   readonly snapshots?: string;
+}
+
+/** Where a resumed search starts from: what an earlier attempt's checkpoint kept. */
+export interface ResumeOptions {
   /**
    * Rounds already run (a resumed search): the machine is fed these answers without any worker work,
    * then the live states are rebuilt on the workers from their recipes and the search goes on.
@@ -89,6 +91,18 @@ export interface OutputOptions {
   /** The snapshot taken after the last replayed round: states are loaded from it instead of rebuilt. */
   readonly restore?: readonly SnapshotFile[];
 }
+
+export interface CancelOptions {
+  /**
+   * Stops the search with a RunCancelledError: between rounds, or mid-round at once (the round in
+   * flight is dropped, its workers' calls cancelled). Either way the rounds that finished are all
+   * kept (onJournal) before it returns, so a resume goes on from the last of them.
+   */
+  readonly signal?: AbortSignal;
+}
+
+/** Everything runSearch takes besides the machine and the dispatcher, by concern. */
+export type RunSearchOptions = OutputOptions & CheckpointOptions & ResumeOptions & CancelOptions;
 
 /** The workers' state files after a round, and the milliseconds writing them took (all workers at once). */
 export interface TakenSnapshot {
@@ -108,11 +122,12 @@ export class RunCancelledError extends Error {
 }
 
 /**
- * Drives a search machine to the end over a dispatcher: the loop the embedded run and the cluster
- * coordinator share. The machine decides; the dispatcher places; nothing here depends on either.
+ * Drives a search machine to the end over a dispatcher: the loop under every run (runSearchToFolder,
+ * for the CLI and the coordinator service), the tests and the benchmarks. The machine decides; the
+ * dispatcher places; nothing here depends on either.
  */
-export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, options: OutputOptions | ((report: RoundReport) => void) = {}): Promise<SearchOutcome> {
-  const { thumbnails, population = 0, onRound, signal, onJournal, replay = [], snapshots, restore } = typeof options === 'function' ? ({ onRound: options } as OutputOptions) : options;
+export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, options: RunSearchOptions = {}): Promise<SearchOutcome> {
+  const { thumbnails, population = 0, onRound, signal, onJournal, replay = [], snapshots, restore } = options;
   const counters = zeroCounters();
   const rounds: RoundReport[] = [];
   /** Work the signal stopped midway is the run's cancellation; any other failure is itself. */

@@ -3,8 +3,8 @@ import { channel } from 'node:diagnostics_channel';
 /**
  * Progress of a search while it runs, finer than its rounds: what a progress display needs between two
  * `onRound` reports. runSearch publishes these on a process-wide diagnostics channel rather than through
- * an option, so that a display sees them without every caller of runSearch (the embedded run, the
- * coordinator service, benchmarks) having to forward a hook; publishing costs nothing while nobody
+ * an option, so that a display sees them without every caller of runSearch (runSearchToFolder, for
+ * the CLI and the coordinator service; benchmarks) having to forward a hook; publishing costs nothing while nobody
  * listens. Several searches can run in one process (the coordinator service): `search` tells them
  * apart. Nothing here is an input to any decision of the search.
  */

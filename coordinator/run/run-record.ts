@@ -40,6 +40,38 @@ export interface RunRecord {
   readonly candidates: SearchOutcome['candidates'];
 }
 
+/** What a finished run's record is made of. */
+export interface FinishedRun {
+  readonly runId: string;
+  readonly plan: RunPlan;
+  readonly startedAt: Date;
+  readonly finishedAt: Date;
+  /** Every worker that was in the run (RunRecord.workers), and how many of them joined mid-run. */
+  readonly workers: readonly string[];
+  readonly workersJoined: number;
+  readonly outcome: SearchOutcome;
+}
+
+export function runRecord({ runId, plan, startedAt, finishedAt, workers, workersJoined, outcome }: FinishedRun): RunRecord {
+  // The sample's own record holds the evaluation that made it the best (a candidate may be evaluated again later).
+  const bestRecord = outcome.best === null ? undefined : outcome.candidates[outcome.best.sampleId];
+  return {
+    version: RECORD_VERSION,
+    runId,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    wallMs: finishedAt.getTime() - startedAt.getTime(),
+    plan,
+    workers,
+    workersJoined,
+    spent: outcome.counters,
+    placement: outcome.placement,
+    best: outcome.best === null ? null : { candidate: outcome.best.candidate, reward: outcome.best.reward, ...(bestRecord?.metrics ? { metrics: bestRecord.metrics } : {}) },
+    rounds: summarizeRounds(outcome),
+    candidates: outcome.candidates,
+  };
+}
+
 export function summarizeRounds(outcome: SearchOutcome): RoundSummary[] {
   return outcome.rounds.map((r) => {
     const rewards = r.progress.lastRoundRewards;

@@ -21,7 +21,7 @@ import { planSummaryToWire, runConfigFromWire, runEventOf, runEventToWire, type 
 import { CHUNK_BYTES } from '../../proto/tensor-frames.js';
 import { coordinatorServerOptions } from '../../proto/grpc-limits.js';
 import { RunCancelledError } from '../engine/run-search.js';
-import { runEmbedded } from '../run/embedded-run.js';
+import { runSearchToFolder } from '../run/run-search-to-folder.js';
 import { LOCK_FILE, RunFolderLock } from '../run/run-folder-lock.js';
 import { readCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import { isDurableTemporary } from '../../files/durable-write.js';
@@ -178,15 +178,14 @@ export class CoordinatorServer {
       run.state = 'running';
       this.save(run);
       if (resume !== undefined) this.emit(run, 'resumed', { afterRound: resume.manifest.rounds, nfe: resume.manifest.spent.nfe });
-      const { record } = await runEmbedded(run.plan, {
+      const { record } = await runSearchToFolder(run.plan, {
         folder: run.folder,
         logger,
         runId: run.id,
         signal: run.abort.signal,
         ...(resume !== undefined ? { resume } : {}),
-        // The run's own events, as NATS carries them: started, round, workers (joined mid-run). Their
-        // payloads are loose objects: here they become RunEvent payloads (a field that does not fit
-        // throws failing the run: the run and this service disagree on the contract).
+        // The run's own events, as NATS carries them: started, round, workers (joined mid-run); the
+        // service sends its own finished (with the record's workers) and failure events.
         onEvent: (event, payload) => {
           if (event !== 'started' && event !== 'round' && event !== 'workers') return;
           const typed = runEventOf(event, payload, run.id, new Date().toISOString());

@@ -1,0 +1,71 @@
+/**
+ * State snapshots: after a round, each worker writes the states it holds to a file (on its own
+ * machine) and the checkpoint names the files; a resume loads the states back from them instead of
+ * rebuilding them from their recipes.
+ */
+import type { SnapshotFile } from '../../../proto/commands.js';
+import type { RecipeBook } from '../../../search/recipes.js';
+import { WorkCancelledError, type WorkerPool } from '../../../proto/worker-pool.js';
+import type { PlacementStats } from './placement-stats.js';
+import type { StateLocations } from './state-locations.js';
+import { unlessAborted } from './unless-aborted.js';
+
+export class StateSnapshots {
+  constructor(
+    private readonly pool: WorkerPool,
+    private readonly locations: StateLocations,
+    private readonly recipes: RecipeBook,
+    private readonly stats: PlacementStats,
+    /** Told when snapshots cannot be written or read (the run goes on; a resume rebuilds instead). */
+    private readonly onProblem: ((detail: string) => void) | undefined,
+  ) {}
+
+  /**
+   * Each worker writes every state it holds to a file named for the round in `folder`; the
+   * coordinator gets back ids and checksums only. Null when a worker could not, or when the files do
+   * not hold exactly the live states: then the checkpoint has no snapshot and a resume rebuilds. Each
+   * worker deletes its file of two rounds before, so the previous checkpoint's stays.
+   */
+  async write(folder: string, round: number): Promise<SnapshotFile[] | null> {
+    const holding = this.locations.holdingWorkers();
+    const name = (r: number, w: number) => `${folder}/round-${r}-worker-${w}.bin`;
+    let files: SnapshotFile[];
+    try {
+      files = await Promise.all(holding.map(async (w) => (await this.pool.execute(w, [{ kind: 'snapshot', file: name(round, w), ...(round >= 2 ? { drop: name(round - 2, w) } : {}) }]))[0]!.snapshot!));
+    } catch (error) {
+      this.onProblem?.(`round ${round}: ${(error as Error).message}`);
+      return null;
+    }
+    const snapshotted = files.flatMap((f) => f.ids).sort((a, b) => a - b);
+    const liveIds = [...this.recipes.ids()].sort((a, b) => a - b);
+    if (snapshotted.length !== liveIds.length || snapshotted.some((id, i) => id !== liveIds[i])) {
+      this.onProblem?.(`round ${round}: the workers hold ${snapshotted.length} states, the search ${liveIds.length}`);
+      return null;
+    }
+    return files;
+  }
+
+  /**
+   * Loads the recorded live states that no worker holds from `files` (each file given to a surviving
+   * worker in turn). A file that is missing or damaged is reported and skipped: its states stay
+   * unheld, for recovery to rebuild.
+   */
+  async restore(files: readonly SnapshotFile[], signal: AbortSignal | undefined): Promise<void> {
+    const live = this.locations.liveWorkers(this.pool.size);
+    const wanted = new Set(this.locations.unheld(this.recipes.ids()));
+    await unlessAborted(Promise.all(files.map(async (file, i) => {
+      const ids = file.ids.filter((id) => wanted.has(id));
+      if (ids.length === 0) return;
+      const worker = live[i % live.length]!;
+      try {
+        await this.pool.execute(worker, [{ kind: 'restore', file: file.file, sha256: file.sha256, ids }], undefined, signal);
+      } catch (error) {
+        if (error instanceof WorkCancelledError) throw error;
+        this.onProblem?.(`${(error as Error).message}; rebuilding its ${ids.length} states instead`);
+        return;
+      }
+      for (const id of ids) this.locations.place(id, worker);
+      this.stats.restoredStates += ids.length;
+    })), signal);
+  }
+}
