@@ -2,7 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { pino } from 'pino';
+import { runSearchToFolder } from '../coordinator/run/run-search-to-folder.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -102,6 +104,22 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
       assert.equal(await kv.get('py-worker').then((e) => e?.operation), 'PUT', 'a fresh Member stays');
     } finally {
       await kv.delete('py-worker');
+    }
+  });
+
+  it('a cluster run that fails before its search (its checkpoint folder cannot be written) says so on NATS, and lets go of NATS', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cluster-early-failure-'));
+    try {
+      const blocker = join(dir, 'a-file');
+      await writeFile(blocker, 'not a folder');
+      const runId = 'fails-before-its-search';
+      const plan = resolveRunConfig({ budgetNfe: 1000, cluster: nats.url });
+      await assert.rejects(runSearchToFolder(plan, { folder: join(blocker, 'run'), logger: pino({ level: 'silent' }), runId }), /ENOTDIR/);
+      await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.run.${runId}.failed`), 5000, `the failed event of run ${runId}`);
+      const failed = runEventFromJson(events.find((e) => e.subject === `${EVENTS_PREFIX}.run.${runId}.failed`)!.data);
+      assert.ok(failed.event === 'failed' && /ENOTDIR/.test(failed.payload.error), JSON.stringify(failed));
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

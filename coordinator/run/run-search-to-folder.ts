@@ -95,27 +95,35 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
   const sampler = createSampler(plan.sampler);
   const machine = createSearch(plan, sampler);
   const cluster = plan.cluster === undefined ? null : await ClusterSession.open(plan.cluster, runId, logger);
-  const checkpoints = options.checkpoint === false ? null : new CheckpointWriter(options.folder, runId, plan, options.resume?.manifest, cluster === null ? undefined : (round, line, manifest) => cluster.mirrorRound(round, line, manifest));
-  if (cluster !== null && checkpoints !== null && options.resume !== undefined) await cluster.mirrorResumedRounds(options.folder, options.resume.manifest);
   const publish: RunEventListener = (event, payload) => {
     cluster?.publish(event, payload);
     options.onEvent?.(event, payload);
   };
+  /** A run that stops on an error says so on NATS and to the listener, and leaves the cluster. */
+  const failRun = async (error: unknown) => {
+    publish('failed', { error: (error as Error).message });
+    await cluster?.leave();
+  };
+  let checkpoints: CheckpointWriter | null;
   let pool: WorkerPool;
-  const poolStarted = performance.now();
+  let poolMs: number;
+  // Anything that fails before the search (the checkpoint folder, the mirror, the workers) fails the
+  // run with its event and closes the cluster connection.
   try {
+    checkpoints = options.checkpoint === false ? null : new CheckpointWriter(options.folder, runId, plan, options.resume?.manifest, cluster === null ? undefined : (round, line, manifest) => cluster.mirrorRound(round, line, manifest));
+    if (cluster !== null && checkpoints !== null && options.resume !== undefined) await cluster.mirrorResumedRounds(options.folder, options.resume.manifest);
     // Workers know a run by its session: a resumed run starts a new one, so states a worker still holds
     // from the interrupted attempt never mix with the rebuilt ones.
     const session = options.resume === undefined ? runId : `${runId}.resume-${randomUUID().slice(0, 8)}`;
+    const poolStarted = performance.now();
     pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null));
+    poolMs = performance.now() - poolStarted;
   } catch (error) {
-    publish('failed', { error: (error as Error).message });
-    await cluster?.leave();
+    await failRun(error);
     throw error;
   }
   // A provider listed first that did not open (`--providers cuda,cpu` without CUDA): one line, not a page.
   for (const warning of pool.warnings ?? []) logger.warn(warning);
-  const poolMs = performance.now() - poolStarted;
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
   publish('started', { method: plan.method, model: plan.model, ...(plan.prompt !== undefined ? { prompt: plan.prompt } : {}), budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });
@@ -154,8 +162,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     searchMs = performance.now() - searchStarted;
     if (pool instanceof ThreadPool) modelMs = pool.modelMs();
   } catch (error) {
-    publish('failed', { error: (error as Error).message });
-    await cluster?.leave();
+    await failRun(error);
     throw error;
   } finally {
     const closeStarted = performance.now();
