@@ -47,7 +47,7 @@ interface Worker {
 }
 
 async function startWorker(): Promise<Worker> {
-  const child = spawn(process.execPath, [join(root, 'bin', 'evosearch.js'), 'worker', '--model', values.model, '--listen', '127.0.0.1:0', '--threads', values.threads, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [join(root, 'bin', 'evosearch.js'), 'worker', '--model', values.model, '--listen', '127.0.0.1:0', '--insecure', '--threads', values.threads, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve) => createInterface({ input: child.stdout! }).once('line', resolve));
   return { child, address: (JSON.parse(line) as { address: string }).address };
 }

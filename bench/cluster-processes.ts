@@ -213,14 +213,14 @@ export interface ServerProcess {
 
 /** `evosearch worker --model <model> --nats <url>` on a free loopback port, once it has registered. */
 export async function startWorker(set: ProcessSet, model: string, natsUrl: string): Promise<ServerProcess> {
-  const proc = set.spawn(process.execPath, [evosearchBin, 'worker', '--model', model, '--listen', '127.0.0.1:0', '--nats', natsUrl, '--log-level', 'warn']);
+  const proc = set.spawn(process.execPath, [evosearchBin, 'worker', '--model', model, '--listen', '127.0.0.1:0', '--insecure', '--nats', natsUrl, '--log-level', 'warn']);
   const { address } = await listeningLine(proc, `worker (${model})`);
   return { address, proc };
 }
 
 /** `evosearch coordinator --nats <url> --runs-dir <dir>` on a free loopback port, once it has registered. */
 export async function startCoordinator(set: ProcessSet, natsUrl: string, runsDir: string): Promise<ServerProcess> {
-  const proc = set.spawn(process.execPath, [evosearchBin, 'coordinator', '--nats', natsUrl, '--listen', '127.0.0.1:0', '--runs-dir', runsDir, '--log-level', 'warn']);
+  const proc = set.spawn(process.execPath, [evosearchBin, 'coordinator', '--nats', natsUrl, '--listen', '127.0.0.1:0', '--insecure', '--runs-dir', runsDir, '--log-level', 'warn']);
   const { address } = await listeningLine(proc, 'coordinator');
   return { address, proc };
 }

@@ -246,7 +246,7 @@ async function clusterRun<T>(name: string, model: string, nfe: number, coordinat
   try {
     return await withCluster(folder, model, coordinator, async (cluster) => {
       const out = join(folder, 'out');
-      const run = startCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--no-progress', '--out', out], timeoutMs);
+      const run = startCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--insecure', '--no-progress', '--out', out], timeoutMs);
       if (!coordinator) await until(async () => (await rounds(out)) >= 1, run.proc.running);
       return await work({ cluster, run, out, folder });
     });
@@ -293,7 +293,7 @@ function clusterReference(model: string, nfe: number, coordinator: boolean): Pro
     try {
       return await withCluster(folder, model, coordinator, async (cluster) => {
         const out = join(folder, 'out');
-        const result = await runCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--no-progress', '--out', out], timeoutMs);
+        const result = await runCli(processes, ['run', ...runArgs(model, nfe), '--cluster', cluster.nats.url, '--insecure', '--no-progress', '--out', out], timeoutMs);
         return referenceFrom(result, out, coordinator ? 'coordinator-served run' : 'cluster run');
       });
     } finally {
@@ -387,7 +387,7 @@ async function coordinatorStop(model: string, nfe: number, ref: Reference): Prom
     // Run as printed, from a folder of its own (a relative runs/ lands there, not in the bench's cwd).
     const machine = join(folder, 'client-machine');
     await mkdir(machine, { recursive: true });
-    const resumed = await runCli(processes, command.split(/\s+/).slice(1), timeoutMs, machine);
+    const resumed = await runCli(processes, [...command.split(/\s+/).slice(1), '--insecure'], timeoutMs, machine);
     if (!exitOk(resumed)) return failed(`\`${command.replaceAll(folder, '<tmp>')}\` ${describeExit(resumed)}`, result.wallMs + resumed.wallMs, notes, landed);
     const how = /fetched run .* checkpoint from/.test(resumed.stderr) ? "from the checkpoint mirrored in NATS" : /resumed run .* on coordinator/.test(resumed.stdout) ? 'on a coordinator' : 'from a run folder';
     notes[notes.length - 1] += `; it resumed ${how}`;
@@ -431,7 +431,7 @@ async function waitForMirror(url: string, runId: string, alive: () => boolean): 
 async function resumeElsewhere(cluster: Cluster, runId: string, folder: string): Promise<{ result: CliResult; record: RunRecord | null; fetched: boolean }> {
   const elsewhere = join(folder, 'elsewhere');
   await mkdir(elsewhere, { recursive: true });
-  const result = await runCli(processes, ['resume', runId, '--cluster', cluster.nats.url, '--runs-dir', elsewhere, '--no-progress'], timeoutMs, elsewhere);
+  const result = await runCli(processes, ['resume', runId, '--cluster', cluster.nats.url, '--insecure', '--runs-dir', elsewhere, '--no-progress'], timeoutMs, elsewhere);
   const fetched = /fetched run .* checkpoint from/.test(result.stderr);
   const record = exitOk(result) && existsSync(join(elsewhere, runId, 'record.json')) ? await readRecord(join(elsewhere, runId)) : null;
   return { result, record, fetched };

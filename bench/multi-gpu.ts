@@ -184,7 +184,7 @@ interface RunFigures {
 const work = await mkdtemp(join(tmpdir(), 'multi-gpu-'));
 const natsProcesses = new ProcessSet();
 const nats = await startNats(natsProcesses, join(work, 'nats-store'));
-const coordinator = await startProcess(['coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(work, 'served'), '--log-level', 'warn'], 'coordinator', null);
+const coordinator = await startProcess(['coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--insecure', '--runs-dir', join(work, 'served'), '--log-level', 'warn'], 'coordinator', null);
 const nc = await connectNats(nats.url, 'multi-gpu bench');
 const tables: string[] = [];
 try {
@@ -198,7 +198,7 @@ try {
     const startWorkers = (n: number) =>
       Promise.all(Array.from({ length: n }, (_, i) => {
         const gpu = pin ? placeOn[i % placeOn.length]! : null;
-        return startProcess(['worker', '--model', bundle, '--nats', nats.url, '--listen', '127.0.0.1:0', '--providers', values.providers, '--threads', values.threads, '--log-level', 'warn'], `worker ${i} (GPU ${gpu ?? 'default'})`, gpu);
+        return startProcess(['worker', '--model', bundle, '--nats', nats.url, '--listen', '127.0.0.1:0', '--insecure', '--providers', values.providers, '--threads', values.threads, '--log-level', 'warn'], `worker ${i} (GPU ${gpu ?? 'default'})`, gpu);
       }));
 
     const submit = async (workers: Proc[], repeat: number, killAfterFirstRound: boolean): Promise<RunFigures> => {
@@ -218,7 +218,7 @@ try {
       }
       const sampler = sampleGpus();
       const started = performance.now();
-      const client = spawn(process.execPath, [bin, 'run', '--cluster', nats.url, ...runArgs, '--no-progress', '--out', folder], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const client = spawn(process.execPath, [bin, 'run', '--cluster', nats.url, '--insecure', ...runArgs, '--no-progress', '--out', folder], { stdio: ['ignore', 'ignore', 'pipe'] });
       let stderr = '';
       client.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
       const code = await new Promise<number | null>((r) => client.once('exit', r));

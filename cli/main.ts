@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { buildCertsCommand } from './certs-command.js';
 import { ERROR_CODES, EvoSearchError } from '../errors/evosearch-error.js';
 import { buildPlanCommand } from './plan-command.js';
 import { versionText } from './version.js';
@@ -22,6 +23,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   program.addCommand(buildResumeCommand().exitOverride());
   program.addCommand(buildRunsCommand().exitOverride());
   program.addCommand(buildInstallCudaCommand().exitOverride());
+  program.addCommand(buildCertsCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

@@ -1,4 +1,6 @@
 import { FailureError } from '../errors/evosearch-error.js';
+import { addTransportOptions, transportFrom } from './transport-options.js';
+import type { TransportSecurity } from '../proto/transport-security.js';
 import { RunFolderLock, runFolderState } from '../coordinator/run/run-folder-lock.js';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -23,7 +25,7 @@ import { ProgressDisplay } from './progress.js';
  * replays the search's decisions and the live states are rebuilt from their recipes.
  */
 export function buildResumeCommand(): Command {
-  return new Command('resume')
+  const command = new Command('resume')
     .description("Continue a run from its last complete checkpoint (the run folder's checkpoint.json + journal.jsonl) and finish it in the same folder.")
     .argument('<run>', 'the run folder, or a run id (looked up under --runs-dir)')
     .option('--runs-dir <dir>', 'where to look a run id up', 'runs')
@@ -31,12 +33,15 @@ export function buildResumeCommand(): Command {
     .option('--workers-at <addresses>', 'run on these gRPC workers instead (host:port,...)')
     .option('--cluster <nats-url>', "run on this cluster's workers instead; a run id a coordinator of the cluster served is continued by that coordinator, one it does not know from the checkpoint in NATS")
     .option('--out <folder>', 'for a run id resumed from the cluster: where its files go (default: <runs-dir>/<id>)')
-    .option('--no-progress', 'no progress bar')
+    .option('--no-progress', 'no progress bar');
+  return addTransportOptions(command)
     .action(async (runArg: string, options: ResumeOptions) => {
+      // gRPC (a coordinator, --workers-at, --cluster) is secured by the TLS flags or --insecure.
+      const transport = (): TransportSecurity => transportFrom(command, ['coordinator', 'client', 'admin']);
       // Where it runs is checked as `run` checks it (the same schema) before anything is read or locked.
       placementFlags(options);
       // A run a coordinator of the cluster served goes on there (it has the folder, the lock, the watchers).
-      if (options.cluster !== undefined && !existsSync(runArg) && (await resumeOnCoordinator(runArg, options.cluster, resolve(options.out ?? join(options.runsDir, runArg)), options.progress))) return;
+      if (options.cluster !== undefined && !existsSync(runArg) && (await resumeOnCoordinator(runArg, options.cluster, resolve(options.out ?? join(options.runsDir, runArg)), options.progress, transport()))) return;
       const folder = await locate(runArg, options.runsDir, options.cluster, options.out);
       // A finished run is not run again: that would re-spend its NFEs and rewrite its record.
       if (runFolderState(folder) === 'finished') {
@@ -45,7 +50,7 @@ export function buildResumeCommand(): Command {
       }
       const lock = RunFolderLock.acquire(folder);
       try {
-        await resumeIn(folder, options);
+        await resumeIn(folder, options, transport);
       } finally {
         lock.release();
       }
@@ -81,7 +86,7 @@ function placementFlags(options: ResumeOptions): RunConfigInput {
   return flags;
 }
 
-async function resumeIn(folder: string, options: ResumeOptions): Promise<void> {
+async function resumeIn(folder: string, options: ResumeOptions, transport: () => TransportSecurity): Promise<void> {
   const flags = placementFlags(options);
   const checkpoint = readCheckpoint(folder);
   if (checkpoint.warning !== null) process.stderr.write(`evosearch: warning: ${checkpoint.warning}\n`);
@@ -100,7 +105,7 @@ async function resumeIn(folder: string, options: ResumeOptions): Promise<void> {
   const progress = new ProgressDisplay(options.progress, plan.planned[plan.method].nfe);
   progress.begin('opening models…');
   try {
-    const { record, paths } = await runSearchToFolder(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r) });
+    const { record, paths } = await runSearchToFolder(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r), ...(plan.cluster !== undefined || plan.workersAt !== undefined ? { transport: transport() } : {}) });
     progress.stop();
     process.stdout.write(
       `resumed ${plan.method} on ${plan.model} after round ${checkpoint.manifest.rounds}: best reward ${record.best?.reward.toFixed(6) ?? 'none'}\n` +
@@ -139,9 +144,9 @@ async function locate(run: string, runsDir: string, cluster: string | undefined,
  * files are in `folder`); false when none knows it (then this process resumes it). A coordinator that
  * knows the run but cannot continue it (finished, running, no usable checkpoint) says why: an error.
  */
-async function resumeOnCoordinator(runId: string, cluster: string, folder: string, showProgress: boolean): Promise<boolean> {
+async function resumeOnCoordinator(runId: string, cluster: string, folder: string, showProgress: boolean, transport: TransportSecurity): Promise<boolean> {
   for (const address of await findCoordinators(cluster)) {
-    const client = new CoordinatorClient(address);
+    const client = new CoordinatorClient(address, transport);
     try {
       let plan: PlanSummary;
       try {

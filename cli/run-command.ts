@@ -13,6 +13,8 @@ import { createRunLogger } from './logger.js';
 import { ProgressDisplay } from './progress.js';
 import { checkHeldOut, describeHeldOutCheck, scoredSamples } from '../report/held-out-check.js';
 import { addRunOptions, planFromOptions } from './run-options.js';
+import { addTransportOptions, transportFrom } from './transport-options.js';
+import type { TransportSecurity } from '../proto/transport-security.js';
 import { CoordinatorClient } from '../coordinator/service/coordinator-client.js';
 import { describeWorkers, findCoordinators, followRun } from './coordinator-runs.js';
 import { OutFolderError, prepareOutFolder } from '../files/out-folder.js';
@@ -26,6 +28,7 @@ export function buildRunCommand(): Command {
     'Run one search in this process (worker threads, no servers) and write a run folder: record.json (every candidate with reward, lineage, step and counters), config.json, best-sample.json, run.log, and for image/video models best.png, population.png, best.gif + best.mp4 (video) and report.html.',
   );
   addRunOptions(command);
+  addTransportOptions(command);
   command.option('--replace', 'when --out holds a run (finished or resumable), discard it and run there (default: refuse the folder)');
   command.option('--prompts <file>', 'run one search per prompt of this file (one per line, # comments), each in its own subfolder of --out, and write a summary report.html');
   command.action(async (_options, cmd: Command) => {
@@ -44,7 +47,7 @@ async function runAction(cmd: Command): Promise<void> {
   const promptsFile = cmd.getOptionValue('prompts') as string | undefined;
   if (promptsFile === undefined) {
     const { plan, flags, input } = await planFromOptions(cmd);
-    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input, cmd.getOptionValue('replace') === true);
+    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input, cmd.getOptionValue('replace') === true, grpcTransport(cmd, plan));
     return;
   }
   if (cmd.getOptionValueSource('prompt') === 'cli') throw new ConfigError('--prompts', 'give either --prompt or --prompts, not both', 'command-line flags');
@@ -53,6 +56,7 @@ async function runAction(cmd: Command): Promise<void> {
   const planned = await planPrompts(cmd, promptsFile, lines);
   const prompts = lines.map((l) => l.text);
   const { plan: first } = planned[0]!;
+  const transport = grpcTransport(cmd, first);
   const root = resolve(first.out ?? defaultFolder(first));
   await prepareOut(root);
   const folderOf = (i: number, prompt: string) => join(root, `${String(i + 1).padStart(3, '0')}-${slug(prompt)}`);
@@ -61,7 +65,7 @@ async function runAction(cmd: Command): Promise<void> {
     // On a cluster the prompts' searches share the workers at once (a worker holds several runs).
     const reports = await inBatches(prompts, PROMPTS_AT_ONCE, async (prompt, i) => {
       const { plan, input } = await planFromOptions(cmd, { prompt, progress: false });
-      return runOnCoordinator(coordinator, plan, input, folderOf(i, prompt));
+      return runOnCoordinator(coordinator, plan, input, folderOf(i, prompt), transport);
     });
     const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
     process.stdout.write(`summary: ${files.join(', ')}\n`);
@@ -72,7 +76,7 @@ async function runAction(cmd: Command): Promise<void> {
     const { plan, flags, input } = planned[i]!;
     const folder = folderOf(i, prompt);
     process.stdout.write(`[${i + 1}/${prompts.length}] ${prompt}\n`);
-    reports.push(await runOne(plan, flags, folder, input, cmd.getOptionValue('replace') === true));
+    reports.push(await runOne(plan, flags, folder, input, cmd.getOptionValue('replace') === true, transport));
   }
   const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
   process.stdout.write(`summary: ${files.join(', ')}\n`);
@@ -126,21 +130,31 @@ function slug(text: string): string {
   return text.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 48) || 'prompt';
 }
 
-async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, replace: boolean): Promise<PromptReport> {
+/**
+ * How a run that talks gRPC (--workers-at, --cluster) secures it, from the TLS flags or --insecure;
+ * undefined for a run on local threads, which needs neither. A client certificate submits to a
+ * coordinator; a coordinator certificate drives workers itself.
+ */
+function grpcTransport(cmd: Command, plan: RunPlan): TransportSecurity | undefined {
+  if (plan.cluster === undefined && plan.workersAt === undefined) return undefined;
+  return transportFrom(cmd, ['coordinator', 'client', 'admin']);
+}
+
+async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, replace: boolean, transport: TransportSecurity | undefined): Promise<PromptReport> {
   await prepareOut(folder);
   // Refuses a folder holding another run, or one another process is writing, before any work.
   const lock = claimRunFolder(folder, { replace });
   try {
-    return await runInFolder(plan, flags, folder, input);
+    return await runInFolder(plan, flags, folder, input, transport);
   } finally {
     lock.release();
   }
 }
 
-async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput): Promise<PromptReport> {
+async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, transport: TransportSecurity | undefined): Promise<PromptReport> {
   if (plan.cluster !== undefined) {
     const [coordinator] = await findCoordinators(plan.cluster);
-    if (coordinator !== undefined) return runOnCoordinator(coordinator, plan, input, folder);
+    if (coordinator !== undefined) return runOnCoordinator(coordinator, plan, input, folder, transport);
   }
   const showBar = plan.progress !== false && process.stderr.isTTY === true;
   const terminalLevel = plan.logLevel !== 'info' || flags.logLevel !== undefined ? plan.logLevel : 'warn';
@@ -159,7 +173,7 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   // ends at once; its last complete round is checkpointed.
   const endStopDeadline = installStopDeadline({ what: 'the run', hint: `its last complete round is checkpointed; continue with: evosearch resume ${folder}` });
   try {
-    const { record, paths, report, outputs } = await runSearchToFolder(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r) });
+    const { record, paths, report, outputs } = await runSearchToFolder(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r), ...(transport !== undefined ? { transport } : {}) });
     progress.stop();
     const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
     const heldOut = Object.entries(record.best?.metrics ?? {}).map(([name, value]) => `${name} ${value.toFixed(4)}`).join(', ');
@@ -214,8 +228,8 @@ async function inBatches<T, R>(items: readonly T[], limit: number, work: (item: 
 }
 
 /** Submits the run to a coordinator, shows its progress, and downloads its folder. */
-async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfigInput, folder: string): Promise<PromptReport> {
-  const client = new CoordinatorClient(address);
+async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfigInput, folder: string, transport: TransportSecurity | undefined): Promise<PromptReport> {
+  const client = new CoordinatorClient(address, transport);
   try {
     const { out: _out, progress: _progress, ...config } = input;
     const { runId, plan: served } = await client.submit(config);

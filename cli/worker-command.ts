@@ -13,6 +13,8 @@ import { isProviderName, PROVIDER_NAMES } from '../worker/runtime/providers.js';
 import { LimitError } from '../errors/limit-error.js';
 import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../worker/runtime/host-limits.js';
 import { parseHostPort, probeListen } from './host-port.js';
+import { addTransportOptions, transportFrom } from './transport-options.js';
+import { serverCredentials } from '../proto/transport-security.js';
 import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
 
 /**
@@ -22,10 +24,10 @@ import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
  * once it listens: {"event":"listening","address":...,"model":...,"build":...}.
  */
 export function buildWorkerCommand(): Command {
-  return new Command('worker')
+  const command = new Command('worker')
     .description('Serve a model to coordinators over gRPC (proto/worker.proto): the denoiser, decoder and rewards run here, on worker threads.')
     .requiredOption('--model <spec>', 'the model this worker serves: a bundle folder or analytic:gmm[?...]')
-    .option('--listen <host:port>', 'address to serve on (port 0: any free port, printed on stdout)', '0.0.0.0:0')
+    .option('--listen <host:port>', 'address to serve on (port 0: any free port, printed on stdout; default loopback: give the host\'s address, with --tls-*, to serve other machines)', '127.0.0.1:0')
     .option('--nats <url>', 'register in this NATS cluster (heartbeats; deregistered on drain) so coordinators find this worker')
     .option('--advertise <host:port>', 'address coordinators should dial (default: the listen address, with 0.0.0.0 replaced by this host name)')
     .addOption(new Option('--role <role>', 'what this worker serves: both (denoise, decode, score), denoise (scores on the run\'s reward workers) or reward').choices(['both', 'denoise', 'reward']).default('both'))
@@ -36,7 +38,8 @@ export function buildWorkerCommand(): Command {
     .option('--providers <list>', 'execution providers to try in order, e.g. cuda,cpu (default cpu)')
     .option('--cuda-device <int>', 'CUDA provider: the GPU, as an index among those this process sees (after CUDA_VISIBLE_DEVICES; default 0)')
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
-    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
+  return addTransportOptions(command)
     .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
       // a drain of at most --drain-timeout once it does (the drain is set up below).
@@ -54,6 +57,8 @@ export function buildWorkerCommand(): Command {
         if (!isProviderName(p)) throw new ConfigError('--providers', `unknown execution provider '${p}'; known: ${PROVIDER_NAMES.join(', ')}`, 'command-line flags');
       }
       const listen = parseHostPort(options.listen, '--listen');
+      const transport = transportFrom(command, ['worker']);
+      serverCredentials(transport, options.listen);
       if (options.advertise !== undefined) parseHostPort(options.advertise, '--advertise', 1);
       const maxThreads = options.maxThreads === undefined ? undefined : wholeNumber(options.maxThreads, '--max-threads');
       if (maxThreads !== undefined && maxThreads > MAX_THREADS) throw new LimitError('threads', `--max-threads ${maxThreads} is past the most any thread limit may be raised to, ${MAX_THREADS}; give at most ${MAX_THREADS}`);
@@ -67,7 +72,7 @@ export function buildWorkerCommand(): Command {
       // A port in use or a host that is not this machine's is named before the model opens.
       await probeListen(listen, '--listen', options.listen);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
-      const server = await WorkerServer.start(options.listen, { model: options.model, role: options.role, maxRuns, logger, ...(providers ? { providers } : {}), ...(cuda !== undefined ? { cuda } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+      const server = await WorkerServer.start(options.listen, { model: options.model, role: options.role, maxRuns, logger, transport, ...(providers ? { providers } : {}), ...(cuda !== undefined ? { cuda } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
       const address = advertisedAddress(server.address, options.advertise);
       let registration: WorkerRegistration | null = null;
       let nc: NatsConnection | null = null;

@@ -8,6 +8,7 @@ import type { Command, CommandResult } from './commands.js';
 import { MAX_MESSAGE_BYTES, workerClientOptions } from './grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from './tensor-frames.js';
 import { workerService, type HealthReply } from './worker-service.js';
+import { channelCredentials, PLAINTEXT_LOOPBACK, type TransportSecurity } from './transport-security.js';
 
 /** How an Execute call failed: the worker answered with an error, or it (or the way to it) is gone. */
 export type ExecuteFailure = { readonly lost: boolean; readonly detail: string; readonly cause: unknown };
@@ -27,9 +28,12 @@ export function describeStatus(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-/** A client of the worker service at `address`, with the project's message limits and keepalive. */
-export function workerClient(address: string): grpc.Client {
-  return new grpc.Client(address, grpc.credentials.createInsecure(), workerClientOptions);
+/**
+ * A client of the worker service at `address`, with the project's message limits and keepalive, over
+ * `transport` (mTLS: the worker must show a worker certificate of the cluster's CA).
+ */
+export function workerClient(address: string, transport: TransportSecurity = PLAINTEXT_LOOPBACK): grpc.Client {
+  return new grpc.Client(address, channelCredentials(transport, address, ['worker']), workerClientOptions);
 }
 
 /**
@@ -117,8 +121,8 @@ export function unaryOverGrpc<Req, Res>(client: grpc.Client, method: { readonly 
 }
 
 /** One worker's Health (status, batches in flight, busy time since it started), for tools and benchmarks. */
-export async function fetchWorkerHealth(address: string, deadlineMs = 10_000): Promise<HealthReply> {
-  const client = workerClient(address);
+export async function fetchWorkerHealth(address: string, deadlineMs = 10_000, transport: TransportSecurity = PLAINTEXT_LOOPBACK): Promise<HealthReply> {
+  const client = workerClient(address, transport);
   try {
     return await unaryOverGrpc(client, workerService.health, {}, deadlineMs);
   } catch (error) {

@@ -22,16 +22,16 @@ describe("the coordinator's run index in --runs-dir", () => {
         return f;
       };
       const finished = await folder('run-a');
-      await saveServedRun(finished, { runId: 'run-a', plan, submittedAt: '2026-12-01T10:00:00.000Z', state: 'finished', best: -0.5 });
+      await saveServedRun(finished, { runId: 'run-a', plan, submittedAt: '2026-12-01T10:00:00.000Z', state: 'finished', best: -0.5, owner: 'alice' });
       await appendServedEvent(finished, startedEvent('run-a'));
       await appendServedEvent(finished, finishedEvent('run-a'));
       const cut = await folder('run-b');
-      await saveServedRun(cut, { runId: 'run-b', plan, submittedAt: '2026-12-01T09:00:00.000Z', state: 'running', best: null });
+      await saveServedRun(cut, { runId: 'run-b', plan, submittedAt: '2026-12-01T09:00:00.000Z', state: 'running', best: null, owner: null });
       await appendServedEvent(cut, startedEvent('run-b'));
       await appendFile(join(cut, EVENTS_FILE), '{"runId":"run-b","at":"2026-12-01T10:00:02.000Z","rou'); // the coordinator died while appending
       await writeFile(join(await folder('not-json'), SERVED_FILE), '{"version":1,');
       await writeFile(join(await folder('other-version'), SERVED_FILE), JSON.stringify({ version: 99, runId: 'other-version' }));
-      await saveServedRun(await folder('moved'), { runId: 'run-z', plan, submittedAt: '2026-12-01T11:00:00.000Z', state: 'finished', best: null });
+      await saveServedRun(await folder('moved'), { runId: 'run-z', plan, submittedAt: '2026-12-01T11:00:00.000Z', state: 'finished', best: null, owner: null });
       await folder('a-run-folder-of-evosearch-run'); // no served.json: not the index's
       await writeFile(join(dir, 'stray-file'), '');
 
@@ -72,7 +72,7 @@ describe("the coordinator's run index in --runs-dir", () => {
       const plan = resolveRunConfig({ budgetNfe: 1000 });
       const folder = join(dir, 'run-old');
       await mkdir(folder);
-      await saveServedRun(folder, { runId: 'run-old', plan, submittedAt: '2026-11-01T10:00:00.000Z', state: 'interrupted', best: -1 });
+      await saveServedRun(folder, { runId: 'run-old', plan, submittedAt: '2026-11-01T10:00:00.000Z', state: 'interrupted', best: -1, owner: null });
       const old = (event: string, payload: Record<string, unknown>) => `${JSON.stringify({ event, payloadJson: JSON.stringify({ runId: 'run-old', ...payload, at: AT }) })}\n`;
       await writeFile(
         join(folder, EVENTS_FILE),

@@ -14,6 +14,7 @@ import { workerServerOptions } from '../proto/grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from '../proto/tensor-frames.js';
 import { WORKER_PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply, type HelloRequest, type SetupReply, type SetupRequest, type WorkerRole } from '../proto/worker-service.js';
 import { modelBuild } from './model-build.js';
+import { PLAINTEXT_LOOPBACK, refusalUnlessRole, serverCredentials, type TransportSecurity } from '../proto/transport-security.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { setupFromWire } from '../proto/setup-message.js';
 import { resolveSamplerConfig } from '../samplers/index.js';
@@ -30,6 +31,8 @@ export interface WorkerServerOptions {
   readonly cuda?: CudaProviderOptions;
   /** onnxruntime threads per session on this worker (default: one per core). */
   readonly intraOpThreads?: number;
+  /** How coordinators reach this worker and it reaches reward workers (default plaintext, loopback only). */
+  readonly transport?: TransportSecurity;
   readonly logger: Logger;
 }
 
@@ -65,18 +68,27 @@ export class WorkerServer {
 
   /** Binds `address` (port 0 picks a free one) and serves until drained. */
   static async start(address: string, options: WorkerServerOptions): Promise<WorkerServer> {
+    // Plaintext on a non-loopback address is refused before the model opens.
+    const transport = options.transport ?? PLAINTEXT_LOOPBACK;
+    const credentials = serverCredentials(transport, address);
     const build = await modelBuild(options.model);
     const server = new grpc.Server(workerServerOptions);
     const port = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound)));
+      server.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound)));
     });
     const host = address.slice(0, address.lastIndexOf(':'));
     const worker = new WorkerServer(server, options, build, `${host}:${port}`);
+    // Only coordinators (and the run's other workers, for scoring) may use a worker.
+    const refusal = (call: Parameters<typeof refusalUnlessRole>[1]) => refusalUnlessRole(transport, call, 'worker', ['coordinator', 'worker']);
     server.addService(workerService, {
-      hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, done: grpc.sendUnaryData<HelloReply>) => worker.hello(call.request, done),
-      setup: (call: grpc.ServerUnaryCall<SetupRequest, SetupReply>, done: grpc.sendUnaryData<SetupReply>) => void worker.setup(call.request, done),
-      health: (_call: grpc.ServerUnaryCall<unknown, HealthReply>, done: grpc.sendUnaryData<HealthReply>) => done(null, worker.health()),
-      execute: (call: grpc.ServerDuplexStream<Frame, Frame>) => worker.execute(call),
+      hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, done: grpc.sendUnaryData<HelloReply>) => (refusal(call) === null ? worker.hello(call.request, done) : done(refusal(call))),
+      setup: (call: grpc.ServerUnaryCall<SetupRequest, SetupReply>, done: grpc.sendUnaryData<SetupReply>) => (refusal(call) === null ? void worker.setup(call.request, done) : done(refusal(call))),
+      health: (call: grpc.ServerUnaryCall<unknown, HealthReply>, done: grpc.sendUnaryData<HealthReply>) => (refusal(call) === null ? done(null, worker.health()) : done(refusal(call))),
+      execute: (call: grpc.ServerDuplexStream<Frame, Frame>) => {
+        const refused = refusal(call);
+        if (refused === null) worker.execute(call);
+        else call.emit('error', refused);
+      },
     });
     options.logger.info({ address: worker.address, model: options.model, build }, 'worker serving');
     return worker;
@@ -112,7 +124,7 @@ export class WorkerServer {
       }
       let pool: ThreadPool;
       try {
-        pool = await this.onDevice(() => ThreadPool.start(1, setup));
+        pool = await this.onDevice(() => ThreadPool.start(1, setup, this.options.transport));
         for (const warning of pool.warnings) this.options.logger.warn({ runId: request.runId }, warning);
       } catch (error) {
         return done(refusal(grpc.status.FAILED_PRECONDITION, `cannot set up run ${request.runId}: ${(error as Error).message}`));

@@ -4,6 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import { executeOverGrpc, withIdempotentRetry, workerClient, type ExecuteFailure } from '../proto/worker-client.js';
+import type { TransportSecurity } from '../proto/transport-security.js';
 import type { RewardScorer, SampleScore } from './reward-scorer.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
@@ -19,11 +20,11 @@ export class RemoteRewardScorer implements RewardScorer {
   /** Reward workers found gone: no batch is sent to them again. */
   private readonly lost = new Set<string>();
 
-  constructor(addresses: readonly string[], private readonly runId: string, readonly guidanceName: string, private readonly deadlineMs = 10 * 60_000) {
+  constructor(addresses: readonly string[], private readonly runId: string, readonly guidanceName: string, transport: TransportSecurity, private readonly deadlineMs = 10 * 60_000) {
     if (addresses.length === 0) throw new RangeError('remote scoring needs at least one reward worker');
     // The project's keepalive (proto/grpc-limits.ts): a reward worker that froze is skipped within
     // seconds, not at the deadline.
-    this.clients = addresses.map((address) => ({ address, client: workerClient(address) }));
+    this.clients = addresses.map((address) => ({ address, client: workerClient(address, transport) }));
   }
 
   /**

@@ -2,6 +2,7 @@
  * Entry point of an in-process worker thread. Model calls block the thread they run on, so each
  * worker gets its own thread and the coordinator's event loop stays free for I/O and progress.
  */
+import { PLAINTEXT_LOOPBACK, type TransportSecurity } from '../proto/transport-security.js';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Command, CommandResult } from '../proto/commands.js';
 import { createSampler } from '../samplers/index.js';
@@ -14,6 +15,19 @@ import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { callRowsFor } from './fixed-shape-model.js';
 import { TurnQueue } from '../async/timeouts-and-turns.js';
+
+/** What a thread starts with: the run, and how it reaches the run's reward workers. */
+export interface ThreadStart {
+  readonly setup: WorkerSetup;
+  readonly transport?: TransportSecurity;
+}
+
+/** The TLS material as it arrives in a thread: structured clone turns Buffers into Uint8Arrays. */
+function threadTransport(transport: TransportSecurity): TransportSecurity {
+  if (transport.kind !== 'mtls') return transport;
+  const { ca, cert, key } = transport.identity;
+  return { kind: 'mtls', identity: { ...transport.identity, ca: Buffer.from(ca), cert: Buffer.from(cert), key: Buffer.from(key) } };
+}
 
 export type ToWorker =
   | { readonly type: 'execute'; readonly seq: number; readonly commands: readonly Command[] }
@@ -75,7 +89,7 @@ const port = parentPort;
 if (port === null) throw new Error('worker/thread-main.js must run as a worker thread');
 
 try {
-  const setup = workerData as WorkerSetup;
+  const { setup, transport } = workerData as ThreadStart;
   const sampler = createSampler(setup.sampler);
   const providers = (setup.providers ?? ['cpu']).map((name) => {
     if (!isProviderName(name)) throw new RangeError(`unknown execution provider '${name}'; known: ${PROVIDER_NAMES.join(', ')}`);
@@ -93,7 +107,7 @@ try {
     // A denoising-only worker sends its samples to the run's reward workers: it opens no reward model.
     ...(setup.rewardWorkers !== undefined ? { remoteRewards: true } : {}),
   });
-  const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, opened.rewards[0]!.name);
+  const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, opened.rewards[0]!.name, transport === undefined ? PLAINTEXT_LOOPBACK : threadTransport(transport));
   // Read before wrapping: the fallbacks are the opened bundle's, the wrapper only reshapes its calls.
   const warnings = 'fallbacks' in opened && typeof opened.fallbacks === 'function' ? (opened.fallbacks as () => string[])() : [];
   const sessions = 'sessions' in opened ? (opened.sessions as readonly { part: string; provider: string }[]) : [];

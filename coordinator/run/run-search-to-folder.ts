@@ -15,6 +15,7 @@ import { runSearch, type JournalEntry, type RoundReport, type SearchOutcome, typ
 import { CheckpointWriter, type LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import { ClusterSession } from './cluster-session.js';
 import { openWorkerPool } from './open-worker-pool.js';
+import type { TransportSecurity } from '../../proto/transport-security.js';
 import { promptReport } from './prompt-report.js';
 import { runRecord, writeRunFolder, type RunFolderPaths, type RunRecord } from './run-record.js';
 
@@ -30,6 +31,8 @@ export interface SearchToFolderOptions {
   readonly onEvent?: RunEventListener;
   /** Workers to use instead of starting threads (tests, benchmarks). */
   readonly pool?: WorkerPool;
+  /** How gRPC workers are reached (default plaintext, loopback only): the process's certificates, never part of the plan. */
+  readonly transport?: TransportSecurity;
   /** The run's id (default: a new UUID); the coordinator service chooses it at submission. */
   readonly runId?: string;
   /** Cancels the run between rounds. */
@@ -116,7 +119,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     // from the interrupted attempt never mix with the rebuilt ones.
     const session = options.resume === undefined ? runId : `${runId}.resume-${randomUUID().slice(0, 8)}`;
     const poolStarted = performance.now();
-    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null));
+    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null, options.transport));
     poolMs = performance.now() - poolStarted;
   } catch (error) {
     await failRun(error);

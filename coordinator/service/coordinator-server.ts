@@ -4,6 +4,8 @@
  * over the cluster's workers (found through NATS). The service registers itself in NATS so clients
  * (`evosearch run --cluster`) find it.
  */
+import { callerOf, PLAINTEXT_LOOPBACK, refusalUnlessRole, serverCredentials, type TransportSecurity } from '../../proto/transport-security.js';
+import type { PeerIdentity } from '../../security/peer-roles.js';
 import * as grpc from '@grpc/grpc-js';
 import { WireError } from '../../proto/wire-error.js';
 import { hostname } from 'node:os';
@@ -33,6 +35,11 @@ export interface CoordinatorOptions {
   /** Where run folders go: <runsDir>/<runId>/. */
   readonly runsDir: string;
   readonly logger: Logger;
+  /**
+   * How clients reach this coordinator and it reaches workers (default plaintext, loopback only). Under
+   * mTLS a client sees, watches, cancels, resumes and downloads only the runs it submitted, an admin all.
+   */
+  readonly transport?: TransportSecurity;
 }
 
 interface Run {
@@ -42,6 +49,8 @@ interface Run {
   readonly submittedAt: string;
   state: RunState;
   best: number | null;
+  /** Who submitted it (run-index.ts ServedRun.owner). */
+  readonly owner: string | null;
   readonly events: TypedRunEvent[];
   readonly listeners: Set<(event: TypedRunEvent) => void>;
   /** The attempt in progress (a resume starts a new one). */
@@ -50,6 +59,14 @@ interface Run {
   saved: Promise<void>;
   /** The attempt in progress or the last one, settled once its end is in the index. */
   attempt: Promise<void>;
+}
+
+/**
+ * Whether `caller` may see `run`: plaintext callers (loopback: this machine's users) and admins see
+ * every run; a client sees the runs its certificate's name submitted.
+ */
+function mayUse(run: { readonly owner: string | null }, caller: PeerIdentity | null): boolean {
+  return caller === null || caller.role === 'admin' || run.owner === caller.name;
 }
 
 const TERMINAL = new Set<RunState>(['finished', 'failed', 'cancelled', 'interrupted']);
@@ -73,14 +90,16 @@ export class CoordinatorServer {
 
   static async start(listen: string, options: CoordinatorOptions, advertise?: string): Promise<CoordinatorServer> {
     const nc = await connectNats(options.nats, 'evosearch coordinator');
+    const transport = options.transport ?? PLAINTEXT_LOOPBACK;
+    const credentials = serverCredentials(transport, listen);
     const server = new grpc.Server(coordinatorServerOptions);
-    const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
+    const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, credentials, (e, p) => (e ? reject(e) : resolve(p))));
     const address = advertisedAddress(`${listen.slice(0, listen.lastIndexOf(':'))}:${port}`, advertise);
     const coordinator = new CoordinatorServer(server, options, nc, null, address);
     // The runs served before a restart: their folders are the index (coordinator/service/run-index.ts).
     for (const loaded of await loadServedRuns(options.runsDir, (folder, why) => options.logger.warn({ folder }, `not a run this coordinator can serve: ${why}`))) {
       for (const problem of loaded.eventProblems) options.logger.warn({ folder: loaded.folder }, `an event of the run's log not served: ${problem}`);
-      const run: Run = { id: loaded.runId, plan: loaded.plan, folder: loaded.folder, submittedAt: loaded.submittedAt, state: loaded.state, best: loaded.best, events: loaded.events, listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
+      const run: Run = { id: loaded.runId, plan: loaded.plan, folder: loaded.folder, submittedAt: loaded.submittedAt, state: loaded.state, best: loaded.best, owner: loaded.owner, events: loaded.events, listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
       coordinator.runs.set(run.id, run);
       if (loaded.cutOff) {
         // Its watchers (and those who come later) learn how it ended and how to go on.
@@ -89,20 +108,23 @@ export class CoordinatorServer {
         await run.saved;
       }
     }
+    // Clients and admins only; under mTLS each call knows its caller (who owns which run).
+    const refused = (call: Parameters<typeof refusalUnlessRole>[1]) => refusalUnlessRole(transport, call, 'coordinator', ['client', 'admin']);
+    const caller = (call: Parameters<typeof callerOf>[0]) => callerOf(call);
     server.addService(coordinatorService, {
-      submit: (call: grpc.ServerUnaryCall<SubmitRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void Promise.resolve(call.request).then(decoded).then((r) => coordinator.submit(r)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
-      watch: (call: grpc.ServerWritableStream<WatchRequest | UndecodableRequest, RunEventMessage>) => coordinator.watch(call),
-      cancel: (call: grpc.ServerUnaryCall<CancelRequest | UndecodableRequest, CancelReply>, done: grpc.sendUnaryData<CancelReply>) => (call.request instanceof UndecodableRequest ? done(refusal(call.request)) : coordinator.cancel(call.request, done)),
-      list: (_call: grpc.ServerUnaryCall<unknown, ListReply>, done: grpc.sendUnaryData<ListReply>) => done(null, { runs: [...coordinator.runs.values()].map(summary) }),
-      files: (call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>) => void coordinator.files(call),
-      resume: (call: grpc.ServerUnaryCall<ResumeRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => void Promise.resolve(call.request).then(decoded).then((r) => coordinator.resume(r)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)),
+      submit: (call: grpc.ServerUnaryCall<SubmitRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => (refused(call) !== null ? done(refused(call)) : void Promise.resolve(call.request).then(decoded).then((r) => coordinator.submit(r, caller(call))).then((r) => done(null, r), (e: grpc.ServiceError) => done(e))),
+      watch: (call: grpc.ServerWritableStream<WatchRequest | UndecodableRequest, RunEventMessage>) => (refused(call) !== null ? void call.emit('error', refused(call)) : coordinator.watch(call, caller(call))),
+      cancel: (call: grpc.ServerUnaryCall<CancelRequest | UndecodableRequest, CancelReply>, done: grpc.sendUnaryData<CancelReply>) => (refused(call) !== null ? done(refused(call)) : call.request instanceof UndecodableRequest ? done(refusal(call.request)) : coordinator.cancel(call.request, caller(call), done)),
+      list: (call: grpc.ServerUnaryCall<unknown, ListReply>, done: grpc.sendUnaryData<ListReply>) => (refused(call) !== null ? done(refused(call)) : done(null, { runs: [...coordinator.runs.values()].filter((run) => mayUse(run, caller(call))).map(summary) })),
+      files: (call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>) => (refused(call) !== null ? void call.emit('error', refused(call)) : void coordinator.files(call, caller(call))),
+      resume: (call: grpc.ServerUnaryCall<ResumeRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => (refused(call) !== null ? done(refused(call)) : void Promise.resolve(call.request).then(decoded).then((r) => coordinator.resume(r, caller(call))).then((r) => done(null, r), (e: grpc.ServiceError) => done(e))),
     });
     coordinator.registration = await WorkerRegistration.register(nc, { id: `coordinator-${hostname()}-${process.pid}`, address, model: '', build: '' }, undefined, COORDINATORS_BUCKET);
     options.logger.info({ address, nats: options.nats, runsDir: options.runsDir, knownRuns: coordinator.runs.size }, 'coordinator serving');
     return coordinator;
   }
 
-  private async submit(request: SubmitRequest): Promise<SubmitReply> {
+  private async submit(request: SubmitRequest, caller: PeerIdentity | null): Promise<SubmitReply> {
     checkVersion(request.protocolVersion);
     let plan: RunPlan;
     try {
@@ -116,7 +138,7 @@ export class CoordinatorServer {
     const id = randomUUID();
     const folder = join(this.options.runsDir, id);
     await mkdir(folder, { recursive: true });
-    const run: Run = { id, plan, folder, submittedAt: new Date().toISOString(), state: 'queued', best: null, events: [], listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
+    const run: Run = { id, plan, folder, submittedAt: new Date().toISOString(), state: 'queued', best: null, owner: caller?.name ?? null, events: [], listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
     this.runs.set(id, run);
     // In the index before the client hears of it: a restarted coordinator knows every run it accepted.
     this.save(run);
@@ -126,9 +148,9 @@ export class CoordinatorServer {
   }
 
   /** Continues a run that did not finish from its last complete checkpoint, under its id. */
-  private async resume(request: ResumeRequest): Promise<SubmitReply> {
+  private async resume(request: ResumeRequest, caller: PeerIdentity | null): Promise<SubmitReply> {
     checkVersion(request.protocolVersion);
-    const run = this.runs.get(request.runId);
+    const run = this.find(request.runId, caller);
     if (run === undefined) throw status(grpc.status.NOT_FOUND, `no run ${request.runId} on this coordinator (runs dir ${this.options.runsDir})`);
     if (!RESUMABLE.has(run.state)) throw status(grpc.status.FAILED_PRECONDITION, `run ${run.id} is ${run.state}${run.state === 'finished' ? ': nothing to resume; fetch its files' : ': it is not stopped'}`);
     let checkpoint: LoadedCheckpoint;
@@ -153,7 +175,7 @@ export class CoordinatorServer {
 
   /** Queues a write of the run's index entry (its state now). */
   private save(run: Run): void {
-    const entry = { runId: run.id, plan: run.plan, submittedAt: run.submittedAt, state: run.state, best: run.best };
+    const entry = { runId: run.id, plan: run.plan, submittedAt: run.submittedAt, state: run.state, best: run.best, owner: run.owner };
     run.saved = run.saved.then(() => saveServedRun(run.folder, entry)).catch((error: Error) => this.options.logger.error({ runId: run.id, error: error.message }, 'run index entry not written'));
   }
 
@@ -182,6 +204,7 @@ export class CoordinatorServer {
         folder: run.folder,
         logger,
         runId: run.id,
+        ...(this.options.transport !== undefined ? { transport: this.options.transport } : {}),
         signal: run.abort.signal,
         ...(resume !== undefined ? { resume } : {}),
         // The run's own events, as NATS carries them: started, round, workers (joined mid-run); the
@@ -217,9 +240,15 @@ export class CoordinatorServer {
     }
   }
 
-  private watch(call: grpc.ServerWritableStream<WatchRequest | UndecodableRequest, RunEventMessage>): void {
+  /** The run, if `caller` may see it; another client's run is not found, as if it did not exist. */
+  private find(runId: string, caller: PeerIdentity | null): Run | undefined {
+    const run = this.runs.get(runId);
+    return run !== undefined && mayUse(run, caller) ? run : undefined;
+  }
+
+  private watch(call: grpc.ServerWritableStream<WatchRequest | UndecodableRequest, RunEventMessage>, caller: PeerIdentity | null): void {
     if (call.request instanceof UndecodableRequest) return void call.emit('error', refusal(call.request));
-    const run = this.runs.get(call.request.runId);
+    const run = this.find(call.request.runId, caller);
     if (run === undefined) {
       call.emit('error', status(grpc.status.NOT_FOUND, `no run ${call.request.runId} on this coordinator`));
       return;
@@ -240,16 +269,16 @@ export class CoordinatorServer {
     call.on('cancelled', () => run.listeners.delete(listener));
   }
 
-  private cancel(request: CancelRequest, done: grpc.sendUnaryData<CancelReply>): void {
-    const run = this.runs.get(request.runId);
+  private cancel(request: CancelRequest, caller: PeerIdentity | null, done: grpc.sendUnaryData<CancelReply>): void {
+    const run = this.find(request.runId, caller);
     if (run === undefined) return done(status(grpc.status.NOT_FOUND, `no run ${request.runId} on this coordinator`));
     if (!TERMINAL.has(run.state)) run.abort.abort('cancelled by a client');
     done(null, { state: run.state });
   }
 
-  private async files(call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>): Promise<void> {
+  private async files(call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>, caller: PeerIdentity | null): Promise<void> {
     if (call.request instanceof UndecodableRequest) return void call.emit('error', refusal(call.request));
-    const run = this.runs.get(call.request.runId);
+    const run = this.find(call.request.runId, caller);
     if (run === undefined) return void call.emit('error', status(grpc.status.NOT_FOUND, `no run ${call.request.runId} on this coordinator`));
     if (run.state !== 'finished') return void call.emit('error', status(grpc.status.FAILED_PRECONDITION, `run ${run.id} is ${run.state}; its files come when it has finished`));
     try {

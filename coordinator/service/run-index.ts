@@ -30,6 +30,11 @@ export interface ServedRun {
   readonly submittedAt: string;
   readonly state: RunState;
   readonly best: number | null;
+  /**
+   * The name on the certificate of the client that submitted it (mTLS), who alone (and admins) may
+   * see it; null when it came over plaintext on loopback (this machine's users: everyone).
+   */
+  readonly owner: string | null;
 }
 
 interface ServedFile extends ServedRun {
@@ -38,7 +43,7 @@ interface ServedFile extends ServedRun {
 
 /** Writes the run's entry (its state changed). */
 export async function saveServedRun(folder: string, run: ServedRun): Promise<void> {
-  const entry: ServedFile = { version: SERVED_VERSION, runId: run.runId, plan: run.plan, submittedAt: run.submittedAt, state: run.state, best: run.best };
+  const entry: ServedFile = { version: SERVED_VERSION, runId: run.runId, plan: run.plan, submittedAt: run.submittedAt, state: run.state, best: run.best, owner: run.owner };
   await writeFileDurable(join(folder, SERVED_FILE), `${JSON.stringify(entry)}\n`);
 }
 
@@ -83,7 +88,8 @@ export async function loadServedRuns(runsDir: string, onSkip: (folder: string, w
       continue;
     }
     const cutOff = served.state === 'queued' || served.state === 'running';
-    runs.push({ ...served, state: cutOff ? 'interrupted' : served.state, cutOff, folder, ...(await readEvents(folder)) });
+    // An entry of a release before ownership has no owner: a run of this machine's users.
+    runs.push({ ...served, owner: typeof served.owner === 'string' ? served.owner : null, state: cutOff ? 'interrupted' : served.state, cutOff, folder, ...(await readEvents(folder)) });
   }
   return runs.sort((a, b) => a.submittedAt.localeCompare(b.submittedAt));
 }

@@ -3,6 +3,7 @@
  * connected over gRPC. Stale entries are swept (and announced lost) first.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { TransportSecurity } from '../../proto/transport-security.js';
 import { GrpcWorkerPool } from './grpc-pool.js';
 import type { WorkerSetup } from '../../proto/worker-setup.js';
 import { liveWorkers, sweepStaleWorkers } from '../../cluster/worker-registry.js';
@@ -13,7 +14,7 @@ export class NoWorkersError extends EvoSearchError {
   override readonly name = 'NoWorkersError';
 }
 
-export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: WorkerSetup, runId: string, build: string): Promise<GrpcWorkerPool> {
+export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: WorkerSetup, runId: string, build: string, transport?: TransportSecurity): Promise<GrpcWorkerPool> {
   await sweepStaleWorkers(nc);
   const live = await liveWorkers(nc);
   const serving = live.filter((w) => w.build === build);
@@ -21,7 +22,7 @@ export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: 
     const others = live.map((w) => `${w.address} (${w.model}, ${w.build.slice(0, 19)}…)`).join(', ');
     throw new NoWorkersError(`no live worker registered at ${url} serves ${setup.model} build ${build}${live.length > 0 ? `; live workers: ${others}` : '; none is registered (start some with `evosearch worker --nats ' + url + ' --model ...`)'}`);
   }
-  return GrpcWorkerPool.connect(serving.map((w) => w.address), setup, { runId, expectedBuild: build });
+  return GrpcWorkerPool.connect(serving.map((w) => w.address), setup, { runId, expectedBuild: build, ...(transport !== undefined ? { transport } : {}) });
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type { Command, CommandResult } from '../../proto/commands.js';
+import type { TransportSecurity } from '../../proto/transport-security.js';
 import { describeStatus, executeOverGrpc, unaryOverGrpc, withIdempotentRetry, workerClient, type ExecuteFailure } from '../../proto/worker-client.js';
 import { WORKER_PROTOCOL_VERSION, workerService, type HealthReply, type HelloReply } from '../../proto/worker-service.js';
 import type { WorkerSetup } from '../../proto/worker-setup.js';
@@ -19,6 +20,8 @@ import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js'
 
 export interface GrpcPoolOptions {
   readonly runId: string;
+  /** How the workers are reached (default plaintext, loopback only); under mTLS each must show a worker certificate. */
+  readonly transport?: TransportSecurity;
   /** The model build every worker must serve; default: the first worker's (all must agree). */
   readonly expectedBuild?: string;
   /** Deadline of Hello and Setup (Setup loads the model), milliseconds. Default 120 s. */
@@ -92,7 +95,7 @@ export class GrpcWorkerPool implements WorkerPool {
     const workers: GrpcWorker[] = [];
     try {
       for (const address of addresses) {
-        const client = workerClient(address);
+        const client = workerClient(address, options.transport);
         const worker = new GrpcWorker(address, client, { protocolVersion: 0, model: '', modelBuild: '', description: '', role: 'both' }, address);
         workers.push(worker);
         let hello: HelloReply;
