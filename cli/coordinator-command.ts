@@ -3,7 +3,9 @@ import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { HOST_PORT } from '../cluster/advertised-address.js';
 import { ConfigError } from '../config/resolve-run-config.js';
-import { CoordinatorServer } from '../coordinator/service/coordinator-server.js';
+import { CoordinatorServer, defaultAdmission } from '../coordinator/service/coordinator-server.js';
+import type { AdmissionLimits } from '../coordinator/service/admission.js';
+import { getHeapStatistics } from 'node:v8';
 import { addTransportOptions, transportFrom } from './transport-options.js';
 
 /**
@@ -17,14 +19,19 @@ export function buildCoordinatorCommand(): Command {
     .option('--listen <host:port>', 'address to serve on (port 0: any free port; default loopback: give the host\'s address, with --tls-*, to serve other machines)', '127.0.0.1:7000')
     .option('--advertise <host:port>', 'address clients should dial (default: the listen address, 0.0.0.0 replaced by this host name)')
     .option('--runs-dir <dir>', 'where run folders are kept', 'runs')
+    .option('--max-running <n>', 'runs that search at once; later ones wait (default 4)')
+    .option('--max-queued <n>', 'runs that may wait; past it a submission is refused (default 64)')
+    .option('--max-runs-per-client <n>', 'runs one client may have waiting and running (default 16)')
+    .option('--max-heap-share <fraction>', "share of this process's heap the running runs' plans may take together (default 0.85)")
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
   // The coordinator serves clients and drives workers with one certificate, a coordinator's.
   return addTransportOptions(command)
-    .action(async (options: { nats: string; listen: string; advertise?: string; runsDir: string; logLevel: string }) => {
+    .action(async (options: { nats: string; listen: string; advertise?: string; runsDir: string; logLevel: string; maxRunning?: string; maxQueued?: string; maxRunsPerClient?: string; maxHeapShare?: string }) => {
       if (!HOST_PORT.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
       const transport = transportFrom(command, ['coordinator']);
+      const admission = admissionFrom(options);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'coordinator' } }, pino.destination({ dest: 2, sync: true }));
-      const server = await CoordinatorServer.start(options.listen, { nats: options.nats, runsDir: resolve(options.runsDir), logger, transport }, options.advertise);
+      const server = await CoordinatorServer.start(options.listen, { nats: options.nats, runsDir: resolve(options.runsDir), logger, transport, admission }, options.advertise);
       process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address })}\n`);
       await new Promise<void>((done) => {
         const stop = () => void server.stop().then(done);
@@ -32,4 +39,27 @@ export function buildCoordinatorCommand(): Command {
         process.once('SIGINT', stop);
       });
     });
+}
+
+/** The admission limits the flags set (the rest: defaultAdmission), each checked and named. */
+function admissionFrom(options: { maxRunning?: string; maxQueued?: string; maxRunsPerClient?: string; maxHeapShare?: string }): AdmissionLimits {
+  const count = (value: string | undefined, flag: string, fallback: number): number => {
+    if (value === undefined) return fallback;
+    const n = Number(value);
+    if (!(/^\s*\d+\s*$/.test(value) && n >= 1 && n <= 100_000)) throw new ConfigError(flag, `'${value}' is not a whole number from 1 to 100000`, 'command-line flags');
+    return n;
+  };
+  const defaults = defaultAdmission();
+  let heapBytes = defaults.heapBytes;
+  if (options.maxHeapShare !== undefined) {
+    const share = Number(options.maxHeapShare);
+    if (!(share > 0 && share <= 1)) throw new ConfigError('--max-heap-share', `'${options.maxHeapShare}' is not a fraction in (0, 1]`, 'command-line flags');
+    heapBytes = getHeapStatistics().heap_size_limit * share;
+  }
+  return {
+    maxRunning: count(options.maxRunning, '--max-running', defaults.maxRunning),
+    maxWaiting: count(options.maxQueued, '--max-queued', defaults.maxWaiting),
+    maxPerClient: count(options.maxRunsPerClient, '--max-runs-per-client', defaults.maxPerClient),
+    heapBytes,
+  };
 }

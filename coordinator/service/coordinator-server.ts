@@ -4,6 +4,10 @@
  * over the cluster's workers (found through NATS). The service registers itself in NATS so clients
  * (`evosearch run --cluster`) find it.
  */
+import { EvoSearchError } from '../../errors/evosearch-error.js';
+import { getHeapStatistics } from 'node:v8';
+import { Admission, type AdmissionLimits } from './admission.js';
+import { estimatePlanMemory, HEAP_SHARE } from '../../config/limits.js';
 import { callerOf, PLAINTEXT_LOOPBACK, refusalUnlessRole, serverCredentials, type TransportSecurity } from '../../proto/transport-security.js';
 import type { PeerIdentity } from '../../security/peer-roles.js';
 import * as grpc from '@grpc/grpc-js';
@@ -40,6 +44,13 @@ export interface CoordinatorOptions {
    * mTLS a client sees, watches, cancels, resumes and downloads only the runs it submitted, an admin all.
    */
   readonly transport?: TransportSecurity;
+  /** How many runs start at once, wait, and one client may hold (admission.ts; defaults DEFAULT_ADMISSION). */
+  readonly admission?: Partial<AdmissionLimits>;
+}
+
+/** At most 4 runs search at once, 64 wait, 16 per client, within 85 % of this process's heap. */
+export function defaultAdmission(): AdmissionLimits {
+  return { maxRunning: 4, maxWaiting: 64, maxPerClient: 16, heapBytes: getHeapStatistics().heap_size_limit * HEAP_SHARE };
 }
 
 interface Run {
@@ -51,6 +62,8 @@ interface Run {
   best: number | null;
   /** Who submitted it (run-index.ts ServedRun.owner). */
   readonly owner: string | null;
+  /** Its plan's coordinator heap estimate, bytes (config/limits.ts), for admission. */
+  readonly heap: number;
   readonly events: TypedRunEvent[];
   readonly listeners: Set<(event: TypedRunEvent) => void>;
   /** The attempt in progress (a resume starts a new one). */
@@ -79,6 +92,7 @@ const STOPPING = 'the coordinator is stopping';
 
 export class CoordinatorServer {
   private readonly runs = new Map<string, Run>();
+  private readonly admission: Admission<Run>;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -86,7 +100,9 @@ export class CoordinatorServer {
     private readonly nc: NatsConnection,
     private registration: WorkerRegistration | null,
     readonly address: string,
-  ) {}
+  ) {
+    this.admission = new Admission({ ...defaultAdmission(), ...options.admission });
+  }
 
   static async start(listen: string, options: CoordinatorOptions, advertise?: string): Promise<CoordinatorServer> {
     const nc = await connectNats(options.nats, 'evosearch coordinator');
@@ -99,7 +115,7 @@ export class CoordinatorServer {
     // The runs served before a restart: their folders are the index (coordinator/service/run-index.ts).
     for (const loaded of await loadServedRuns(options.runsDir, (folder, why) => options.logger.warn({ folder }, `not a run this coordinator can serve: ${why}`))) {
       for (const problem of loaded.eventProblems) options.logger.warn({ folder: loaded.folder }, `an event of the run's log not served: ${problem}`);
-      const run: Run = { id: loaded.runId, plan: loaded.plan, folder: loaded.folder, submittedAt: loaded.submittedAt, state: loaded.state, best: loaded.best, owner: loaded.owner, events: loaded.events, listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
+      const run: Run = { id: loaded.runId, plan: loaded.plan, folder: loaded.folder, submittedAt: loaded.submittedAt, state: loaded.state, best: loaded.best, owner: loaded.owner, heap: planHeap(loaded.plan), events: loaded.events, listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
       coordinator.runs.set(run.id, run);
       if (loaded.cutOff) {
         // Its watchers (and those who come later) learn how it ended and how to go on.
@@ -133,17 +149,33 @@ export class CoordinatorServer {
       plan = await planRun({ ...input, cluster: this.options.nats, workersAt: undefined }, 'submitted run');
     } catch (error) {
       if (error instanceof ConfigError || error instanceof WireError) throw status(grpc.status.INVALID_ARGUMENT, (error as Error).message);
+      // A plan past this machine's limits (memory, the record's size): refused before any work.
+      if (error instanceof EvoSearchError && error.code === 'limit') throw status(grpc.status.RESOURCE_EXHAUSTED, error.message);
       throw status(grpc.status.INTERNAL, (error as Error).message);
     }
     const id = randomUUID();
     const folder = join(this.options.runsDir, id);
-    await mkdir(folder, { recursive: true });
-    const run: Run = { id, plan, folder, submittedAt: new Date().toISOString(), state: 'queued', best: null, owner: caller?.name ?? null, events: [], listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
+    const run: Run = { id, plan, folder, submittedAt: new Date().toISOString(), state: 'queued', best: null, owner: caller?.name ?? null, heap: planHeap(plan), events: [], listeners: new Set(), abort: new AbortController(), saved: Promise.resolve(), attempt: Promise.resolve() };
+    // Past a limit the run is refused here, before its folder or any work exists. It takes its place
+    // at once (no await between the check and the queue, so a flood cannot slip past the limit), and
+    // starts only once its folder and index entry are written.
+    const refused = this.admission.refusal(run);
+    if (refused !== null) throw status(grpc.status.RESOURCE_EXHAUSTED, `run not accepted: ${refused}`);
+    const prepared = (async () => {
+      await mkdir(folder, { recursive: true });
+      // In the index before the client hears of it: a restarted coordinator knows every run it accepted.
+      this.save(run);
+      await run.saved;
+    })();
     this.runs.set(id, run);
-    // In the index before the client hears of it: a restarted coordinator knows every run it accepted.
-    this.save(run);
-    await run.saved;
-    run.attempt = this.execute(run);
+    this.admission.enqueue(run, () => (run.attempt = prepared.then(() => this.execute(run))));
+    try {
+      await prepared;
+    } catch (error) {
+      this.runs.delete(id);
+      this.admission.withdraw(run);
+      throw status(grpc.status.INTERNAL, `run not accepted: its folder ${folder} cannot be made: ${(error as Error).message}`);
+    }
     return { runId: id, plan: planSummaryToWire(planSummary(plan)) };
   }
 
@@ -160,12 +192,21 @@ export class CoordinatorServer {
       throw status(grpc.status.FAILED_PRECONDITION, `run ${run.id} has no usable checkpoint: ${(error as Error).message}`);
     }
     if (checkpoint.warning !== null) this.options.logger.warn({ runId: run.id }, checkpoint.warning);
+    const refused = this.admission.refusal(run);
+    if (refused !== null) throw status(grpc.status.RESOURCE_EXHAUSTED, `run ${run.id} not resumed: ${refused}`);
     run.abort = new AbortController();
     run.state = 'queued';
     this.save(run);
     await run.saved;
-    run.attempt = this.execute(run, checkpoint);
+    this.admission.enqueue(run, () => (run.attempt = this.execute(run, checkpoint)));
     return { runId: run.id, plan: planSummaryToWire(planSummary(run.plan)) };
+  }
+
+  /** A run that leaves the queue without starting. */
+  private endWaiting(run: Run, state: 'cancelled', why: string): void {
+    run.state = state;
+    this.emit(run, state, { error: why });
+    this.save(run);
   }
 
   /** The command that continues `run` from anywhere in the cluster (see cli/resume-command.ts). */
@@ -272,7 +313,8 @@ export class CoordinatorServer {
   private cancel(request: CancelRequest, caller: PeerIdentity | null, done: grpc.sendUnaryData<CancelReply>): void {
     const run = this.find(request.runId, caller);
     if (run === undefined) return done(status(grpc.status.NOT_FOUND, `no run ${request.runId} on this coordinator`));
-    if (!TERMINAL.has(run.state)) run.abort.abort('cancelled by a client');
+    if (this.admission.withdraw(run)) this.endWaiting(run, 'cancelled', 'cancelled by a client before it started');
+    else if (!TERMINAL.has(run.state)) run.abort.abort('cancelled by a client');
     done(null, { state: run.state });
   }
 
@@ -301,6 +343,8 @@ export class CoordinatorServer {
   /** Deregisters, cancels what runs, and stops. */
   async stop(): Promise<void> {
     await this.registration?.deregister();
+    // Runs still waiting never started: nothing to continue, so they end as cancelled, saying why.
+    for (const run of this.runs.values()) if (this.admission.withdraw(run)) this.endWaiting(run, 'cancelled', 'the coordinator stopped before the run started; submit it again');
     const active = [...this.runs.values()].filter((run) => !TERMINAL.has(run.state));
     for (const run of active) run.abort.abort(STOPPING);
     // Each stopped run's last state and event reach its index entry before the process goes.
@@ -308,6 +352,11 @@ export class CoordinatorServer {
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await closeNats(this.nc);
   }
+}
+
+/** The coordinator heap a plan will need (its lineage, evaluations and record). */
+function planHeap(plan: RunPlan): number {
+  return estimatePlanMemory(plan).coordinatorHeap;
 }
 
 function summary(run: Run): RunSummary {
