@@ -1,36 +1,73 @@
 #!/usr/bin/env bash
-# A whole cluster on this machine, for trying cluster mode: nats-server (JetStream, a temporary store),
-# one coordinator and N workers serving MODEL, all on loopback. Prints the command that submits a run;
-# Ctrl-C stops everything.
+# A whole cluster on this machine, secured as a real one: a CA and certificates (evosearch certs), a
+# NATS server with JetStream, a coordinator and two workers over mutual TLS, then one run submitted by
+# a client certificate. Everything it starts is stopped when it ends (or on Ctrl-C).
 #
-#   deploy/local-cluster.sh [workers=2] [model=models/bundles/tiny-sd] [nats-port=4222]
+#   deploy/local-cluster.sh [--dir DIR] [--budget-nfe N] [--model SPEC] [--keep]
+#
+# DIR (default ./local-cluster) holds certs/, nats/, runs/ (the coordinator's) and demo/ (the client's
+# copy of the run). --keep leaves the cluster running until Ctrl-C. Needs nats-server (Debian:
+# apt-get install nats-server) and the repository after `npm ci`.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-workers=${1:-2}
-model=${2:-models/bundles/tiny-sd}
-port=${3:-4222}
-nats=$(command -v nats-server || echo /usr/sbin/nats-server)
-[ -x "$nats" ] || { echo "local-cluster: needs nats-server (Debian: apt-get install -y nats-server)" >&2; exit 1; }
-[ -d dist ] || npm run build >/dev/null
-store=$(mktemp -d)
-pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$store"; }
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+EVOSEARCH=(node "$ROOT/bin/evosearch.js")
+DIR=local-cluster
+BUDGET=5000
+MODEL=analytic:gmm
+KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --dir) DIR="$2"; shift 2 ;;
+    --budget-nfe) BUDGET="$2"; shift 2 ;;
+    --model) MODEL="$2"; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    *) echo "local-cluster.sh: unknown argument '$1' (see the header of $0)" >&2; exit 2 ;;
+  esac
+done
+NATS_SERVER="$(command -v nats-server || true)"
+[ -z "$NATS_SERVER" ] && [ -x /usr/sbin/nats-server ] && NATS_SERVER=/usr/sbin/nats-server
+if [ -z "$NATS_SERVER" ]; then echo "local-cluster.sh: nats-server not found (Debian: apt-get install nats-server)" >&2; exit 3; fi
+mkdir -p "$DIR"
+DIR="$(cd "$DIR" && pwd)"
+CERTS="$DIR/certs"
+PIDS=()
+cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
-"$nats" -js -sd "$store" -a 127.0.0.1 -p "$port" >"$store/nats.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 50); do grep -q "Server is ready" "$store/nats.log" 2>/dev/null && break; sleep 0.1; done
-url="nats://127.0.0.1:$port"
+# 1. Certificates: a CA, a coordinator, two workers and a client (made once; reused after).
+if [ ! -f "$CERTS/alice.crt" ]; then
+  "${EVOSEARCH[@]}" certs --out "$CERTS" --coordinator coord --worker worker-1 --worker worker-2 --client alice
+fi
+tls() { echo --tls-ca "$CERTS/ca.crt" --tls-cert "$CERTS/$1.crt" --tls-key "$CERTS/$1.key"; }
 
-node bin/evosearch.js coordinator --nats "$url" --listen 127.0.0.1:0 --runs-dir runs/served --log-level warn &
-pids+=($!)
-for i in $(seq "$workers"); do
-  node bin/evosearch.js worker --nats "$url" --model "$model" --listen 127.0.0.1:0 --log-level warn &
-  pids+=($!)
+# 2. NATS with JetStream, on a free loopback port.
+NATS_PORT="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
+NATS_URL="nats://127.0.0.1:$NATS_PORT"
+"$NATS_SERVER" -js -sd "$DIR/nats" -a 127.0.0.1 -p "$NATS_PORT" >"$DIR/nats.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
+
+# 3. A coordinator and two workers; each prints {"event":"listening",...} once it serves.
+started() { # name, then the command: waits for its listening line
+  local name="$1"; shift
+  "$@" >"$DIR/$name.out" 2>"$DIR/$name.log" &
+  PIDS+=($!)
+  for _ in $(seq 300); do grep -q '"listening"' "$DIR/$name.out" 2>/dev/null && { echo "$name: $(head -1 "$DIR/$name.out")"; return; }; sleep 0.1; done
+  echo "local-cluster.sh: $name did not start; its log:" >&2; cat "$DIR/$name.log" >&2; exit 3
+}
+# shellcheck disable=SC2046
+started coordinator "${EVOSEARCH[@]}" coordinator --nats "$NATS_URL" --listen 127.0.0.1:0 --runs-dir "$DIR/runs" $(tls coord)
+for w in 1 2; do
+  # shellcheck disable=SC2046
+  started "worker-$w" "${EVOSEARCH[@]}" worker --model "$MODEL" --nats "$NATS_URL" --listen 127.0.0.1:0 $(tls "worker-$w")
 done
-sleep 2
-echo
-echo "cluster up: NATS $url, 1 coordinator, $workers workers of $model. Submit a run with:"
-echo "  npx evosearch run --cluster $url --model $model --prompt \"two red circles left of a blue square\" --out runs/cluster"
-echo "Ctrl-C stops it."
-wait
+
+# 4. A run, submitted with the client's certificate; its folder comes back to $DIR/demo.
+rm -rf "$DIR/demo"
+# shellcheck disable=SC2046
+"${EVOSEARCH[@]}" run --cluster "$NATS_URL" --model "$MODEL" --budget-nfe "$BUDGET" --seed 1 --no-progress --out "$DIR/demo" $(tls alice)
+echo "the run's files: $DIR/demo (record.json, report.html)"
+if [ "$KEEP" = 1 ]; then
+  echo "cluster running: NATS $NATS_URL; client flags: $(tls alice); Ctrl-C stops it"
+  wait
+fi

@@ -6,14 +6,14 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import type { PeerCertificate } from 'node:tls';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
+import { identityOfSubject, type PeerIdentity, type PeerRole } from '../security/peer-roles.js';
+import type { TlsIdentity } from '../security/tls-identity.js';
 
 /** What grpc-js's server calls tell of their connection (its AuthContext, not exported by name). */
 interface CallWithAuth {
   getAuthContext?: () => { readonly sslPeerCertificate?: PeerCertificate } | null;
 }
-import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
-import { identityOfSubject, type PeerIdentity, type PeerRole } from '../security/peer-roles.js';
-import type { TlsIdentity } from '../security/tls-identity.js';
 
 export type TransportSecurity = { readonly kind: 'plaintext-loopback' } | { readonly kind: 'mtls'; readonly identity: TlsIdentity };
 
@@ -67,6 +67,15 @@ export function channelCredentials(security: TransportSecurity, target: string, 
       return undefined;
     },
   });
+}
+
+/**
+ * Channel options a secured channel needs: the name it asks the server for (TLS SNI). The address is
+ * often an IP, which SNI may not carry (Node warns), and the identity checked is the certificate's
+ * role, not a host name, so every channel asks for one fixed name.
+ */
+export function channelOptions(security: TransportSecurity): grpc.ChannelOptions {
+  return security.kind === 'mtls' ? { 'grpc.ssl_target_name_override': 'evosearch-cluster-peer' } : {};
 }
 
 /** The peer a call comes from: its certificate's identity (mTLS), or null (plaintext on loopback). */

@@ -8,7 +8,7 @@ import type { Command, CommandResult } from './commands.js';
 import { MAX_MESSAGE_BYTES, workerClientOptions } from './grpc-limits.js';
 import { encodeFrames, FrameAssembler, type Frame } from './tensor-frames.js';
 import { workerService, type HealthReply } from './worker-service.js';
-import { channelCredentials, PLAINTEXT_LOOPBACK, type TransportSecurity } from './transport-security.js';
+import { channelCredentials, channelOptions, PLAINTEXT_LOOPBACK, type TransportSecurity } from './transport-security.js';
 
 /** How an Execute call failed: the worker answered with an error, or it (or the way to it) is gone. */
 export type ExecuteFailure = { readonly lost: boolean; readonly detail: string; readonly cause: unknown };
@@ -33,7 +33,7 @@ export function describeStatus(error: unknown): string {
  * `transport` (mTLS: the worker must show a worker certificate of the cluster's CA).
  */
 export function workerClient(address: string, transport: TransportSecurity = PLAINTEXT_LOOPBACK): grpc.Client {
-  return new grpc.Client(address, channelCredentials(transport, address, ['worker']), workerClientOptions);
+  return new grpc.Client(address, channelCredentials(transport, address, ['worker']), { ...workerClientOptions, ...channelOptions(transport) });
 }
 
 /**

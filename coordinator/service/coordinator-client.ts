@@ -4,7 +4,7 @@
  * event that does not fit its message (an event kind this client does not know, a missing payload) is
  * a CoordinatorError naming the field.
  */
-import { channelCredentials, PLAINTEXT_LOOPBACK, type TransportSecurity } from '../../proto/transport-security.js';
+import { channelCredentials, channelOptions, PLAINTEXT_LOOPBACK, type TransportSecurity } from '../../proto/transport-security.js';
 import * as grpc from '@grpc/grpc-js';
 import { mkdir } from 'node:fs/promises';
 import { writeFileDurable } from '../../files/durable-write.js';
@@ -39,7 +39,7 @@ export class CoordinatorClient {
 
   /** `transport`: the client's certificates (mTLS: the server must show a coordinator certificate), or plaintext on loopback. */
   constructor(readonly address: string, transport: TransportSecurity = PLAINTEXT_LOOPBACK, private readonly deadlineMs = 60_000, protocolVersion = COORDINATOR_PROTOCOL_VERSION) {
-    this.client = new grpc.Client(address, channelCredentials(transport, address, ['coordinator']), coordinatorClientOptions);
+    this.client = new grpc.Client(address, channelCredentials(transport, address, ['coordinator']), { ...coordinatorClientOptions, ...channelOptions(transport) });
     this.protocolVersion = protocolVersion;
   }
   private readonly protocolVersion: number;
