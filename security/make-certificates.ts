@@ -33,13 +33,19 @@ function serial(): string {
   return bytes.toString('hex');
 }
 
-export function makeCertificateAuthority(name: string, days: number): IssuedPair {
-  const keys = rsaKeys(3072);
+/** An unsigned certificate for `keys`, valid from five minutes ago (clocks differ) for `days`. */
+function newCertificate(keys: { publicKey: forge.pki.rsa.PublicKey }, days: number): forge.pki.Certificate {
   const cert = forge.pki.createCertificate();
   cert.publicKey = keys.publicKey;
   cert.serialNumber = serial();
   cert.validity.notBefore = new Date(Date.now() - 5 * 60_000);
   cert.validity.notAfter = new Date(Date.now() + days * DAY_MS);
+  return cert;
+}
+
+export function makeCertificateAuthority(name: string, days: number): IssuedPair {
+  const keys = rsaKeys(3072);
+  const cert = newCertificate(keys, days);
   const subject = [{ name: 'commonName', value: name }, { name: 'organizationName', value: 'evosearch cluster' }];
   cert.setSubject(subject);
   cert.setIssuer(subject);
@@ -61,11 +67,7 @@ export function issueCertificate(ca: IssuedPair, peer: { readonly name: string; 
   const caCert = forge.pki.certificateFromPem(ca.certPem);
   const caKey = forge.pki.privateKeyFromPem(createPrivateKey(ca.keyPem).export({ type: 'pkcs1', format: 'pem' }).toString());
   const keys = rsaKeys(2048);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = keys.publicKey;
-  cert.serialNumber = serial();
-  cert.validity.notBefore = new Date(Date.now() - 5 * 60_000);
-  cert.validity.notAfter = new Date(Date.now() + days * DAY_MS);
+  const cert = newCertificate(keys, days);
   cert.setSubject([{ name: 'commonName', value: peer.name }, { name: 'organizationalUnitName', value: peer.role }, { name: 'organizationName', value: 'evosearch cluster' }]);
   cert.setIssuer(caCert.subject.attributes);
   const hosts = peer.hosts ?? ['localhost', '127.0.0.1'];
