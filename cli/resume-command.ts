@@ -16,6 +16,7 @@ import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coor
 import type { PlanSummary } from '../proto/coordinator-messages.js';
 import { findCoordinators, followRun } from './coordinator-runs.js';
 import { ProgressDisplay } from './progress.js';
+import { addClusterKeyOption, addNatsAccessOptions } from './cluster-access-options.js';
 
 /**
  * `evosearch resume <run folder>`: continues a run from its last complete checkpoint, here or on a
@@ -23,7 +24,7 @@ import { ProgressDisplay } from './progress.js';
  * replays the search's decisions and the live states are rebuilt from their recipes.
  */
 export function buildResumeCommand(): Command {
-  return new Command('resume')
+  const command = new Command('resume')
     .description("Continue a run from its last complete checkpoint (the run folder's checkpoint.json + journal.jsonl) and finish it in the same folder.")
     .argument('<run>', 'the run folder, or a run id (looked up under --runs-dir)')
     .option('--runs-dir <dir>', 'where to look a run id up', 'runs')
@@ -31,7 +32,8 @@ export function buildResumeCommand(): Command {
     .option('--workers-at <addresses>', 'run on these gRPC workers instead (host:port,...)')
     .option('--cluster <nats-url>', "run on this cluster's workers instead; a run id a coordinator of the cluster served is continued by that coordinator, one it does not know from the checkpoint in NATS")
     .option('--out <folder>', 'for a run id resumed from the cluster: where its files go (default: <runs-dir>/<id>)')
-    .option('--no-progress', 'no progress bar')
+    .option('--no-progress', 'no progress bar');
+  return addClusterKeyOption(addNatsAccessOptions(command, 'cluster'))
     .action(async (runArg: string, options: ResumeOptions) => {
       // Where it runs is checked as `run` checks it (the same schema) before anything is read or locked.
       placementFlags(options);

@@ -13,6 +13,7 @@ import { isProviderName, PROVIDER_NAMES } from '../worker/runtime/providers.js';
 import { LimitError } from '../errors/limit-error.js';
 import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../worker/runtime/host-limits.js';
 import { parseHostPort, probeListen } from './host-port.js';
+import { addNatsAccessOptions } from './cluster-access-options.js';
 import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
 
 /**
@@ -22,7 +23,7 @@ import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
  * once it listens: {"event":"listening","address":...,"model":...,"build":...}.
  */
 export function buildWorkerCommand(): Command {
-  return new Command('worker')
+  const command = new Command('worker')
     .description('Serve a model to coordinators over gRPC (proto/worker.proto): the denoiser, decoder and rewards run here, on worker threads.')
     .requiredOption('--model <spec>', 'the model this worker serves: a bundle folder or analytic:gmm[?...]')
     .option('--listen <host:port>', 'address to serve on (port 0: any free port, printed on stdout)', '0.0.0.0:0')
@@ -36,7 +37,8 @@ export function buildWorkerCommand(): Command {
     .option('--providers <list>', 'execution providers to try in order, e.g. cuda,cpu (default cpu)')
     .option('--cuda-device <int>', 'CUDA provider: the GPU, as an index among those this process sees (after CUDA_VISIBLE_DEVICES; default 0)')
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
-    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
+    .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
+  return addNatsAccessOptions(command, 'nats')
     .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
       // a drain of at most --drain-timeout once it does (the drain is set up below).

@@ -81,7 +81,7 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
     // The scenario itself, not a wait for an event: the killed worker's last heartbeat has to grow
     // older than the sweep's threshold below (HEARTBEAT_MS + 500), and only time does that.
     await sleep(HEARTBEAT_MS + 800);
-    const swept = await sweepStaleWorkers(nc, HEARTBEAT_MS + 500);
+    const swept = await sweepStaleWorkers(nc, { staleAfterMs: HEARTBEAT_MS + 500 });
     assert.deepEqual(swept.map((w) => w.address), [doomed.address]);
     assert.ok(!(await liveWorkers(nc)).some((w) => w.address === doomed.address));
     await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.lost` && e.data.address === doomed.address), 5000, `the worker.lost event of ${doomed.address}`);

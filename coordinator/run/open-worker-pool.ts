@@ -9,11 +9,12 @@ import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 
 /**
  * A run's workers: the cluster's (found through `nc`, a `--cluster` run), the named gRPC workers
- * (`--workers-at`), or local threads. `session` is how the workers know the run.
+ * (`--workers-at`), or local threads. `session` is how the workers know the run; `warn` is told the
+ * cluster's entries and workers that were passed over.
  */
-export async function openWorkerPool(plan: RunPlan, session: string, nc: NatsConnection | null): Promise<WorkerPool> {
+export async function openWorkerPool(plan: RunPlan, session: string, nc: NatsConnection | null, warn?: (warning: string) => void): Promise<WorkerPool> {
   const setup = workerSetupFor(plan);
-  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model));
+  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model), warn);
   if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: session, expectedBuild: await modelBuild(plan.model) });
   return ThreadPool.start(plan.workers, setup);
 }

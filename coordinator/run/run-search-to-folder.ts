@@ -116,7 +116,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     // from the interrupted attempt never mix with the rebuilt ones.
     const session = options.resume === undefined ? runId : `${runId}.resume-${randomUUID().slice(0, 8)}`;
     const poolStarted = performance.now();
-    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null));
+    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null, (warning) => logger.warn(warning)));
     poolMs = performance.now() - poolStarted;
   } catch (error) {
     await failRun(error);
