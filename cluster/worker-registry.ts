@@ -107,16 +107,20 @@ export async function liveMembers(nc: NatsConnection, options: RegistryReadOptio
 
 /**
  * Removes stale entries of the workers' bucket and publishes worker.lost for each, and removes entries
- * that are not a Member (unannounced: they never were workers). Each is purged only up to the revision
- * judged, so a heartbeat stored meanwhile survives. Returns the stale members.
+ * that are not a Member (told to `onSkip` as they go; not announced: they never were workers). Each is
+ * purged only up to the revision judged, so a heartbeat stored meanwhile survives. Returns the stale
+ * members.
  */
 export async function sweepStaleWorkers(nc: NatsConnection, options: Omit<RegistryReadOptions, 'bucket'> = {}): Promise<WorkerEntry[]> {
   const { entries, unusable, jsm } = await readBucket(nc, WORKERS_BUCKET);
   const now = Date.now();
   const stale = entries.filter((e) => now - e.storedAt > (options.staleAfterMs ?? STALE_AFTER_MS));
-  for (const entry of [...unusable, ...stale]) {
-    await jsm.streams.purge(`KV_${WORKERS_BUCKET}`, { filter: `$KV.${WORKERS_BUCKET}.${entry.key}`, seq: entry.revision + 1 });
+  const purge = (entry: { readonly key: string; readonly revision: number }) => jsm.streams.purge(`KV_${WORKERS_BUCKET}`, { filter: `$KV.${WORKERS_BUCKET}.${entry.key}`, seq: entry.revision + 1 });
+  for (const { revision, ...entry } of unusable) {
+    options.onSkip?.(entry);
+    await purge({ key: entry.key, revision });
   }
+  for (const entry of stale) await purge(entry);
   for (const { member, storedAt } of stale) publishWorkerEvent(nc, 'lost', { id: member.id, address: member.address, lastHeartbeat: new Date(storedAt).toISOString() });
   return stale.map((e) => e.member);
 }
@@ -152,9 +156,17 @@ async function readBucket(nc: NatsConnection, name: string): Promise<{ entries: 
       why(`${e.length} bytes, more than the ${MAX_ENTRY_BYTES} a Member entry may hold`);
       continue;
     }
+    let json: unknown;
+    try {
+      json = JSON.parse(e.string());
+    } catch {
+      // Not echoed: its bytes could be anything, a terminal's escape codes included.
+      why(`not JSON (${e.length} bytes), so not a Member entry`);
+      continue;
+    }
     let member: WorkerEntry;
     try {
-      member = memberFromJson(JSON.parse(e.string()) as unknown);
+      member = memberFromJson(json);
     } catch (error) {
       why(`not a Member entry (${(error as Error).message})`);
       continue;

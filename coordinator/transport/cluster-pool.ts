@@ -12,7 +12,7 @@ import { GrpcWorkerPool, WorkerRefusedError } from './grpc-pool.js';
 import type { WorkerSetup } from '../../proto/worker-setup.js';
 import { describeStatus, unaryOverGrpc, workerClient } from '../../proto/worker-client.js';
 import { WORKER_PROTOCOL_VERSION, workerService } from '../../proto/worker-service.js';
-import { describeSkippedEntry, liveMembers, sweepStaleWorkers, WORKERS_BUCKET, type StoredMember } from '../../cluster/worker-registry.js';
+import { describeSkippedEntry, liveMembers, sweepStaleWorkers, WORKERS_BUCKET, type SkippedEntry, type StoredMember } from '../../cluster/worker-registry.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export class NoWorkersError extends EvoSearchError {
@@ -30,16 +30,18 @@ export const REACH_DEADLINE_MS = 5000;
 export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: WorkerSetup, runId: string, build: string, warn: (warning: string) => void = () => undefined): Promise<GrpcWorkerPool> {
   const skipped: string[] = [];
   const skip = (warning: string) => {
+    if (skipped.includes(warning)) return;
     skipped.push(warning);
     warn(warning);
   };
+  const passOver = (entry: SkippedEntry) => skip(`passed over ${describeSkippedEntry(entry)}`);
   try {
-    await sweepStaleWorkers(nc);
+    await sweepStaleWorkers(nc, { onSkip: passOver });
   } catch (error) {
     // A client may not be allowed to delete entries (docs/cluster-security.md); stale ones are not listed anyway.
     warn(`stale entries of ${WORKERS_BUCKET} not swept (${(error as Error).message}); they are passed over all the same`);
   }
-  const live = await liveMembers(nc, { onSkip: (entry) => skip(`passed over ${describeSkippedEntry(entry)}`) });
+  const live = await liveMembers(nc, { onSkip: passOver });
   const serving = live.filter((w) => w.member.build === build);
   if (serving.length === 0) {
     const others = live.map(({ member: w }) => `${w.address} (${w.model}, ${w.build.slice(0, 19)}…)`).join(', ');
