@@ -36,8 +36,8 @@ export const NATS_ACCESS_ENV: { readonly [K in keyof Required<NatsAccess>]: stri
   keyFile: 'EVOSEARCH_NATS_KEY',
 };
 
-/** The fields that say who the process is: a layer that gives any of them replaces all of them. */
-const IDENTITY: readonly (keyof NatsAccess)[] = ['user', 'password', 'token', 'credsFile'];
+/** The ways a process says who it is, by their fields: a layer that uses one drops the lower layers' others. */
+const WAYS: readonly (readonly (keyof NatsAccess)[])[] = [['user', 'password'], ['token'], ['credsFile']];
 
 /** Credentials or TLS files that cannot be used together or read: says which and why. */
 export class NatsAccessError extends EvoSearchError {
@@ -56,15 +56,17 @@ export function natsAccessFromEnv(env: NodeJS.ProcessEnv = process.env): NatsAcc
 
 /**
  * Several sources of access, lowest first (the environment, then the URL, then flags): a later layer
- * overrides TLS files one by one, and who the process is as a whole, so a token on the command line
- * is not sent along with a user from the environment.
+ * overrides fields one by one, and a way of saying who the process is drops the lower layers' other
+ * ways, so a token on the command line is not sent along with a user from the environment (while a
+ * user given as a flag and its password in the environment go together).
  */
 export function layerNatsAccess(...layers: readonly NatsAccess[]): NatsAccess {
-  let merged: NatsAccess = {};
+  let merged: Partial<Record<keyof NatsAccess, string>> = {};
   for (const layer of layers) {
-    const givesIdentity = IDENTITY.some((field) => layer[field] !== undefined);
-    const kept = givesIdentity ? Object.fromEntries(Object.entries(merged).filter(([field]) => !IDENTITY.includes(field as keyof NatsAccess))) : merged;
-    merged = { ...kept, ...Object.fromEntries(Object.entries(layer).filter(([, value]) => value !== undefined)) };
+    const given = Object.fromEntries(Object.entries(layer).filter(([, value]) => value !== undefined));
+    const used = WAYS.find((way) => way.some((field) => given[field] !== undefined));
+    const dropped = used === undefined ? [] : WAYS.filter((way) => way !== used).flat();
+    merged = { ...Object.fromEntries(Object.entries(merged).filter(([field]) => !dropped.includes(field as keyof NatsAccess))), ...given };
   }
   return merged;
 }

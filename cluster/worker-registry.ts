@@ -11,9 +11,10 @@
  * docs/cluster-security.md.)
  */
 import type { NatsConnection } from '@nats-io/transport-node';
-import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
+import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import { succeedsWithin } from '../async/timeouts-and-turns.js';
+import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 import { publishWorkerEvent } from './events.js';
 import { memberFromJson, memberToJson, type MemberEntry } from '../proto/coordinator-messages.js';
 
@@ -29,8 +30,19 @@ export const MAX_ENTRY_BYTES = 4096;
 /** A member's entry: the Member message of proto/coordinator.proto, stored as its proto3 JSON. */
 export type WorkerEntry = MemberEntry;
 
+/** A registry bucket to write to, made if it is not there yet. */
 function bucket(nc: NatsConnection, name: string): Promise<KV> {
   return new Kvm(nc).create(name, { history: 1 });
+}
+
+/** A registry bucket that could not be read or cleaned: names the bucket, and the server's reason. */
+export class RegistryError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
+  override readonly name = 'RegistryError';
+  constructor(readonly bucket: string, what: string, options: { cause: unknown }) {
+    const reason = (options.cause as Error).message;
+    super(`NATS KV bucket ${bucket}: ${what} (${reason}${/Permissions Violation/.test(reason) ? '; what this NATS user may do is the server\'s configuration: docs/cluster-security.md' : ''})`, options);
+  }
 }
 
 /** A KV key from a worker id: subject tokens allow letters, digits, '-', '_' and '='. */
@@ -115,7 +127,13 @@ export async function sweepStaleWorkers(nc: NatsConnection, options: Omit<Regist
   const { entries, unusable, jsm } = await readBucket(nc, WORKERS_BUCKET);
   const now = Date.now();
   const stale = entries.filter((e) => now - e.storedAt > (options.staleAfterMs ?? STALE_AFTER_MS));
-  const purge = (entry: { readonly key: string; readonly revision: number }) => jsm.streams.purge(`KV_${WORKERS_BUCKET}`, { filter: `$KV.${WORKERS_BUCKET}.${entry.key}`, seq: entry.revision + 1 });
+  const purge = async (entry: { readonly key: string; readonly revision: number }) => {
+    try {
+      await jsm.streams.purge(`KV_${WORKERS_BUCKET}`, { filter: `$KV.${WORKERS_BUCKET}.${entry.key}`, seq: entry.revision + 1 });
+    } catch (error) {
+      throw new RegistryError(WORKERS_BUCKET, `cannot remove key ${entry.key}`, { cause: error });
+    }
+  };
   for (const { revision, ...entry } of unusable) {
     options.onSkip?.(entry);
     await purge({ key: entry.key, revision });
@@ -133,17 +151,38 @@ export interface StoredMember {
   readonly storedAt: number;
 }
 
+interface BucketRead {
+  readonly entries: StoredMember[];
+  readonly unusable: (SkippedEntry & { readonly revision: number })[];
+  readonly jsm: JetStreamManager;
+}
+
 /**
  * Every entry of the bucket: the Members, and those that cannot be one (too large, not JSON, not a
- * Member, an address no one can dial), with why. The keys come from the bucket's stream info (one
+ * Member, an address no one can dial), with why. A bucket that does not exist yet has none (reading
+ * makes nothing: a reader may not be allowed to). The keys come from the bucket's stream info (one
  * request with a reply), not from `kv.keys()`: that iterator waits for a consumer's last message, and
  * when the deliveries outran its subscription (a loaded machine, heartbeats arriving) it never ended:
- * a client hung with no CPU in the test suite.
+ * a client hung with no CPU in the test suite. A RegistryError naming the bucket when it cannot be read.
  */
-async function readBucket(nc: NatsConnection, name: string): Promise<{ entries: StoredMember[]; unusable: (SkippedEntry & { readonly revision: number })[]; jsm: JetStreamManager }> {
-  const kv = await bucket(nc, name);
-  const jsm = await jetstreamManager(nc);
-  const info = await jsm.streams.info(`KV_${name}`, { subjects_filter: '>' });
+async function readBucket(nc: NatsConnection, name: string): Promise<BucketRead> {
+  try {
+    const jsm = await jetstreamManager(nc);
+    let info: StreamInfo;
+    try {
+      info = await jsm.streams.info(`KV_${name}`, { subjects_filter: '>' });
+    } catch (error) {
+      if (error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamNotFound) return { entries: [], unusable: [], jsm };
+      throw error;
+    }
+    const kv = await new Kvm(nc).open(name, { allow_direct: info.config.allow_direct === true });
+    return { ...(await readEntries(kv, name, info)), jsm };
+  } catch (error) {
+    throw new RegistryError(name, 'cannot read it', { cause: error });
+  }
+}
+
+async function readEntries(kv: KV, name: string, info: StreamInfo): Promise<Omit<BucketRead, 'jsm'>> {
   const prefix = `$KV.${name}.`;
   const keys = Object.keys(info.state.subjects ?? {}).filter((subject) => subject.startsWith(prefix)).map((subject) => subject.slice(prefix.length));
   const entries: StoredMember[] = [];
@@ -178,5 +217,5 @@ async function readBucket(nc: NatsConnection, name: string): Promise<{ entries: 
     }
     entries.push({ key, revision: e.revision, member, storedAt: e.created.getTime() });
   }
-  return { entries, unusable, jsm };
+  return { entries, unusable };
 }
