@@ -19,6 +19,7 @@ import { memberToJson } from '../proto/coordinator-messages.js';
 import { EVOSEARCH_BIN, evosearch } from './support/evosearch-cli.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
+import { operatorWithUser } from './support/nats-operator.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const RUN = ['run', '--budget-nfe', '2000', '--seed', '6', '--no-progress'];
@@ -188,6 +189,38 @@ describe('a NATS server that requires a token (real nats-server)', () => {
     assert.match(refused.stderr, /refused this process \(no credentials\): Authorization Violation/);
     const flagged = await evosearch([...RUN, '--cluster', nats.url, '--nats-token', token, '--out', join(dir, 'flagged')]);
     assert.equal(flagged.code, 0, flagged.stderr);
+  });
+});
+
+describe('a NATS credentials file (.creds) for an operator-mode server (real nats-server)', () => {
+  let nats: NatsServer;
+  let dir: string;
+  let credsFile: string;
+  const workers: WorkerProcess[] = [];
+  before(async () => {
+    const { config, creds } = operatorWithUser();
+    nats = await startNatsServer({ config });
+    dir = await mkdtemp(join(tmpdir(), 'cluster-creds-'));
+    credsFile = join(dir, 'evosearch.creds');
+    await writeFile(credsFile, creds, { mode: 0o600 });
+  });
+  after(async () => {
+    await stopWorkers(workers);
+    await nats?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a worker with --nats-creds and a run with EVOSEARCH_NATS_CREDS work together; without it, refused; a missing file is named', async () => {
+    workers.push(await startWorker('analytic:gmm', ['--nats', nats.url, '--nats-creds', credsFile]));
+    const run = await evosearch([...RUN, '--cluster', nats.url, '--out', join(dir, 'run')], { ...process.env, EVOSEARCH_NATS_CREDS: credsFile });
+    assert.equal(run.code, 0, run.stderr);
+    assert.match(run.stdout, /on 1 worker/);
+    const refused = await evosearch([...RUN, '--cluster', nats.url, '--out', join(dir, 'never')]);
+    assert.equal(refused.code, 3, refused.stderr);
+    assert.match(refused.stderr, /refused this process \(no credentials\): Authorization Violation/);
+    const missing = await evosearch([...RUN, '--cluster', nats.url, '--nats-creds', join(dir, 'no-such.creds'), '--out', join(dir, 'never')]);
+    assert.equal(missing.code, 2, missing.stderr);
+    assert.match(missing.stderr, /--nats-creds \(or EVOSEARCH_NATS_CREDS\) .*no-such\.creds: cannot read it \(ENOENT/);
   });
 });
 
