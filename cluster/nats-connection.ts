@@ -12,8 +12,10 @@ import { splitNatsUrl } from './nats-url.js';
 export class NatsUnavailableError extends EvoSearchError {
   readonly code: ErrorCode = 'unavailable';
   override readonly name = 'NatsUnavailableError';
-  /** `url` is shown without credentials; `as` says who this process tried to be (no secret in it). */
-  constructor(readonly url: string, options?: { cause?: unknown; as?: string }) {
+  /** The URL tried, without its credentials. */
+  readonly url: string;
+  /** `as` says who this process tried to be (no secret in it). */
+  constructor(url: string, options?: { cause?: unknown; as?: string }) {
     const shown = splitNatsUrl(url).url;
     const cause = options?.cause as Error | undefined;
     super(
@@ -22,6 +24,7 @@ export class NatsUnavailableError extends EvoSearchError {
         : `cannot reach NATS at ${shown}: ${cause?.message ?? 'no answer'} (start one with \`nats-server -js\`, and give its URL)`,
       options,
     );
+    this.url = shown;
   }
 }
 

@@ -13,7 +13,7 @@ import { COORDINATORS_BUCKET, liveWorkers, MAX_ENTRY_BYTES, STALE_AFTER_MS, swee
 import { memberToJson } from '../proto/coordinator-messages.js';
 import { modelBuild } from '../worker/model-build.js';
 import { evosearch } from './support/evosearch-cli.js';
-import { startNatsServer, type NatsServer } from './support/nats-server.js';
+import { recordMessages, startNatsServer, type NatsServer, type RecordedMessage } from './support/nats-server.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 import { waitFor } from './support/wait-for.js';
 
@@ -39,17 +39,14 @@ describe('cluster membership from NATS KV is judged, not trusted (real nats-serv
   let workersKv: KV;
   let dir: string;
   const workers: WorkerProcess[] = [];
-  const events: { subject: string; data: Record<string, unknown> }[] = [];
+  let events: RecordedMessage[];
 
   before(async () => {
     nats = await startNatsServer();
     nc = await connectNats(nats.url, 'membership test');
     workersKv = await new Kvm(nc).create(WORKERS_BUCKET, { history: 1 });
     dir = await mkdtemp(join(tmpdir(), 'cluster-membership-'));
-    const sub = nc.subscribe(`${EVENTS_PREFIX}.worker.>`);
-    void (async () => {
-      for await (const m of sub) events.push({ subject: m.subject, data: m.json<Record<string, unknown>>() });
-    })();
+    events = recordMessages(nc, `${EVENTS_PREFIX}.worker.>`);
   });
   after(async () => {
     await stopWorkers(workers);

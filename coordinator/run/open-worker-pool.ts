@@ -14,7 +14,7 @@ import { GrpcWorkerPool } from '../transport/grpc-pool.js';
  */
 export async function openWorkerPool(plan: RunPlan, session: string, nc: NatsConnection | null, warn?: (warning: string) => void): Promise<WorkerPool> {
   const setup = workerSetupFor(plan);
-  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model), warn);
+  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model), warn === undefined ? {} : { warn });
   if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: session, expectedBuild: await modelBuild(plan.model) });
   return ThreadPool.start(plan.workers, setup);
 }

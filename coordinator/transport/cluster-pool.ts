@@ -23,11 +23,14 @@ export class NoWorkersError extends EvoSearchError {
 /** How long a registered worker has to answer its Hello: an address that answers nothing must not hold a run up. */
 export const REACH_DEADLINE_MS = 5000;
 
-/**
- * The cluster's usable workers of `build`, set up for the run. `warn` is told each entry and worker
- * passed over, as it is passed over.
- */
-export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: WorkerSetup, runId: string, build: string, warn: (warning: string) => void = () => undefined): Promise<GrpcWorkerPool> {
+export interface ClusterPoolOptions {
+  /** Told each entry and worker passed over, as it is passed over (the run's log). */
+  readonly warn?: (warning: string) => void;
+}
+
+/** The cluster's usable workers of `build`, set up for the run. */
+export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: WorkerSetup, runId: string, build: string, options: ClusterPoolOptions = {}): Promise<GrpcWorkerPool> {
+  const warn = options.warn ?? (() => undefined);
   const skipped: string[] = [];
   const skip = (warning: string) => {
     if (skipped.includes(warning)) return;

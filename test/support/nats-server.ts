@@ -105,3 +105,19 @@ export function nextStatus(nc: NatsConnection, type: Status['type']): Promise<vo
     throw new Error(`the NATS connection closed before its ${type} status`);
   })();
 }
+
+/** A NATS message as the tests look at it: its subject and its JSON. */
+export interface RecordedMessage {
+  readonly subject: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** Every message on `subject` (wildcards allowed) from now on, appended to the array returned as it comes. */
+export function recordMessages(nc: NatsConnection, subject: string): RecordedMessage[] {
+  const messages: RecordedMessage[] = [];
+  const sub = nc.subscribe(subject);
+  void (async () => {
+    for await (const m of sub) messages.push({ subject: m.subject, data: m.json<Record<string, unknown>>() });
+  })();
+  return messages;
+}
