@@ -6,17 +6,22 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { closeNats, connectNats } from '../cluster/nats-connection.js';
-import { COORDINATORS_BUCKET, liveWorkers, STALE_AFTER_MS } from '../cluster/worker-registry.js';
+import { COORDINATORS_BUCKET, describeSkippedEntry, liveWorkers, type SkippedEntry } from '../cluster/worker-registry.js';
 import type { PlanSummary } from '../proto/coordinator-messages.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import { ProgressDisplay } from './progress.js';
 
-/** The live coordinators registered in the cluster at `url` (none: this process coordinates). */
+/**
+ * The live coordinators registered in the cluster at `url` (none: this process coordinates). An entry
+ * that is not a coordinator's (not a Member, too large) is passed over with a warning naming its key;
+ * one whose writer stopped writing goes stale by the NATS server's clock, whatever time it claims.
+ */
 export async function findCoordinators(url: string): Promise<string[]> {
   const nc = await connectNats(url, 'evosearch client');
   try {
-    return (await liveWorkers(nc, STALE_AFTER_MS, COORDINATORS_BUCKET)).map((c) => c.address);
+    const onSkip = (entry: SkippedEntry) => process.stderr.write(`evosearch: warning: passed over a coordinator entry: ${describeSkippedEntry(entry)}\n`);
+    return (await liveWorkers(nc, { bucket: COORDINATORS_BUCKET, onSkip })).map((c) => c.address);
   } finally {
     await closeNats(nc);
   }

@@ -18,6 +18,7 @@ import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coor
 import type { PlanSummary } from '../proto/coordinator-messages.js';
 import { findCoordinators, followRun } from './coordinator-runs.js';
 import { ProgressDisplay } from './progress.js';
+import { addClusterKeyOption, addNatsAccessOptions } from './cluster-access-options.js';
 
 /**
  * `evosearch resume <run folder>`: continues a run from its last complete checkpoint, here or on a
@@ -34,7 +35,7 @@ export function buildResumeCommand(): Command {
     .option('--cluster <nats-url>', "run on this cluster's workers instead; a run id a coordinator of the cluster served is continued by that coordinator, one it does not know from the checkpoint in NATS")
     .option('--out <folder>', 'for a run id resumed from the cluster: where its files go (default: <runs-dir>/<id>)')
     .option('--no-progress', 'no progress bar');
-  return addTransportOptions(command)
+  return addTransportOptions(addClusterKeyOption(addNatsAccessOptions(command, 'cluster')))
     .action(async (runArg: string, options: ResumeOptions) => {
       // gRPC (a coordinator, --workers-at, --cluster) is secured by the TLS flags or --insecure.
       const transport = (): TransportSecurity => transportFrom(command, ['coordinator', 'client', 'admin']);

@@ -6,6 +6,7 @@ import { planRun } from '../config/plan-run.js';
 import { LOG_LEVELS, type RunConfigInput } from '../config/run-config-schema.js';
 import { METHOD_NAMES } from '../search/machine.js';
 import { PRESET_NAMES, PRESETS } from '../config/presets.js';
+import { addClusterKeyOption, addNatsAccessOptions } from './cluster-access-options.js';
 
 /**
  * The run flags, shared by `run` and `plan`: each maps onto a field of the config file, so a file and
@@ -83,7 +84,7 @@ function optionKey(spec: FlagSpec): string {
   return new Option(spec.flags).attributeName();
 }
 
-/** Adds --config and every run flag to a command. */
+/** Adds --config and every run flag to a command, and how it reaches a --cluster (credentials, TLS, the cluster key). */
 export function addRunOptions(command: Command): Command {
   command.option('--config <file>', 'YAML or JSON config file; flags override it (fields: see config/run-config-schema.ts)');
   for (const spec of FLAGS) {
@@ -92,7 +93,7 @@ export function addRunOptions(command: Command): Command {
     if (spec.parse) option.argParser(spec.parse);
     command.addOption(option);
   }
-  return command;
+  return addClusterKeyOption(addNatsAccessOptions(command, 'cluster'));
 }
 
 /** Only flags the user typed become config (commander's defaults for --no-x would override the file). */

@@ -15,6 +15,7 @@ import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_P
 import { parseHostPort, probeListen } from './host-port.js';
 import { addTransportOptions, transportFrom } from './transport-options.js';
 import { serverCredentials } from '../proto/transport-security.js';
+import { addNatsAccessOptions } from './cluster-access-options.js';
 import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
 
 /**
@@ -39,7 +40,7 @@ export function buildWorkerCommand(): Command {
     .option('--cuda-device <int>', 'CUDA provider: the GPU, as an index among those this process sees (after CUDA_VISIBLE_DEVICES; default 0)')
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
-  return addTransportOptions(command)
+  return addTransportOptions(addNatsAccessOptions(command, 'nats'))
     .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
       // a drain of at most --drain-timeout once it does (the drain is set up below).

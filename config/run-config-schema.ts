@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { PRESET_NAMES } from './presets.js';
 import { METHOD_NAMES } from '../search/machine.js';
+import { hasCredentials } from '../cluster/nats-url.js';
 
 /**
  * The run configuration as users write it (a YAML/JSON file, CLI flags on top). Everything is
@@ -90,7 +91,12 @@ export const runConfigSchema = z.strictObject({
   workers: positiveInt.max(256).optional(),
   /** gRPC worker addresses (host:port, started with `evosearch worker`) to run on instead of local threads. */
   /** NATS URL of a cluster: run on the live workers registered there that serve the run's model build. */
-  cluster: z.string().regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a NATS URL such as nats://host:4222').optional(),
+  cluster: z
+    .string()
+    .regex(/^(nats|tls|ws|wss):\/\/\S+$/, 'must be a NATS URL such as nats://host:4222')
+    // The plan is written to config.json, record.json and every checkpoint: a password in it would be too.
+    .refine((url) => !hasCredentials(url), 'must not hold credentials (they would be written to config.json, record.json and the checkpoints): give them with --nats-user/--nats-password, --nats-token or --nats-creds, or their EVOSEARCH_NATS_* variables (docs/cluster-security.md)')
+    .optional(),
   workersAt: z.array(z.string().regex(/^[^\s]+:\d+$/, 'must be host:port')).min(1).optional(),
   /** Latents per model call. */
   batchSize: positiveInt.max(65536).optional(),

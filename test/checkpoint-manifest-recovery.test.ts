@@ -150,17 +150,17 @@ describe('checkpoint manifests: any readable one is used, newest first', () => {
       assert.match(none.stderr, /checkpoint\.json: missing; .*checkpoint\.prev\.json: empty \(0 bytes\)/);
 
       // A bare version number is damage, not another release's checkpoint: skipped for the previous manifest.
-      writeFileSync(current, '{"version":2}');
+      writeFileSync(current, '{"version":3}');
       writeFileSync(previous, good);
-      assert.match(readCheckpoint(folder).warning ?? '', /checkpoint\.json: not a checkpoint manifest \(version 2, but no runId\)/);
+      assert.match(readCheckpoint(folder).warning ?? '', /checkpoint\.json: not a checkpoint manifest \(version 3, but no runId\)/);
 
-      // Valid, but truly of another checkpoint version: refused, not skipped for an older manifest.
-      writeFileSync(current, JSON.stringify({ ...(JSON.parse(good) as object), version: 2 }));
+      // Valid, but truly of another checkpoint version (1 is unkeyed, 2 keyed: 3 is a later release's): refused, not skipped for an older manifest.
+      writeFileSync(current, JSON.stringify({ ...(JSON.parse(good) as object), version: 3 }));
       writeFileSync(previous, good);
-      assert.throws(() => readCheckpoint(folder), (e: unknown) => e instanceof CheckpointVersionError && /checkpoint version 2, this evosearch reads version 1/.test(e.message));
+      assert.throws(() => readCheckpoint(folder), (e: unknown) => e instanceof CheckpointVersionError && /checkpoint version 3, this evosearch reads versions 1 \(unkeyed\) and 2 \(written with a cluster key\)/.test(e.message));
       const versioned = await resume(folder);
       assert.equal(versioned.code, 3);
-      assert.match(versioned.stderr, /checkpoint\.json: checkpoint version 2, this evosearch reads version 1: resume it with the release that wrote it/);
+      assert.match(versioned.stderr, /checkpoint\.json: checkpoint version 3, this evosearch reads versions 1 \(unkeyed\) and 2 \(written with a cluster key\): resume it with the release that wrote it/);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

@@ -112,7 +112,7 @@ describe('checkpoints: a killed run resumes to the uninterrupted answer', () => 
       await execFileAsync(process.execPath, [bin(), 'run', '--budget-nfe', '20000', '--seed', '9', '--no-progress', '--out', versioned]);
       const manifest = JSON.parse(readFileSync(join(versioned, 'checkpoint.json'), 'utf8')) as { version: number };
       writeFileSync(join(versioned, 'checkpoint.json'), JSON.stringify({ ...manifest, version: 99 }));
-      assert.throws(() => readCheckpoint(versioned), (e: unknown) => e instanceof CheckpointVersionError && /version 99, this evosearch reads version 1/.test(e.message));
+      assert.throws(() => readCheckpoint(versioned), (e: unknown) => e instanceof CheckpointVersionError && /version 99, this evosearch reads versions 1 \(unkeyed\) and 2/.test(e.message));
       const { stdout } = await execFileAsync(process.execPath, [bin(), 'runs', dir]);
       assert.match(stdout, /\| corrupted \| [0-9a-f-]+ \| finished \|/);
       assert.match(stdout, /\| reference \| [0-9a-f-]+ \| finished \| 6 \| 20000 \|/);

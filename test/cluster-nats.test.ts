@@ -23,31 +23,23 @@ import { connectNats } from '../cluster/nats-connection.js';
 import { HEARTBEAT_MS, liveWorkers, sweepStaleWorkers, WORKERS_BUCKET } from '../cluster/worker-registry.js';
 import { Kvm } from '@nats-io/kv';
 import { repoRoot } from './support/repo-root.js';
-import { startNatsServer, type NatsServer } from './support/nats-server.js';
+import { recordMessages, startNatsServer, type NatsServer, type RecordedMessage } from './support/nats-server.js';
 import { waitFor } from './support/wait-for.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const execFileAsync = promisify(execFile);
 const bin = () => join(repoRoot(), 'bin', 'evosearch.js');
 
-interface Event {
-  readonly subject: string;
-  readonly data: Record<string, unknown>;
-}
-
 describe('cluster over NATS: membership, discovery and events (real nats-server, real worker processes)', () => {
   let nats: NatsServer;
   let nc: NatsConnection;
-  const events: Event[] = [];
+  let events: RecordedMessage[];
   const workers: WorkerProcess[] = [];
 
   before(async () => {
     nats = await startNatsServer();
     nc = await connectNats(nats.url, 'test');
-    const sub = nc.subscribe(`${EVENTS_PREFIX}.>`);
-    void (async () => {
-      for await (const m of sub) events.push({ subject: m.subject, data: m.json<Record<string, unknown>>() });
-    })();
+    events = recordMessages(nc, `${EVENTS_PREFIX}.>`);
   });
   after(async () => {
     await stopWorkers(workers);
@@ -81,7 +73,7 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
     // The scenario itself, not a wait for an event: the killed worker's last heartbeat has to grow
     // older than the sweep's threshold below (HEARTBEAT_MS + 500), and only time does that.
     await sleep(HEARTBEAT_MS + 800);
-    const swept = await sweepStaleWorkers(nc, HEARTBEAT_MS + 500);
+    const swept = await sweepStaleWorkers(nc, { staleAfterMs: HEARTBEAT_MS + 500 });
     assert.deepEqual(swept.map((w) => w.address), [doomed.address]);
     assert.ok(!(await liveWorkers(nc)).some((w) => w.address === doomed.address));
     await waitFor(() => events.some((e) => e.subject === `${EVENTS_PREFIX}.worker.lost` && e.data.address === doomed.address), 5000, `the worker.lost event of ${doomed.address}`);

@@ -9,16 +9,37 @@
  * the next round's put, or the run's final flush, retries from the first round the store lacks, so
  * the mirror catches up once NATS is back. A resumed run first puts the rounds of its journal that the
  * store lacks (it may have been resumed from the folder after an outage), then its new ones.
+ *
+ * The store is as trustworthy as everyone who may write to it: with a cluster key (cluster-key.ts) the
+ * rounds and manifests put here are sealed with it, and a fetch checks every object before it writes a
+ * byte to the folder. Without one, anyone who can write the bucket can change a run's rewards.
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { writeFileDurable } from '../../files/durable-write.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { NatsConnection } from '@nats-io/transport-node';
+import { PermissionViolationError, type NatsConnection } from '@nats-io/transport-node';
+import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 import { Objm, type ObjectStore } from '@nats-io/obj';
-import { JOURNAL_FILE, MANIFEST_FILE, type CheckpointManifest } from './checkpoint-store.js';
+import { checkJournalLine, checkManifest, CheckpointError, JOURNAL_FILE, MANIFEST_FILE, type CheckpointManifest } from './checkpoint-store.js';
+import { CLUSTER_KEY_ENV, processClusterKey, type ClusterKey } from './cluster-key.js';
 
 export const CHECKPOINTS_BUCKET = 'evosearch-checkpoints';
+
+/** The object store could not be read: names the bucket and the run, and the server's reason. */
+export class CheckpointStoreError extends EvoSearchError {
+  readonly code: ErrorCode = 'unavailable';
+  override readonly name = 'CheckpointStoreError';
+  constructor(runId: string, options: { cause: unknown }) {
+    const reason = (options.cause as Error).message;
+    super(`NATS object store ${CHECKPOINTS_BUCKET}: cannot read the checkpoint of run ${runId} (${reason}${deniedByPermissions(options.cause) ? '; what this NATS user may do is the server\'s configuration: docs/cluster-security.md' : ''})`, options);
+  }
+}
+
+/** Whether NATS refused the operation by this user's permissions: that does not pass with time, so it is not retried. */
+function deniedByPermissions(error: unknown): boolean {
+  return error instanceof PermissionViolationError || (error instanceof Error && /Permissions Violation/.test(error.message));
+}
 
 const roundName = (runId: string, round: number) => `${runId}/round-${String(round).padStart(6, '0')}`;
 const manifestName = (runId: string) => `${runId}/manifest`;
@@ -124,24 +145,50 @@ export class CheckpointMirror {
     for (;;) {
       await (this.draining ?? this.drain());
       if (this.pending.length === 0 && this.manifest === null) return null;
-      if (Date.now() >= deadline) return this.failure ?? new Error(`checkpoint mirror of run ${this.runId}: ${this.pending.length} round(s) not put`);
+      if (Date.now() >= deadline || deniedByPermissions(this.failure)) return this.failure ?? new Error(`checkpoint mirror of run ${this.runId}: ${this.pending.length} round(s) not put`);
       await sleep(options.retryEveryMs ?? 500);
       await this.drain();
     }
   }
 }
 
-/** Writes a run's checkpoint from the object store into `folder` (then read it as any checkpoint). */
-export async function fetchCheckpoint(nc: NatsConnection, runId: string, folder: string): Promise<boolean> {
-  const os = await store(nc);
-  const manifest = await os.getBlob(manifestName(runId));
+/**
+ * What a cluster run without a cluster key warns, once per process (a coordinator serves many runs),
+ * then null.
+ */
+let unauthenticatedWarned = false;
+export function unauthenticatedMirrorWarning(key: ClusterKey | null = processClusterKey()): string | null {
+  if (key !== null || unauthenticatedWarned) return null;
+  unauthenticatedWarned = true;
+  return `checkpoints mirrored to NATS (${CHECKPOINTS_BUCKET}) are not authenticated: anyone who can write that bucket can change what a resume continues; give every coordinator and client the same cluster key (--cluster-key FILE or ${CLUSTER_KEY_ENV}; make one with \`openssl rand -hex 32 > cluster.key\`)`;
+}
+
+/**
+ * Writes a run's checkpoint from the object store into `folder` (then read it as any checkpoint).
+ * With a cluster key (default: the process's) the manifest and every round are checked against it
+ * first: a CheckpointError naming the object, and nothing written, when one was not sealed with it.
+ */
+export async function fetchCheckpoint(nc: NatsConnection, runId: string, folder: string, key: ClusterKey | null = processClusterKey()): Promise<boolean> {
+  const os = store(nc);
+  const get = async (name: string) => {
+    try {
+      return await (await os).getBlob(name);
+    } catch (error) {
+      throw new CheckpointStoreError(runId, { cause: error });
+    }
+  };
+  const manifest = await get(manifestName(runId));
   if (manifest === null) return false;
-  const { rounds } = JSON.parse(new TextDecoder().decode(manifest)) as { rounds: number };
+  const where = (name: string) => `${CHECKPOINTS_BUCKET}/${name}`;
+  const checked = key === null ? null : checkManifest(manifest, where(manifestName(runId)), key);
+  if (checked !== null && checked.runId !== runId) throw new CheckpointError(where(manifestName(runId)), `is the checkpoint of run ${checked.runId}, not of run ${runId}`);
+  const { rounds } = checked ?? (JSON.parse(new TextDecoder().decode(manifest)) as { rounds: number });
   const lines: string[] = [];
   for (let round = 0; round < rounds; round++) {
-    const line = await os.getBlob(roundName(runId, round));
+    const line = await get(roundName(runId, round));
     if (line === null) throw new Error(`checkpoint of run ${runId} in ${CHECKPOINTS_BUCKET}: round ${round} is missing`);
     lines.push(new TextDecoder().decode(line));
+    if (checked !== null) checkJournalLine(lines[round]!, round, checked, key, where(roundName(runId, round)));
   }
   await mkdir(folder, { recursive: true });
   // The journal before the manifest that points into it, each whole or not at all.

@@ -1,7 +1,14 @@
 /**
  * A run's checkpoint in its folder: `journal.jsonl`, one line per finished round (the workers'
  * answers, tensors as base64, each line with its sha256), and `checkpoint.json`, the manifest: the
- * plan, how many rounds are complete and each line's checksum. A round is appended and synced first,
+ * plan, how many rounds are complete and each line's checksum.
+ *
+ * With a cluster key (cluster-key.ts) every sha256 is an HMAC-SHA256 under the key instead, and the
+ * manifest is of version 2 and names the key's id: a checkpoint edited by anyone without the key (in
+ * the NATS object store, say, with its checksums recomputed) no longer verifies, and is refused. A
+ * reader with a key refuses unkeyed checkpoints too (anyone can write one); a reader without a key
+ * refuses keyed ones, saying to pass the key. Without a key everything is as it was: version 1,
+ * sha256, readable by every release. A round is appended and synced first,
  * then the previous manifest is hard-linked aside as `checkpoint.prev.json` and the new one replaces
  * `checkpoint.json` through files/durable-write.ts (a synced file renamed over it, the folder synced),
  * so at every moment both names hold complete manifests.
@@ -16,6 +23,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunPlan } from '../../config/resolve-run-config.js';
+import { CLUSTER_KEY_ENV, processClusterKey, type ClusterKey } from './cluster-key.js';
 import type { ComputeCounters, SnapshotFile } from '../../proto/commands.js';
 import { liftTensors, lowerTensors } from './journal-tensors.js';
 import type { JournalEntry } from '../engine/run-search.js';
@@ -23,8 +31,14 @@ import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js'
 import { TurnQueue } from '../../async/timeouts-and-turns.js';
 import { appendFileDurable, replaceWithLink, writeFileDurable, writeFileDurableSync } from '../../files/durable-write.js';
 
-/** Raise when the journal's meaning changes: a checkpoint of another version is refused, not misread. */
-export const CHECKPOINT_VERSION = 1;
+/**
+ * Raise when the journal's meaning changes: a checkpoint of another version is refused, not misread.
+ * Version 1 is sealed with sha256s (no cluster key), version 2 with HMAC-SHA256s under a cluster key;
+ * this release reads and writes both.
+ */
+export const UNKEYED_CHECKPOINT_VERSION = 1;
+export const KEYED_CHECKPOINT_VERSION = 2;
+const CHECKPOINT_VERSIONS: readonly number[] = [UNKEYED_CHECKPOINT_VERSION, KEYED_CHECKPOINT_VERSION];
 
 export const JOURNAL_FILE = 'journal.jsonl';
 export const MANIFEST_FILE = 'checkpoint.json';
@@ -34,10 +48,12 @@ export const MANIFEST_GENERATIONS: readonly string[] = [MANIFEST_FILE, PREVIOUS_
 
 export interface CheckpointManifest {
   readonly version: number;
+  /** Version 2: the key whose HMAC-SHA256s seal the manifest and its lines (version 1: absent, sha256s). */
+  readonly authentication?: ManifestAuthentication;
   readonly runId: string;
   readonly updatedAt: string;
   readonly plan: RunPlan;
-  /** Complete rounds in the journal, and the sha256 of each line. */
+  /** Complete rounds in the journal, and the sha256 (keyed: HMAC-SHA256) of each line. */
   readonly rounds: number;
   readonly lineChecksums: readonly string[];
   /** Byte length of the journal up to the last complete round (a torn tail beyond it is ignored). */
@@ -46,8 +62,14 @@ export interface CheckpointManifest {
   readonly best: { readonly candidate: number; readonly reward: number } | null;
   /** The workers' state files written after the last complete round, when snapshots are on and worked. */
   readonly snapshot?: { readonly round: number; readonly files: readonly SnapshotFile[] } | null;
-  /** sha256 of this manifest without this field. */
+  /** sha256 (keyed: HMAC-SHA256) of this manifest without this field. */
   readonly checksum: string;
+}
+
+export interface ManifestAuthentication {
+  readonly algorithm: 'hmac-sha256';
+  /** ClusterKey.id of the key that wrote it. */
+  readonly keyId: string;
 }
 
 /** A checkpoint that cannot be used: names the file and what is wrong with it. */
@@ -64,10 +86,18 @@ export class CheckpointVersionError extends CheckpointError {
   override readonly name: string = 'CheckpointVersionError';
 }
 
+/** A checkpoint written with a cluster key, read without one: the read stops and says to pass the key. */
+export class CheckpointKeyError extends CheckpointError {
+  override readonly name: string = 'CheckpointKeyError';
+}
+
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
-function manifestChecksum(manifest: Omit<CheckpointManifest, 'checksum'>): string {
-  return sha256(JSON.stringify(manifest));
+/** What seals a journal line or a manifest: its sha256 without a key, its HMAC-SHA256 under one. */
+const seal = (text: string, key: ClusterKey | null) => (key === null ? sha256(text) : key.mac(text));
+
+function manifestChecksum(manifest: Omit<CheckpointManifest, 'checksum'>, key: ClusterKey | null): string {
+  return seal(JSON.stringify(manifest), key);
 }
 
 /** Appends rounds to a run folder's checkpoint as the run goes. */
@@ -89,6 +119,7 @@ export class CheckpointWriter {
   /**
    * `resumed`: the manifest a resumed run continues from (its journal is kept and extended).
    * `mirror`: also called with each round's journal line and the manifest naming it (cluster runs).
+   * `key`: the cluster key that seals the checkpoint (default: the process's; none: sha256s).
    */
   constructor(
     private readonly folder: string,
@@ -96,7 +127,12 @@ export class CheckpointWriter {
     private readonly plan: RunPlan,
     resumed?: CheckpointManifest,
     private readonly mirror?: (round: number, line: string, manifest: string) => void,
+    private readonly key: ClusterKey | null = processClusterKey(),
   ) {
+    // A journal sealed two ways would verify under neither: a resume continues with the key it was read with.
+    if (resumed !== undefined && (resumed.authentication?.keyId ?? null) !== (key?.id ?? null)) {
+      throw new CheckpointError(join(folder, MANIFEST_FILE), `cannot be continued with ${key === null ? 'no cluster key' : `cluster key ${key.id}`}: it was written with ${resumed.authentication === undefined ? 'none' : `key ${resumed.authentication.keyId}`}`);
+    }
     this.checksums = [...(resumed?.lineChecksums ?? [])];
     this.journalBytes = resumed?.journalBytes ?? 0;
     if (resumed === undefined) writeFileDurableSync(join(folder, JOURNAL_FILE), '');
@@ -128,13 +164,14 @@ export class CheckpointWriter {
     const started = performance.now();
     const { json, tensors } = liftTensors(entry);
     const payload = { body: json, tensors: tensors.map((t) => Buffer.from(t.buffer, t.byteOffset, t.byteLength).toString('base64')) };
-    const checksum = sha256(JSON.stringify(payload));
-    const line = `${JSON.stringify({ round: this.checksums.length, sha256: checksum, ...payload })}\n`;
+    const checksum = seal(JSON.stringify(payload), this.key);
+    const line = `${JSON.stringify({ round: this.checksums.length, [this.key === null ? 'sha256' : 'hmacSha256']: checksum, ...payload })}\n`;
     await appendFileDurable(join(this.folder, JOURNAL_FILE), line);
     this.checksums.push(checksum);
     this.journalBytes += Buffer.byteLength(line);
     const fields: Omit<CheckpointManifest, 'checksum'> = {
-      version: CHECKPOINT_VERSION,
+      version: this.key === null ? UNKEYED_CHECKPOINT_VERSION : KEYED_CHECKPOINT_VERSION,
+      ...(this.key === null ? {} : { authentication: { algorithm: 'hmac-sha256', keyId: this.key.id } }),
       runId: this.runId,
       updatedAt: new Date().toISOString(),
       plan: this.plan,
@@ -145,7 +182,7 @@ export class CheckpointWriter {
       best,
       snapshot: snapshot === null ? null : { round: this.checksums.length - 1, files: snapshot },
     };
-    const manifest = JSON.stringify({ ...fields, checksum: manifestChecksum(fields) });
+    const manifest = JSON.stringify({ ...fields, checksum: manifestChecksum(fields, this.key) });
     const current = join(this.folder, MANIFEST_FILE);
     const previous = join(this.folder, PREVIOUS_MANIFEST_FILE);
     // The previous manifest is linked aside and the new one renamed over the current, so checkpoint.json
@@ -196,19 +233,21 @@ export interface LoadedCheckpoint {
 /**
  * Reads a run folder's newest usable checkpoint (MANIFEST_GENERATIONS, newest first), passing over
  * unusable manifests with a warning. A manifest of another checkpoint version is a
- * CheckpointVersionError; no usable manifest at all is a CheckpointError listing each file and why.
+ * CheckpointVersionError, a keyed one read without `key` a CheckpointKeyError; no usable manifest at
+ * all is a CheckpointError listing each file and why. `key`: the cluster key the checkpoint must be
+ * sealed with (default: the process's; none: an unkeyed checkpoint).
  */
-export function readCheckpoint(folder: string): LoadedCheckpoint {
+export function readCheckpoint(folder: string, key: ClusterKey | null = processClusterKey()): LoadedCheckpoint {
   const skipped: SkippedManifest[] = [];
   for (const name of MANIFEST_GENERATIONS) {
     const file = join(folder, name);
     let manifest: CheckpointManifest;
     let journal: JournalEntry[];
     try {
-      manifest = parseManifest(file);
-      journal = loadJournal(folder, manifest);
+      manifest = parseManifest(file, key);
+      journal = loadJournal(folder, manifest, key);
     } catch (error) {
-      if (!(error instanceof CheckpointError) || error instanceof CheckpointVersionError) throw error;
+      if (!(error instanceof CheckpointError) || error instanceof CheckpointVersionError || error instanceof CheckpointKeyError) throw error;
       skipped.push({ file, reason: error.file === file ? error.detail : `names journal rounds that are not intact (${error.message})` });
       continue;
     }
@@ -227,7 +266,7 @@ export function readCheckpoint(folder: string): LoadedCheckpoint {
 const MISSING = 'missing';
 
 /** The manifest in `file`, checked: a CheckpointError saying why it cannot be used otherwise. */
-function parseManifest(file: string): CheckpointManifest {
+function parseManifest(file: string, key: ClusterKey | null): CheckpointManifest {
   let bytes: Buffer;
   try {
     bytes = readFileSync(file);
@@ -235,13 +274,22 @@ function parseManifest(file: string): CheckpointManifest {
     const code = (error as NodeJS.ErrnoException).code;
     throw new CheckpointError(file, code === 'ENOENT' ? MISSING : `cannot be read (${(error as Error).message})`, { cause: error });
   }
+  return checkManifest(bytes, file, key);
+}
+
+/**
+ * A manifest's bytes, checked as a resume checks them (`file` names the file or object they came
+ * from; `key` is the cluster key it must be sealed with, or null): the manifest, or a CheckpointError
+ * saying why it cannot be used.
+ */
+export function checkManifest(bytes: Uint8Array, file: string, key: ClusterKey | null): CheckpointManifest {
   if (bytes.length === 0) throw new CheckpointError(file, 'empty (0 bytes)');
   if (bytes.every((b) => b === 0 || b === 0x20 || b === 0x0a || b === 0x0d || b === 0x09)) {
     throw new CheckpointError(file, `holds no data (${bytes.length} bytes, all zeros or blanks)`);
   }
   let value: unknown;
   try {
-    value = JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(Buffer.from(bytes).toString('utf8'));
   } catch (error) {
     throw new CheckpointError(file, `not readable JSON (${(error as Error).message}; ${bytes.length} bytes: truncated or overwritten)`, { cause: error });
   }
@@ -256,17 +304,16 @@ function parseManifest(file: string): CheckpointManifest {
   if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) {
     throw new CheckpointError(file, `not a checkpoint manifest (version ${JSON.stringify(version)} is not a checkpoint version)`);
   }
-  if (version !== CHECKPOINT_VERSION) {
+  if (!CHECKPOINT_VERSIONS.includes(version)) {
     // Every checkpoint version names its run and carries a checksum: a bare `{"version":2}` is damage, not a newer release's checkpoint.
     if (typeof fields.runId !== 'string' || typeof fields.checksum !== 'string') {
       throw new CheckpointError(file, `not a checkpoint manifest (version ${version}, but no ${typeof fields.runId !== 'string' ? 'runId' : 'checksum'})`);
     }
-    throw new CheckpointVersionError(file, `checkpoint version ${version}, this evosearch reads version ${CHECKPOINT_VERSION}: resume it with the release that wrote it`);
+    throw new CheckpointVersionError(file, `checkpoint version ${version}, this evosearch reads versions ${UNKEYED_CHECKPOINT_VERSION} (unkeyed) and ${KEYED_CHECKPOINT_VERSION} (written with a cluster key): resume it with the release that wrote it`);
   }
   const manifest = value as CheckpointManifest;
   if (typeof manifest.checksum !== 'string') throw new CheckpointError(file, 'no checksum field (not a complete manifest)');
-  const { checksum, ...rest } = manifest;
-  if (manifestChecksum(rest) !== checksum) throw new CheckpointError(file, 'checksum mismatch (the manifest is corrupted)');
+  checkSeal(manifest, file, key);
   const malformed = [
     typeof manifest.runId !== 'string' && 'runId',
     (typeof manifest.plan !== 'object' || manifest.plan === null) && 'plan',
@@ -278,21 +325,59 @@ function parseManifest(file: string): CheckpointManifest {
   return manifest;
 }
 
+/**
+ * Whether the manifest is sealed as `key` requires: its checksum recomputed (sha256, or HMAC-SHA256
+ * under the key), and the kind of seal the one `key` makes. A CheckpointError naming `file` otherwise.
+ */
+function checkSeal(manifest: CheckpointManifest, file: string, key: ClusterKey | null): void {
+  const { checksum, ...rest } = manifest;
+  if (manifest.version === UNKEYED_CHECKPOINT_VERSION) {
+    // Anyone can write an unkeyed checkpoint, so one is no proof of anything where a key is expected.
+    if (key !== null) throw new CheckpointError(file, `not authenticated (checkpoint version ${UNKEYED_CHECKPOINT_VERSION}: sha256 checksums, no cluster key), and this evosearch has a cluster key (${key.source}): it was not written with this cluster's key; resume it without a cluster key only if you trust where it came from`);
+    if (manifestChecksum(rest, null) !== checksum) throw new CheckpointError(file, 'checksum mismatch (the manifest is corrupted)');
+    return;
+  }
+  const authentication = manifest.authentication;
+  if (typeof authentication !== 'object' || authentication === null || authentication.algorithm !== 'hmac-sha256' || typeof authentication.keyId !== 'string') {
+    throw new CheckpointError(file, `not a complete manifest (version ${manifest.version} names no hmac-sha256 authentication)`);
+  }
+  if (key === null) throw new CheckpointKeyError(file, `written with a cluster key (key id ${authentication.keyId}): pass that key with --cluster-key FILE or ${CLUSTER_KEY_ENV}`);
+  if (manifestChecksum(rest, key) !== checksum) throw new CheckpointError(file, `${notSealedBy(key)}${authentication.keyId === key.id ? '' : ` (it names key id ${authentication.keyId})`}`);
+}
+
+/** Why a MAC does not verify under `key`, as every refusal of a keyed checkpoint says it. */
+const notSealedBy = (key: ClusterKey) => `MAC does not verify with this cluster's key (${key.source}, key id ${key.id}): it was not written with this cluster's key, or was changed since`;
+
+/** A journal line as the journal holds it. */
+interface JournalLine {
+  readonly body: string;
+  readonly tensors: string[];
+}
+
+/**
+ * Round `round`'s journal line, checked against the seal `manifest` names for it (`where` names the
+ * file or object it came from; `key` as for checkManifest): the line, or a CheckpointError.
+ */
+export function checkJournalLine(line: string, round: number, manifest: CheckpointManifest, key: ClusterKey | null, where: string): JournalLine {
+  let parsed: JournalLine;
+  try {
+    parsed = JSON.parse(line) as JournalLine;
+  } catch (error) {
+    throw new CheckpointError(where, `round ${round} is not readable JSON`, { cause: error });
+  }
+  if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.tensors)) throw new CheckpointError(where, `round ${round} is not a journal line`);
+  const payload = { body: parsed.body, tensors: parsed.tensors };
+  if (seal(JSON.stringify(payload), key) !== manifest.lineChecksums[round]) throw new CheckpointError(where, `round ${round}: ${key === null ? 'checksum mismatch (corrupted)' : notSealedBy(key)}`);
+  return payload;
+}
+
 /** The journal's rounds that `manifest` names, each checked against its checksum. */
-function loadJournal(folder: string, manifest: CheckpointManifest): JournalEntry[] {
+function loadJournal(folder: string, manifest: CheckpointManifest, key: ClusterKey | null): JournalEntry[] {
   const journalFile = join(folder, JOURNAL_FILE);
   const lines = existsSync(journalFile) ? readFileSync(journalFile).subarray(0, manifest.journalBytes).toString().split('\n').filter((l) => l !== '') : [];
   if (lines.length < manifest.rounds) throw new CheckpointError(journalFile, `holds ${lines.length} complete rounds, the manifest says ${manifest.rounds} (truncated)`);
   const journal = lines.slice(0, manifest.rounds).map((line, round) => {
-    let parsed: { sha256: string; body: string; tensors: string[] };
-    try {
-      parsed = JSON.parse(line) as typeof parsed;
-    } catch (error) {
-      throw new CheckpointError(journalFile, `round ${round} is not readable JSON`, { cause: error });
-    }
-    if (typeof parsed !== 'object' || parsed === null || !Array.isArray(parsed.tensors)) throw new CheckpointError(journalFile, `round ${round} is not a journal line`);
-    const payload = { body: parsed.body, tensors: parsed.tensors };
-    if (sha256(JSON.stringify(payload)) !== manifest.lineChecksums[round]) throw new CheckpointError(journalFile, `round ${round}: checksum mismatch (corrupted)`);
+    const parsed = checkJournalLine(line, round, manifest, key, journalFile);
     const tensors = parsed.tensors.map((b64) => {
       const bytes = Buffer.from(b64, 'base64');
       const out = new Float32Array(bytes.length / 4);

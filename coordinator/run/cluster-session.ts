@@ -9,7 +9,7 @@ import type { WorkerPool } from '../../proto/worker-pool.js';
 import { publishRunEvent, type RunEvent, type RunEventListener, type RunEventPayload } from '../../cluster/events.js';
 import { closeNats, connectNats } from '../../cluster/nats-connection.js';
 import { withTimeout } from '../../async/timeouts-and-turns.js';
-import { CheckpointMirror } from '../checkpoint/checkpoint-mirror.js';
+import { CheckpointMirror, unauthenticatedMirrorWarning } from '../checkpoint/checkpoint-mirror.js';
 import type { CheckpointManifest } from '../checkpoint/checkpoint-store.js';
 import { joinNewWorkers } from '../transport/cluster-pool.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
@@ -28,7 +28,10 @@ export class ClusterSession {
 
   static async open(url: string, runId: string, logger: Logger): Promise<ClusterSession> {
     const nc = await connectNats(url, `evosearch run ${runId}`);
-    // Cluster runs also keep their checkpoint in NATS, so any machine of the cluster can resume them.
+    // Cluster runs also keep their checkpoint in NATS, so any machine of the cluster can resume them;
+    // without a cluster key, whoever can write there can change it (said once per process).
+    const unauthenticated = unauthenticatedMirrorWarning();
+    if (unauthenticated !== null) logger.warn(unauthenticated);
     return new ClusterSession(nc, runId, new CheckpointMirror(nc, runId), logger);
   }
 
@@ -58,13 +61,20 @@ export class ClusterSession {
     if (!(pool instanceof GrpcWorkerPool)) return undefined;
     const { nc, logger } = this;
     let last = Date.now();
+    // Looked at every second: a worker that stays unusable is named once, not every second.
+    const warned = new Set<string>();
+    const onSkip = (warning: string) => {
+      if (warned.has(warning)) return;
+      warned.add(warning);
+      logger.warn(warning);
+    };
     return async () => {
       if (Date.now() - last < MEMBERSHIP_CHECK_MS) return;
       last = Date.now();
       let added: string[];
       try {
         // NATS carries membership, not the work: while it is down the run goes on with the workers it has.
-        added = await withTimeout(joinNewWorkers(nc, pool, pool.build, (address, error) => logger.warn({ address, error: error.message }, 'worker could not join')), MEMBERSHIP_CHECK_MS, 'looking for new workers in NATS');
+        added = await withTimeout(joinNewWorkers(nc, pool, pool.build, onSkip), MEMBERSHIP_CHECK_MS, 'looking for new workers in NATS');
       } catch (error) {
         logger.warn({ error: (error as Error).message }, 'cluster membership unavailable; going on with the current workers');
         return;

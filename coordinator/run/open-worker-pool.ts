@@ -11,12 +11,14 @@ import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 /**
  * A run's workers: the cluster's (found through `nc`, a `--cluster` run), the named gRPC workers
  * (`--workers-at`), or local threads. `session` is how the workers know the run; `transport`, how
- * gRPC workers are reached (default plaintext, loopback only).
+ * gRPC workers are reached (default plaintext, loopback only); `warn` is told the cluster's entries
+ * and workers that were passed over.
  */
-export async function openWorkerPool(plan: RunPlan, session: string, nc: NatsConnection | null, transport?: TransportSecurity): Promise<WorkerPool> {
+export async function openWorkerPool(plan: RunPlan, session: string, nc: NatsConnection | null, options: { readonly transport?: TransportSecurity; readonly warn?: (warning: string) => void } = {}): Promise<WorkerPool> {
   const setup = workerSetupFor(plan);
-  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model), transport);
-  if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: session, expectedBuild: await modelBuild(plan.model), ...(transport !== undefined ? { transport } : {}) });
+  const transport = options.transport !== undefined ? { transport: options.transport } : {};
+  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model), { ...(options.warn !== undefined ? { warn: options.warn } : {}), ...transport });
+  if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: session, expectedBuild: await modelBuild(plan.model), ...transport });
   return ThreadPool.start(plan.workers, setup);
 }
 

@@ -119,7 +119,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     // from the interrupted attempt never mix with the rebuilt ones.
     const session = options.resume === undefined ? runId : `${runId}.resume-${randomUUID().slice(0, 8)}`;
     const poolStarted = performance.now();
-    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null, options.transport));
+    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null, { warn: (warning) => logger.warn(warning), ...(options.transport !== undefined ? { transport: options.transport } : {}) }));
     poolMs = performance.now() - poolStarted;
   } catch (error) {
     await failRun(error);

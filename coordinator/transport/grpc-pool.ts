@@ -89,6 +89,11 @@ export class GrpcWorkerPool implements WorkerPool {
     private readonly scorers: readonly GrpcWorker[] = [],
   ) {}
 
+  /** How this pool reaches its workers (workers that join later are reached the same way). */
+  get transport(): TransportSecurity | undefined {
+    return this.options.transport;
+  }
+
   static async connect(addresses: readonly string[], setup: WorkerSetup, options: GrpcPoolOptions): Promise<GrpcWorkerPool> {
     if (addresses.length === 0) throw new RangeError('a gRPC worker pool needs at least one worker address');
     const o = { ...DEFAULTS, ...options };

@@ -1,10 +1,11 @@
 /**
  * A NATS server with JetStream for the cluster tests, found this way: NATS_URL if set, else a
  * `nats-server` binary (PATH, or Debian's /usr/sbin) spawned on a random port with a temporary store.
- * Without either, the tests fail with a message saying how to get one.
+ * Without either, the tests fail with a message saying how to get one. A server with a configuration
+ * (users, permissions, TLS: the security tests) is always spawned, NATS_URL or not.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NatsConnection, Status } from '@nats-io/transport-node';
@@ -22,8 +23,17 @@ function findBinary(): string | null {
   return ['/usr/sbin/nats-server', '/usr/local/bin/nats-server'].find((p) => existsSync(p)) ?? null;
 }
 
-export async function startNatsServer(): Promise<NatsServer> {
-  if (process.env.NATS_URL) {
+export interface NatsServerOptions {
+  /** A nats-server configuration file's text (its listen address and store are set on the command line). */
+  readonly config?: string;
+  /** Environment of the server: variables its configuration names (`$EVOSEARCH_WORKER_PASSWORD`). */
+  readonly env?: Readonly<Record<string, string>>;
+  /** The scheme of the URL given back: `tls` for a server that requires TLS. */
+  readonly scheme?: 'nats' | 'tls';
+}
+
+export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
+  if (process.env.NATS_URL && options.config === undefined) {
     return {
       url: process.env.NATS_URL,
       restart: async () => {
@@ -37,10 +47,15 @@ export async function startNatsServer(): Promise<NatsServer> {
     throw new Error('the cluster tests need a NATS server with JetStream: set NATS_URL, or install nats-server (Debian: apt-get install -y nats-server; .ci/run does)');
   }
   const store = mkdtempSync(join(tmpdir(), 'nats-js-'));
+  const configArgs: string[] = [];
+  if (options.config !== undefined) {
+    writeFileSync(join(store, 'server.conf'), options.config);
+    configArgs.push('-c', join(store, 'server.conf'));
+  }
   let child: ChildProcess;
   const launch = (port: string) =>
     new Promise<string>((resolve, reject) => {
-      child = spawn(binary, ['-js', '-sd', store, '-a', '127.0.0.1', '-p', port], { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = spawn(binary, [...configArgs, '-js', '-sd', store, '-a', '127.0.0.1', '-p', port], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...options.env } });
       let log = '';
       const timer = setTimeout(() => reject(new Error(`nats-server did not start within 10 s: ${log}`)), 10_000);
       child.stderr!.on('data', (chunk: Buffer) => {
@@ -48,7 +63,7 @@ export async function startNatsServer(): Promise<NatsServer> {
         const match = /Listening for client connections on ([\d.]+):(\d+)/.exec(log);
         if (match && /Server is ready/.test(log)) {
           clearTimeout(timer);
-          resolve(`nats://${match[1]}:${match[2]}`);
+          resolve(`${options.scheme ?? 'nats'}://${match[1]}:${match[2]}`);
         }
       });
       child.once('exit', (code) => {
@@ -89,4 +104,20 @@ export function nextStatus(nc: NatsConnection, type: Status['type']): Promise<vo
     for await (const status of statuses) if (status.type === type) return;
     throw new Error(`the NATS connection closed before its ${type} status`);
   })();
+}
+
+/** A NATS message as the tests look at it: its subject and its JSON. */
+export interface RecordedMessage {
+  readonly subject: string;
+  readonly data: Record<string, unknown>;
+}
+
+/** Every message on `subject` (wildcards allowed) from now on, appended to the array returned as it comes. */
+export function recordMessages(nc: NatsConnection, subject: string): RecordedMessage[] {
+  const messages: RecordedMessage[] = [];
+  const sub = nc.subscribe(subject);
+  void (async () => {
+    for await (const m of sub) messages.push({ subject: m.subject, data: m.json<Record<string, unknown>>() });
+  })();
+  return messages;
 }
