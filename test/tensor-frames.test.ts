@@ -62,7 +62,7 @@ describe('tensor frames: commands and results on the wire', () => {
       result('fetch', { samples: [{ id: 3, data: new Float32Array([1, 2]), shape: [2, 1] }, { id: 4, data: new Float32Array(0), shape: [0] }] }),
       result('advance', { scores: [{ id: 1, reward: 0.5, metrics: { aesthetic: Number.NaN, clip: -Infinity } }, { id: 2, reward: -3 }], counters: { nfe: 7, forwardPasses: 14, decodes: 2, rewardCalls: 2 } }),
       result('export', { states: [{ id: 9, step: 4, latent: new Float32Array([1]), previousX0: null, cachedOutput: new Float32Array([2, 3]) }] }),
-      result('recover', { results: [result('init'), result('snapshot', { snapshot: { file: '/s/a.bin', ids: [1, 2], bytes: 40, sha256: 'ab' } })] }),
+      result('recover', { results: [result('init'), result('snapshot', { snapshot: { name: 'round-3-worker-1.bin', ids: [1, 2], bytes: 40, sha256: 'ab' } })] }),
     ];
     assert.deepEqual(roundTrip('results', body), body);
   });

@@ -7,15 +7,26 @@ import { ThreadPool } from '../../worker/thread-pool.js';
 import { clusterWorkerPool } from '../transport/cluster-pool.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 
+/** How the workers know a run, and where local threads keep its snapshots. */
+export interface RunOnWorkers {
+  /** The attempt: a resume starts a new session, so states left from an earlier one never mix in. */
+  readonly session: string;
+  /** The run, the same across its resumes: the scope of its snapshots on gRPC workers. */
+  readonly runId: string;
+  /** Local threads' snapshots (the run folder's `snapshots/`); absent: none. */
+  readonly snapshotFolder?: string;
+}
+
 /**
  * A run's workers: the cluster's (found through `nc`, a `--cluster` run), the named gRPC workers
- * (`--workers-at`), or local threads. `session` is how the workers know the run.
+ * (`--workers-at`), or local threads. gRPC workers keep the run's snapshots under its id in their own
+ * state folders; local threads in `run.snapshotFolder`.
  */
-export async function openWorkerPool(plan: RunPlan, session: string, nc: NatsConnection | null): Promise<WorkerPool> {
-  const setup = workerSetupFor(plan);
-  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model));
-  if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: session, expectedBuild: await modelBuild(plan.model) });
-  return ThreadPool.start(plan.workers, setup);
+export async function openWorkerPool(plan: RunPlan, run: RunOnWorkers, nc: NatsConnection | null): Promise<WorkerPool> {
+  const setup = { ...workerSetupFor(plan), snapshotScope: run.runId };
+  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, run.session, await modelBuild(plan.model));
+  if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: run.session, expectedBuild: await modelBuild(plan.model) });
+  return ThreadPool.start(plan.workers, workerSetupFor(plan), run.snapshotFolder !== undefined ? { snapshotFolder: run.snapshotFolder } : {});
 }
 
 /** What every worker of a plan's run is set up with. */
