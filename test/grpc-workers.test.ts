@@ -150,9 +150,9 @@ describe('gRPC workers: real worker processes on loopback', () => {
     }
   });
 
-  it('refuses a coordinator that speaks another protocol version (the previous release, with JSON bodies, or a later one)', async () => {
+  it('refuses a coordinator that speaks another protocol version (earlier releases: JSON bodies, snapshot paths; or a later one)', async () => {
     const plan = resolveRunConfig({ budgetNfe: 1000 });
-    for (const version of [1, WORKER_PROTOCOL_VERSION + 1]) {
+    for (const version of [1, 2, WORKER_PROTOCOL_VERSION + 1]) {
       await assert.rejects(
         GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'version', protocolVersion: version }),
         (e: unknown) => e instanceof WorkerRefusedError && new RegExp(`protocol version ${WORKER_PROTOCOL_VERSION}, the coordinator ${version}`).test(e.message),
