@@ -12,7 +12,7 @@ import type { WorkerRole } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { isProviderName, parseByteSize, PROVIDER_NAMES } from '../worker/runtime/providers.js';
 import { DEFAULT_IDLE_RUN_MS, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RUNS } from '../worker/run-admission.js';
-import { defaultStateFolder } from '../worker/state-folder.js';
+import { defaultStateFolder, openStateFolder } from '../worker/state-folder.js';
 import { LimitError } from '../errors/limit-error.js';
 import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../worker/runtime/host-limits.js';
 import { parseHostPort, probeListen } from './host-port.js';
@@ -75,6 +75,8 @@ export function buildWorkerCommand(): Command {
         if (!isFolder(root)) throw new ConfigError('--model-root', `'${root}' is not a folder`, 'command-line flags');
       }
       const cuda = workerCudaOptions(options, command, providers ?? ['cpu']);
+      // Made and checked before anything else starts, so a bad one is told at once.
+      const stateDir = openStateFolder(options.stateDir ?? defaultStateFolder());
       // A port in use or a host that is not this machine's is named before the model opens.
       await probeListen(listen, '--listen', options.listen);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
@@ -86,7 +88,7 @@ export function buildWorkerCommand(): Command {
         modelRoots: options.modelRoot,
         ...(idleRunMs !== undefined ? { idleRunMs } : {}),
         ...(maxBatchBytes !== undefined ? { maxBatchBytes } : {}),
-        ...(options.stateDir !== undefined ? { stateDir: options.stateDir } : {}),
+        stateDir,
         ...(providers ? { providers } : {}),
         ...(cuda !== undefined ? { cuda } : {}),
         ...(threads !== undefined ? { intraOpThreads: threads } : {}),

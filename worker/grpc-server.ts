@@ -84,8 +84,14 @@ export class WorkerServer {
     readonly address: string,
   ) {
     this.admission = new RunAdmission({ maxRuns: options.maxRuns ?? DEFAULT_MAX_RUNS, idleRunMs: options.idleRunMs ?? DEFAULT_IDLE_RUN_MS, maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES });
-    this.stateFolder = openStateFolder(options.stateDir ?? defaultStateFolder());
-    this.modelRoots = new ModelRoots(workerModelRoots(bundlePath(options.model), options.modelRoots ?? []));
+    try {
+      this.stateFolder = openStateFolder(options.stateDir ?? defaultStateFolder());
+      this.modelRoots = new ModelRoots(workerModelRoots(bundlePath(options.model), options.modelRoots ?? []));
+    } catch (error) {
+      // The port is bound already: a worker that cannot serve lets it go, or its process would never end.
+      server.forceShutdown();
+      throw error;
+    }
     options.logger.info({ stateDir: this.stateFolder, modelRoots: this.modelRoots.folders, ...this.admission.limits }, 'worker limits and folders');
   }
 

@@ -22,13 +22,16 @@ export function defaultStateFolder(): string {
 /** Makes `folder` if it is not there (0700) and checks it is this user's own folder; its absolute path. */
 export function openStateFolder(folder: string): string {
   const path = resolve(folder);
-  const fail = (detail: string, cause?: unknown): never => {
-    throw new FailureError('io', `${STATE_DIR_FLAG} ${path}: ${detail}`, cause === undefined ? undefined : { cause });
+  // What the flag names is the user's to fix (config); a folder that cannot be made is the machine's (io).
+  const fail = (detail: string, code: 'config' | 'io' = 'config', cause?: unknown): never => {
+    throw new FailureError(code, `${STATE_DIR_FLAG} ${path}: ${detail}`, cause === undefined ? undefined : { cause });
   };
   try {
     ensureFolderSync(path, 0o700);
   } catch (error) {
-    fail(`cannot be made (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`, error);
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST' || code === 'ENOTDIR') fail('is not a folder', 'config', error);
+    fail(`cannot be made (${code ?? (error as Error).message})`, 'io', error);
   }
   const stat = lstatSync(path);
   if (stat.isSymbolicLink()) fail('is a symbolic link; give the folder itself');
