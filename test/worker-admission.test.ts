@@ -15,18 +15,9 @@ import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { setupToWire } from '../proto/setup-message.js';
 import { PROTO_FILE } from '../proto/worker-proto.js';
 import { WorkerServer } from '../worker/grpc-server.js';
-import { RawWorkerClient } from './support/raw-worker-client.js';
+import { RawWorkerClient, refused } from './support/raw-worker-client.js';
 
 const MiB = 2 ** 20;
-
-async function refused(call: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  assert.fail('the worker took it');
-}
 
 describe('worker admission of batches: judged on the header, before anything is allocated', () => {
   let server: WorkerServer;

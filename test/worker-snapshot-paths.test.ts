@@ -10,7 +10,6 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { pino } from 'pino';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
@@ -19,23 +18,13 @@ import { setupToWire } from '../proto/setup-message.js';
 import { PROTO_FILE } from '../proto/worker-proto.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { openStateFolder } from '../worker/state-folder.js';
-import { editedWorkerProto, RawWorkerClient } from './support/raw-worker-client.js';
+import { editedWorkerProto, RawWorkerClient, refused } from './support/raw-worker-client.js';
 
 /** The snapshot messages of protocol 2, when they carried paths on the worker's machine. */
 const pathMessages = (text: string) =>
   text
     .replace(/message SnapshotCommand \{[^}]*\}/, 'message SnapshotCommand {\n  string file = 1;\n  optional string drop = 2;\n}')
     .replace(/message RestoreCommand \{[^}]*\}/, 'message RestoreCommand {\n  string file = 1;\n  string sha256 = 2;\n  repeated uint64 ids = 3;\n}');
-
-/** The call's error, which it must be. */
-async function refused(call: Promise<unknown>): Promise<grpc.ServiceError> {
-  try {
-    await call;
-  } catch (error) {
-    return error as grpc.ServiceError;
-  }
-  assert.fail('the worker took it');
-}
 
 describe('worker snapshots: every path is the worker\'s own, under its state folder', () => {
   let dir: string;

@@ -26,7 +26,7 @@ export interface ThreadHost {
   readonly snapshotFolder?: string;
   /**
    * The only folders a rewards manifest (the setup's, and what it names) may come from
-   * (worker/model-roots.ts); absent: any (a local run's own files).
+   * (worker/bundles/model-roots.ts); absent: any (a local run's own files).
    */
   readonly modelRoots?: readonly string[];
 }

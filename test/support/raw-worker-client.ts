@@ -6,6 +6,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import assert from 'node:assert/strict';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { PROTO_FILE, TO_OBJECT } from '../../proto/worker-proto.js';
@@ -23,6 +24,16 @@ export async function editedWorkerProto(edit: (text: string) => string): Promise
 }
 
 export type Message = Record<string, unknown>;
+
+/** The error of a call the worker must refuse (an assertion failure when it takes it). */
+export async function refused(call: Promise<unknown>): Promise<grpc.ServiceError> {
+  try {
+    await call;
+  } catch (error) {
+    return error as grpc.ServiceError;
+  }
+  assert.fail('the worker took it');
+}
 
 export class RawWorkerClient {
   private readonly client: grpc.Client;
