@@ -366,7 +366,7 @@ async function main(): Promise<void> {
             result = await runSearchToFolder(plan, { folder: runFolder, logger: pino({ level: 'silent' }) });
           } else {
             // The threads the CLI would start, with the session threads set; started and closed here.
-            const pool = await ThreadPool.start(plan.workers, { ...workerSetupFor(plan), intraOpThreads });
+            const pool = await ThreadPool.start(plan.workers, { ...workerSetupFor(plan), intraOpThreads }, { snapshotFolder: join(runFolder, 'snapshots') });
             const poolMs = performance.now() - started;
             try {
               result = await runSearchToFolder(plan, { folder: runFolder, logger: pino({ level: 'silent' }), pool });

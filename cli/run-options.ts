@@ -76,7 +76,7 @@ const FLAGS: readonly FlagSpec[] = [
   { flags: '--out <dir>', help: 'run folder (default runs/<time>-<method>-seed<seed>)', path: ['out'] },
   { flags: '--log-level <level>', help: 'log level of run.log and, when set, of the terminal (default info to run.log, warn to the terminal)', path: ['logLevel'], choices: LOG_LEVELS },
   { flags: '--no-progress', help: 'no progress bar', path: ['progress'] },
-  { flags: '--snapshots', help: 'workers write their states to the run folder after every round, so a resume loads them instead of recomputing them (default for local threads; gRPC workers write to that path on their own machines)', path: ['snapshots'] },
+  { flags: '--snapshots', help: 'workers snapshot their states after every round, so a resume loads them instead of recomputing them (default for local threads, which keep them in the run folder; gRPC workers keep them in their own --state-dir, under the run id)', path: ['snapshots'] },
   { flags: '--no-snapshots', help: 'no state snapshots: a resume recomputes the states from their recipes', path: ['snapshots'] },
 ];
 

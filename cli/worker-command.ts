@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Command, Option } from 'commander';
@@ -9,7 +10,9 @@ import { ConfigError, resolveCudaOptions } from '../config/resolve-run-config.js
 import { cudaOptionsSchema } from '../config/run-config-schema.js';
 import type { WorkerRole } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
-import { isProviderName, PROVIDER_NAMES } from '../worker/runtime/providers.js';
+import { isProviderName, parseByteSize, PROVIDER_NAMES } from '../worker/runtime/providers.js';
+import { DEFAULT_IDLE_RUN_MS, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RUNS } from '../worker/run-admission.js';
+import { defaultStateFolder, openStateFolder } from '../worker/state-folder.js';
 import { LimitError } from '../errors/limit-error.js';
 import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../worker/runtime/host-limits.js';
 import { parseHostPort, probeListen } from './host-port.js';
@@ -32,7 +35,11 @@ export function buildWorkerCommand(): Command {
     .option('--nats <url>', 'register in this NATS cluster (heartbeats; deregistered on drain) so coordinators find this worker')
     .option('--advertise <host:port>', 'address coordinators should dial (default: the listen address, with 0.0.0.0 replaced by this host name)')
     .addOption(new Option('--role <role>', 'what this worker serves: both (denoise, decode, score), denoise (scores on the run\'s reward workers) or reward').choices(['both', 'denoise', 'reward']).default('both'))
-    .option('--max-runs <n>', 'runs this worker holds at once, each with its own model instance, conditioning and thread (default 8; the oldest is closed beyond)', '8')
+    .option('--max-runs <n>', `runs this worker holds at once, each with its own model instance, conditioning and thread (default ${DEFAULT_MAX_RUNS}); a full worker refuses a new run, unless one is idle past --idle-run-timeout`, String(DEFAULT_MAX_RUNS))
+    .option('--idle-run-timeout <seconds>', `a run with no batch for this long may be closed when a new run needs its place (default ${DEFAULT_IDLE_RUN_MS / 1000}); a live run is never closed for another`)
+    .option('--max-batch-bytes <size>', `tensor bytes one run's batches may bring in at once, e.g. 2GiB (default ${DEFAULT_MAX_BATCH_BYTES / 2 ** 30}GiB); a batch past it is refused before anything is allocated`)
+    .option('--state-dir <dir>', `where this worker keeps its runs' state snapshots, one folder per run, its owner's alone (default ${defaultStateFolder()})`)
+    .option('--model-root <dir>', 'a folder this worker may load rewards manifests (RunSetup.rewards) and what they name from; repeat for more (default: the folder of --model, and the repository\'s models/bundles)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
     .option('--threads <n>', `onnxruntime threads per model session (default: one per core; at most ${THREADS_PER_CPU} per core, at least ${MIN_THREAD_LIMIT}, unless --max-threads)`)
     .option('--max-threads <n>', `raise the limit on --threads and --max-runs (default ${THREADS_PER_CPU} per CPU core, at least ${MIN_THREAD_LIMIT}; at most ${MAX_THREADS})`)
     .option('--drain-timeout <seconds>', `on SIGTERM or SIGINT, how long the batches in flight may take to finish before the worker exits anyway (default ${STOP_GRACE_MS / 1000})`)
@@ -41,11 +48,10 @@ export function buildWorkerCommand(): Command {
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
   return addTransportOptions(addNatsAccessOptions(command, 'nats'))
-    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
+    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; idleRunTimeout?: string; maxBatchBytes?: string; stateDir?: string; modelRoot: string[]; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
       // a drain of at most --drain-timeout once it does (the drain is set up below).
-      const drainTimeout = options.drainTimeout === undefined ? STOP_GRACE_MS / 1000 : Number(options.drainTimeout);
-      if (options.drainTimeout !== undefined && !(/^\s*\d+(\.\d+)?\s*$/.test(options.drainTimeout) && drainTimeout <= 3600)) throw new ConfigError('--drain-timeout', `'${options.drainTimeout}' is not a number of seconds from 0 to 3600`, 'command-line flags');
+      const drainTimeout = options.drainTimeout === undefined ? STOP_GRACE_MS / 1000 : seconds(options.drainTimeout, '--drain-timeout', 3600);
       let drain: ((signal: NodeJS.Signals) => void) | null = null;
       installStopDeadline({
         what: 'the worker',
@@ -69,11 +75,31 @@ export function buildWorkerCommand(): Command {
       if (threads !== undefined) checkThreadCount(threads, { what: 'onnxruntime threads per model session', flag: '--threads', raiseFlag: '--max-threads', ...raised, otherwise: ' (the default, one per core, suits most machines)' });
       const maxRuns = wholeNumber(options.maxRuns, '--max-runs');
       checkThreadCount(maxRuns, { what: 'runs held at once (a worker thread each)', flag: '--max-runs', raiseFlag: '--max-threads', ...raised });
+      const idleRunMs = options.idleRunTimeout === undefined ? undefined : seconds(options.idleRunTimeout, '--idle-run-timeout', 7 * 24 * 3600) * 1000;
+      const maxBatchBytes = options.maxBatchBytes === undefined ? undefined : byteSize(options.maxBatchBytes, '--max-batch-bytes');
+      for (const root of options.modelRoot) {
+        if (!isFolder(root)) throw new ConfigError('--model-root', `'${root}' is not a folder`, 'command-line flags');
+      }
       const cuda = workerCudaOptions(options, command, providers ?? ['cpu']);
+      // Made and checked before anything else starts, so a bad one is told at once.
+      const stateDir = openStateFolder(options.stateDir ?? defaultStateFolder());
       // A port in use or a host that is not this machine's is named before the model opens.
       await probeListen(listen, '--listen', options.listen);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
-      const server = await WorkerServer.start(options.listen, { model: options.model, role: options.role, maxRuns, logger, transport, ...(providers ? { providers } : {}), ...(cuda !== undefined ? { cuda } : {}), ...(threads !== undefined ? { intraOpThreads: threads } : {}) });
+      const server = await WorkerServer.start(options.listen, {
+        model: options.model,
+        role: options.role,
+        maxRuns,
+        logger,
+        transport,
+        modelRoots: options.modelRoot,
+        ...(idleRunMs !== undefined ? { idleRunMs } : {}),
+        ...(maxBatchBytes !== undefined ? { maxBatchBytes } : {}),
+        stateDir,
+        ...(providers ? { providers } : {}),
+        ...(cuda !== undefined ? { cuda } : {}),
+        ...(threads !== undefined ? { intraOpThreads: threads } : {}),
+      });
       const address = advertisedAddress(server.address, options.advertise);
       let registration: WorkerRegistration | null = null;
       let nc: NatsConnection | null = null;
@@ -101,6 +127,28 @@ export function buildWorkerCommand(): Command {
 function endBeforeServing(signal: NodeJS.Signals): void {
   process.removeAllListeners(signal);
   process.kill(process.pid, signal);
+}
+
+/** A number of seconds from 0 to `most` given to `flag`, or ConfigError naming the flag and the value. */
+function seconds(value: string, flag: string, most: number): number {
+  const n = Number(value);
+  if (!(/^\s*\d+(\.\d+)?\s*$/.test(value) && n <= most)) throw new ConfigError(flag, `'${value}' is not a number of seconds from 0 to ${most}`, 'command-line flags');
+  return n;
+}
+
+/** A size in bytes ("2GiB", "500MB", "1073741824") given to `flag`, or ConfigError naming the flag and the value. */
+function byteSize(value: string, flag: string): number {
+  const bytes = parseByteSize(value);
+  if (bytes === null) throw new ConfigError(flag, `'${value}' is not a size in bytes (e.g. 1073741824, 512MiB, 2GiB)`, 'command-line flags');
+  return bytes;
+}
+
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /** A positive whole number given to `flag`, or ConfigError naming the flag and the value. */

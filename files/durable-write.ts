@@ -99,9 +99,12 @@ export async function syncFolder(folder: string): Promise<void> {
   }
 }
 
-/** Makes `folder` (and its parents) and syncs the parent of each folder made, so they survive a crash. */
-export function ensureFolderSync(folder: string): void {
-  const first = mkdirSync(folder, { recursive: true });
+/**
+ * Makes `folder` (and its parents) and syncs the parent of each folder made, so they survive a crash.
+ * `mode` is the new folders' permissions (before the umask; 0o700: its owner's alone).
+ */
+export function ensureFolderSync(folder: string, mode?: number): void {
+  const first = mkdirSync(folder, { recursive: true, ...(mode !== undefined ? { mode } : {}) });
   if (first === undefined) return;
   // mkdirSync returns the first folder it made: it and every one below it are new.
   for (let made = folder; ; made = dirname(made)) {

@@ -6,6 +6,7 @@
  * is not there or has the wrong length is a WireError naming the field.
  */
 import type { CandidateId, Command, CommandResult, ComputeCounters, FetchedSample, MutationItem, ScoredId, SnapshotFile, TransferredState } from './commands.js';
+import { snapshotTokenProblem } from './snapshot-name.js';
 import { workerEnum } from './worker-proto.js';
 import { WireError, wireList as list, wireRecord as record, type Wire } from './wire-error.js';
 
@@ -65,9 +66,9 @@ function commandBody(c: Command, table: TensorTable): Wire {
     case 'score':
       return { samples: table.ref(c.samples), count: c.count };
     case 'snapshot':
-      return { file: c.file, ...(c.drop !== undefined ? { drop: c.drop } : {}) };
+      return { name: c.name, ...(c.dropName !== undefined ? { dropName: c.dropName } : {}) };
     case 'restore':
-      return { file: c.file, sha256: c.sha256, ids: c.ids };
+      return { name: c.name, sha256: c.sha256, ids: c.ids };
   }
 }
 
@@ -166,9 +167,9 @@ function commandFromWire(c: unknown, at: string, tensors: readonly Float32Array[
       return { kind, samples, count };
     }
     case 'snapshot':
-      return { kind, file: nonEmpty(body.file, field('file')), ...(body.drop !== undefined ? { drop: body.drop as string } : {}) };
+      return { kind, name: snapshotName(body.name, field('name')), ...(body.dropName !== undefined ? { dropName: snapshotName(body.dropName, field('drop_name')) } : {}) };
     case 'restore':
-      return { kind, file: nonEmpty(body.file, field('file')), sha256: body.sha256 as string, ids: ids() };
+      return { kind, name: snapshotName(body.name, field('name')), sha256: body.sha256 as string, ids: ids() };
     default:
       throw new WireError(at, `unknown command ${member}`);
   }
@@ -208,14 +209,20 @@ function resultFromWire(r: unknown, at: string, tensors: readonly Float32Array[]
     counters,
     ...(kind === 'export' ? { states } : {}),
     ...(kind === 'recover' ? { results } : {}),
-    ...(result.snapshot !== null && result.snapshot !== undefined ? { snapshot: pick(record(result.snapshot, `${at}.snapshot`), 'file', 'ids', 'bytes', 'sha256') as unknown as SnapshotFile } : {}),
+    ...(result.snapshot !== null && result.snapshot !== undefined ? { snapshot: snapshotFromWire(result.snapshot, `${at}.snapshot`) } : {}),
   };
 }
 
+function snapshotFromWire(value: unknown, at: string): SnapshotFile {
+  const snapshot = record(value, at);
+  return { ...(pick(snapshot, 'ids', 'bytes', 'sha256') as unknown as Omit<SnapshotFile, 'name'>), name: snapshotName(snapshot.name, `${at}.name`) };
+}
 
-function nonEmpty(value: unknown, at: string): string {
-  if (typeof value !== 'string' || value === '') throw new WireError(at, 'must be a non-empty path');
-  return value;
+/** A snapshot name or scope as it arrives: a token, never a path (proto/snapshot-name.ts). */
+export function snapshotName(value: unknown, at: string): string {
+  const problem = snapshotTokenProblem(value);
+  if (problem !== null) throw new WireError(at, problem);
+  return value as string;
 }
 
 function pick(from: Wire, ...names: string[]): Wire {

@@ -136,28 +136,30 @@ export interface ScoreCommand {
 export type SearchCommand = InitCommand | AdvanceCommand | RolloutCommand | MutateCommand | CopyCommand | DropCommand | FetchCommand;
 
 /**
- * Checkpoints: the worker writes every state it holds to `file` (a path on the worker's machine, so a
- * shared folder for workers elsewhere), atomically, and answers with the ids, bytes and sha256. The
- * coordinator never sees the latents.
+ * Checkpoints: the worker writes every state it holds to its snapshot `name`, atomically, and answers
+ * with the ids, bytes and sha256. The coordinator never sees the latents, and never names a path: the
+ * worker's host decides where its snapshots live (local threads: the run folder's `snapshots/`; a gRPC
+ * worker: its state folder, under the run's scope, proto/worker-setup.ts). Names are tokens
+ * (proto/snapshot-name.ts).
  */
 export interface SnapshotCommand {
   readonly kind: 'snapshot';
-  readonly file: string;
-  /** An older snapshot file of this worker to delete once `file` is written. */
-  readonly drop?: string;
+  readonly name: string;
+  /** An older snapshot of this worker to delete once `name` is written. */
+  readonly dropName?: string;
 }
 
-/** Resume: load these states from a snapshot file, after checking its sha256. */
+/** Resume: load these states from the snapshot `name`, after checking its sha256. */
 export interface RestoreCommand {
   readonly kind: 'restore';
-  readonly file: string;
+  readonly name: string;
   readonly sha256: string;
   readonly ids: readonly CandidateId[];
 }
 
-/** What a snapshot file holds, as the worker that wrote it reports. */
+/** What a snapshot holds, as the worker that wrote it reports. */
 export interface SnapshotFile {
-  readonly file: string;
+  readonly name: string;
   readonly ids: readonly CandidateId[];
   readonly bytes: number;
   readonly sha256: string;
@@ -219,6 +221,6 @@ export interface CommandResult {
   readonly states?: readonly TransferredState[];
   /** The piece's results, in its order (recover only; `counters` then holds the rebuild's compute). */
   readonly results?: readonly CommandResult[];
-  /** The file written (snapshot only). */
+  /** The snapshot written (snapshot only). */
   readonly snapshot?: SnapshotFile;
 }

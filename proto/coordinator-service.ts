@@ -6,6 +6,8 @@
 import type { ServiceDefinition } from '@grpc/grpc-js';
 import { messageCodec } from './worker-service.js';
 import { coordinatorType, type WireObject } from './coordinator-messages.js';
+import { runFileNameProblem } from './run-file-name.js';
+import { WireError } from './wire-error.js';
 
 export { COORDINATOR_PROTO_FILE } from './coordinator-messages.js';
 
@@ -96,11 +98,22 @@ function method<Req, Res>(name: string, request: string, response: string, respo
   };
 }
 
+/**
+ * A FileChunk as a client reads it: one whose name is not a file of the run folder (proto/run-file-name.ts)
+ * fails the call, so no download writes outside its folder whatever the coordinator sends.
+ */
+function fileChunk(bytes: Buffer): FileChunk {
+  const chunk = codec<FileChunk>('FileChunk').deserialize(bytes);
+  const problem = runFileNameProblem(chunk.name);
+  if (problem !== null) throw new WireError('FileChunk.name', problem);
+  return chunk;
+}
+
 export const coordinatorService = {
   submit: method<SubmitRequest, SubmitReply>('Submit', 'SubmitRequest', 'SubmitReply', false),
   watch: method<WatchRequest, RunEventMessage>('Watch', 'WatchRequest', 'RunEvent', true),
   cancel: method<CancelRequest, CancelReply>('Cancel', 'CancelRequest', 'CancelReply', false),
   list: method<Record<string, never>, ListReply>('List', 'ListRequest', 'ListReply', false),
-  files: method<FilesRequest, FileChunk>('Files', 'FilesRequest', 'FileChunk', true),
+  files: { ...method<FilesRequest, FileChunk>('Files', 'FilesRequest', 'FileChunk', true), responseDeserialize: fileChunk },
   resume: method<ResumeRequest, SubmitReply>('Resume', 'ResumeRequest', 'SubmitReply', false),
 } satisfies ServiceDefinition;

@@ -6,6 +6,7 @@
  */
 import type { SamplerConfig } from '../samplers/index.js';
 import type { WorkerSetup } from './worker-setup.js';
+import { snapshotName } from './command-messages.js';
 import { workerProtoRoot } from './worker-proto.js';
 import { WireError, wireList as list, wireRecord as record, type Wire } from './wire-error.js';
 
@@ -31,6 +32,7 @@ export function setupToWire(setup: WorkerSetup): Wire {
     providers: setup.providers ?? [],
     cuda: setup.cuda === undefined ? null : optional({ deviceId: setup.cuda.deviceId, tf32: setup.cuda.tf32 }),
     rewardWorkers: setup.rewardWorkers === undefined ? null : { addresses: setup.rewardWorkers.addresses, runId: setup.rewardWorkers.runId },
+    ...optional({ snapshotScope: setup.snapshotScope }),
   };
 }
 
@@ -59,6 +61,7 @@ export function setupFromWire(message: unknown, at = 'setup'): WorkerSetup {
     ...(providers.length > 0 ? { providers } : {}),
     ...(cuda !== undefined ? { cuda: optional({ deviceId: cuda.deviceId, tf32: cuda.tf32 }) } : {}),
     ...(reward !== undefined ? { rewardWorkers: { addresses: reward.addresses as string[], runId: reward.runId as string } } : {}),
+    ...(setup.snapshotScope !== undefined && setup.snapshotScope !== null ? { snapshotScope: snapshotName(setup.snapshotScope, `${at}.snapshot_scope`) } : {}),
   };
 }
 

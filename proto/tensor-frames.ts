@@ -12,11 +12,18 @@ import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 export const CHUNK_BYTES = 1 << 20;
 
 /**
- * The most a single message body may announce, tensors together (default 4 GiB: far above any latent
- * batch of the models here, far below what would take a worker's memory). A header over it is refused
- * before anything is allocated.
+ * The most a single message body may announce, tensors together (4 GiB: far above any latent batch of
+ * the models here). A header over it is refused before anything is allocated. A worker judges each
+ * header by its run as well, before allocating (HeaderAdmission): the run must be its own, and within
+ * that run's limit.
  */
 export const MAX_BODY_BYTES = 4 * 2 ** 30;
+
+/**
+ * Judges a header before its tensors are allocated: throws to refuse it (the error is the stream's).
+ * `announcedBytes` is what its tensors add up to.
+ */
+export type HeaderAdmission = (runId: string, announcedBytes: number) => void;
 
 /** What one stream carries: the request commands, the reply results. */
 export type BodyKind = 'commands' | 'results';
@@ -101,6 +108,7 @@ export class FrameAssembler<K extends BodyKind> {
   constructor(
     private readonly expects: K,
     private readonly maxBodyBytes = MAX_BODY_BYTES,
+    private readonly admit?: HeaderAdmission,
   ) {}
 
   private header: FrameHeader | null = null;
@@ -125,6 +133,8 @@ export class FrameAssembler<K extends BodyKind> {
       if (body === 'chunked' && (header.tensorLengths.length === 0 || Number(header.chunkedBodyBytes) > Number(header.tensorLengths.at(-1)) * 4)) {
         throw new FrameError(`the header says the body is ${header.chunkedBodyBytes} bytes of the last tensor, which holds ${Number(header.tensorLengths.at(-1) ?? 0) * 4}`);
       }
+      if (header.tensorLengths.some((n) => !(Number.isSafeInteger(Number(n)) && Number(n) >= 0))) throw new FrameError('the header announces a tensor length that is not a whole number of floats');
+      this.admit?.(header.runId, announced);
       this.header = header;
       this.tensors = header.tensorLengths.map((n) => new Float32Array(Number(n)));
       this.received = this.tensors.map(() => 0);

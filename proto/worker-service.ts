@@ -12,9 +12,10 @@ export { messageCodec } from './worker-proto.js';
 /**
  * The worker service's protocol version. Raise it whenever a message or the meaning of a command
  * changes: a coordinator and a worker of different versions refuse each other at Hello. 1: bodies as
- * JSON in string fields; 2: every command, result and setup a message of worker.proto.
+ * JSON in string fields; 2: every command, result and setup a message of worker.proto; 3: snapshots
+ * by name under a run's scope (RunSetup.snapshot_scope), never a path on the worker's machine.
  */
-export const WORKER_PROTOCOL_VERSION = 2;
+export const WORKER_PROTOCOL_VERSION = 3;
 
 export interface HelloRequest {
   readonly protocolVersion: number;

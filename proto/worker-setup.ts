@@ -17,7 +17,7 @@ export interface WorkerSetup {
   readonly prompt?: string;
   readonly negativePrompt?: string;
   readonly guidanceScale?: number;
-  /** A rewards.json to score with instead of the bundle's own (absolute path). */
+  /** A rewards.json to score with instead of the bundle's own (absolute path; a gRPC worker takes only those under its model roots). */
   readonly rewards?: string;
   /** Execution providers to try, in order. */
   readonly providers?: readonly string[];
@@ -27,6 +27,12 @@ export interface WorkerSetup {
   readonly intraOpThreads?: number;
   /** Score on these reward workers instead of here (a denoising-only worker), under this run id. */
   readonly rewardWorkers?: { readonly addresses: readonly string[]; readonly runId: string };
+  /**
+   * The run the workers' snapshots belong to: its id, the same across its resumes (a worker knows a run
+   * by its session, new at each resume), so a resumed run finds the snapshots of the run it resumes. A
+   * token (proto/snapshot-name.ts); absent: the session.
+   */
+  readonly snapshotScope?: string;
 }
 
 /**

@@ -2,7 +2,7 @@ import { WireError } from '../proto/wire-error.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -15,7 +15,7 @@ import { closeNats, connectNats } from '../cluster/nats-connection.js';
 import * as grpc from '@grpc/grpc-js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import protobuf from 'protobufjs';
-import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type RunEventMessage, type SubmitReply } from '../proto/coordinator-service.js';
+import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type FileChunk, type RunEventMessage, type SubmitReply } from '../proto/coordinator-service.js';
 import { COORDINATOR_PROTO_FILE, coordinatorType, runConfigToWire, runEventOf, runEventToWire, type TypedRunEvent, type WireObject } from '../proto/coordinator-messages.js';
 import { MAX_MESSAGE_BYTES } from '../proto/grpc-limits.js';
 import { repoRoot } from './support/repo-root.js';
@@ -141,6 +141,37 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     }
   });
 
+  it('Files serves a run folder only as the coordinator made it: a folder or a file swapped for a symbolic link is refused, and nothing it points at reaches the client', async () => {
+    const client = new CoordinatorClient(address);
+    const elsewhere = join(dir, 'elsewhere');
+    try {
+      const { runId } = await client.submit({ budgetNfe: 2000, seed: 6 });
+      assert.equal((await client.watch(runId, () => undefined)).event, 'finished');
+      const folder = join(dir, 'served', runId);
+      await client.download(runId, join(dir, 'as-made'));
+      assert.ok((await readdir(join(dir, 'as-made'))).includes('record.json'), 'the run as made is served');
+      await mkdir(elsewhere);
+      await writeFile(join(elsewhere, 'secret.txt'), 'not a run file');
+
+      // The run folder swapped for a link to another folder (the probe served 68 files of /etc this way).
+      await rename(folder, `${folder}.moved`);
+      await symlink(elsewhere, folder);
+      await assert.rejects(client.download(runId, join(dir, 'through-folder-link')), (e: unknown) => e instanceof CoordinatorError && e.status === grpc.status.FAILED_PRECONDITION && /its folder is a symbolic link, not the folder this coordinator made: not served/.test(e.message));
+      assert.ok(!existsSync(join(dir, 'through-folder-link', 'secret.txt')), 'a file of the linked folder was served');
+      await rm(folder);
+      await rename(`${folder}.moved`, folder);
+
+      // One file swapped for a link to a file outside the folder.
+      await rm(join(folder, 'config.json'));
+      await symlink(join(elsewhere, 'secret.txt'), join(folder, 'config.json'));
+      await assert.rejects(client.download(runId, join(dir, 'through-file-link')), (e: unknown) => e instanceof CoordinatorError && e.status === grpc.status.FAILED_PRECONDITION && /its file config\.json is a symbolic link/.test(e.message));
+      const leaked = existsSync(join(dir, 'through-file-link', 'config.json')) ? await readFile(join(dir, 'through-file-link', 'config.json'), 'utf8') : '';
+      assert.ok(!leaked.includes('not a run file'), 'the linked file was served');
+    } finally {
+      client.close();
+    }
+  });
+
   it('refuses a bad run configuration, naming the field', async () => {
     const client = new CoordinatorClient(address);
     try {
@@ -243,9 +274,10 @@ describe('the coordinator service killed -9 in the middle of a run', () => {
 describe('a coordinator that sends what this client cannot read (a later release, or a broken one)', () => {
   let server: grpc.Server;
   let address: string;
-  /** What the fake coordinator streams on Watch and answers to Submit. */
+  /** What the fake coordinator streams on Watch and Files, and answers to Submit. */
   let events: RunEventMessage[] = [];
   let reply: SubmitReply = { runId: '', plan: null };
+  let fileChunks: FileChunk[] = [];
 
   before(async () => {
     server = new grpc.Server();
@@ -257,7 +289,10 @@ describe('a coordinator that sends what this client cannot read (a later release
       },
       cancel: () => undefined,
       list: () => undefined,
-      files: () => undefined,
+      files: (call: grpc.ServerWritableStream<unknown, FileChunk>) => {
+        for (const chunk of fileChunks) call.write(chunk);
+        call.end();
+      },
       resume: () => undefined,
     });
     const port = await new Promise<number>((resolve, reject) => server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (e, p) => (e ? reject(e) : resolve(p))));
@@ -292,6 +327,23 @@ describe('a coordinator that sends what this client cannot read (a later release
       await assert.rejects(client.watch('r1', () => undefined), (e: unknown) => e instanceof CoordinatorError && /RunEvent\.finished\.spent: missing/.test(e.message));
     } finally {
       client.close();
+    }
+  });
+
+  it('a file name with a separator or .. is refused before anything is written: nothing lands outside the download folder', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'download-'));
+    const client = new CoordinatorClient(address);
+    try {
+      const out = join(root, 'nested', 'out');
+      for (const name of ['../escaped.txt', '../../escaped.txt', 'sub/inner.txt', '..', `${root}/absolute.txt`, 'back\\slash.txt']) {
+        fileChunks = [{ name: 'record.json', offset: 0, data: Buffer.from('{}'), last: true }, { name, offset: 0, data: Buffer.from('planted'), last: true }];
+        await assert.rejects(client.download('r1', out), (e: unknown) => e instanceof CoordinatorError && /FileChunk\.name: .* is not a file name of a run folder/.test(e.message), name);
+      }
+      const everything = await readdir(root, { recursive: true });
+      assert.ok(everything.every((f) => !/escaped|inner|absolute|slash/.test(f)), `written outside or under the download folder: ${everything.join(', ')}`);
+    } finally {
+      client.close();
+      await rm(root, { recursive: true, force: true });
     }
   });
 

@@ -59,7 +59,7 @@ describe('gRPC message limits', () => {
       // A long body (chunked) with a tensor of several chunks.
       [{ kind: 'recover', rebuild: Array.from({ length: 60_000 }, (_, i) => ({ id: i, recipe: [{ kind: 'init', ids: [i] }] })), piece: [{ kind: 'score', samples: new Float32Array((3 * CHUNK_BYTES) / 4 + 5), count: 1 }] }],
       // A body just short of travelling chunked, in the header with 10,000 tensors announced.
-      [importing(10_000), { kind: 'snapshot', file: 'x'.repeat(pad) }],
+      [importing(10_000), { kind: 'snapshot', name: 'x'.repeat(pad) }],
     ];
     let chunk = 0;
     let header = 0;

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -150,9 +150,9 @@ describe('gRPC workers: real worker processes on loopback', () => {
     }
   });
 
-  it('refuses a coordinator that speaks another protocol version (the previous release, with JSON bodies, or a later one)', async () => {
+  it('refuses a coordinator that speaks another protocol version (earlier releases: JSON bodies, snapshot paths; or a later one)', async () => {
     const plan = resolveRunConfig({ budgetNfe: 1000 });
-    for (const version of [1, WORKER_PROTOCOL_VERSION + 1]) {
+    for (const version of [1, 2, WORKER_PROTOCOL_VERSION + 1]) {
       await assert.rejects(
         GrpcWorkerPool.connect([workers[0]!.address], workerSetupFor(plan), { runId: 'version', protocolVersion: version }),
         (e: unknown) => e instanceof WorkerRefusedError && new RegExp(`protocol version ${WORKER_PROTOCOL_VERSION}, the coordinator ${version}`).test(e.message),
@@ -170,7 +170,7 @@ describe('gRPC workers: real worker processes on loopback', () => {
 });
 
 describe('gRPC workers: several runs on one worker', () => {
-  it('runs share a worker, each with its own setup; past maxRuns the oldest is closed and says so', async () => {
+  it('runs share a worker, each with its own setup; a full worker refuses another run (how many it holds, the flag that raises it) and never evicts a live one', async () => {
     const server = await WorkerServer.start('127.0.0.1:0', { model: 'analytic:gmm', maxRuns: 2, logger: pino({ level: 'silent' }) });
     try {
       const plans = [1, 2, 3].map((seed) => resolveRunConfig({ budgetNfe: 1000, seed }));
@@ -178,10 +178,35 @@ describe('gRPC workers: several runs on one worker', () => {
       // Two runs at once on one worker, each giving its own seed's answer.
       const outcomes = await Promise.all(pools.map((pool, i) => search(plans[i]!, pool)));
       for (const [i, outcome] of outcomes.entries()) assert.deepEqual(decisions(outcome), decisions(await search(plans[i]!, inProcess(plans[i]!))));
-      const third = await GrpcWorkerPool.connect([server.address], workerSetupFor(plans[2]!), { runId: 'run-2' });
-      await assert.rejects(search(plans[0]!, pools[0]!), (e: unknown) => e instanceof WorkerCommandError && /run run-0 is not set up on this worker/.test(e.message));
-      await search(plans[1]!, pools[1]!);
-      await Promise.all([...pools, third].map((p) => p.close()));
+      await assert.rejects(GrpcWorkerPool.connect([server.address], workerSetupFor(plans[2]!), { runId: 'run-2' }), (e: unknown) => {
+        assert.ok(e instanceof WorkerRefusedError, String(e));
+        assert.match(e.message, /RESOURCE_EXHAUSTED: this worker holds 2 runs, as many as it may \(--max-runs 2\), and none has been idle for 10 min \(--idle-run-timeout\)/);
+        assert.doesNotMatch(e.message, /run-0|run-1/, 'the refusal names the runs the worker serves');
+        return true;
+      });
+      // Both runs are still there, and give their answers again.
+      for (const [i, pool] of pools.entries()) assert.deepEqual(decisions(await search(plans[i]!, pool)), decisions(outcomes[i]!));
+      await Promise.all(pools.map((p) => p.close()));
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('a run idle past the idle timeout is closed to make room, and the log says so; its batches are then refused without naming the run that took its place', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+    const server = await WorkerServer.start('127.0.0.1:0', { model: 'analytic:gmm', maxRuns: 1, idleRunMs: 300, logger });
+    try {
+      const plans = [1, 2].map((seed) => resolveRunConfig({ budgetNfe: 1000, seed }));
+      const idle = await GrpcWorkerPool.connect([server.address], workerSetupFor(plans[0]!), { runId: 'idle-run' });
+      await search(plans[0]!, idle);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      const newer = await GrpcWorkerPool.connect([server.address], workerSetupFor(plans[1]!), { runId: 'newer-run' });
+      assert.deepEqual(decisions(await search(plans[1]!, newer)), decisions(await search(plans[1]!, inProcess(plans[1]!))));
+      const closed = lines.map((l) => JSON.parse(l) as { msg: string; runId?: string }).find((l) => /^run closed to make room: idle for [\d.]+ s, past the idle timeout$/.test(l.msg));
+      assert.equal(closed?.runId, 'idle-run', lines.join(''));
+      await assert.rejects(search(plans[0]!, idle), (e: unknown) => e instanceof WorkerCommandError && /run idle-run is not set up on this worker/.test(e.message) && !/newer-run/.test(e.message));
+      await Promise.all([idle, newer].map((p) => p.close()));
     } finally {
       await server.close();
     }
@@ -410,30 +435,51 @@ describe('gRPC workers: bodies past the message limit', () => {
 });
 
 describe('gRPC workers: state snapshots', () => {
-  it('worker processes write their states to a shared folder; other worker processes resume from it with nothing recomputed', async () => {
+  it('worker processes keep snapshots in their state folder, under the run (not the session): others sharing it resume with nothing recomputed; workers without them rebuild, with the same answer', async () => {
     const plan = resolveRunConfig({ budgetNfe: 4000, seed: 12 });
     const sampler = createSampler(plan.sampler);
-    const folder = await mkdtemp(join(tmpdir(), 'grpc-snapshots-'));
-    const first = await Promise.all([0, 1].map(() => startWorker('analytic:gmm')));
-    const second = await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm')));
+    const shared = await mkdtemp(join(tmpdir(), 'grpc-state-'));
+    const elsewhere = await mkdtemp(join(tmpdir(), 'grpc-state-elsewhere-'));
+    const first = await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--state-dir', shared])));
+    const second = await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm', ['--state-dir', shared])));
+    const third = await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--state-dir', elsewhere])));
+    // As runSearchToFolder sets them up: the session changes at a resume, the snapshot scope (the run id) does not.
+    const setup = { ...workerSetupFor(plan), snapshotScope: 'snap' };
     try {
       const journal: JournalEntry[] = [];
       const snapshots: (TakenSnapshot | null)[] = [];
-      const pool = await GrpcWorkerPool.connect(first.map((w) => w.address), workerSetupFor(plan), { runId: 'snap' });
-      const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool), { snapshots: folder, onJournal: (e, s) => (journal.push(e), snapshots.push(s)) });
+      const pool = await GrpcWorkerPool.connect(first.map((w) => w.address), setup, { runId: 'snap' });
+      const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool), { snapshots: true, onJournal: (e, s) => (journal.push(e), snapshots.push(s)) });
       await pool.close();
       const k = journal.length - 1;
       assert.ok(snapshots[k - 1] !== null && snapshots[k - 1]!.files.length === 2, 'the workers wrote no snapshot');
-      const resumedPool = await GrpcWorkerPool.connect(second.map((w) => w.address), workerSetupFor(plan), { runId: 'snap-resumed' });
+      // Where the workers put them: their state folder, the run's scope, the names the coordinator gave.
+      const kept = await readdir(join(shared, 'snap'));
+      for (const file of snapshots[k - 1]!.files) assert.ok(kept.includes(file.name), `${file.name} is not in the state folder: ${kept.join(', ')}`);
+
+      const resumedPool = await GrpcWorkerPool.connect(second.map((w) => w.address), setup, { runId: 'snap.resume-1' });
       const dispatcher = new Dispatcher(resumedPool);
       const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { replay: journal.slice(0, k), restore: snapshots[k - 1]!.files });
       await resumedPool.close();
       assert.deepEqual(decisions(resumed), decisions(uninterrupted));
       assert.equal(dispatcher.stats.rebuildCounters.nfe, 0);
       assert.ok(dispatcher.stats.restoredStates > 0);
+
+      const problems: string[] = [];
+      const otherPool = await GrpcWorkerPool.connect(third.map((w) => w.address), setup, { runId: 'snap.resume-2' });
+      const rebuilding = new Dispatcher(otherPool, { onSnapshotProblem: (detail) => problems.push(detail) });
+      const rebuilt = await runSearch(createSearch(plan, sampler), rebuilding, { replay: journal.slice(0, k), restore: snapshots[k - 1]!.files });
+      await otherPool.close();
+      assert.deepEqual(decisions(rebuilt), decisions(uninterrupted));
+      assert.equal(rebuilding.stats.restoredStates, 0);
+      assert.ok(rebuilding.stats.rebuiltStates > 0);
+      assert.equal(problems.length, 2, problems.join('\n'));
+      assert.ok(problems.every((p) => /snapshot 'round-\d+-worker-\d+\.bin': cannot be read \(ENOENT: this worker has no such snapshot\)/.test(p)), problems.join('\n'));
+      assert.ok(problems.every((p) => !p.includes(elsewhere)), `a refusal shows the worker's folder: ${problems.join('\n')}`);
     } finally {
-      await stopWorkers([...first, ...second]);
-      await rm(folder, { recursive: true, force: true });
+      await stopWorkers([...first, ...second, ...third]);
+      await rm(shared, { recursive: true, force: true });
+      await rm(elsewhere, { recursive: true, force: true });
     }
   });
 });

@@ -18,16 +18,18 @@ import type { Command, CommandResult } from '../proto/commands.js';
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
+import { SnapshotFolder } from '../worker/snapshot-folder.js';
 import { searchDecisions } from './support/search-decisions.js';
 
 const METHODS: MethodName[] = ['evosearch', 'best-of-n', 'particles'];
 const silent = pino({ level: 'silent' });
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function inProcess(plan: RunPlan, count: number): InProcessPool {
+function inProcess(plan: RunPlan, count: number, snapshotFolder?: string): InProcessPool {
   const sampler = createSampler(plan.sampler);
   const model = loadModel(plan.model, { prediction: sampler.prediction });
-  return new InProcessPool(Array.from({ length: count }, () => new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize })));
+  const snapshots = snapshotFolder === undefined ? {} : { snapshots: new SnapshotFolder(snapshotFolder) };
+  return new InProcessPool(Array.from({ length: count }, () => new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize, ...snapshots })));
 }
 
 /** `pool` with every command it is given logged into `events` as `exec:<kind>` (snapshots with their round). */
@@ -39,7 +41,7 @@ function logged(pool: WorkerPool, events: string[]): WorkerPool {
     describe: (i) => pool.describe(i),
     close: () => pool.close(),
     execute: (i: number, commands: readonly Command[]): Promise<CommandResult[]> => {
-      for (const c of commands) events.push(c.kind === 'snapshot' ? `snapshot:${/round-(\d+)-/.exec(c.file)![1]}` : `exec:${c.kind}`);
+      for (const c of commands) events.push(c.kind === 'snapshot' ? `snapshot:${/round-(\d+)-/.exec(c.name)![1]}` : `exec:${c.kind}`);
       return pool.execute(i, commands);
     },
   };
@@ -98,10 +100,10 @@ describe('checkpoints written while the next round runs', () => {
       const reference = await runSearch(createSearch(plan, sampler), new Dispatcher(inProcess(plan, 2)), { population: 4, thumbnails: 8 });
       const events: string[] = [];
       const kept: number[] = [];
-      const outcome = await runSearch(createSearch(plan, sampler), new Dispatcher(logged(inProcess(plan, 2), events)), {
+      const outcome = await runSearch(createSearch(plan, sampler), new Dispatcher(logged(inProcess(plan, 2, folder), events)), {
         population: 4,
         thumbnails: 8,
-        snapshots: folder,
+        snapshots: true,
         onJournal: async (entry: JournalEntry) => {
           events.push(`journal-start:${entry.report.round}`);
           // The scenario: keeping an entry takes a while, long enough for the next round to go out.

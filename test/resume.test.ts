@@ -8,16 +8,19 @@ import { resolveRunConfig, type MethodName, type RunPlan } from '../config/resol
 import { createSampler } from '../samplers/index.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
+import { SnapshotFolder } from '../worker/snapshot-folder.js';
 import { searchDecisions } from './support/search-decisions.js';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TakenSnapshot } from '../coordinator/engine/run-search.js';
 
-function pool(plan: RunPlan, count: number): InProcessPool {
+/** `count` workers in this process; with `snapshotFolder`, they keep their snapshots there (as local threads keep theirs in the run folder). */
+function pool(plan: RunPlan, count: number, snapshotFolder?: string): InProcessPool {
   const sampler = createSampler(plan.sampler);
   const model = loadModel(plan.model, { prediction: sampler.prediction });
-  return new InProcessPool(Array.from({ length: count }, () => new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize })));
+  const snapshots = snapshotFolder === undefined ? {} : { snapshots: new SnapshotFolder(snapshotFolder) };
+  return new InProcessPool(Array.from({ length: count }, () => new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize, ...snapshots })));
 }
 
 const decisions = searchDecisions;
@@ -60,9 +63,9 @@ describe('resuming from the workers\' state snapshots: nothing is recomputed, an
       try {
         const journal: JournalEntry[] = [];
         const snapshots: (TakenSnapshot | null)[] = [];
-        const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2)), {
+        const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2, folder)), {
           population: 6,
-          snapshots: folder,
+          snapshots: true,
           onJournal: (e, snapshot) => {
             journal.push(e);
             snapshots.push(snapshot);
@@ -72,7 +75,7 @@ describe('resuming from the workers\' state snapshots: nothing is recomputed, an
         // Each worker keeps its files of the last two rounds (a checkpoint and the one before it).
         assert.ok((await readdir(folder)).length <= 4, `old snapshots were not dropped: ${(await readdir(folder)).join(', ')}`);
         for (const k of [...new Set([journal.length - 1, journal.length])].filter((k) => k >= 1)) {
-          const dispatcher = new Dispatcher(pool(plan, 3));
+          const dispatcher = new Dispatcher(pool(plan, 3, folder));
           const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { population: 6, replay: journal.slice(0, k), restore: snapshots[k - 1]!.files });
           assert.deepEqual(decisions(resumed), decisions(uninterrupted), `resumed after round ${k}`);
           assert.equal(dispatcher.stats.rebuildCounters.nfe, 0, `resumed after round ${k}: states were recomputed`);
@@ -91,15 +94,15 @@ describe('resuming from the workers\' state snapshots: nothing is recomputed, an
     try {
       const journal: JournalEntry[] = [];
       const snapshots: (TakenSnapshot | null)[] = [];
-      const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2)), { snapshots: folder, onJournal: (e, s) => (journal.push(e), snapshots.push(s)) });
+      const uninterrupted = await runSearch(createSearch(plan, sampler), new Dispatcher(pool(plan, 2, folder)), { snapshots: true, onJournal: (e, s) => (journal.push(e), snapshots.push(s)) });
       const k = journal.length - 1;
       const [damaged, missing] = snapshots[k - 1]!.files;
-      const bytes = await readFile(damaged!.file);
+      const bytes = await readFile(join(folder, damaged!.name));
       bytes[bytes.length - 1]! ^= 0xff;
-      await writeFile(damaged!.file, bytes);
-      await rm(missing!.file);
+      await writeFile(join(folder, damaged!.name), bytes);
+      await rm(join(folder, missing!.name));
       const problems: string[] = [];
-      const dispatcher = new Dispatcher(pool(plan, 2), { onSnapshotProblem: (detail) => problems.push(detail) });
+      const dispatcher = new Dispatcher(pool(plan, 2, folder), { onSnapshotProblem: (detail) => problems.push(detail) });
       const resumed = await runSearch(createSearch(plan, sampler), dispatcher, { replay: journal.slice(0, k), restore: snapshots[k - 1]!.files });
       assert.deepEqual(decisions(resumed), decisions(uninterrupted));
       assert.equal(dispatcher.stats.restoredStates, 0);

@@ -62,7 +62,7 @@ describe('tensor frames: commands and results on the wire', () => {
       result('fetch', { samples: [{ id: 3, data: new Float32Array([1, 2]), shape: [2, 1] }, { id: 4, data: new Float32Array(0), shape: [0] }] }),
       result('advance', { scores: [{ id: 1, reward: 0.5, metrics: { aesthetic: Number.NaN, clip: -Infinity } }, { id: 2, reward: -3 }], counters: { nfe: 7, forwardPasses: 14, decodes: 2, rewardCalls: 2 } }),
       result('export', { states: [{ id: 9, step: 4, latent: new Float32Array([1]), previousX0: null, cachedOutput: new Float32Array([2, 3]) }] }),
-      result('recover', { results: [result('init'), result('snapshot', { snapshot: { file: '/s/a.bin', ids: [1, 2], bytes: 40, sha256: 'ab' } })] }),
+      result('recover', { results: [result('init'), result('snapshot', { snapshot: { name: 'round-3-worker-1.bin', ids: [1, 2], bytes: 40, sha256: 'ab' } })] }),
     ];
     assert.deepEqual(roundTrip('results', body), body);
   });
@@ -72,6 +72,28 @@ describe('tensor frames: commands and results on the wire', () => {
     assert.throws(() => new FrameAssembler('commands', 1024).add(header([200, 100])), (e: unknown) => e instanceof FrameError && /1200 bytes in all, over the limit of 1024/.test(e.message));
     assert.throws(() => new FrameAssembler('commands').add(header([4e12])), /over the limit/);
     assert.equal(new FrameAssembler('commands', 1024).add(header([256])), null);
+  });
+
+  it('shows each header to its admission before allocating: the run and the bytes it announces; a refusal is the stream\'s error, and nothing is allocated', () => {
+    const header = (runId: string, tensorLengths: number[]): Frame => ({ header: { runId, tensorLengths, commands: { commands: [] } } });
+    const seen: [string, number][] = [];
+    const admitOnly = (run: string) => (runId: string, bytes: number) => {
+      seen.push([runId, bytes]);
+      if (runId !== run) throw new Error(`run ${runId} is not here`);
+    };
+    const before = process.memoryUsage().arrayBuffers;
+    assert.throws(() => new FrameAssembler('commands', undefined, admitOnly('mine')).add(header('theirs', [2 ** 30 - 1])), /run theirs is not here/);
+    assert.ok(process.memoryUsage().arrayBuffers - before < 2 ** 26, 'allocated before the admission was asked');
+    const ok = new FrameAssembler('commands', undefined, admitOnly('mine'));
+    assert.equal(ok.add(header('mine', [3, 5])), null);
+    assert.equal(ok.add({ chunk: { tensor: 0, offset: 0, data: new Uint8Array(12) } }), null);
+    ok.add({ chunk: { tensor: 1, offset: 0, data: new Uint8Array(20) } });
+    assert.deepEqual(ok.add({ end: {} }), { runId: 'mine', body: [] });
+    assert.deepEqual(seen, [['theirs', 4 * (2 ** 30 - 1)], ['mine', 32]]);
+    // The absolute limit and malformed lengths come first: an admission never sees them.
+    assert.throws(() => new FrameAssembler('commands', 1024, admitOnly('mine')).add(header('mine', [300])), /over the limit of 1024/);
+    assert.throws(() => new FrameAssembler('commands', undefined, admitOnly('mine')).add(header('mine', [1.5])), /not a whole number of floats/);
+    assert.equal(seen.length, 2);
   });
 
   it('refuses malformed streams, saying what is wrong', () => {

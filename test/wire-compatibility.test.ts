@@ -6,10 +6,6 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { pino } from 'pino';
 import { resolveRunConfig } from '../config/resolve-run-config.js';
@@ -18,14 +14,14 @@ import { commandsFromWire, resultsToWire, TensorTable } from '../proto/command-m
 import { setupFromWire, setupToWire } from '../proto/setup-message.js';
 import { WireError } from '../proto/wire-error.js';
 import { PROTO_FILE, TO_OBJECT } from '../proto/worker-proto.js';
+import { editedWorkerProto, RawWorkerClient } from './support/raw-worker-client.js';
 import { WORKER_PROTOCOL_VERSION } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 
 /** worker.proto as a later release might have it: a field more in several messages, and a new command. */
 async function laterProto(): Promise<protobuf.Root> {
-  const dir = await mkdtemp(join(tmpdir(), 'evosearch-later-proto-'));
-  try {
-    const text = (await readFile(PROTO_FILE, 'utf8'))
+  return editedWorkerProto((proto) => {
+    const text = proto
       .replace('message AdvanceCommand {\n', 'message AdvanceCommand {\n  string scheduler_hint = 90;\n')
       .replace('message RunSetup {\n', 'message RunSetup {\n  string tenant = 90;\n')
       .replace('message CommandResult {\n', 'message CommandResult {\n  double seconds = 90;\n')
@@ -33,12 +29,8 @@ async function laterProto(): Promise<protobuf.Root> {
       .replace('    RestoreCommand restore = 13;\n', '    RestoreCommand restore = 13;\n    FutureCommand future = 90;\n')
       .concat('\nmessage FutureCommand { repeated uint64 ids = 1; }\n');
     for (const added of ['scheduler_hint = 90', 'tenant = 90', 'seconds = 90', 'trace_id = 90', 'FutureCommand future = 90']) assert.ok(text.includes(added), `the later .proto lacks ${added}`);
-    await writeFile(join(dir, 'worker.proto'), text);
-    await writeFile(join(dir, 'sampler.proto'), await readFile(join(dirname(PROTO_FILE), 'sampler.proto')));
-    return protobuf.loadSync(join(dir, 'worker.proto'));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+    return text;
+  });
 }
 
 const silent = pino({ level: 'silent' });
@@ -74,30 +66,17 @@ describe('worker protocol: a peer of a later release', () => {
 
   it('a later coordinator sets up and runs commands on this release’s worker over gRPC, with its extra fields along', async () => {
     const later = await laterProto();
-    const type = (name: string) => later.lookupType(`evosearch.worker.v1.${name}`);
-    const codec = (name: string) => ({ serialize: (v: object) => Buffer.from(type(name).encode(type(name).fromObject(v)).finish()), deserialize: (b: Buffer) => type(name).toObject(type(name).decode(b), { ...TO_OBJECT, enums: String }) });
     const server = await WorkerServer.start('127.0.0.1:0', { model: 'analytic:gmm', logger: silent });
-    const client = new grpc.Client(server.address, grpc.credentials.createInsecure());
+    const client = new RawWorkerClient(server.address, later);
     try {
-      const unary = (method: string, request: string, reply: string, body: object) =>
-        new Promise<Record<string, unknown>>((resolve, reject) =>
-          client.makeUnaryRequest(`/evosearch.worker.v1.Worker/${method}`, codec(request).serialize, codec(reply).deserialize, body, (error, value) => (error ? reject(error) : resolve(value as Record<string, unknown>))),
-        );
-      const hello = await unary('Hello', 'HelloRequest', 'HelloReply', { protocolVersion: WORKER_PROTOCOL_VERSION, expectedModelBuild: '' });
+      const hello = await client.unary('Hello', 'HelloRequest', 'HelloReply', { protocolVersion: WORKER_PROTOCOL_VERSION, expectedModelBuild: '' });
       assert.equal(hello.protocolVersion, WORKER_PROTOCOL_VERSION);
       const plan = resolveRunConfig({ budgetNfe: 1000, seed: 9 });
-      await unary('Setup', 'SetupRequest', 'SetupReply', { runId: 'later', setup: { ...setupToWire(workerSetupFor(plan)), tenant: 'lab-a' } });
-      const frame = codec('Frame');
-      const replies = await new Promise<Record<string, unknown>[]>((resolve, reject) => {
-        const got: Record<string, unknown>[] = [];
-        const call = client.makeBidiStreamRequest('/evosearch.worker.v1.Worker/Execute', frame.serialize, frame.deserialize);
-        call.on('data', (f: Record<string, unknown>) => got.push(f));
-        call.on('error', reject);
-        call.on('end', () => resolve(got));
-        call.write({ header: { runId: 'later', traceId: 't-1', tensorLengths: [], commands: { commands: [{ init: { ids: [1, 2] } }, { advance: { ids: [1, 2], from: 0, to: 2, purpose: 'NOISE_PURPOSE_ADVANCE', score: true, schedulerHint: 'fast' } }] } } });
-        call.write({ end: {} });
-        call.end();
-      });
+      await client.setup('later', { ...setupToWire(workerSetupFor(plan)), tenant: 'lab-a' });
+      const replies = await client.execute([
+        { header: { runId: 'later', traceId: 't-1', tensorLengths: [], commands: { commands: [{ init: { ids: [1, 2] } }, { advance: { ids: [1, 2], from: 0, to: 2, purpose: 'NOISE_PURPOSE_ADVANCE', score: true, schedulerHint: 'fast' } }] } } },
+        { end: {} },
+      ]);
       const header = replies[0]!.header as { results: { results: { kind: string; scores: { id: number; reward: number }[]; counters: { nfe: number } }[] } };
       assert.deepEqual(header.results.results.map((r) => r.kind), ['COMMAND_KIND_INIT', 'COMMAND_KIND_ADVANCE']);
       assert.deepEqual(header.results.results[1]!.scores.map((s) => s.id), [1, 2]);

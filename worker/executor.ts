@@ -20,8 +20,7 @@ import { LocalRewardScorer, type RewardScorer } from './reward-scorer.js';
 import { coalescingModel } from './coalescing-model.js';
 import { NoisePrefetch, type NoiseDraw } from './noise-prefetch.js';
 import { StateStore, type TrajectoryState } from './state-store.js';
-import { rmSync } from 'node:fs';
-import { readSnapshot, writeSnapshot } from './snapshot-file.js';
+import { NO_SNAPSHOTS, type Snapshots } from './snapshot-folder.js';
 import { thumbnail } from './thumbnail.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 
@@ -56,6 +55,11 @@ export interface ExecutorOptions {
    * helper competes with onnxruntime's own threads. Results are the same either way.
    */
   readonly noiseAhead?: boolean;
+  /**
+   * Where snapshot commands write and read, by name: the host's choice (worker/snapshot-folder.ts).
+   * Without it every snapshot and restore fails, saying so.
+   */
+  readonly snapshots?: Snapshots;
 }
 
 /**
@@ -133,15 +137,16 @@ export class CommandExecutor {
         }
         return result('import', counters);
       case 'snapshot': {
-        const written = writeSnapshot(command.file, [...this.store.entries()].sort(([a], [b]) => a - b));
-        if (command.drop !== undefined) rmSync(command.drop, { force: true });
+        const snapshots = this.options.snapshots ?? NO_SNAPSHOTS;
+        const written = snapshots.write(command.name, [...this.store.entries()].sort(([a], [b]) => a - b));
+        if (command.dropName !== undefined) snapshots.remove(command.dropName);
         return { ...result('snapshot', counters), snapshot: written };
       }
       case 'restore': {
         // Every state is checked before any is kept: a refused restore leaves this worker as it was.
-        const states = readSnapshot(command.file, command.sha256, command.ids);
+        const states = (this.options.snapshots ?? NO_SNAPSHOTS).read(command.name, command.sha256, command.ids);
         for (const [id, state] of states) {
-          if (state.latent.length !== this.latentSize) throw new RangeError(`restore: state ${id} in ${command.file} has ${state.latent.length} floats, this worker's model takes ${this.latentSize}`);
+          if (state.latent.length !== this.latentSize) throw new RangeError(`restore: state ${id} in snapshot '${command.name}' has ${state.latent.length} floats, this worker's model takes ${this.latentSize}`);
           if (this.store.has(id)) throw new Error(`restore: state ${id} exists here already; a restore must not overwrite this worker's own states`);
         }
         for (const [id, state] of states) this.store.put(id, state);

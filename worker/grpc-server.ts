@@ -18,12 +18,27 @@ import { PLAINTEXT_LOOPBACK, refusalUnlessRole, serverCredentials, type Transpor
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { setupFromWire } from '../proto/setup-message.js';
 import { resolveSamplerConfig } from '../samplers/index.js';
+import { AdmissionRefusal, DEFAULT_IDLE_RUN_MS, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RUNS, describeMs, RunAdmission } from './run-admission.js';
+import { defaultStateFolder, openStateFolder, scopeFolder } from './state-folder.js';
+import { ModelRoots, workerModelRoots } from './bundles/model-roots.js';
+import { bundlePath } from './models/load-model.js';
 
 export interface WorkerServerOptions {
   /** The model this worker serves (a bundle folder or an analytic spec). */
   readonly model: string;
   /** Runs set up at once (default 8): each holds a model instance conditioned on its prompt. */
   readonly maxRuns?: number;
+  /** A run with no batch for this long may be closed when a new run needs its place (default 10 min). */
+  readonly idleRunMs?: number;
+  /** Tensor bytes one run's batches may announce at once (default 1 GiB); a batch past it is refused. */
+  readonly maxBatchBytes?: number;
+  /** Where this worker keeps its runs' snapshots (default ~/.evosearch/worker-state; made 0700). */
+  readonly stateDir?: string;
+  /**
+   * The folders it loads rewards manifests (and what they name) from, beside the bundle it serves
+   * (default: the repository's models/bundles). Any other path a coordinator names is refused.
+   */
+  readonly modelRoots?: readonly string[];
   /** What this worker serves (default both). */
   readonly role?: WorkerRole;
   readonly providers?: readonly string[];
@@ -40,10 +55,16 @@ type ServiceError = Partial<grpc.StatusObject> & { code: grpc.status; details: s
 
 export class WorkerServer {
   /**
-   * The runs set up here, oldest first: several runs (e.g. the prompts of one benchmark) share a worker
-   * at once, each on its own thread with its own conditioning. The oldest is closed past `maxRuns`.
+   * The runs set up here: several runs (e.g. the prompts of one benchmark) share a worker at once, each
+   * on its own thread with its own conditioning. Which runs and batches it takes: worker/run-admission.ts.
    */
-  private readonly runs = new Map<string, ThreadPool>();
+  private readonly admission: RunAdmission;
+  private get runs() {
+    return this.admission.runs;
+  }
+  /** Its runs' snapshots go to `<stateFolder>/<run scope>/`; nothing from the wire names a path. */
+  private readonly stateFolder: string;
+  private readonly modelRoots: ModelRoots;
   private readonly setups = new TurnQueue();
   private inFlight = 0;
   private busyMs = 0;
@@ -64,7 +85,18 @@ export class WorkerServer {
     private readonly options: WorkerServerOptions,
     readonly build: string,
     readonly address: string,
-  ) {}
+  ) {
+    this.admission = new RunAdmission({ maxRuns: options.maxRuns ?? DEFAULT_MAX_RUNS, idleRunMs: options.idleRunMs ?? DEFAULT_IDLE_RUN_MS, maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES });
+    try {
+      this.stateFolder = openStateFolder(options.stateDir ?? defaultStateFolder());
+      this.modelRoots = new ModelRoots(workerModelRoots(bundlePath(options.model), options.modelRoots ?? []));
+    } catch (error) {
+      // The port is bound already: a worker that cannot serve lets it go, or its process would never end.
+      server.forceShutdown();
+      throw error;
+    }
+    options.logger.info({ stateDir: this.stateFolder, modelRoots: this.modelRoots.folders, ...this.admission.limits }, 'worker limits and folders');
+  }
 
   /** Binds `address` (port 0 picks a free one) and serves until drained. */
   static async start(address: string, options: WorkerServerOptions): Promise<WorkerServer> {
@@ -111,7 +143,7 @@ export class WorkerServer {
     // Setups run one at a time: a second coordinator call for the same run waits for the first.
     await this.setups.run(async () => {
       const existing = this.runs.get(request.runId);
-      if (existing !== undefined) return done(null, { description: existing.describe(0) });
+      if (existing !== undefined) return done(null, { description: existing.pool.describe(0) });
       let setup: WorkerSetup;
       try {
         // The worker's own model and GPU options (the run's are its coordinator's); providers and
@@ -119,12 +151,22 @@ export class WorkerServer {
         const { cuda: _runCuda, ...asked } = setupFromWire(request.setup);
         setup = { ...asked, model: this.options.model, ...(this.options.providers ? { providers: this.options.providers } : {}), ...(this.options.cuda !== undefined ? { cuda: this.options.cuda } : {}), ...(this.options.intraOpThreads !== undefined ? { intraOpThreads: this.options.intraOpThreads } : {}) };
         resolveSamplerConfig(setup.sampler);
+        // Judged on its path alone, before the file is looked at (worker/bundles/model-roots.ts).
+        if (setup.rewards !== undefined) this.modelRoots.confine(setup.rewards, 'setup.rewards');
       } catch (error) {
         return done(refusal(grpc.status.INVALID_ARGUMENT, `cannot set up run ${request.runId}: ${(error as Error).message}`));
       }
+      // A full worker says so before it starts a thread for nothing.
+      try {
+        this.admission.roomForOneMore();
+      } catch (error) {
+        return done(asRefusal(error));
+      }
+      // Scoped by the run, not the session: a resumed run (a new session) finds its snapshots.
+      const snapshotFolder = scopeFolder(this.stateFolder, setup.snapshotScope ?? request.runId);
       let pool: ThreadPool;
       try {
-        pool = await this.onDevice(() => ThreadPool.start(1, setup, this.options.transport));
+        pool = await this.onDevice(() => ThreadPool.start(1, setup, { modelRoots: this.modelRoots.folders, ...(snapshotFolder !== null ? { snapshotFolder } : {}), ...(this.options.transport !== undefined ? { transport: this.options.transport } : {}) }));
         for (const warning of pool.warnings) this.options.logger.warn({ runId: request.runId }, warning);
       } catch (error) {
         return done(refusal(grpc.status.FAILED_PRECONDITION, `cannot set up run ${request.runId}: ${(error as Error).message}`));
@@ -135,13 +177,20 @@ export class WorkerServer {
         await pool.close();
         return done(refusal(grpc.status.UNAVAILABLE, 'this worker is draining'));
       }
-      this.runs.set(request.runId, pool);
-      while (this.runs.size > (this.options.maxRuns ?? 8)) {
-        const [oldest, old] = this.runs.entries().next().value as [string, ThreadPool];
-        this.runs.delete(oldest);
-        await old.close();
-        this.options.logger.info({ runId: oldest }, 'run closed to make room');
+      // Judged again: a run that was idle may have taken a batch while the thread started.
+      let room;
+      try {
+        room = this.admission.roomForOneMore();
+      } catch (error) {
+        await pool.close();
+        return done(asRefusal(error));
       }
+      if (room !== null) {
+        this.runs.delete(room.runId);
+        await room.run.pool.close();
+        this.options.logger.info({ runId: room.runId, idle: describeMs(room.idleMs), for: request.runId }, `run closed to make room: idle for ${describeMs(room.idleMs)}, past the idle timeout`);
+      }
+      this.admission.add(request.runId, pool);
       this.options.logger.info({ runId: request.runId, description: pool.describe(0), runs: this.runs.size }, 'run set up');
       done(null, { description: pool.describe(0) });
     });
@@ -154,9 +203,16 @@ export class WorkerServer {
   }
 
   private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
-    const assembler = new FrameAssembler('commands');
+    // The header is judged before anything is allocated: its run must be set up here, and within its
+    // byte limit (worker/run-admission.ts). The batch counts as in flight from then until it ends.
+    let admitted: ReturnType<RunAdmission['admitBatch']> | null = null;
+    const assembler = new FrameAssembler('commands', undefined, (runId, bytes) => {
+      if (this.draining) throw new AdmissionRefusal(grpc.status.UNAVAILABLE, 'this worker is draining: send the batch elsewhere');
+      admitted = this.admission.admitBatch(runId, bytes);
+    });
     let failed = false;
     const fail = (error: ServiceError) => {
+      admitted?.done();
       if (failed) return;
       failed = true;
       call.emit('error', error);
@@ -166,18 +222,27 @@ export class WorkerServer {
     // be interrupted), but its answer goes nowhere, and waiting to send it would hold the batch in
     // flight, and a drain, forever.
     let cancelled = false;
-    const gone = new Promise<void>((resolve) => call.once('cancelled', () => ((cancelled = true), resolve())));
+    let handedToThread = false;
+    const gone = new Promise<void>((resolve) => call.once('cancelled', () => {
+      cancelled = true;
+      // Abandoned while it arrived: nothing will end it but this.
+      if (!handedToThread) admitted?.done();
+      resolve();
+    }));
     call.on('data', (frame: Frame) => {
       let assembled;
       try {
         assembled = assembler.add(frame);
       } catch (error) {
-        return fail(refusal(grpc.status.INVALID_ARGUMENT, (error as Error).message));
+        return fail(asRefusal(error));
       }
       if (assembled === null) return;
       if (this.draining) return fail(refusal(grpc.status.UNAVAILABLE, 'this worker is draining: send the batch elsewhere'));
-      const pool = this.runs.get(assembled.runId);
-      if (pool === undefined) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker (it serves ${[...this.runs.keys()].join(', ') || 'no run'})`));
+      // The run may have been closed while its batch arrived (a drain).
+      const pool = admitted !== null && this.runs.get(assembled.runId) === admitted.run ? admitted.run.pool : undefined;
+      if (pool === undefined) return fail(refusal(grpc.status.FAILED_PRECONDITION, `run ${assembled.runId} is not set up on this worker`));
+      const batch = admitted!;
+      handedToThread = true;
       this.inFlight += 1;
       let started = 0;
       // The thread's running NFE count of this batch, for Health: coordinators watch it move.
@@ -209,6 +274,7 @@ export class WorkerServer {
         })
         .catch((error: Error) => fail(refusal(grpc.status.INTERNAL, error.message)))
         .finally(() => {
+          batch.done();
           if (this.nfeRunning.delete(running)) this.nfeDone += running.nfe;
           this.inFlight -= 1;
           if (this.inFlight === 0) this.idle?.();
@@ -243,7 +309,7 @@ export class WorkerServer {
   }
 
   private async closeRuns(): Promise<void> {
-    const pools = [...this.runs.values()];
+    const pools = [...this.runs.values()].map((run) => run.pool);
     this.runs.clear();
     await Promise.all(pools.map((p) => p.close()));
   }
@@ -251,4 +317,9 @@ export class WorkerServer {
 
 function refusal(code: grpc.status, details: string): ServiceError {
   return { code, details, metadata: new grpc.Metadata() };
+}
+
+/** An admission's refusal with its own status; any other error of a stream or setup is malformed input. */
+function asRefusal(error: unknown): ServiceError {
+  return error instanceof AdmissionRefusal ? refusal(error.status, error.message) : refusal(grpc.status.INVALID_ARGUMENT, (error as Error).message);
 }

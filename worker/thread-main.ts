@@ -15,11 +15,29 @@ import { isProviderName, PROVIDER_NAMES } from './runtime/providers.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
 import { callRowsFor } from './fixed-shape-model.js';
 import { TurnQueue } from '../async/timeouts-and-turns.js';
+import { ModelRoots } from './bundles/model-roots.js';
+import { SnapshotFolder } from './snapshot-folder.js';
 
-/** What a thread starts with: the run, and how it reaches the run's reward workers. */
+/**
+ * What the host of a worker thread decides, not the run: where the thread keeps its snapshots, and
+ * which folders it may load models and rewards from. A thread starts with a run's setup and these.
+ */
+export interface ThreadHost {
+  /** The folder of this thread's snapshots (worker/snapshot-folder.ts); absent: it keeps none. */
+  readonly snapshotFolder?: string;
+  /**
+   * The only folders a rewards manifest (the setup's, and what it names) may come from
+   * (worker/bundles/model-roots.ts); absent: any (a local run's own files).
+   */
+  readonly modelRoots?: readonly string[];
+  /** How the thread reaches the run's reward workers, if it has any (default plaintext on loopback). */
+  readonly transport?: TransportSecurity;
+}
+
+/** A thread's workerData. */
 export interface ThreadStart {
   readonly setup: WorkerSetup;
-  readonly transport?: TransportSecurity;
+  readonly host: ThreadHost;
 }
 
 /** The TLS material as it arrives in a thread: structured clone turns Buffers into Uint8Arrays. */
@@ -89,7 +107,7 @@ const port = parentPort;
 if (port === null) throw new Error('worker/thread-main.js must run as a worker thread');
 
 try {
-  const { setup, transport } = workerData as ThreadStart;
+  const { setup, host } = workerData as ThreadStart;
   const sampler = createSampler(setup.sampler);
   const providers = (setup.providers ?? ['cpu']).map((name) => {
     if (!isProviderName(name)) throw new RangeError(`unknown execution provider '${name}'; known: ${PROVIDER_NAMES.join(', ')}`);
@@ -103,11 +121,12 @@ try {
     ...(setup.negativePrompt !== undefined ? { negativePrompt: setup.negativePrompt } : {}),
     ...(setup.guidanceScale !== undefined ? { guidanceScale: setup.guidanceScale } : {}),
     ...(setup.rewards !== undefined ? { rewards: setup.rewards } : {}),
+    ...(host.modelRoots !== undefined ? { modelRoots: new ModelRoots(host.modelRoots) } : {}),
     ...(setup.intraOpThreads !== undefined ? { intraOpThreads: setup.intraOpThreads } : {}),
     // A denoising-only worker sends its samples to the run's reward workers: it opens no reward model.
     ...(setup.rewardWorkers !== undefined ? { remoteRewards: true } : {}),
   });
-  const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, opened.rewards[0]!.name, transport === undefined ? PLAINTEXT_LOOPBACK : threadTransport(transport));
+  const scorer = setup.rewardWorkers === undefined ? undefined : new RemoteRewardScorer(setup.rewardWorkers.addresses, setup.rewardWorkers.runId, opened.rewards[0]!.name, host.transport === undefined ? PLAINTEXT_LOOPBACK : threadTransport(host.transport));
   // Read before wrapping: the fallbacks are the opened bundle's, the wrapper only reshapes its calls.
   const warnings = 'fallbacks' in opened && typeof opened.fallbacks === 'function' ? (opened.fallbacks as () => string[])() : [];
   const sessions = 'sessions' in opened ? (opened.sessions as readonly { part: string; provider: string }[]) : [];
@@ -119,7 +138,8 @@ try {
   const noiseAhead = denoiserProvider !== undefined && denoiserProvider !== 'cpu';
   // What the message in work has spent, told to the coordinator's display now and then.
   const progress = new ProgressReporter(port);
-  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, onCount: (latents) => progress.count(latents), noiseAhead, ...(scorer ? { scorer } : {}) });
+  const snapshots = host.snapshotFolder === undefined ? undefined : new SnapshotFolder(host.snapshotFolder);
+  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, onCount: (latents) => progress.count(latents), noiseAhead, ...(scorer ? { scorer } : {}), ...(snapshots ? { snapshots } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   // A close that throws stays an unhandled rejection, which ends the thread (the pool sees it exit).
   const messages = new TurnQueue();

@@ -1,8 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Command, CommandResult } from '../proto/commands.js';
-import type { FromWorker, SerializedError, ThreadStart, ToWorker } from './thread-main.js';
+import type { FromWorker, SerializedError, ThreadHost, ThreadStart, ToWorker } from './thread-main.js';
 import type { WorkerSetup } from '../proto/worker-setup.js';
-import type { TransportSecurity } from '../proto/transport-security.js';
 import { cudaProcessEnvironment } from './runtime/providers.js';
 import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../proto/worker-pool.js';
 import { checkThreadCount } from './runtime/host-limits.js';
@@ -31,9 +30,8 @@ class ThreadWorker {
 
   constructor(readonly index: number, readonly thread: Worker) {}
 
-  static start(index: number, setup: WorkerSetup, transport: TransportSecurity | undefined): Promise<ThreadWorker> {
-    const start: ThreadStart = { setup, ...(transport !== undefined ? { transport } : {}) };
-    const thread = new Worker(new URL('./thread-main.js', import.meta.url), { workerData: start });
+  static start(index: number, setup: WorkerSetup, host: ThreadHost): Promise<ThreadWorker> {
+    const thread = new Worker(new URL('./thread-main.js', import.meta.url), { workerData: { setup, host } satisfies ThreadStart });
     const worker = new ThreadWorker(index, thread);
     return new Promise((resolve, reject) => {
       thread.on('message', (message: FromWorker) => {
@@ -164,16 +162,17 @@ export class ThreadPool implements WorkerPool {
 
   /**
    * Starts `count` worker threads. A count that is not a positive whole number, or past this machine's
-   * thread limit (config/limits.ts), is refused before any thread starts. `transport`: how the threads
-   * reach the run's reward workers, if it has any (default plaintext on loopback).
+   * thread limit (config/limits.ts), is refused before any thread starts. `host` is what the caller
+   * decides for them: the embedded run gives its run folder's `snapshots/`, a gRPC worker its state
+   * folder and model roots (worker/grpc-server.ts).
    */
-  static async start(count: number, setup: WorkerSetup, transport?: TransportSecurity): Promise<ThreadPool> {
+  static async start(count: number, setup: WorkerSetup, host: ThreadHost = {}): Promise<ThreadPool> {
     if (!(Number.isSafeInteger(count) && count > 0)) throw new FailureError('config', `worker threads: ${String(count)} is not a positive whole number of threads`);
     checkThreadCount(count, { what: 'worker threads', flag: '--workers', field: 'workers' });
     // Read by the CUDA libraries when the first session starts them, from the C environment the
     // threads share (a thread's process.env is a copy, so it is set here, on the main thread).
     for (const [key, value] of Object.entries(cudaProcessEnvironment(setup.cuda))) process.env[key] ??= value;
-    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => ThreadWorker.start(i, setup, transport)));
+    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => ThreadWorker.start(i, setup, host)));
     const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed !== undefined) {

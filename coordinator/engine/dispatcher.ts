@@ -128,12 +128,12 @@ export class Dispatcher {
   }
 
   /**
-   * Each worker writes every state it holds to a file named for the round in `folder` (on its own
-   * machine). Null when the snapshot is not usable: then the checkpoint has none and a resume rebuilds
+   * Each worker writes every state it holds to a snapshot named for the round, kept where its host keeps
+   * them. Null when the snapshot is not usable: then the checkpoint has none and a resume rebuilds
    * (snapshots.ts).
    */
-  snapshot(folder: string, round: number): Promise<SnapshotFile[] | null> {
-    return this.snapshots.write(folder, round);
+  snapshot(round: number): Promise<SnapshotFile[] | null> {
+    return this.snapshots.write(round);
   }
 
   /**

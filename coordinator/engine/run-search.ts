@@ -69,16 +69,19 @@ export interface OutputOptions {
 /** What the engine hands over after every round so that the run can be resumed later (the checkpoint). */
 export interface CheckpointOptions {
   /**
-   * Called after every round with what the workers answered (checkpoints keep these), and the files
-   * the workers snapshotted their states to after it and how long that took (with `snapshots`; null
+   * Called after every round with what the workers answered (checkpoints keep these), and the
+   * snapshots the workers wrote of their states after it and how long that took (with `snapshots`; null
    * without, or if it failed). A promise it returns runs while the workers do the next round: the
    * engine waits for it before the next round's snapshot and journal entry, before it returns, and
    * before it stops with an error or a cancellation, so entries are kept in order and a run ends
    * only with every finished round kept. Its rejection fails the run.
    */
   readonly onJournal?: (entry: JournalEntry, snapshot: TakenSnapshot | null) => unknown;
-  /** After every round, the workers write their states to files in this folder (on their machines). */
-  readonly snapshots?: string;
+  /**
+   * After every round, the workers snapshot their states (each where its host keeps snapshots: the
+   * engine names them, never a path).
+   */
+  readonly snapshots?: boolean;
 }
 
 /** Where a resumed search starts from: what an earlier attempt's checkpoint kept. */
@@ -236,7 +239,7 @@ export async function runSearch(machine: SearchMachine, dispatcher: Dispatcher, 
       // before it: at any moment the newest kept entry has its snapshot on disk, as without the overlap.
       await journaled();
       const snapshotStarted = performance.now();
-      const files = snapshots === undefined ? null : await dispatcher.snapshot(snapshots, report.round);
+      const files = snapshots !== true ? null : await dispatcher.snapshot(report.round);
       const journalStarted = performance.now();
       timing.snapshotMs += journalStarted - snapshotStarted;
       const entry = onJournal?.({ results, report }, files === null ? null : { files, ms: journalStarted - snapshotStarted });

@@ -8,18 +8,28 @@ import { ThreadPool } from '../../worker/thread-pool.js';
 import { clusterWorkerPool } from '../transport/cluster-pool.js';
 import { GrpcWorkerPool } from '../transport/grpc-pool.js';
 
+/** How the workers know a run, and where local threads keep its snapshots. */
+export interface RunOnWorkers {
+  /** The attempt: a resume starts a new session, so states left from an earlier one never mix in. */
+  readonly session: string;
+  /** The run, the same across its resumes: the scope of its snapshots on gRPC workers. */
+  readonly runId: string;
+  /** Local threads' snapshots (the run folder's `snapshots/`); absent: none. */
+  readonly snapshotFolder?: string;
+}
+
 /**
  * A run's workers: the cluster's (found through `nc`, a `--cluster` run), the named gRPC workers
- * (`--workers-at`), or local threads. `session` is how the workers know the run; `transport`, how
- * gRPC workers are reached (default plaintext, loopback only); `warn` is told the cluster's entries
- * and workers that were passed over.
+ * (`--workers-at`), or local threads. gRPC workers keep the run's snapshots under its id in their own
+ * state folders; local threads in `run.snapshotFolder`. `transport`: how gRPC workers are reached
+ * (default plaintext, loopback only); `warn` is told the cluster's entries and workers passed over.
  */
-export async function openWorkerPool(plan: RunPlan, session: string, nc: NatsConnection | null, options: { readonly transport?: TransportSecurity; readonly warn?: (warning: string) => void } = {}): Promise<WorkerPool> {
-  const setup = workerSetupFor(plan);
+export async function openWorkerPool(plan: RunPlan, run: RunOnWorkers, nc: NatsConnection | null, options: { readonly transport?: TransportSecurity; readonly warn?: (warning: string) => void } = {}): Promise<WorkerPool> {
+  const setup = { ...workerSetupFor(plan), snapshotScope: run.runId };
   const transport = options.transport !== undefined ? { transport: options.transport } : {};
-  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, session, await modelBuild(plan.model), { ...(options.warn !== undefined ? { warn: options.warn } : {}), ...transport });
-  if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: session, expectedBuild: await modelBuild(plan.model), ...transport });
-  return ThreadPool.start(plan.workers, setup);
+  if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, run.session, await modelBuild(plan.model), { ...(options.warn !== undefined ? { warn: options.warn } : {}), ...transport });
+  if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: run.session, expectedBuild: await modelBuild(plan.model), ...transport });
+  return ThreadPool.start(plan.workers, workerSetupFor(plan), run.snapshotFolder !== undefined ? { snapshotFolder: run.snapshotFolder } : {});
 }
 
 /** What every worker of a plan's run is set up with. */

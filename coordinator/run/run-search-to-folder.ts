@@ -108,6 +108,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     await cluster?.leave();
   };
   let checkpoints: CheckpointWriter | null;
+  let snapshots: string | undefined;
   let pool: WorkerPool;
   let poolMs: number;
   // Anything that fails before the search (the checkpoint folder, the mirror, the workers) fails the
@@ -118,8 +119,11 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     // Workers know a run by its session: a resumed run starts a new one, so states a worker still holds
     // from the interrupted attempt never mix with the rebuilt ones.
     const session = options.resume === undefined ? runId : `${runId}.resume-${randomUUID().slice(0, 8)}`;
+    // Local threads snapshot their states next to the checkpoint; gRPC workers keep theirs in their own
+    // state folders, under the run's id (not the session's), so a resume on the same workers finds them.
+    snapshots = plan.snapshots && checkpoints !== null ? resolve(options.folder, 'snapshots') : undefined;
     const poolStarted = performance.now();
-    pool = options.pool ?? (await openWorkerPool(plan, session, cluster?.nc ?? null, { warn: (warning) => logger.warn(warning), ...(options.transport !== undefined ? { transport: options.transport } : {}) }));
+    pool = options.pool ?? (await openWorkerPool(plan, { session, runId, ...(snapshots !== undefined ? { snapshotFolder: snapshots } : {}) }, cluster?.nc ?? null, { warn: (warning) => logger.warn(warning), ...(options.transport !== undefined ? { transport: options.transport } : {}) }));
     poolMs = performance.now() - poolStarted;
   } catch (error) {
     await failRun(error);
@@ -130,9 +134,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
   const workers = Array.from({ length: pool.size }, (_, i) => pool.describe(i));
   logger.info({ runId, method: plan.method, model: plan.model, budgetNfe: plan.budgetNfe, planned: plan.planned[plan.method], workers }, 'run started');
   publish('started', { method: plan.method, model: plan.model, ...(plan.prompt !== undefined ? { prompt: plan.prompt } : {}), budgetNfe: plan.budgetNfe, plannedNfe: plan.planned[plan.method].nfe, workers });
-  // Workers snapshot their states next to the checkpoint (an absolute path: gRPC workers resolve it on
-  // their own machines). A resume loads the snapshot of the last complete round, if the manifest has one.
-  const snapshots = plan.snapshots && checkpoints !== null ? resolve(options.folder, 'snapshots') : undefined;
+  // A resume loads the snapshot of the last complete round, if the manifest has one.
   const resumedSnapshot = options.resume?.manifest.snapshot;
   const restore = resumedSnapshot && resumedSnapshot.round === options.resume!.manifest.rounds - 1 ? resumedSnapshot.files : undefined;
   const journal = checkpointEveryRound(checkpoints, logger);
@@ -151,7 +153,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
       population: POPULATION_SHOWN,
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.resume ? { replay: options.resume.journal } : {}),
-      ...(snapshots !== undefined ? { snapshots } : {}),
+      ...(snapshots !== undefined ? { snapshots: true } : {}),
       ...(restore !== undefined ? { restore } : {}),
       // The checkpoint is written while the workers run the next round; runSearch waits for it before
       // that round's snapshot, so a kill finds the previous round's checkpoint at worst.
@@ -189,7 +191,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
   const report = promptReport(record, outcome);
   const outputs = writeRunOutputs(options.folder, report, { title: `EvoSearch: ${plan.prompt ?? plan.model}` }).files;
   const cleanupStarted = performance.now();
-  // A finished run is never resumed: its snapshots go (those of workers on other machines stay there).
+  // A finished run is never resumed: its snapshots go (those gRPC workers keep in their state folders stay there).
   if (snapshots !== undefined) await rm(snapshots, { recursive: true, force: true });
   const timing: SearchToFolderTiming = {
     poolMs,

@@ -13,7 +13,7 @@ import type { PeerIdentity } from '../../security/peer-roles.js';
 import * as grpc from '@grpc/grpc-js';
 import { WireError } from '../../proto/wire-error.js';
 import { hostname } from 'node:os';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -31,6 +31,7 @@ import { runSearchToFolder } from '../run/run-search-to-folder.js';
 import { LOCK_FILE, RunFolderLock } from '../run/run-folder-lock.js';
 import { readCheckpoint, type LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import { isDurableTemporary } from '../../files/durable-write.js';
+import { servableRunFiles, UnservableRunFileError } from './run-files.js';
 import { appendServedEvent, EVENTS_FILE, loadServedRuns, saveServedRun, SERVED_FILE } from './run-index.js';
 import { randomUUID } from 'node:crypto';
 
@@ -324,17 +325,20 @@ export class CoordinatorServer {
     if (run === undefined) return void call.emit('error', status(grpc.status.NOT_FOUND, `no run ${call.request.runId} on this coordinator`));
     if (run.state !== 'finished') return void call.emit('error', status(grpc.status.FAILED_PRECONDITION, `run ${run.id} is ${run.state}; its files come when it has finished`));
     try {
-      for (const entry of await readdir(run.folder, { withFileTypes: true })) {
-        // The run's files only: not the index's, and not a durable write's temporary (renamed away any moment).
-        if (!entry.isFile() || SERVICE_FILES.has(entry.name) || isDurableTemporary(entry.name)) continue;
-        const bytes = await readFile(join(run.folder, entry.name));
+      // The run's files only: not the index's, and not a durable write's temporary (renamed away any
+      // moment); never through a symbolic link (coordinator/service/run-files.ts).
+      for await (const { name, bytes } of servableRunFiles(run.folder, (name) => SERVICE_FILES.has(name) || isDurableTemporary(name))) {
         for (let offset = 0; offset === 0 || offset < bytes.length; offset += CHUNK_BYTES) {
           const data = bytes.subarray(offset, Math.min(bytes.length, offset + CHUNK_BYTES));
-          if (!call.write({ name: entry.name, offset, data, last: offset + CHUNK_BYTES >= bytes.length })) await new Promise((r) => call.once('drain', r));
+          if (!call.write({ name, offset, data, last: offset + CHUNK_BYTES >= bytes.length })) await new Promise((r) => call.once('drain', r));
         }
       }
       call.end();
     } catch (error) {
+      if (error instanceof UnservableRunFileError) {
+        this.options.logger.warn({ runId: run.id, folder: run.folder }, error.message);
+        return void call.emit('error', status(grpc.status.FAILED_PRECONDITION, `run ${run.id}: ${error.message}`));
+      }
       // A folder that cannot be read fails this call, never the coordinator.
       call.emit('error', status(grpc.status.INTERNAL, `run ${run.id}'s files in ${run.folder}: ${(error as Error).message}`));
     }

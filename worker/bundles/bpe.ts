@@ -126,7 +126,7 @@ export function parseMerges(file: string, lines: readonly (string | readonly str
     if (typeof line === 'string') {
       if (line.startsWith('#version') || line.trim() === '') return;
       const parts = line.split(' ');
-      if (parts.length !== 2) throw new TokenizerError(file, `merge ${i + 1} '${line}' is not two space-separated tokens`);
+      if (parts.length !== 2) throw new TokenizerError(file, `merge ${i + 1} is not two space-separated tokens (it has ${parts.length})`);
       merges.push([parts[0]!, parts[1]!]);
     } else {
       if (line.length !== 2) throw new TokenizerError(file, `merge ${i + 1} is not a pair`);

@@ -7,6 +7,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import { JsonTextError, parseJsonText } from './json-text.js';
 
 /** One thing wrong with a bundle: where, what, and how to fix it. */
 export interface BundleProblem {
@@ -91,11 +92,11 @@ export async function readBundleManifest(folderArg: string): Promise<BundleManif
       return null;
     }
     try {
-      const value = JSON.parse(await readFile(full, 'utf8')) as unknown;
+      const value = parseJsonText(await readFile(full, 'utf8'));
       if (typeof value === 'object' && value !== null && !Array.isArray(value)) return value as Record<string, unknown>;
       add(path, 'is not a JSON object', 're-export or restore the file');
     } catch (error) {
-      add(path, `is not valid JSON (${(error as Error).message})`, 're-export or restore the file');
+      add(path, error instanceof JsonTextError ? `is ${error.message}` : `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'unreadable'})`, 're-export or restore the file');
     }
     return null;
   };

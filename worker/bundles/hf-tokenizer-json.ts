@@ -30,10 +30,11 @@ function pattern(file: string, value: unknown): RegExp {
     try {
       return new RegExp(p.Regex, 'gu');
     } catch (error) {
-      throw new TokenizerError(file, `regex ${JSON.stringify(p.Regex)} is not valid in JavaScript`, { cause: error });
+      // Not the pattern, nor the engine's message (which quotes it): the file's text stays in the file.
+      throw new TokenizerError(file, `a Regex pattern (${p.Regex.length} characters) is not valid in JavaScript`, { cause: error });
     }
   }
-  throw new TokenizerError(file, `pattern ${JSON.stringify(value)} is neither {"String"} nor {"Regex"}`);
+  throw new TokenizerError(file, 'a pattern is neither {"String"} nor {"Regex"}');
 }
 
 function normalizer(file: string, spec: unknown): Normalize {

@@ -21,6 +21,7 @@ import type { BuiltinRewardName, RewardRole } from './reward-manifest.js';
 export type RoledReward = RewardModel & { readonly role: RewardRole };
 import { OnnxTextEncoder } from './onnx-text-encoder.js';
 import { readRewardManifest } from './reward-manifest.js';
+import type { ModelRoots } from './model-roots.js';
 import { SchedulerMappingError } from './scheduler-config.js';
 import { loadTokenizer, type Tokenizer } from './tokenizer.js';
 
@@ -36,6 +37,8 @@ export interface OnnxModelOptions {
   readonly cuda?: CudaProviderOptions;
   /** A rewards.json to use instead of (or in the absence of) the bundle's own. */
   readonly rewards?: string;
+  /** The only folders the rewards manifest and what it names may come from (a gRPC worker's); absent: any. */
+  readonly modelRoots?: ModelRoots;
   /** Image size in pixels, for graphs whose latent height/width are symbolic (default: unet config sample_size). */
   readonly height?: number;
   readonly width?: number;
@@ -99,7 +102,7 @@ export class OnnxGenerativeModel implements GenerativeModel {
     if (rewardsFile === null) {
       throw new BundleError(manifest.folder, [{ path: `${manifest.folder}/rewards.json`, problem: 'is missing and no rewards manifest was given', fix: 'add rewards.json (see worker/bundles/reward-manifest.ts) or pass the rewards option' }]);
     }
-    const rewardSpecs = await readRewardManifest(rewardsFile);
+    const rewardSpecs = await readRewardManifest(rewardsFile, options.modelRoots);
     const sessionOptions = { ...(options.providers ? { providers: options.providers } : {}), ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}), ...(options.cuda !== undefined ? { cuda: options.cuda } : {}) };
     const opened: OnnxSession[] = [];
     const sessions: SessionReport[] = [];

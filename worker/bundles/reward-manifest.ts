@@ -24,6 +24,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import { parseJsonText } from './json-text.js';
+import type { ModelRoots } from './model-roots.js';
 
 export const REWARD_ROLES = ['guidance', 'held-out'] as const;
 export type RewardRole = (typeof REWARD_ROLES)[number];
@@ -69,7 +71,7 @@ export class RewardManifestError extends EvoSearchError {
 function triple(file: string, field: string, value: unknown, positive: boolean): readonly [number, number, number] | null {
   if (value === undefined || value === null) return null;
   if (!Array.isArray(value) || value.length !== 3 || !value.every((v) => typeof v === 'number' && Number.isFinite(v) && (!positive || v > 0))) {
-    throw new RewardManifestError(file, field, `must be three ${positive ? 'positive ' : ''}numbers (one per RGB channel), got ${JSON.stringify(value)}`);
+    throw new RewardManifestError(file, field, `must be three ${positive ? 'positive ' : ''}numbers (one per RGB channel), got ${kindOf(value)}`);
   }
   return value as unknown as [number, number, number];
 }
@@ -77,16 +79,40 @@ function triple(file: string, field: string, value: unknown, positive: boolean):
 /** Reads rewards.json; the guidance reward comes first in the result (the executor's rewards[0]). */
 export type RewardSpec = OnnxRewardSpec | BuiltinRewardSpec;
 
-export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]> {
-  const file = resolve(fileArg);
+/**
+ * What a value read from the manifest is, for an error: its kind, never its content (the manifest may
+ * be named by a coordinator, and its errors go back there).
+ */
+function kindOf(value: unknown): string {
+  if (value === null || value === undefined || typeof value === 'boolean') return String(value);
+  if (typeof value === 'string') return `a string of ${value.length} characters`;
+  if (typeof value === 'number') return Number.isInteger(value) ? 'another whole number' : 'a number';
+  if (Array.isArray(value)) return `a list of ${value.length}`;
+  return `a ${typeof value === 'object' ? 'JSON object' : typeof value}`;
+}
+
+/**
+ * Reads rewards.json; with `roots` (a gRPC worker's model roots), the manifest and every file and folder
+ * it names must lie inside them (worker/bundles/model-roots.ts), checked before anything is read.
+ */
+export async function readRewardManifest(fileArg: string, roots?: ModelRoots): Promise<RewardSpec[]> {
+  const file = roots === undefined ? resolve(fileArg) : roots.confine(fileArg, 'rewards manifest');
+  const inRoots = (path: string, field: string) => (roots === undefined ? path : roots.confine(path, `${file}: ${field}`));
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new RewardManifestError(file, '(file)', code === 'ENOENT' ? 'is missing' : `cannot be read (${code ?? 'unreadable'})`, { cause: error });
+  }
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
+    raw = parseJsonText(text);
   } catch (error) {
     throw new RewardManifestError(file, '(file)', `cannot be read as JSON: ${(error as Error).message}`, { cause: error });
   }
   const root = raw as { version?: unknown; rewards?: unknown };
-  if (typeof raw !== 'object' || raw === null || root.version !== 1) throw new RewardManifestError(file, 'version', `must be 1, got ${JSON.stringify(root?.version)}`);
+  if (typeof raw !== 'object' || raw === null || root.version !== 1) throw new RewardManifestError(file, 'version', `must be 1, got ${typeof raw !== 'object' || raw === null ? `JSON that is not an object (${kindOf(raw)})` : kindOf(root.version)}`);
   if (!Array.isArray(root.rewards) || root.rewards.length === 0) throw new RewardManifestError(file, 'rewards', 'must list at least one reward model');
   const base = dirname(file);
   const specs: RewardSpec[] = [];
@@ -94,22 +120,23 @@ export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]>
     const at = (field: string) => `rewards[${i}].${field}`;
     const e = (entry ?? {}) as Record<string, unknown>;
     if (typeof e.name !== 'string' || e.name === '') throw new RewardManifestError(file, at('name'), 'must be a non-empty string');
-    if (specs.some((s) => s.name === e.name)) throw new RewardManifestError(file, at('name'), `'${e.name}' is used twice; names must be unique`);
+    const twin = specs.findIndex((s) => s.name === e.name);
+    if (twin >= 0) throw new RewardManifestError(file, at('name'), `is the name of rewards[${twin}] too; names must be unique`);
     if (e.builtin !== undefined) {
-      if (!(BUILTIN_REWARDS as readonly unknown[]).includes(e.builtin)) throw new RewardManifestError(file, at('builtin'), `must be one of ${BUILTIN_REWARDS.join(', ')}, got ${JSON.stringify(e.builtin)}`);
-      if (!(REWARD_ROLES as readonly unknown[]).includes(e.role)) throw new RewardManifestError(file, at('role'), `must be 'guidance' or 'held-out', got ${JSON.stringify(e.role)}`);
+      if (!(BUILTIN_REWARDS as readonly unknown[]).includes(e.builtin)) throw new RewardManifestError(file, at('builtin'), `must be one of ${BUILTIN_REWARDS.join(', ')}, got ${kindOf(e.builtin)}`);
+      if (!(REWARD_ROLES as readonly unknown[]).includes(e.role)) throw new RewardManifestError(file, at('role'), `must be 'guidance' or 'held-out', got ${kindOf(e.role)}`);
       specs.push({ name: e.name, builtin: e.builtin as BuiltinRewardName, role: e.role as RewardRole });
       continue;
     }
     if (typeof e.path !== 'string') throw new RewardManifestError(file, at('path'), 'must be the ONNX file, relative to rewards.json (or name a builtin reward)');
-    const path = resolve(base, e.path);
+    const path = inRoots(resolve(base, e.path), at('path'));
     const isFile = await stat(path).then((s) => s.isFile(), () => false);
     if (!isFile) throw new RewardManifestError(file, at('path'), `${path} is missing; export the reward model there or fix the path`);
-    if (!(REWARD_ROLES as readonly unknown[]).includes(e.role)) throw new RewardManifestError(file, at('role'), `must be 'guidance' or 'held-out', got ${JSON.stringify(e.role)}`);
+    if (!(REWARD_ROLES as readonly unknown[]).includes(e.role)) throw new RewardManifestError(file, at('role'), `must be 'guidance' or 'held-out', got ${kindOf(e.role)}`);
     const inputs = e.inputs as Record<string, unknown> | undefined;
     if (typeof inputs !== 'object' || inputs === null || Object.keys(inputs).length === 0) throw new RewardManifestError(file, at('inputs'), 'must map each graph input to "image", "prompt_tokens" or "prompt_attention_mask"');
     for (const [input, source] of Object.entries(inputs)) {
-      if (!(REWARD_INPUT_SOURCES as readonly unknown[]).includes(source)) throw new RewardManifestError(file, at(`inputs.${input}`), `must be one of ${REWARD_INPUT_SOURCES.join(', ')}, got ${JSON.stringify(source)}`);
+      if (!(REWARD_INPUT_SOURCES as readonly unknown[]).includes(source)) throw new RewardManifestError(file, at(`inputs.${input}`), `must be one of ${REWARD_INPUT_SOURCES.join(', ')}, got ${kindOf(source)}`);
     }
     if (!Object.values(inputs).includes('image')) throw new RewardManifestError(file, at('inputs'), 'must feed the image to one input');
     if (e.output !== undefined && typeof e.output !== 'string') throw new RewardManifestError(file, at('output'), 'must be an output name');
@@ -125,7 +152,7 @@ export async function readRewardManifest(fileArg: string): Promise<RewardSpec[]>
       embedding: typeof e.embedding === 'string' ? e.embedding : null,
       mean: triple(file, at('image.mean'), image.mean, false),
       std: triple(file, at('image.std'), image.std, true),
-      tokenizer: typeof e.tokenizer === 'string' ? resolve(base, e.tokenizer) : null,
+      tokenizer: typeof e.tokenizer === 'string' ? inRoots(resolve(base, e.tokenizer), at('tokenizer')) : null,
     });
   }
   const guidance = specs.filter((s) => s.role === 'guidance');

@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { BpeModel, TokenizerError, byteLevel, parseMerges } from './bpe.js';
 import type { TokenizerFiles } from './bundle-manifest.js';
 import { HfJsonTokenizer } from './hf-tokenizer-json.js';
+import { parseJsonText } from './json-text.js';
 import type { Tokenizer } from './prompt-tokenizer.js';
 
 export { TokenizerError } from './bpe.js';
@@ -105,13 +106,14 @@ async function readJson(file: string): Promise<Record<string, unknown>> {
   } catch (error) {
     throw new TokenizerError(file, 'cannot be read', { cause: error });
   }
+  let value: unknown;
   try {
-    const value = JSON.parse(text) as unknown;
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object');
-    return value as Record<string, unknown>;
+    value = parseJsonText(text);
   } catch (error) {
     throw new TokenizerError(file, `is not a JSON object: ${(error as Error).message}`, { cause: error });
   }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new TokenizerError(file, 'is not a JSON object: JSON of another kind');
+  return value as Record<string, unknown>;
 }
 
 /**

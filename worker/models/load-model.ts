@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { PredictionType } from '../../samplers/sampler.js';
 import type { OnnxGenerativeModel } from '../bundles/onnx-generative-model.js';
+import type { ModelRoots } from '../bundles/model-roots.js';
 import type { CudaProviderOptions, ProviderName } from '../runtime/providers.js';
 import { createAnalyticModel } from './analytic-gmm.js';
 import { parseAnalyticModelSpec } from './analytic-gmm-config.js';
@@ -32,6 +33,8 @@ export interface LoadOptions {
   readonly cuda?: CudaProviderOptions;
   /** A rewards.json to use instead of the bundle's own. */
   readonly rewards?: string;
+  /** The only folders rewards manifests and what they name may come from (a gRPC worker's); absent: any. */
+  readonly modelRoots?: ModelRoots;
   /** onnxruntime's threads per session (default: its own choice, one per core). */
   readonly intraOpThreads?: number;
   /** Image size in pixels for bundles whose latent size is not fixed by the graph. */
@@ -94,6 +97,7 @@ export async function openModel(spec: string, options: LoadOptions): Promise<Gen
       ...(options.providers !== undefined ? { providers: options.providers } : {}),
       ...(options.cuda !== undefined ? { cuda: options.cuda } : {}),
       ...(options.rewards !== undefined ? { rewards: options.rewards } : {}),
+      ...(options.modelRoots !== undefined ? { modelRoots: options.modelRoots } : {}),
       ...(options.intraOpThreads !== undefined ? { intraOpThreads: options.intraOpThreads } : {}),
       ...(options.remoteRewards ? { remoteRewards: true } : {}),
       ...(options.height !== undefined ? { height: options.height } : {}),

@@ -1,9 +1,11 @@
 /**
- * State snapshots: after a round, each worker writes the states it holds to a file (on its own
- * machine) and the checkpoint names the files; a resume loads the states back from them instead of
- * rebuilding them from their recipes.
+ * State snapshots: after a round, each worker writes the states it holds to a snapshot it keeps itself
+ * (where is its host's business: local threads, the run folder's `snapshots/`; a gRPC worker, its state
+ * folder, under the run's scope) and the checkpoint names them; a resume loads the states back from
+ * them instead of rebuilding them from their recipes. The coordinator names snapshots, never paths.
  */
 import type { SnapshotFile } from '../../../proto/commands.js';
+import { snapshotTokenProblem } from '../../../proto/snapshot-name.js';
 import type { RecipeBook } from '../../../search/recipes.js';
 import { WorkCancelledError, type WorkerPool } from '../../../proto/worker-pool.js';
 import type { PlacementStats } from './placement-stats.js';
@@ -21,17 +23,16 @@ export class StateSnapshots {
   ) {}
 
   /**
-   * Each worker writes every state it holds to a file named for the round in `folder`; the
-   * coordinator gets back ids and checksums only. Null when a worker could not, or when the files do
-   * not hold exactly the live states: then the checkpoint has no snapshot and a resume rebuilds. Each
-   * worker deletes its file of two rounds before, so the previous checkpoint's stays.
+   * Each worker writes every state it holds to a snapshot named for the round and itself; the
+   * coordinator gets back ids and checksums only. Null when a worker could not, or when the snapshots
+   * do not hold exactly the live states: then the checkpoint has none and a resume rebuilds. Each
+   * worker deletes its snapshot of two rounds before, so the previous checkpoint's stays.
    */
-  async write(folder: string, round: number): Promise<SnapshotFile[] | null> {
+  async write(round: number): Promise<SnapshotFile[] | null> {
     const holding = this.locations.holdingWorkers();
-    const name = (r: number, w: number) => `${folder}/round-${r}-worker-${w}.bin`;
     let files: SnapshotFile[];
     try {
-      files = await Promise.all(holding.map(async (w) => (await this.pool.execute(w, [{ kind: 'snapshot', file: name(round, w), ...(round >= 2 ? { drop: name(round - 2, w) } : {}) }]))[0]!.snapshot!));
+      files = await Promise.all(holding.map(async (w) => (await this.pool.execute(w, [{ kind: 'snapshot', name: snapshotName(round, w), ...(round >= 2 ? { dropName: snapshotName(round - 2, w) } : {}) }]))[0]!.snapshot!));
     } catch (error) {
       this.onProblem?.(`round ${round}: ${(error as Error).message}`);
       return null;
@@ -46,9 +47,10 @@ export class StateSnapshots {
   }
 
   /**
-   * Loads the recorded live states that no worker holds from `files` (each file given to a surviving
-   * worker in turn). A file that is missing or damaged is reported and skipped: its states stay
-   * unheld, for recovery to rebuild.
+   * Loads the recorded live states that no worker holds from `files` (each given to a surviving worker
+   * in turn). A snapshot that is missing (another machine's), damaged, or not named as this release
+   * names them (a checkpoint of an earlier release recorded paths) is reported and skipped: its states
+   * stay unheld, for recovery to rebuild.
    */
   async restore(files: readonly SnapshotFile[], signal: AbortSignal | undefined): Promise<void> {
     const live = this.locations.liveWorkers(this.pool.size);
@@ -57,8 +59,13 @@ export class StateSnapshots {
       const ids = file.ids.filter((id) => wanted.has(id));
       if (ids.length === 0) return;
       const worker = live[i % live.length]!;
+      const unnamed = snapshotTokenProblem(file.name);
+      if (unnamed !== null) {
+        this.onProblem?.(`the checkpoint's snapshot ${i} has no name this release reads (${unnamed}); rebuilding its ${ids.length} states instead`);
+        return;
+      }
       try {
-        await this.pool.execute(worker, [{ kind: 'restore', file: file.file, sha256: file.sha256, ids }], undefined, signal);
+        await this.pool.execute(worker, [{ kind: 'restore', name: file.name, sha256: file.sha256, ids }], undefined, signal);
       } catch (error) {
         if (error instanceof WorkCancelledError) throw error;
         this.onProblem?.(`${(error as Error).message}; rebuilding its ${ids.length} states instead`);
@@ -68,4 +75,9 @@ export class StateSnapshots {
       this.stats.restoredStates += ids.length;
     })), signal);
   }
+}
+
+/** The snapshot a worker writes after a round: one per worker and round, so a round's never overwrite another's. */
+function snapshotName(round: number, worker: number): string {
+  return `round-${round}-worker-${worker}.bin`;
 }
