@@ -21,7 +21,8 @@ const LOST_CODES = new Set<grpc.status>([grpc.status.UNAVAILABLE, grpc.status.DE
 
 export function describeStatus(error: unknown): string {
   const e = error as Partial<grpc.ServiceError>;
-  if (e.code === grpc.status.RESOURCE_EXHAUSTED) {
+  // grpc-js's own refusal of an oversized message (a worker's refusal of a run or a batch is RESOURCE_EXHAUSTED too, and says why itself).
+  if (e.code === grpc.status.RESOURCE_EXHAUSTED && /larger than/i.test(e.details ?? e.message ?? '')) {
     return `RESOURCE_EXHAUSTED: ${e.details ?? e.message} (messages are limited to ${MAX_MESSAGE_BYTES} bytes, proto/grpc-limits.ts; tensors travel in chunks far below that, so the other side does not chunk them: is it an evosearch worker of this release?)`;
   }
   if (typeof e.code === 'number') return `${grpc.status[e.code] ?? e.code}: ${e.details ?? e.message}`;

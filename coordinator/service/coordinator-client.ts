@@ -8,7 +8,7 @@ import { channelCredentials, channelOptions, PLAINTEXT_LOOPBACK, type TransportS
 import * as grpc from '@grpc/grpc-js';
 import { mkdir } from 'node:fs/promises';
 import { writeFileDurable } from '../../files/durable-write.js';
-import { join } from 'node:path';
+import { dirname, join, resolve as resolvePath } from 'node:path';
 import type { RunConfigInput } from '../../config/run-config-schema.js';
 import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type CancelReply, type FileChunk, type ListReply, type RunEventMessage, type SubmitReply } from '../../proto/coordinator-service.js';
 import { fieldError, planSummaryFromWire, runConfigToWire, runEventFromWire, type PlanSummary, type TypedRunEvent } from '../../proto/coordinator-messages.js';
@@ -135,6 +135,10 @@ export class CoordinatorClient {
       call.on('end', () => {
         void (async () => {
           await mkdir(folder, { recursive: true });
+          // The decoder refuses names that are not plain file names (proto/run-file-name.ts); this is the
+          // second line: nothing is written anywhere but directly in `folder`.
+          const inside = resolvePath(folder);
+          for (const name of parts.keys()) if (dirname(resolvePath(inside, name)) !== inside) throw new CoordinatorError(this.address, undefined, `the coordinator sent a file named '${name}', which is not a file of the run folder: nothing was written`);
           for (const [name, chunks] of parts) await writeFileDurable(join(folder, name), Buffer.concat(chunks));
           resolve([...parts.keys()].sort());
         })().catch(reject);
