@@ -6,15 +6,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import * as grpc from '@grpc/grpc-js';
 import { Admission } from '../coordinator/service/admission.js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
-import { repoRoot } from './support/repo-root.js';
+import { startCoordinator } from './support/coordinator-process.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
@@ -60,8 +59,7 @@ describe('admission on a real coordinator: a flood of submissions', () => {
     nats = await startNatsServer();
     dir = await mkdtemp(join(tmpdir(), 'coordinator-admission-'));
     workers.push(await startWorker('analytic:gmm', ['--nats', nats.url]));
-    coordinator = spawn(process.execPath, [join(repoRoot(), 'bin', 'evosearch.js'), 'coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(dir, 'served'), '--log-level', 'error', '--max-running', '1', '--max-queued', '3'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    address = await new Promise<string>((resolve) => createInterface({ input: coordinator.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { address: string }).address)));
+    ({ child: coordinator, address } = await startCoordinator(nats.url, join(dir, 'served'), ['--max-running', '1', '--max-queued', '3']));
   });
   after(async () => {
     coordinator?.kill('SIGTERM');

@@ -18,6 +18,7 @@ import protobuf from 'protobufjs';
 import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type FileChunk, type RunEventMessage, type SubmitReply } from '../proto/coordinator-service.js';
 import { COORDINATOR_PROTO_FILE, coordinatorType, runConfigToWire, runEventOf, runEventToWire, type TypedRunEvent, type WireObject } from '../proto/coordinator-messages.js';
 import { MAX_MESSAGE_BYTES } from '../proto/grpc-limits.js';
+import { startCoordinator } from './support/coordinator-process.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
@@ -36,9 +37,7 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     nats = await startNatsServer();
     dir = await mkdtemp(join(tmpdir(), 'coordinator-'));
     workers.push(...(await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
-    coordinator = spawn(process.execPath, [bin(), 'coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(dir, 'served'), '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    const line = await new Promise<string>((resolve) => createInterface({ input: coordinator.stdout! }).once('line', resolve));
-    address = (JSON.parse(line) as { address: string }).address;
+    ({ child: coordinator, address } = await startCoordinator(nats.url, join(dir, 'served')));
   });
   after(async () => {
     coordinator?.kill('SIGTERM');

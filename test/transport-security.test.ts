@@ -6,11 +6,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { Dispatcher } from '../coordinator/engine/dispatcher.js';
 import { runSearch } from '../coordinator/engine/run-search.js';
@@ -28,6 +27,7 @@ import { loadTlsIdentity } from '../security/tls-identity.js';
 import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
 import { repoRoot } from './support/repo-root.js';
+import { startCoordinator } from './support/coordinator-process.js';
 import { searchDecisions } from './support/search-decisions.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
@@ -159,8 +159,7 @@ describe('the coordinator over mTLS: each client sees only its own runs', () => 
     certs = join(dir, 'certs');
     assert.equal((await evosearch(['certs', '--out', certs, '--worker', 'w1', '--coordinator', 'c1', '--client', 'alice', '--client', 'bob', '--admin', 'ops'])).code, 0);
     worker = await startWorker('analytic:gmm', ['--nats', nats.url, ...tls(certs, 'w1')]);
-    coordinator = spawn(process.execPath, [bin, 'coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(dir, 'served'), '--log-level', 'error', ...tls(certs, 'c1')], { stdio: ['ignore', 'pipe', 'inherit'], env: strictEnv });
-    address = await new Promise<string>((resolve) => createInterface({ input: coordinator.stdout! }).once('line', (line) => resolve((JSON.parse(line) as { address: string }).address)));
+    ({ child: coordinator, address } = await startCoordinator(nats.url, join(dir, 'served'), tls(certs, 'c1'), strictEnv));
   });
   after(async () => {
     coordinator?.kill('SIGTERM');
