@@ -18,6 +18,7 @@ import protobuf from 'protobufjs';
 import { COORDINATOR_PROTOCOL_VERSION, coordinatorService, type FileChunk, type RunEventMessage, type SubmitReply } from '../proto/coordinator-service.js';
 import { COORDINATOR_PROTO_FILE, coordinatorType, runConfigToWire, runEventOf, runEventToWire, type TypedRunEvent, type WireObject } from '../proto/coordinator-messages.js';
 import { MAX_MESSAGE_BYTES } from '../proto/grpc-limits.js';
+import { WorkerRegistration } from '../cluster/worker-registry.js';
 import { startCoordinator } from './support/coordinator-process.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
@@ -107,6 +108,13 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
 
   it('a worker that joins mid-run: the Watch stream gets the workers event, and the record and the CLI count it (they said "on 2 workers")', async () => {
     const analytic = workers.filter((w) => w.build === workers[0]!.build);
+    // The joiner is up and serving before the run starts, but not registered: it registers (as its
+    // `--nats` would, with heartbeats) when the run has started, so its joining does not wait on a
+    // process starting on a loaded machine (the run once ended first).
+    const joiner = await startWorker('analytic:gmm');
+    workers.push(joiner);
+    const nc = await connectNats(nats.url, 'the joining worker');
+    let registration: Promise<WorkerRegistration> | undefined;
     const out = join(dir, 'joined');
     const child = spawn(process.execPath, [bin(), 'run', '--budget-nfe', '2000000', '--seed', '5', '--no-progress', '--cluster', nats.url, '--out', out], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -117,15 +125,12 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     const client = new CoordinatorClient(address);
     try {
       const events: TypedRunEvent[] = [];
-      let joining: Promise<WorkerProcess> | undefined;
       await client.watch(runId!, (e) => {
         events.push(e);
-        // Once the run has started, a third worker of the run's model comes up and registers; it joins
-        // at the next look between rounds (the rounds of this budget last seconds each).
-        if (e.event === 'started') joining ??= startWorker('analytic:gmm', ['--nats', nats.url]);
+        // Once the run has started, a third worker of the run's model registers; it joins at the next
+        // look between rounds (the rounds of this budget last seconds each).
+        if (e.event === 'started') registration ??= WorkerRegistration.register(nc, { id: 'the-joiner', address: joiner.address, model: 'analytic:gmm', build: joiner.build });
       });
-      const joiner = await joining!;
-      workers.push(joiner);
       assert.equal(await exited, 0);
       const joinedEvent = events.find((e) => e.event === 'workers');
       assert.ok(joinedEvent?.event === 'workers', `no workers event on the Watch stream: ${events.map((e) => e.event).join(', ')}`);
@@ -137,6 +142,8 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
       assert.match(stdout, new RegExp(`on ${analytic.length + 1} workers \\(1 joined mid-run\\)`));
     } finally {
       client.close();
+      await (await registration)?.deregister();
+      await closeNats(nc);
     }
   });
 
