@@ -52,11 +52,18 @@ fi
 [ -f "$DIR/cluster.key" ] || node -e "process.stdout.write(require('crypto').randomBytes(32).toString('hex'))" >"$DIR/cluster.key"
 umask 022
 set -a; . "$DIR/nats-passwords"; set +a
-NATS_PORT="$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")"
-NATS_URL="nats://127.0.0.1:$NATS_PORT"
-"$NATS_SERVER" -c "$DIR/nats.conf" -js -sd "$DIR/nats" -a 127.0.0.1 -p "$NATS_PORT" >"$DIR/nats.log" 2>&1 &
+# Port -1: nats-server picks a free one itself and logs it (a port picked here could be taken before it binds).
+"$NATS_SERVER" -c "$DIR/nats.conf" -js -sd "$DIR/nats" -a 127.0.0.1 -p -1 >"$DIR/nats.log" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 50); do (echo >"/dev/tcp/127.0.0.1/$NATS_PORT") 2>/dev/null && break; sleep 0.1; done
+# JetStream's start-up takes seconds on a loaded machine: wait for its line (20 s at most), and say so if not.
+NATS_PORT=""
+for _ in $(seq 200); do
+  NATS_PORT="$(sed -n 's/.*Listening for client connections on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$DIR/nats.log" | head -1)"
+  [ -n "$NATS_PORT" ] && break
+  sleep 0.1
+done
+if [ -z "$NATS_PORT" ]; then echo "local-cluster.sh: nats-server did not listen within 20 s; its log:" >&2; cat "$DIR/nats.log" >&2; exit 3; fi
+NATS_URL="nats://127.0.0.1:$NATS_PORT"
 as() { # runs "$@" as NATS user $1 (its password through the environment, never a flag), in place of a subshell
   local user="$1"; shift
   local var="EVOSEARCH_$(echo "$user" | tr a-z A-Z)_PASSWORD"
