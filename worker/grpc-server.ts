@@ -113,9 +113,9 @@ export class WorkerServer {
     // Only coordinators (and the run's other workers, for scoring) may use a worker.
     const refusal = (call: Parameters<typeof refusalUnlessRole>[1]) => refusalUnlessRole(transport, call, 'worker', ['coordinator', 'worker']);
     server.addService(workerService, {
-      hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, done: grpc.sendUnaryData<HelloReply>) => (refusal(call) === null ? worker.hello(call.request, done) : done(refusal(call))),
-      setup: (call: grpc.ServerUnaryCall<SetupRequest, SetupReply>, done: grpc.sendUnaryData<SetupReply>) => (refusal(call) === null ? void worker.setup(call.request, done) : done(refusal(call))),
-      health: (call: grpc.ServerUnaryCall<unknown, HealthReply>, done: grpc.sendUnaryData<HealthReply>) => (refusal(call) === null ? done(null, worker.health()) : done(refusal(call))),
+      hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, done: grpc.sendUnaryData<HelloReply>) => { const refused = refusal(call); return refused === null ? worker.hello(call.request, done) : done(refused); },
+      setup: (call: grpc.ServerUnaryCall<SetupRequest, SetupReply>, done: grpc.sendUnaryData<SetupReply>) => { const refused = refusal(call); return refused === null ? void worker.setup(call.request, done) : done(refused); },
+      health: (call: grpc.ServerUnaryCall<unknown, HealthReply>, done: grpc.sendUnaryData<HealthReply>) => { const refused = refusal(call); return refused === null ? done(null, worker.health()) : done(refused); },
       execute: (call: grpc.ServerDuplexStream<Frame, Frame>) => {
         const refused = refusal(call);
         if (refused === null) worker.execute(call);
