@@ -47,7 +47,7 @@ tls() { echo --tls-ca "$CERTS/ca.crt" --tls-cert "$CERTS/$1.crt" --tls-key "$CER
 sed -n '/<!-- evosearch-nats-config: begin -->/,/<!-- evosearch-nats-config: end -->/p' "$ROOT/docs/cluster-security.md" | sed '1,2d;$d' | sed '$d' >"$DIR/nats.conf"
 umask 077
 if [ ! -f "$DIR/nats-passwords" ]; then
-  for user in WORKER COORDINATOR CLIENT; do echo "EVOSEARCH_${user}_PASSWORD=$(node -e "process.stdout.write(require('crypto').randomBytes(18).toString('base64url'))")"; done >"$DIR/nats-passwords"
+  for user in WORKER COORDINATOR CLIENT; do echo "EVOSEARCH_${user}_PASSWORD=$(node -e "process.stdout.write('p' + require('crypto').randomBytes(18).toString('hex'))")"; done >"$DIR/nats-passwords"
 fi
 [ -f "$DIR/cluster.key" ] || node -e "process.stdout.write(require('crypto').randomBytes(32).toString('hex'))" >"$DIR/cluster.key"
 umask 022
