@@ -11,6 +11,7 @@ import type { PlanSummary } from '../proto/coordinator-messages.js';
 import type { RunRecord } from '../coordinator/run/run-record.js';
 import { CoordinatorClient, CoordinatorError } from '../coordinator/service/coordinator-client.js';
 import { ProgressDisplay } from './progress.js';
+import { followUpCommand, type FollowUp } from './follow-up-flags.js';
 
 /**
  * The live coordinators registered in the cluster at `url` (none: this process coordinates). An entry
@@ -28,8 +29,8 @@ export async function findCoordinators(url: string): Promise<string[]> {
 }
 
 /** The command that continues run `runId` of cluster `cluster` into `folder`, from any machine of it. */
-export function resumeCommand(runId: string, cluster: string, folder: string): string {
-  return `evosearch resume ${runId} --cluster ${cluster} --out ${folder}`;
+export function resumeCommand(runId: string, cluster: string, folder: string, followUp: FollowUp): string {
+  return followUpCommand(`resume ${runId} --cluster ${cluster} --out ${folder}`, followUp);
 }
 
 /**
@@ -39,9 +40,9 @@ export function resumeCommand(runId: string, cluster: string, folder: string): s
  * `plan` is what the coordinator said of the run (Submit's or Resume's reply); `showProgress` asks for
  * a progress bar (shown on a terminal only).
  */
-export async function followRun(client: CoordinatorClient, runId: string, plan: PlanSummary, showProgress: boolean, cluster: string, folder: string): Promise<RunRecord> {
+export async function followRun(client: CoordinatorClient, runId: string, plan: PlanSummary, showProgress: boolean, cluster: string, folder: string, followUp: FollowUp): Promise<RunRecord> {
   const progress = new ProgressDisplay(showProgress && process.stderr.isTTY === true, plan.plannedNfe);
-  const goOn = resumeCommand(runId, cluster, folder);
+  const goOn = resumeCommand(runId, cluster, folder, followUp);
   try {
     let last;
     try {

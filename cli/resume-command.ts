@@ -19,6 +19,7 @@ import type { PlanSummary } from '../proto/coordinator-messages.js';
 import { findCoordinators, followRun } from './coordinator-runs.js';
 import { ProgressDisplay } from './progress.js';
 import { addClusterKeyOption, addNatsAccessOptions } from './cluster-access-options.js';
+import { followUpOf, type FollowUp } from './follow-up-flags.js';
 
 /**
  * `evosearch resume <run folder>`: continues a run from its last complete checkpoint, here or on a
@@ -42,7 +43,7 @@ export function buildResumeCommand(): Command {
       // Where it runs is checked as `run` checks it (the same schema) before anything is read or locked.
       placementFlags(options);
       // A run a coordinator of the cluster served goes on there (it has the folder, the lock, the watchers).
-      if (options.cluster !== undefined && !existsSync(runArg) && (await resumeOnCoordinator(runArg, options.cluster, resolve(options.out ?? join(options.runsDir, runArg)), options.progress, transport()))) return;
+      if (options.cluster !== undefined && !existsSync(runArg) && (await resumeOnCoordinator(runArg, options.cluster, resolve(options.out ?? join(options.runsDir, runArg)), options.progress, transport(), followUpOf(command)))) return;
       const folder = await locate(runArg, options.runsDir, options.cluster, options.out);
       // A finished run is not run again: that would re-spend its NFEs and rewrite its record.
       if (runFolderState(folder) === 'finished') {
@@ -145,7 +146,7 @@ async function locate(run: string, runsDir: string, cluster: string | undefined,
  * files are in `folder`); false when none knows it (then this process resumes it). A coordinator that
  * knows the run but cannot continue it (finished, running, no usable checkpoint) says why: an error.
  */
-async function resumeOnCoordinator(runId: string, cluster: string, folder: string, showProgress: boolean, transport: TransportSecurity): Promise<boolean> {
+async function resumeOnCoordinator(runId: string, cluster: string, folder: string, showProgress: boolean, transport: TransportSecurity, followUp: FollowUp): Promise<boolean> {
   for (const address of await findCoordinators(cluster)) {
     const client = new CoordinatorClient(address, transport);
     try {
@@ -158,7 +159,7 @@ async function resumeOnCoordinator(runId: string, cluster: string, folder: strin
       }
       process.stdout.write(`resumed run ${runId} on coordinator ${address}\n`);
       await mkdir(folder, { recursive: true });
-      await followRun(client, runId, plan, showProgress, cluster, folder);
+      await followRun(client, runId, plan, showProgress, cluster, folder, followUp);
       return true;
     } finally {
       client.close();

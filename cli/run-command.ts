@@ -22,6 +22,7 @@ import { PromptModelError } from '../world/model-prompts.js';
 import { PromptError, VOCABULARY } from '../world/prompt-grammar.js';
 import { installStopDeadline } from './stop-signals.js';
 import { columnOfWord, PromptsFileError, readPromptsFile, type PromptLine, type PromptsFileIssue } from './prompts-file.js';
+import { followUpCommand, followUpOf, NO_FOLLOW_UP, type FollowUp } from './follow-up-flags.js';
 
 export function buildRunCommand(): Command {
   const command = new Command('run').description(
@@ -47,7 +48,7 @@ async function runAction(cmd: Command): Promise<void> {
   const promptsFile = cmd.getOptionValue('prompts') as string | undefined;
   if (promptsFile === undefined) {
     const { plan, flags, input } = await planFromOptions(cmd);
-    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input, cmd.getOptionValue('replace') === true, grpcTransport(cmd, plan));
+    await runOne(plan, flags, resolve(plan.out ?? defaultFolder(plan)), input, cmd.getOptionValue('replace') === true, grpcTransport(cmd, plan), followUpOf(cmd));
     return;
   }
   if (cmd.getOptionValueSource('prompt') === 'cli') throw new ConfigError('--prompts', 'give either --prompt or --prompts, not both', 'command-line flags');
@@ -65,7 +66,7 @@ async function runAction(cmd: Command): Promise<void> {
     // On a cluster the prompts' searches share the workers at once (a worker holds several runs).
     const reports = await inBatches(prompts, PROMPTS_AT_ONCE, async (prompt, i) => {
       const { plan, input } = await planFromOptions(cmd, { prompt, progress: false });
-      return runOnCoordinator(coordinator, plan, input, folderOf(i, prompt), transport);
+      return runOnCoordinator(coordinator, plan, input, folderOf(i, prompt), transport, followUpOf(cmd));
     });
     const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
     process.stdout.write(`summary: ${files.join(', ')}\n`);
@@ -76,7 +77,7 @@ async function runAction(cmd: Command): Promise<void> {
     const { plan, flags, input } = planned[i]!;
     const folder = folderOf(i, prompt);
     process.stdout.write(`[${i + 1}/${prompts.length}] ${prompt}\n`);
-    reports.push(await runOne(plan, flags, folder, input, cmd.getOptionValue('replace') === true, transport));
+    reports.push(await runOne(plan, flags, folder, input, cmd.getOptionValue('replace') === true, transport, followUpOf(cmd)));
   }
   const { files } = writeSummaryReport(root, { title: `EvoSearch: ${prompts.length} prompts`, prompts: reports });
   process.stdout.write(`summary: ${files.join(', ')}\n`);
@@ -140,22 +141,24 @@ function grpcTransport(cmd: Command, plan: RunPlan): TransportSecurity | undefin
   return transportFrom(cmd, ['coordinator', 'client', 'admin']);
 }
 
-async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, replace: boolean, transport: TransportSecurity | undefined): Promise<PromptReport> {
+async function runOne(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, replace: boolean, transport: TransportSecurity | undefined, followUp: FollowUp): Promise<PromptReport> {
   await prepareOut(folder);
   // Refuses a folder holding another run, or one another process is writing, before any work.
   const lock = claimRunFolder(folder, { replace });
   try {
-    return await runInFolder(plan, flags, folder, input, transport);
+    return await runInFolder(plan, flags, folder, input, transport, followUp);
   } finally {
     lock.release();
   }
 }
 
-async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, transport: TransportSecurity | undefined): Promise<PromptReport> {
+async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string, input: RunConfigInput, transport: TransportSecurity | undefined, followUp: FollowUp): Promise<PromptReport> {
   if (plan.cluster !== undefined) {
     const [coordinator] = await findCoordinators(plan.cluster);
-    if (coordinator !== undefined) return runOnCoordinator(coordinator, plan, input, folder, transport);
+    if (coordinator !== undefined) return runOnCoordinator(coordinator, plan, input, folder, transport, followUp);
   }
+  // A run over gRPC or NATS is resumed with the same certificates and credentials.
+  const resume = followUpCommand(`resume ${folder}`, plan.cluster !== undefined || plan.workersAt !== undefined ? followUp : NO_FOLLOW_UP);
   const showBar = plan.progress !== false && process.stderr.isTTY === true;
   const terminalLevel = plan.logLevel !== 'info' || flags.logLevel !== undefined ? plan.logLevel : 'warn';
   const logger = createRunLogger({ file: join(folder, 'run.log'), fileLevel: plan.logLevel, terminalLevel: showBar ? 'warn' : terminalLevel });
@@ -171,7 +174,7 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   process.once('SIGINT', onSignal);
   // A round can outlast the user's patience: past a grace period (or on a second signal) the process
   // ends at once; its last complete round is checkpointed.
-  const endStopDeadline = installStopDeadline({ what: 'the run', hint: `its last complete round is checkpointed; continue with: evosearch resume ${folder}` });
+  const endStopDeadline = installStopDeadline({ what: 'the run', hint: `its last complete round is checkpointed; continue with: ${resume}` });
   try {
     const { record, paths, report, outputs } = await runSearchToFolder(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r), ...(transport !== undefined ? { transport } : {}) });
     progress.stop();
@@ -190,7 +193,7 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   } catch (error) {
     if (error instanceof RunCancelledError) {
       progress.stop();
-      process.stderr.write(`evosearch: stopped by ${String(stop.signal.reason)}; continue with: evosearch resume ${folder}\n`);
+      process.stderr.write(`evosearch: stopped by ${String(stop.signal.reason)}; continue with: ${resume}\n`);
       // As a shell reports a process ended by the signal: 128 + its number (130 Ctrl-C, 143 SIGTERM).
       process.exitCode = 128 + (osConstants.signals[stop.signal.reason as NodeJS.Signals] ?? 2);
       return emptyReport(plan);
@@ -228,13 +231,13 @@ async function inBatches<T, R>(items: readonly T[], limit: number, work: (item: 
 }
 
 /** Submits the run to a coordinator, shows its progress, and downloads its folder. */
-async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfigInput, folder: string, transport: TransportSecurity | undefined): Promise<PromptReport> {
+async function runOnCoordinator(address: string, plan: RunPlan, input: RunConfigInput, folder: string, transport: TransportSecurity | undefined, followUp: FollowUp): Promise<PromptReport> {
   const client = new CoordinatorClient(address, transport);
   try {
     const { out: _out, progress: _progress, ...config } = input;
     const { runId, plan: served } = await client.submit(config);
     process.stdout.write(`submitted run ${runId} to coordinator ${address}\n`);
-    const record = await followRun(client, runId, served, plan.progress !== false, plan.cluster!, folder);
+    const record = await followRun(client, runId, served, plan.progress !== false, plan.cluster!, folder, followUp);
     // The summary of a prompts file needs only the figures; the run's own report.html has the rest.
     return {
       prompt: plan.prompt ?? null,

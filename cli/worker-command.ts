@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Command, Option } from 'commander';
@@ -17,6 +16,7 @@ import { LimitError } from '../errors/limit-error.js';
 import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../worker/runtime/host-limits.js';
 import { parseHostPort, probeListen } from './host-port.js';
 import { addTransportOptions, transportFrom } from './transport-options.js';
+import { addModelRootOption, checkedModelRoots } from './model-root-option.js';
 import { serverCredentials } from '../proto/transport-security.js';
 import { addNatsAccessOptions } from './cluster-access-options.js';
 import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
@@ -39,7 +39,6 @@ export function buildWorkerCommand(): Command {
     .option('--idle-run-timeout <seconds>', `a run with no batch for this long may be closed when a new run needs its place (default ${DEFAULT_IDLE_RUN_MS / 1000}); a live run is never closed for another`)
     .option('--max-batch-bytes <size>', `tensor bytes one run's batches may bring in at once, e.g. 2GiB (default ${DEFAULT_MAX_BATCH_BYTES / 2 ** 30}GiB); a batch past it is refused before anything is allocated`)
     .option('--state-dir <dir>', `where this worker keeps its runs' state snapshots, one folder per run, its owner's alone (default ${defaultStateFolder()})`)
-    .option('--model-root <dir>', 'a folder this worker may load rewards manifests (RunSetup.rewards) and what they name from; repeat for more (default: the folder of --model, and the repository\'s models/bundles)', (dir: string, dirs: string[]) => [...dirs, dir], [] as string[])
     .option('--threads <n>', `onnxruntime threads per model session (default: one per core; at most ${THREADS_PER_CPU} per core, at least ${MIN_THREAD_LIMIT}, unless --max-threads)`)
     .option('--max-threads <n>', `raise the limit on --threads and --max-runs (default ${THREADS_PER_CPU} per CPU core, at least ${MIN_THREAD_LIMIT}; at most ${MAX_THREADS})`)
     .option('--drain-timeout <seconds>', `on SIGTERM or SIGINT, how long the batches in flight may take to finish before the worker exits anyway (default ${STOP_GRACE_MS / 1000})`)
@@ -47,6 +46,7 @@ export function buildWorkerCommand(): Command {
     .option('--cuda-device <int>', 'CUDA provider: the GPU, as an index among those this process sees (after CUDA_VISIBLE_DEVICES; default 0)')
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
+  addModelRootOption(command, "a folder this worker may load rewards manifests (RunSetup.rewards) and what they name from; repeat for more (default: the folder of --model, and the repository's models/bundles)");
   return addTransportOptions(addNatsAccessOptions(command, 'nats'))
     .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; idleRunTimeout?: string; maxBatchBytes?: string; stateDir?: string; modelRoot: string[]; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
@@ -77,9 +77,7 @@ export function buildWorkerCommand(): Command {
       checkThreadCount(maxRuns, { what: 'runs held at once (a worker thread each)', flag: '--max-runs', raiseFlag: '--max-threads', ...raised });
       const idleRunMs = options.idleRunTimeout === undefined ? undefined : seconds(options.idleRunTimeout, '--idle-run-timeout', 7 * 24 * 3600) * 1000;
       const maxBatchBytes = options.maxBatchBytes === undefined ? undefined : byteSize(options.maxBatchBytes, '--max-batch-bytes');
-      for (const root of options.modelRoot) {
-        if (!isFolder(root)) throw new ConfigError('--model-root', `'${root}' is not a folder`, 'command-line flags');
-      }
+      checkedModelRoots(options.modelRoot);
       const cuda = workerCudaOptions(options, command, providers ?? ['cpu']);
       // Made and checked before anything else starts, so a bad one is told at once.
       const stateDir = openStateFolder(options.stateDir ?? defaultStateFolder());
@@ -141,14 +139,6 @@ function byteSize(value: string, flag: string): number {
   const bytes = parseByteSize(value);
   if (bytes === null) throw new ConfigError(flag, `'${value}' is not a size in bytes (e.g. 1073741824, 512MiB, 2GiB)`, 'command-line flags');
   return bytes;
-}
-
-function isFolder(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }
 
 /** A positive whole number given to `flag`, or ConfigError naming the flag and the value. */

@@ -191,6 +191,27 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
     }
   });
 
+  it("reads a submitted run's model only from its model roots: a bundle elsewhere, /etc or a missing folder is refused the same way before anything is read (it planned any path)", async () => {
+    const client = new CoordinatorClient(address);
+    try {
+      const before = (await client.list()).runs.length;
+      // A real bundle, reached through a link outside the roots: refused on its path, as a missing one is.
+      const elsewhere = join(dir, 'elsewhere-tiny-sd');
+      await symlink(join(repoRoot(), 'models', 'bundles', 'tiny-sd'), elsewhere);
+      for (const model of [elsewhere, '/etc', join(dir, 'no-such-bundle'), `bundle:${join(repoRoot(), 'models', 'bundles', '..', '..', 'package.json')}`]) {
+        await assert.rejects(client.submit({ model, budgetNfe: 600, seed: 1 }), (e: unknown) => {
+          assert.ok(e instanceof CoordinatorError && e.status === grpc.status.INVALID_ARGUMENT, String(e));
+          assert.match(e.message, /config\.model: ".*" is outside this coordinator's model roots; a coordinator loads models only from the folders its --model-root flags name \(default: the repository's models\/bundles\)/);
+          assert.doesNotMatch(e.message, /no such file|ENOENT|manifest|"name"/);
+          return true;
+        });
+      }
+      assert.equal((await client.list()).runs.length, before, 'a refused submission made no run');
+    } finally {
+      client.close();
+    }
+  });
+
   it('refuses a malformed Submit from any client with INVALID_ARGUMENT naming the field, and a protocol 1 client with FAILED_PRECONDITION', async () => {
     // A client of another language, or a hostile one: the bytes are sent as they are, unchecked by ours.
     const raw = new grpc.Client(address, grpc.credentials.createInsecure());

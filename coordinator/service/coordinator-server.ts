@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { WireError } from '../../proto/wire-error.js';
 import { hostname } from 'node:os';
 import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { advertisedAddress } from '../../cluster/advertised-address.js';
@@ -34,6 +34,7 @@ import { isDurableTemporary } from '../../files/durable-write.js';
 import { servableRunFiles, UnservableRunFileError } from './run-files.js';
 import { appendServedEvent, EVENTS_FILE, loadServedRuns, saveServedRun, SERVED_FILE } from './run-index.js';
 import { randomUUID } from 'node:crypto';
+import { BUNDLED_MODELS, ModelRoots, OutsideModelRootsError } from '../../worker/bundles/model-roots.js';
 
 export interface CoordinatorOptions {
   readonly nats: string;
@@ -47,6 +48,11 @@ export interface CoordinatorOptions {
   readonly transport?: TransportSecurity;
   /** How many runs start at once, wait, and one client may hold (admission.ts; defaults DEFAULT_ADMISSION). */
   readonly admission?: Partial<AdmissionLimits>;
+  /**
+   * The folders a submitted run's model may be read from (`--model-root`; default the repository's
+   * models/bundles): a client names a bundle, and the coordinator reads its manifest to plan the run.
+   */
+  readonly modelRoots?: readonly string[];
 }
 
 /** At most 4 runs search at once, 64 wait, 16 per client, within 85 % of this process's heap. */
@@ -94,6 +100,7 @@ const STOPPING = 'the coordinator is stopping';
 export class CoordinatorServer {
   private readonly runs = new Map<string, Run>();
   private readonly admission: Admission<Run>;
+  private readonly modelRoots: ModelRoots;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -103,6 +110,7 @@ export class CoordinatorServer {
     readonly address: string,
   ) {
     this.admission = new Admission({ ...defaultAdmission(), ...options.admission });
+    this.modelRoots = new ModelRoots(options.modelRoots !== undefined && options.modelRoots.length > 0 ? options.modelRoots.map((root) => resolve(root)) : [BUNDLED_MODELS], 'coordinator');
   }
 
   static async start(listen: string, options: CoordinatorOptions, advertise?: string): Promise<CoordinatorServer> {
@@ -147,9 +155,12 @@ export class CoordinatorServer {
     try {
       // The message's fields as the run configuration, then its schema: errors name the field either way.
       const input = parseRunConfig(runConfigFromWire(request.config ?? {}), 'submitted run');
+      // Judged on its path before anything is read: a client may name only the bundles this coordinator offers.
+      // Anything but the analytic model is a path, whether it exists or not: the refusal tells nothing of this machine's files.
+      if (input.model !== undefined && !input.model.startsWith('analytic:')) this.modelRoots.confine(input.model.replace(/^bundle:/, ''), 'config.model');
       plan = await planRun({ ...input, cluster: this.options.nats, workersAt: undefined }, 'submitted run');
     } catch (error) {
-      if (error instanceof ConfigError || error instanceof WireError) throw status(grpc.status.INVALID_ARGUMENT, (error as Error).message);
+      if (error instanceof ConfigError || error instanceof WireError || error instanceof OutsideModelRootsError) throw status(grpc.status.INVALID_ARGUMENT, (error as Error).message);
       // A plan past this machine's limits (memory, the record's size): refused before any work.
       if (error instanceof EvoSearchError && error.code === 'limit') throw status(grpc.status.RESOURCE_EXHAUSTED, error.message);
       throw status(grpc.status.INTERNAL, (error as Error).message);

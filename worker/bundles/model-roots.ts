@@ -1,8 +1,9 @@
 /**
- * The folders a gRPC worker loads models and rewards from (`evosearch worker --model-root`, repeatable;
- * default: the bundle it serves and the repository's models/bundles). A path a coordinator names
- * (RunSetup.rewards, and what that manifest names: reward graphs, tokenizer folders) is refused unless
- * it lies inside one of them once its symbolic links are followed. The check looks at nothing outside
+ * The folders a server loads models and rewards from (`--model-root`, repeatable). A worker's default:
+ * the bundle it serves and the repository's models/bundles; a path a coordinator names (RunSetup.rewards,
+ * and what that manifest names: reward graphs, tokenizer folders) is refused unless it lies inside one of
+ * them once its symbolic links are followed. A coordinator's default: the repository's models/bundles;
+ * the model a client's Submit names is read (its manifest, to plan the run) only from inside them. The check looks at nothing outside
  * the roots, and the refusal is the same whether the path exists or not: it tells a caller nothing about
  * the worker's other files. A local run has no roots: its files are its user's own.
  */
@@ -14,12 +15,20 @@ import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js'
 /** The setting that widens the roots, as errors name it. */
 export const MODEL_ROOT_FLAG = '--model-root';
 
-/** A path outside the worker's model roots: names what gave it and the setting. */
+/** Whose roots they are, as a refusal names them. */
+export type ModelRootsOwner = 'worker' | 'coordinator';
+
+const DEFAULT_ROOTS: Record<ModelRootsOwner, string> = {
+  worker: "the folder of the model it serves, and the repository's models/bundles",
+  coordinator: "the repository's models/bundles",
+};
+
+/** A path outside a server's model roots: names what gave it and the setting. */
 export class OutsideModelRootsError extends EvoSearchError {
   readonly code: ErrorCode = 'config';
   override readonly name = 'OutsideModelRootsError';
-  constructor(readonly what: string, readonly path: string) {
-    super(`${what}: ${JSON.stringify(path)} is outside this worker's model roots; a worker loads models and rewards only from the folders its ${MODEL_ROOT_FLAG} flags name (default: the folder of the model it serves, and the repository's models/bundles)`);
+  constructor(readonly what: string, readonly path: string, owner: ModelRootsOwner) {
+    super(`${what}: ${JSON.stringify(path)} is outside this ${owner}'s model roots; a ${owner} loads models${owner === 'worker' ? ' and rewards' : ''} only from the folders its ${MODEL_ROOT_FLAG} flags name (default: ${DEFAULT_ROOTS[owner]})`);
   }
 }
 
@@ -38,7 +47,7 @@ export class ModelRoots {
   /** The roots, their links followed. */
   readonly folders: readonly string[];
 
-  constructor(folders: readonly string[]) {
+  constructor(folders: readonly string[], readonly owner: ModelRootsOwner = 'worker') {
     this.folders = folders.map(followLinks);
   }
 
@@ -49,9 +58,9 @@ export class ModelRoots {
    */
   confine(path: string, what: string): string {
     const absolute = resolve(path);
-    if (!this.holds(absolute)) throw new OutsideModelRootsError(what, path);
+    if (!this.holds(absolute)) throw new OutsideModelRootsError(what, path, this.owner);
     const real = followLinks(absolute);
-    if (!this.holds(real)) throw new OutsideModelRootsError(what, path);
+    if (!this.holds(real)) throw new OutsideModelRootsError(what, path, this.owner);
     return real;
   }
 
