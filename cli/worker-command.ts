@@ -11,7 +11,7 @@ import type { WorkerRole } from '../proto/worker-service.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { isProviderName, parseByteSize, PROVIDER_NAMES } from '../worker/runtime/providers.js';
 import { DEFAULT_IDLE_RUN_MS, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RUNS } from '../worker/run-admission.js';
-import { defaultStateFolder, openStateFolder } from '../worker/state-folder.js';
+import { DEFAULT_STATE_TTL_MS, defaultStateFolder, openStateFolder } from '../worker/state-folder.js';
 import { LimitError } from '../errors/limit-error.js';
 import { checkThreadCount, MAX_THREADS, MIN_THREAD_LIMIT, threadLimit, THREADS_PER_CPU } from '../worker/runtime/host-limits.js';
 import { parseHostPort, probeListen } from './host-port.js';
@@ -38,6 +38,7 @@ export function buildWorkerCommand(): Command {
     .option('--max-runs <n>', `runs this worker holds at once, each with its own model instance, conditioning and thread (default ${DEFAULT_MAX_RUNS}); a full worker refuses a new run, unless one is idle past --idle-run-timeout`, String(DEFAULT_MAX_RUNS))
     .option('--idle-run-timeout <seconds>', `a run with no batch for this long may be closed when a new run needs its place (default ${DEFAULT_IDLE_RUN_MS / 1000}); a live run is never closed for another`)
     .option('--max-batch-bytes <size>', `tensor bytes one run's batches may bring in at once, e.g. 2GiB (default ${DEFAULT_MAX_BATCH_BYTES / 2 ** 30}GiB); a batch past it is refused before anything is allocated`)
+    .option('--state-ttl <hours>', `a run's snapshots that no live run uses and nothing wrote to for this long are deleted (default ${DEFAULT_STATE_TTL_MS / 3600_000}); a resume after that rebuilds the states, for NFEs`)
     .option('--state-dir <dir>', `where this worker keeps its runs' state snapshots, one folder per run, its owner's alone (default ${defaultStateFolder()})`)
     .option('--threads <n>', `onnxruntime threads per model session (default: one per core; at most ${THREADS_PER_CPU} per core, at least ${MIN_THREAD_LIMIT}, unless --max-threads)`)
     .option('--max-threads <n>', `raise the limit on --threads and --max-runs (default ${THREADS_PER_CPU} per CPU core, at least ${MIN_THREAD_LIMIT}; at most ${MAX_THREADS})`)
@@ -48,7 +49,7 @@ export function buildWorkerCommand(): Command {
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
   addModelRootOption(command, "a folder this worker may load rewards manifests (RunSetup.rewards) and what they name from; repeat for more (default: the folder of --model, and the repository's models/bundles)");
   return addTransportOptions(addNatsAccessOptions(command, 'nats'))
-    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; idleRunTimeout?: string; maxBatchBytes?: string; stateDir?: string; modelRoot: string[]; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
+    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; idleRunTimeout?: string; stateTtl?: string; maxBatchBytes?: string; stateDir?: string; modelRoot: string[]; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
       // a drain of at most --drain-timeout once it does (the drain is set up below).
       const drainTimeout = options.drainTimeout === undefined ? STOP_GRACE_MS / 1000 : seconds(options.drainTimeout, '--drain-timeout', 3600);
@@ -75,6 +76,7 @@ export function buildWorkerCommand(): Command {
       if (threads !== undefined) checkThreadCount(threads, { what: 'onnxruntime threads per model session', flag: '--threads', raiseFlag: '--max-threads', ...raised, otherwise: ' (the default, one per core, suits most machines)' });
       const maxRuns = wholeNumber(options.maxRuns, '--max-runs');
       checkThreadCount(maxRuns, { what: 'runs held at once (a worker thread each)', flag: '--max-runs', raiseFlag: '--max-threads', ...raised });
+      const stateTtlMs = options.stateTtl === undefined ? undefined : hours(options.stateTtl, '--state-ttl');
       const idleRunMs = options.idleRunTimeout === undefined ? undefined : seconds(options.idleRunTimeout, '--idle-run-timeout', 7 * 24 * 3600) * 1000;
       const maxBatchBytes = options.maxBatchBytes === undefined ? undefined : byteSize(options.maxBatchBytes, '--max-batch-bytes');
       checkedModelRoots(options.modelRoot);
@@ -92,6 +94,7 @@ export function buildWorkerCommand(): Command {
         transport,
         modelRoots: options.modelRoot,
         ...(idleRunMs !== undefined ? { idleRunMs } : {}),
+        ...(stateTtlMs !== undefined ? { stateTtlMs } : {}),
         ...(maxBatchBytes !== undefined ? { maxBatchBytes } : {}),
         stateDir,
         ...(providers ? { providers } : {}),
@@ -132,6 +135,13 @@ function seconds(value: string, flag: string, most: number): number {
   const n = Number(value);
   if (!(/^\s*\d+(\.\d+)?\s*$/.test(value) && n <= most)) throw new ConfigError(flag, `'${value}' is not a number of seconds from 0 to ${most}`, 'command-line flags');
   return n;
+}
+
+/** A number of hours (fractions allowed, at most a year) given to `flag`, in ms; ConfigError naming the flag and the value. */
+function hours(value: string, flag: string): number {
+  const n = Number(value);
+  if (!(/^\s*\d+(\.\d+)?\s*$/.test(value) && n > 0 && n <= 24 * 366)) throw new ConfigError(flag, `'${value}' is not a number of hours above 0, at most ${24 * 366}`, 'command-line flags');
+  return n * 3600_000;
 }
 
 /** A size in bytes ("2GiB", "500MB", "1073741824") given to `flag`, or ConfigError naming the flag and the value. */

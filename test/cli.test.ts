@@ -91,6 +91,8 @@ describe('evosearch CLI', () => {
       [['worker', '--model', 'analytic:gmm', '--idle-run-timeout', 'soon'], '--idle-run-timeout'],
       [['worker', '--model', 'analytic:gmm', '--max-batch-bytes', 'lots'], '--max-batch-bytes'],
       [['worker', '--model', 'analytic:gmm', '--model-root', '/no/such/folder'], '--model-root'],
+      [['worker', '--model', 'analytic:gmm', '--state-ttl', '0'], '--state-ttl'],
+      [['coordinator', '--nats', 'nats://127.0.0.1:1', '--model-root', '/no/such/folder'], '--model-root'],
       [['worker', '--model', 'analytic:gmm', '--listen', '127.0.0.1:0', '--state-dir', '/dev/null'], '--state-dir'],
       [['coordinator', '--nats', 'nats://127.0.0.1:1', '--listen', 'nowhere'], '--listen'],
       [['run', '--cluster', 'http://example.org', '--budget-nfe', '1000'], 'cluster'],

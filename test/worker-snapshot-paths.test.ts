@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import protobuf from 'protobufjs';
@@ -17,7 +17,7 @@ import { workerSetupFor } from '../coordinator/run/open-worker-pool.js';
 import { setupToWire } from '../proto/setup-message.js';
 import { PROTO_FILE } from '../proto/worker-proto.js';
 import { WorkerServer } from '../worker/grpc-server.js';
-import { openStateFolder } from '../worker/state-folder.js';
+import { DEFAULT_STATE_TTL_MS, openStateFolder, sweepStaleScopes } from '../worker/state-folder.js';
 import { editedWorkerProto, RawWorkerClient, refused } from './support/raw-worker-client.js';
 
 /** The snapshot messages of protocol 2, when they carried paths on the worker's machine. */
@@ -117,6 +117,57 @@ describe('a worker\'s state folder', () => {
       await writeFile(join(dir, 'file'), '');
       assert.throws(() => openStateFolder(join(dir, 'file')), /--state-dir .*file: is not a folder/);
       assert.throws(() => openStateFolder(join(dir, 'file', 'below')), /--state-dir .*below: is not a folder/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a worker's old snapshots", () => {
+  const DAY = 24 * 3600 * 1000;
+  /** A scope folder with one snapshot file, last written `ageMs` ago. */
+  async function scopeOf(stateDir: string, name: string, ageMs: number): Promise<string> {
+    const folder = join(stateDir, name);
+    await mkdir(folder, { recursive: true });
+    await writeFile(join(folder, 'round-3-w0'), 'states');
+    const then = new Date(Date.now() - ageMs);
+    await utimes(folder, then, then);
+    return folder;
+  }
+
+  it('are deleted once unwritten for the time to live, unless a live run uses them; a link or a name that is not a scope is left alone', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'state-sweep-'));
+    try {
+      const stateDir = openStateFolder(join(dir, 'state'));
+      const old = await scopeOf(stateDir, 'run-finished-long-ago', 8 * DAY);
+      const live = await scopeOf(stateDir, 'run-live-but-quiet', 8 * DAY);
+      const recent = await scopeOf(stateDir, 'run-interrupted-yesterday', DAY);
+      const outside = await scopeOf(dir, 'outside', 30 * DAY);
+      await symlink(outside, join(stateDir, 'run-linked'));
+      const odd = await scopeOf(stateDir, '.hidden', 30 * DAY);
+      assert.deepEqual(sweepStaleScopes(stateDir, DEFAULT_STATE_TTL_MS, new Set(['run-live-but-quiet'])), ['run-finished-long-ago']);
+      assert.equal(existsSync(old), false);
+      for (const kept of [live, recent, outside, join(outside, 'round-3-w0'), odd]) assert.ok(existsSync(kept), kept);
+      // A shorter time to live takes yesterday's too.
+      assert.deepEqual(sweepStaleScopes(stateDir, DAY / 2, new Set()).sort(), ['run-interrupted-yesterday', 'run-live-but-quiet']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a worker sweeps at start what earlier processes left (--state-ttl), and keeps what is younger', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'state-sweep-'));
+    try {
+      const stateDir = openStateFolder(join(dir, 'state'));
+      const old = await scopeOf(stateDir, 'run-old', 3 * DAY);
+      const young = await scopeOf(stateDir, 'run-young', DAY / 4);
+      const worker = await WorkerServer.start('127.0.0.1:0', { model: 'analytic:gmm', stateDir, stateTtlMs: 2 * DAY, logger: pino({ level: 'silent' }) });
+      try {
+        assert.equal(existsSync(old), false);
+        assert.ok(existsSync(young));
+      } finally {
+        await worker.close();
+      }
     } finally {
       await rm(dir, { recursive: true, force: true });
     }

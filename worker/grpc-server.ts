@@ -19,7 +19,7 @@ import type { WorkerSetup } from '../proto/worker-setup.js';
 import { setupFromWire } from '../proto/setup-message.js';
 import { resolveSamplerConfig } from '../samplers/index.js';
 import { AdmissionRefusal, DEFAULT_IDLE_RUN_MS, DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_RUNS, describeMs, RunAdmission } from './run-admission.js';
-import { defaultStateFolder, openStateFolder, scopeFolder } from './state-folder.js';
+import { DEFAULT_STATE_TTL_MS, defaultStateFolder, openStateFolder, scopeFolder, sweepStaleScopes } from './state-folder.js';
 import { ModelRoots, workerModelRoots } from './bundles/model-roots.js';
 import { bundlePath } from './models/load-model.js';
 
@@ -34,6 +34,8 @@ export interface WorkerServerOptions {
   readonly maxBatchBytes?: number;
   /** Where this worker keeps its runs' snapshots (default ~/.evosearch/worker-state; made 0700). */
   readonly stateDir?: string;
+  /** A run's snapshots, unused by a live run and unwritten this long, are deleted (default a week; state-folder.ts). */
+  readonly stateTtlMs?: number;
   /**
    * The folders it loads rewards manifests (and what they name) from, beside the bundle it serves
    * (default: the repository's models/bundles). Any other path a coordinator names is refused.
@@ -79,6 +81,9 @@ export class WorkerServer {
   private idle: (() => void) | null = null;
   /** GPU work, one piece at a time (see onDevice). */
   private readonly deviceTurns = new TurnQueue();
+  /** The snapshot scope of each run set up (a resumed run keeps its scope under a new session id). */
+  private readonly scopes = new Map<string, string>();
+  private sweeper: NodeJS.Timeout | null = null;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -96,6 +101,22 @@ export class WorkerServer {
       throw error;
     }
     options.logger.info({ stateDir: this.stateFolder, modelRoots: this.modelRoots.folders, ...this.admission.limits }, 'worker limits and folders');
+    // At start (what earlier processes left) and then every hour, or every tenth of a shorter lifetime.
+    const ttlMs = options.stateTtlMs ?? DEFAULT_STATE_TTL_MS;
+    this.sweepStates(ttlMs);
+    this.sweeper = setInterval(() => this.sweepStates(ttlMs), Math.min(3600_000, Math.max(1000, ttlMs / 10)));
+    this.sweeper.unref();
+  }
+
+  /** Deletes the snapshot folders no live run uses that outlived their time (state-folder.ts). */
+  private sweepStates(ttlMs: number): void {
+    for (const runId of this.scopes.keys()) if (!this.runs.has(runId)) this.scopes.delete(runId);
+    try {
+      const removed = sweepStaleScopes(this.stateFolder, ttlMs, new Set(this.scopes.values()));
+      if (removed.length > 0) this.options.logger.info({ scopes: removed, ttl: describeMs(ttlMs) }, `deleted the snapshots of ${removed.length} run(s) unused for ${describeMs(ttlMs)}`);
+    } catch (error) {
+      this.options.logger.warn({ stateDir: this.stateFolder, error: (error as Error).message }, 'could not sweep old snapshots');
+    }
   }
 
   /** Binds `address` (port 0 picks a free one) and serves until drained. */
@@ -163,7 +184,8 @@ export class WorkerServer {
         return done(asRefusal(error));
       }
       // Scoped by the run, not the session: a resumed run (a new session) finds its snapshots.
-      const snapshotFolder = scopeFolder(this.stateFolder, setup.snapshotScope ?? request.runId);
+      const scope = setup.snapshotScope ?? request.runId;
+      const snapshotFolder = scopeFolder(this.stateFolder, scope);
       let pool: ThreadPool;
       try {
         pool = await this.onDevice(() => ThreadPool.start(1, setup, { modelRoots: this.modelRoots.folders, ...(snapshotFolder !== null ? { snapshotFolder } : {}), ...(this.options.transport !== undefined ? { transport: this.options.transport } : {}) }));
@@ -191,6 +213,7 @@ export class WorkerServer {
         this.options.logger.info({ runId: room.runId, idle: describeMs(room.idleMs), for: request.runId }, `run closed to make room: idle for ${describeMs(room.idleMs)}, past the idle timeout`);
       }
       this.admission.add(request.runId, pool);
+      this.scopes.set(request.runId, scope);
       this.options.logger.info({ runId: request.runId, description: pool.describe(0), runs: this.runs.size }, 'run set up');
       done(null, { description: pool.describe(0) });
     });
@@ -309,6 +332,7 @@ export class WorkerServer {
   }
 
   private async closeRuns(): Promise<void> {
+    if (this.sweeper !== null) clearInterval(this.sweeper);
     const pools = [...this.runs.values()].map((run) => run.pool);
     this.runs.clear();
     await Promise.all(pools.map((p) => p.close()));

@@ -4,7 +4,7 @@
  * coordinator gives (proto/snapshot-name.ts), never taken from the wire. The folder is its owner's alone
  * (0700): a folder that is a symbolic link, not a folder, or another user's is refused at start.
  */
-import { chmodSync, lstatSync } from 'node:fs';
+import { chmodSync, lstatSync, readdirSync, rmSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureFolderSync } from '../files/durable-write.js';
@@ -46,4 +46,30 @@ export function openStateFolder(folder: string): string {
 /** The snapshot folder of one run scope, or null when the scope is not a token (no snapshots then). */
 export function scopeFolder(stateFolder: string, scope: string): string | null {
   return snapshotTokenProblem(scope) === null ? join(stateFolder, scope) : null;
+}
+
+/** How long a run's snapshots are kept after their last write unless told (`--state-ttl`): a week. */
+export const DEFAULT_STATE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+/**
+ * Deletes the scope folders of `stateFolder` that no live run uses and that nothing was written to for
+ * `ttlMs`: a finished run's last snapshots, or an interrupted one's nobody resumed. A resume within the
+ * time finds them (a resume from scratch rebuilds the states, for NFEs). Only folders named as scopes
+ * are looked at, never followed through a link; the names of those deleted are returned.
+ */
+export function sweepStaleScopes(stateFolder: string, ttlMs: number, live: ReadonlySet<string>, now = Date.now()): string[] {
+  const removed: string[] = [];
+  for (const entry of readdirSync(stateFolder, { withFileTypes: true })) {
+    if (!entry.isDirectory() || live.has(entry.name) || snapshotTokenProblem(entry.name) !== null) continue;
+    const folder = join(stateFolder, entry.name);
+    try {
+      // A snapshot written (and the one before it deleted) updates the folder's own time.
+      if (now - lstatSync(folder).mtimeMs < ttlMs) continue;
+      rmSync(folder, { recursive: true, force: true });
+      removed.push(entry.name);
+    } catch {
+      // Gone already, or not ours to delete: the next sweep looks again.
+    }
+  }
+  return removed;
 }
