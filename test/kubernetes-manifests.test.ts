@@ -14,7 +14,7 @@ import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -591,6 +591,16 @@ describe('deploy/kubernetes', () => {
     assert.equal(readFileSync(join(K8S, 'base', 'nats', 'evosearch-accounts.conf'), 'utf8'), block[1], 'deploy/kubernetes/base/nats/evosearch-accounts.conf differs from the documented configuration: copy the block again');
   });
 
+  it('every object file under deploy/kubernetes passes the schemas as written, kubectl or not', async () => {
+    // The files a kustomization lists (and tools/), before kustomize: each a whole object, so each
+    // can be checked here without kubectl; the rendered objects are checked again below.
+    const files = listYaml(K8S).filter((f) => !/(^|\/)kustomization\.yaml$/.test(f) && !f.endsWith('prometheus-adapter-values.yaml') && !f.includes('/secrets/'));
+    const objects = files.flatMap((f) => parseObjects(readFileSync(f, 'utf8'), f));
+    assert.ok(objects.some((o) => o.kind === 'ScaledObject') && objects.some((o) => o.kind === 'StatefulSet'), `too few objects found: ${files.join(', ')}`);
+    assert.deepEqual(await schemaProblems(objects), []);
+    assert.deepEqual(fieldProblems(objects, ROOT), []);
+  });
+
   it('renders every overlay, and each holds the NATS server, the coordinator and the workers', (t) => {
     if (skipWithoutKubectl(t)) return;
     for (const render of renders) {
@@ -718,6 +728,11 @@ describe('deploy/kubernetes', () => {
     await runRenderedCluster(t, renders.find((r) => r.overlay === 'cpu')!, made!);
   });
 });
+
+/** Every .yaml file under `dir`, recursively. */
+function listYaml(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? listYaml(join(dir, e.name)) : e.name.endsWith('.yaml') ? [join(dir, e.name)] : []));
+}
 
 /** Whether a TypeScript source file the CLI is built from (tsconfig.json's folders, less test/ and bench/) names `text`. */
 function sourceMentions(text: string): boolean {

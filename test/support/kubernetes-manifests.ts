@@ -4,9 +4,10 @@
  * (two ways, since each misses what the other sees), and the questions a schema cannot answer, each a
  * function that lists what is wrong so that a test can also hand it a broken copy and see it refused.
  *
- * The schemas are those of the npm packages kubernetes-models (Kubernetes 1.33's OpenAPI), and its
- * @kubernetes-models/keda (KEDA 2.10.1's CRDs) and @kubernetes-models/prometheus-operator. Each
- * object is checked:
+ * The schemas are those of the npm packages kubernetes-models 4.5.1 (Kubernetes 1.33's OpenAPI),
+ * @kubernetes-models/keda 0.4.2 (KEDA 2.10.1's CRDs) and @kubernetes-models/prometheus-operator 4.4.4
+ * (the operator's v0.65.1 CRDs): the newest of that family that run on Node 20 (their next majors
+ * need Node 22). Each object is checked:
  * - by the package's validator (ajv, compiled from the OpenAPI schema): types, required fields,
  *   enums and formats. It lets unknown fields through (the schemas set no additionalProperties),
  *   as a misspelt `minReplicaCont` would be, which the API server refuses (kubectl's
