@@ -366,6 +366,10 @@ function filesNamed(render: Render, container: Container): { what: string; path:
     }
     return files;
   }
+  if (!(container.args?.[0] ?? '') .match(/^(coordinator|worker)$/)) {
+    // Another program (an init container): the absolute paths of its command line.
+    return [...(container.command ?? []), ...(container.args ?? [])].filter((a) => a.startsWith('/')).map((path) => ({ what: 'its command', path, writes: false }));
+  }
   const writing = new Set(['--runs-dir', '--state-dir']);
   const flags = flagValues(expandArgs(container.args ?? [], environmentOf(container, render, null, SAMPLE_POD)));
   return [...flags].filter(([, v]) => typeof v === 'string' && v.startsWith('/')).map(([flag, v]) => ({ what: flag, path: v as string, writes: writing.has(flag) }));
@@ -380,7 +384,7 @@ function pathProblems(render: Render, secrets: Map<string, Map<string, string>>)
   const problems: string[] = [];
   for (const w of workloads(render.objects)) {
     const claims = ((w.object.spec as { volumeClaimTemplates?: { metadata: { name: string } }[] }).volumeClaimTemplates ?? []).map((t) => t.metadata.name);
-    for (const c of w.pod.containers) {
+    for (const c of [...(w.pod.initContainers ?? []), ...w.pod.containers]) {
       for (const file of filesNamed(render, c)) {
         const where = `${nameOf(w.object)} container ${c.name}: ${file.what} ${file.path}`;
         const found = mountOf(c, w.pod, file.path);
@@ -407,6 +411,19 @@ function pathProblems(render: Render, secrets: Map<string, Map<string, string>>)
     }
   }
   return problems;
+}
+
+/**
+ * Whether the pod holds `container` until the NATS it connects to answers: an init container running
+ * the wait script with that URL (a worker that finds no NATS at start never exits: wait-for-nats.cjs).
+ */
+function waitsForNats(workload: Workload, container: Container): string | null {
+  const url = flagValues(container.args ?? []).get('--nats');
+  const init = (workload.pod.initContainers ?? []).find((c) => (c.command ?? []).some((a) => a.endsWith('/wait-for-nats.cjs')));
+  if (init === undefined) return `${nameOf(workload.object)}: no init container waits for NATS, and a worker that finds none at start stays up unregistered`;
+  if (init.args?.[0] !== url) return `${nameOf(workload.object)}: its init container waits for ${init.args?.[0]}, the container connects to ${String(url)}`;
+  if (init.image !== container.image) return `${nameOf(workload.object)}: its init container runs ${init.image}, another image to pull than ${container.image}`;
+  return null;
 }
 
 /** The worker Deployment of a render: the workload whose evosearch container runs `worker`. */
@@ -452,6 +469,8 @@ function workerProblems(render: Render): string[] {
     if (!cuda) problems.push(`${nameOf(worker.object)}: has a GPU but no --providers=cuda`);
     if (!(container.image ?? '').includes('cuda')) problems.push(`${nameOf(worker.object)}: has a GPU but runs ${container.image}, not the CUDA image`);
   } else if (cuda) problems.push(`${nameOf(worker.object)}: --providers ${flags.get('--providers')} without a GPU (nvidia.com/gpu)`);
+  const waits = waitsForNats(worker, container);
+  if (waits !== null) problems.push(waits);
   const threads = flags.get('--threads');
   const cpuLimit = (container.env ?? []).find((e) => e.valueFrom?.resourceFieldRef?.resource === 'limits.cpu');
   if (threads !== `$(${cpuLimit?.name})` || container.resources?.limits?.cpu === undefined) problems.push(`${nameOf(worker.object)}: --threads is not the container's CPU limit (os.cpus() inside a container counts the node's cores)`);
@@ -470,6 +489,8 @@ function coordinatorProblems(render: Render): string[] {
     if (spec.strategy?.type !== 'Recreate') problems.push(`${nameOf(workload.object)}: strategy ${spec.strategy?.type ?? 'RollingUpdate'}; a rolling update runs two coordinators on one runs folder`);
   }
   if (workload.pod.hostname === undefined) problems.push(`${nameOf(workload.object)}: no fixed hostname; a run folder lock names its host, and a lock of another host is never taken over`);
+  const waits = waitsForNats(workload, container);
+  if (waits !== null) problems.push(waits);
   const runsDir = flagValues(container.args ?? []).get('--runs-dir');
   const mount = typeof runsDir === 'string' ? mountOf(container, workload.pod, runsDir) : null;
   if (mount?.volume?.persistentVolumeClaim === undefined) problems.push(`${nameOf(workload.object)}: --runs-dir ${String(runsDir)} is not on a PersistentVolumeClaim: the runs would go with the pod`);
@@ -482,7 +503,7 @@ function securityProblems(render: Render): string[] {
   for (const w of workloads(render.objects)) {
     if (w.pod.securityContext?.runAsNonRoot !== true) problems.push(`${nameOf(w.object)}: runAsNonRoot is not true`);
     if (w.pod.automountServiceAccountToken !== false) problems.push(`${nameOf(w.object)}: mounts a service account token it never uses`);
-    for (const c of w.pod.containers) {
+    for (const c of [...(w.pod.initContainers ?? []), ...w.pod.containers]) {
       const s = c.securityContext ?? {};
       if (s.allowPrivilegeEscalation !== false) problems.push(`${nameOf(w.object)} container ${c.name}: allowPrivilegeEscalation is not false`);
       if (s.readOnlyRootFilesystem !== true) problems.push(`${nameOf(w.object)} container ${c.name}: the root file system is writable`);
@@ -664,6 +685,8 @@ describe('deploy/kubernetes', () => {
       ['a PDB that selects no worker', (r) => { pick(r, 'PodDisruptionBudget').spec.selector.matchLabels['app.kubernetes.io/component'] = 'workers'; }, workerProblems, /0 PodDisruptionBudgets select the worker pods/],
       ['a grace period shorter than the drain', (r) => { pick(r, 'Deployment', 'evosearch-worker').spec.template.spec.terminationGracePeriodSeconds = 30; }, workerProblems, /terminationGracePeriodSeconds 30/],
       ['a hard-coded GPU', (r) => pick(r, 'Deployment', 'evosearch-worker').spec.template.spec.containers[0].env.push({ name: 'CUDA_VISIBLE_DEVICES', value: '0' }), workerProblems, /sets CUDA_VISIBLE_DEVICES/],
+      ['a worker that does not wait for NATS', (r) => { delete pick(r, 'Deployment', 'evosearch-worker').spec.template.spec.initContainers; }, workerProblems, /no init container waits for NATS/],
+      ['a wait for another NATS', (r) => { pick(r, 'Deployment', 'evosearch-coordinator').spec.template.spec.initContainers[0].args = ['nats://nats:4222']; }, coordinatorProblems, /waits for nats:\/\/nats:4222/],
       ['a rolling coordinator', (r) => { pick(r, 'Deployment', 'evosearch-coordinator').spec.strategy = { type: 'RollingUpdate' }; }, coordinatorProblems, /strategy RollingUpdate/],
       ['a writable root file system', (r) => { pick(r, 'StatefulSet').spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem = false; }, securityProblems, /root file system is writable/],
       ['an object outside the namespace', (r) => { delete pick(r, 'ScaledObject').metadata.namespace; }, namespaceProblems, /ScaledObject\/evosearch-worker: in namespace \(none/],
@@ -912,6 +935,14 @@ async function runRenderedCluster(t: TestContext, render: Render, secrets: MadeS
       if (left.length > 0) t.diagnostic(`${name}: left out, the CLI lacks them yet: ${left.join(' ')}`);
       const processEnv: NodeJS.ProcessEnv = { ...baseEnv };
       for (const [k, v] of env) processEnv[k] = v.startsWith('/') ? pod.path(v) : v;
+      // Its init container first, as the kubelet runs it: it must find the NATS server and end.
+      for (const init of found.workload.pod.initContainers ?? []) {
+        const initPod = new LocalPod(join(dir, `${name}-${init.name}`), found.workload, init, render, secrets.secrets);
+        const [program, ...rest] = [...(init.command ?? []), ...(init.args ?? [])].map((a) => moveAddresses(a.startsWith('/') ? initPod.path(a) : a, hosts));
+        const ran = spawnSync(program === 'node' ? process.execPath : program!, rest, { encoding: 'utf8', timeout: 30_000 });
+        assert.equal(ran.status, 0, `${name}'s init container ${init.name} failed: ${ran.stderr}`);
+        t.diagnostic(`${name} init container ${init.name}: ${ran.stdout.trim()}`);
+      }
       const proc = start(name, process.execPath, [join(ROOT, 'bin', 'evosearch.js'), ...local], processEnv);
       procs.push(proc);
       await waitForOutput(proc, /"event":"listening"/, 60_000);

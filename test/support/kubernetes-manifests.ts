@@ -190,6 +190,7 @@ export interface Volume {
 
 export interface PodSpec {
   containers: Container[];
+  initContainers?: Container[];
   volumes?: Volume[];
   securityContext?: { runAsNonRoot?: boolean; runAsUser?: number; fsGroup?: number };
   terminationGracePeriodSeconds?: number;
