@@ -105,8 +105,16 @@ export function buildWorkerCommand(): Command {
       let registration: WorkerRegistration | null = null;
       let nc: NatsConnection | null = null;
       if (options.nats !== undefined) {
-        nc = await connectNats(options.nats, `evosearch worker ${address}`);
-        registration = await WorkerRegistration.register(nc, { id: `${hostname()}-${process.pid}-${address}`, address, model: options.model, build: server.build });
+        try {
+          nc = await connectNats(options.nats, `evosearch worker ${address}`);
+          registration = await WorkerRegistration.register(nc, { id: `${hostname()}-${process.pid}-${address}`, address, model: options.model, build: server.build });
+        } catch (error) {
+          // A worker nobody can find serves no one, and its bound port would keep the process up for
+          // ever (a container would look healthy): it lets the port go and fails, so it is restarted.
+          await server.close();
+          if (nc !== null) await closeNats(nc);
+          throw error;
+        }
         logger.info({ nats: options.nats, address }, 'registered');
       }
       process.stdout.write(`${JSON.stringify({ event: 'listening', address, model: options.model, build: server.build, role: options.role })}\n`);

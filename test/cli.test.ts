@@ -104,6 +104,12 @@ describe('evosearch CLI', () => {
     }
   });
 
+  it('a worker whose NATS cannot be reached fails and exits, naming NATS (it served on, unregistered, for ever)', async () => {
+    const { code, stderr } = await evosearch('worker', '--model', 'analytic:gmm', '--listen', '127.0.0.1:0', '--nats', 'nats://127.0.0.1:1', '--state-dir', join(tmpdir(), `cli-worker-state-${process.pid}`));
+    assert.equal(code, 3, stderr);
+    assert.match(stderr, /nats:\/\/127\.0\.0\.1:1/);
+  });
+
   it('plan prints what each method would spend at the budget, without running', async () => {
     const { code, stdout } = await evosearch('plan', '--budget-nfe', '3000');
     assert.equal(code, 0);
