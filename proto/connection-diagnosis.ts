@@ -65,7 +65,11 @@ export function diagnoseConnection(address: string, transport: TransportSecurity
     socket.once('error', (error: NodeJS.ErrnoException) => {
       if (!tcp && NETWORK_ERRORS.has(error.code ?? '')) return finish({ kind: 'unreachable', detail: error.message });
       if (!tcp) return finish({ kind: 'unreachable', detail: error.message });
-      if (!secured && transport.kind === 'mtls') return finish({ kind: 'tls', detail: `this side refused the server's certificate or the handshake failed: ${oneLine(error.message)}` });
+      if (!secured && transport.kind === 'mtls') {
+        // Node's codes for a certificate it does not trust: SELF_SIGNED_CERT_IN_CHAIN, UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED, ...
+        if (/CERT|SIGNATURE|ISSUER/.test(error.code ?? '')) return finish({ kind: 'tls', detail: `this side does not trust the server's certificate (is it signed by the CA of --tls-ca?): ${oneLine(error.message)}` });
+        return finish({ kind: 'tls', detail: `the TLS handshake failed: ${oneLine(error.message)}` });
+      }
       finish({ kind: 'tls', detail: `the server refused this process's certificate: ${oneLine(error.message)}` });
     });
     socket.once('close', () => {
