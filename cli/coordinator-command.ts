@@ -3,7 +3,8 @@ import { resolve } from 'node:path';
 import { pino } from 'pino';
 import { HOST_PORT } from '../cluster/advertised-address.js';
 import { ConfigError } from '../config/resolve-run-config.js';
-import { CoordinatorServer, defaultAdmission } from '../coordinator/service/coordinator-server.js';
+import { coordinatorHealth, CoordinatorServer, defaultAdmission } from '../coordinator/service/coordinator-server.js';
+import { addMetricsOption, startMetricsEndpoint } from './metrics-options.js';
 import type { AdmissionLimits } from '../coordinator/service/admission.js';
 import { getHeapStatistics } from 'node:v8';
 import { addTransportOptions, transportFrom } from './transport-options.js';
@@ -29,8 +30,8 @@ export function buildCoordinatorCommand(): Command {
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
   // The coordinator serves clients and drives workers with one certificate, a coordinator's.
   addModelRootOption(command, "a folder whose model bundles clients may name in a run (the coordinator reads a bundle's manifest to plan it); repeat for more (default: the repository's models/bundles)");
-  return addTransportOptions(addClusterKeyOption(addNatsAccessOptions(command, 'nats')))
-    .action(async (options: { nats: string; listen: string; advertise?: string; runsDir: string; logLevel: string; maxRunning?: string; maxQueued?: string; maxRunsPerClient?: string; maxHeapShare?: string; modelRoot: string[] }) => {
+  return addMetricsOption(addTransportOptions(addClusterKeyOption(addNatsAccessOptions(command, 'nats'))))
+    .action(async (options: { metricsListen?: string; nats: string; listen: string; advertise?: string; runsDir: string; logLevel: string; maxRunning?: string; maxQueued?: string; maxRunsPerClient?: string; maxHeapShare?: string; modelRoot: string[] }) => {
       if (!HOST_PORT.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
       const transport = transportFrom(command, ['coordinator']);
       checkedModelRoots(options.modelRoot);
@@ -39,13 +40,26 @@ export function buildCoordinatorCommand(): Command {
       // Once, here, rather than in every run's log: it is the coordinator's setting.
       const unauthenticated = unauthenticatedMirrorWarning();
       if (unauthenticated !== null) logger.warn(unauthenticated);
-      const server = await CoordinatorServer.start(options.listen, { nats: options.nats, runsDir: resolve(options.runsDir), logger, transport, admission, modelRoots: options.modelRoot }, options.advertise);
-      process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address })}\n`);
+      // Ready once its service is up and it is registered in NATS (/readyz and gRPC health alike).
+      const health = coordinatorHealth();
+      const metrics = await startMetricsEndpoint(options.metricsListen, health);
+      let server: CoordinatorServer;
+      try {
+        server = await CoordinatorServer.start(options.listen, { nats: options.nats, runsDir: resolve(options.runsDir), logger, transport, admission, modelRoots: options.modelRoot, health, ...(metrics !== null ? { metrics: metrics.registry } : {}) }, options.advertise);
+      } catch (error) {
+        // An open endpoint would keep the process from ending with its error.
+        await metrics?.endpoint.close();
+        health.close();
+        throw error;
+      }
+      process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address, ...(metrics !== null ? { metrics: metrics.endpoint.address } : {}) })}\n`);
       await new Promise<void>((done) => {
         const stop = () => void server.stop().then(done);
         process.once('SIGTERM', stop);
         process.once('SIGINT', stop);
       });
+      await metrics?.endpoint.close();
+      health.close();
     });
 }
 

@@ -8,6 +8,7 @@ import { buildWorkerCommand } from './worker-command.js';
 import { buildCoordinatorCommand } from './coordinator-command.js';
 import { buildResumeCommand, buildRunsCommand } from './resume-command.js';
 import { buildInstallCudaCommand } from './install-cuda-command.js';
+import { buildHealthCommand } from './health-command.js';
 
 /** `evosearch <command>`: the user's entry point. */
 export async function main(argv: readonly string[]): Promise<void> {
@@ -24,6 +25,7 @@ export async function main(argv: readonly string[]): Promise<void> {
   program.addCommand(buildRunsCommand().exitOverride());
   program.addCommand(buildInstallCudaCommand().exitOverride());
   program.addCommand(buildCertsCommand().exitOverride());
+  program.addCommand(buildHealthCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

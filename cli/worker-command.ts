@@ -20,6 +20,9 @@ import { addModelRootOption, checkedModelRoots } from './model-root-option.js';
 import { serverCredentials } from '../proto/transport-security.js';
 import { addNatsAccessOptions } from './cluster-access-options.js';
 import { installStopDeadline, STOP_GRACE_MS } from './stop-signals.js';
+import { addMetricsOption, startMetricsEndpoint } from './metrics-options.js';
+import { markDraining, workerHealth } from '../worker/grpc-server.js';
+import { followRegistration, NATS_CONDITION } from '../cluster/registration-readiness.js';
 
 /**
  * `evosearch worker`: serve one model over gRPC until SIGTERM or SIGINT, which drain it (batches in
@@ -48,8 +51,8 @@ export function buildWorkerCommand(): Command {
     .option('--no-cuda-tf32', 'CUDA provider: exact float32 math instead of TF32 (NVIDIA_TF32_OVERRIDE=0)')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
   addModelRootOption(command, "a folder this worker may load rewards manifests (RunSetup.rewards) and what they name from; repeat for more (default: the folder of --model, and the repository's models/bundles)");
-  return addTransportOptions(addNatsAccessOptions(command, 'nats'))
-    .action(async (options: { model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; idleRunTimeout?: string; stateTtl?: string; maxBatchBytes?: string; stateDir?: string; modelRoot: string[]; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
+  return addMetricsOption(addTransportOptions(addNatsAccessOptions(command, 'nats')))
+    .action(async (options: { metricsListen?: string; model: string; listen: string; nats?: string; advertise?: string; role: WorkerRole; maxRuns: string; idleRunTimeout?: string; stateTtl?: string; maxBatchBytes?: string; stateDir?: string; modelRoot: string[]; threads?: string; maxThreads?: string; drainTimeout?: string; providers?: string; logLevel: string; cudaDevice?: string; cudaTf32: boolean }, command: Command) => {
       // From here on SIGTERM and SIGINT end the process within seconds: at once until it serves, after
       // a drain of at most --drain-timeout once it does (the drain is set up below).
       const drainTimeout = options.drainTimeout === undefined ? STOP_GRACE_MS / 1000 : seconds(options.drainTimeout, '--drain-timeout', 3600);
@@ -86,46 +89,61 @@ export function buildWorkerCommand(): Command {
       // A port in use or a host that is not this machine's is named before the model opens.
       await probeListen(listen, '--listen', options.listen);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'worker' } }, pino.destination({ dest: 2, sync: true }));
-      const server = await WorkerServer.start(options.listen, {
-        model: options.model,
-        role: options.role,
-        maxRuns,
-        logger,
-        transport,
-        modelRoots: options.modelRoot,
-        ...(idleRunMs !== undefined ? { idleRunMs } : {}),
-        ...(stateTtlMs !== undefined ? { stateTtlMs } : {}),
-        ...(maxBatchBytes !== undefined ? { maxBatchBytes } : {}),
-        stateDir,
-        ...(providers ? { providers } : {}),
-        ...(cuda !== undefined ? { cuda } : {}),
-        ...(threads !== undefined ? { intraOpThreads: threads } : {}),
-      });
-      const address = advertisedAddress(server.address, options.advertise);
+      // Ready once its model is read and, with --nats, once it is registered (/readyz and gRPC health alike).
+      const health = workerHealth(options.nats !== undefined ? { [NATS_CONDITION]: 'it is not registered in NATS yet' } : {});
+      const metrics = await startMetricsEndpoint(options.metricsListen, health);
+      let server: WorkerServer | null = null;
       let registration: WorkerRegistration | null = null;
       let nc: NatsConnection | null = null;
-      if (options.nats !== undefined) {
-        try {
+      let unfollow = () => undefined as unknown;
+      let address: string;
+      try {
+        server = await WorkerServer.start(options.listen, {
+          model: options.model,
+          role: options.role,
+          maxRuns,
+          logger,
+          transport,
+          modelRoots: options.modelRoot,
+          ...(idleRunMs !== undefined ? { idleRunMs } : {}),
+          ...(stateTtlMs !== undefined ? { stateTtlMs } : {}),
+          ...(maxBatchBytes !== undefined ? { maxBatchBytes } : {}),
+          stateDir,
+          ...(providers ? { providers } : {}),
+          ...(cuda !== undefined ? { cuda } : {}),
+          ...(threads !== undefined ? { intraOpThreads: threads } : {}),
+          health,
+          ...(metrics !== null ? { metrics: metrics.registry } : {}),
+        });
+        address = advertisedAddress(server.address, options.advertise);
+        if (options.nats !== undefined) {
           nc = await connectNats(options.nats, `evosearch worker ${address}`);
           registration = await WorkerRegistration.register(nc, { id: `${hostname()}-${process.pid}-${address}`, address, model: options.model, build: server.build });
-        } catch (error) {
-          // A worker nobody can find serves no one, and its bound port would keep the process up for
-          // ever (a container would look healthy): it lets the port go and fails, so it is restarted.
-          await server.close();
-          if (nc !== null) await closeNats(nc);
-          throw error;
+          unfollow = followRegistration(nc, registration, health.readiness);
+          logger.info({ nats: options.nats, address }, 'registered');
         }
-        logger.info({ nats: options.nats, address }, 'registered');
+      } catch (error) {
+        // Whatever is open would keep the process from ending with its error.
+        await server?.close();
+        if (nc !== null) await closeNats(nc);
+        await metrics?.endpoint.close();
+        health.close();
+        throw error;
       }
-      process.stdout.write(`${JSON.stringify({ event: 'listening', address, model: options.model, build: server.build, role: options.role })}\n`);
+      const serving = server;
+      process.stdout.write(`${JSON.stringify({ event: 'listening', address, model: options.model, build: serving.build, role: options.role, ...(metrics !== null ? { metrics: metrics.endpoint.address } : {}) })}\n`);
       await new Promise<void>((resolve) => {
         drain = (signal) => {
           logger.info({ signal }, 'draining');
+          markDraining(health);
+          unfollow();
           // Deregister first, so no coordinator picks this worker while it drains.
           void (async () => {
             await registration?.deregister();
-            await server.drain();
+            await serving.drain();
             if (nc !== null) await closeNats(nc);
+            await metrics?.endpoint.close();
+            health.close();
           })().then(resolve);
         };
       });

@@ -53,6 +53,8 @@ export function workerKey(id: string): string {
 /** The worker's side: register, keep the entry fresh, deregister. */
 export class WorkerRegistration {
   private timer: NodeJS.Timeout | null = null;
+  /** Told each heartbeat's outcome (null: stored), e.g. the process's readiness (cluster/registration-readiness.ts). */
+  private readonly heartbeatListeners = new Set<(error: Error | null) => void>();
 
   private constructor(private readonly nc: NatsConnection, private readonly kv: KV, private entry: WorkerEntry, private readonly heartbeatMs: number, private readonly announce: boolean) {}
 
@@ -63,9 +65,21 @@ export class WorkerRegistration {
     const registration = new WorkerRegistration(nc, await bucket(nc, bucketName), { ...entry, startedAt: now, heartbeatAt: now }, heartbeatMs, announce);
     await registration.beat();
     if (announce) publishWorkerEvent(nc, 'joined', { id: entry.id, address: entry.address, model: entry.model, build: entry.build });
-    registration.timer = setInterval(() => void registration.beat().catch(() => undefined), heartbeatMs);
+    registration.timer = setInterval(() => void registration.beat().then(() => registration.told(null), (error: Error) => registration.told(error)), heartbeatMs);
     registration.timer.unref();
     return registration;
+  }
+
+  /** `listener` is told the outcome of every heartbeat from now on (null: stored); the function returned stops that. */
+  onHeartbeat(listener: (error: Error | null) => void): () => void {
+    this.heartbeatListeners.add(listener);
+    return () => this.heartbeatListeners.delete(listener);
+  }
+
+  private told(error: Error | null): void {
+    // A deregistered entry's last heartbeat in flight says nothing about the process any more.
+    if (this.timer === null) return;
+    for (const listener of [...this.heartbeatListeners]) listener(error);
   }
 
   private async beat(): Promise<void> {

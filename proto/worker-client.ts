@@ -40,10 +40,10 @@ export function workerClient(address: string, transport: TransportSecurity = PLA
 /**
  * Runs `commands` on the worker as one Execute call. Rejects with an ExecuteFailure, or, once `signal`
  * aborts, at once with its reason (the call is cancelled: the caller decided, so there is nothing to
- * classify or retry).
+ * classify or retry). `method`: Execute's definition, or a metered copy of it (proto/metered-service.ts).
  */
-export function executeOverGrpc(client: grpc.Client, runId: string, commands: readonly Command[], deadlineMs: number, signal?: AbortSignal): Promise<CommandResult[]> {
-  const m = workerService.execute;
+export function executeOverGrpc(client: grpc.Client, runId: string, commands: readonly Command[], deadlineMs: number, signal?: AbortSignal, method: typeof workerService.execute = workerService.execute): Promise<CommandResult[]> {
+  const m = method;
   return new Promise<CommandResult[]>((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason);
     const call = client.makeBidiStreamRequest(m.path, m.requestSerialize, m.responseDeserialize, new grpc.Metadata(), { deadline: new Date(Date.now() + deadlineMs) });

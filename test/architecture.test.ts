@@ -10,7 +10,7 @@ import { repoRoot } from './support/repo-root.js';
  */
 const LAYERS: readonly (readonly string[])[] = [
   ['errors', 'async'],
-  ['files', 'random', 'samplers', 'world', 'security'],
+  ['files', 'random', 'samplers', 'world', 'security', 'metrics'],
   ['proto'],
   // NATS's events are the coordinator's messages (proto/coordinator-messages.ts), so cluster/ sits above proto/.
   ['search', 'report', 'cluster'],

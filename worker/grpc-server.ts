@@ -22,6 +22,11 @@ import { AdmissionRefusal, DEFAULT_IDLE_RUN_MS, DEFAULT_MAX_BATCH_BYTES, DEFAULT
 import { DEFAULT_STATE_TTL_MS, defaultStateFolder, openStateFolder, scopeFolder, sweepStaleScopes } from './state-folder.js';
 import { ModelRoots, workerModelRoots } from './bundles/model-roots.js';
 import { bundlePath } from './models/load-model.js';
+import { ProcessHealth } from '../metrics/process-health.js';
+import type { Registry } from '../metrics/registry.js';
+import { WorkerMetrics, type WorkerCounts } from '../metrics/worker-metrics.js';
+import { serveHealth, type ServedHealth } from '../proto/health-service.js';
+import { meteredService, serviceNameOf } from '../proto/metered-service.js';
 
 export interface WorkerServerOptions {
   /** The model this worker serves (a bundle folder or an analytic spec). */
@@ -51,6 +56,26 @@ export interface WorkerServerOptions {
   /** How coordinators reach this worker and it reaches reward workers (default plaintext, loopback only). */
   readonly transport?: TransportSecurity;
   readonly logger: Logger;
+  /**
+   * What its health service (and the caller's /readyz) says: it must wait for MODEL_CONDITION, which
+   * the server meets once its model is read; the caller adds its own (NATS). Default: one of its own.
+   */
+  readonly health?: ProcessHealth;
+  /** Where its metrics go (metrics/worker-metrics.ts); none when absent. */
+  readonly metrics?: Registry;
+}
+
+/** The readiness condition a worker server meets once it knows its model (its files read, its build known). */
+export const MODEL_CONDITION = 'model';
+/** The condition a draining or stopped worker no longer meets. */
+export const DRAIN_CONDITION = 'drain';
+/** Not ready from the first moment of a drain: probes and watchers see it before the worker stops answering. */
+export function markDraining(health: ProcessHealth): void {
+  health.readiness.unmetBecause(DRAIN_CONDITION, 'it is draining: it takes no new runs or batches');
+}
+/** A new ProcessHealth for a worker, waiting for its model and for `more` conditions (name: why not yet). */
+export function workerHealth(more: Readonly<Record<string, string>> = {}): ProcessHealth {
+  return new ProcessHealth({ [MODEL_CONDITION]: 'its model files are not read yet', ...more });
 }
 
 type ServiceError = Partial<grpc.StatusObject> & { code: grpc.status; details: string };
@@ -84,12 +109,17 @@ export class WorkerServer {
   /** The snapshot scope of each run set up (a resumed run keeps its scope under a new session id). */
   private readonly scopes = new Map<string, string>();
   private sweeper: NodeJS.Timeout | null = null;
+  private readonly metrics: WorkerMetrics | null;
 
   private constructor(
     private readonly server: grpc.Server,
     private readonly options: WorkerServerOptions,
     readonly build: string,
     readonly address: string,
+    readonly health: ProcessHealth,
+    private readonly servedHealth: ServedHealth,
+    /** Whether `health` is this server's own (it stops it when it stops). */
+    private readonly ownHealth: boolean,
   ) {
     this.admission = new RunAdmission({ maxRuns: options.maxRuns ?? DEFAULT_MAX_RUNS, idleRunMs: options.idleRunMs ?? DEFAULT_IDLE_RUN_MS, maxBatchBytes: options.maxBatchBytes ?? DEFAULT_MAX_BATCH_BYTES });
     try {
@@ -97,9 +127,12 @@ export class WorkerServer {
       this.modelRoots = new ModelRoots(workerModelRoots(bundlePath(options.model), options.modelRoots ?? []));
     } catch (error) {
       // The port is bound already: a worker that cannot serve lets it go, or its process would never end.
+      servedHealth.close();
       server.forceShutdown();
+      if (ownHealth) health.close();
       throw error;
     }
+    this.metrics = options.metrics === undefined ? null : new WorkerMetrics(options.metrics, () => this.counts());
     options.logger.info({ stateDir: this.stateFolder, modelRoots: this.modelRoots.folders, ...this.admission.limits }, 'worker limits and folders');
     // At start (what earlier processes left) and then every hour, or every tenth of a shorter lifetime.
     const ttlMs = options.stateTtlMs ?? DEFAULT_STATE_TTL_MS;
@@ -119,30 +152,46 @@ export class WorkerServer {
     }
   }
 
-  /** Binds `address` (port 0 picks a free one) and serves until drained. */
+  /**
+   * Binds `address` (port 0 picks a free one) and serves until drained. The health service answers
+   * from the moment the port is bound (NOT_SERVING while the model's files are read and hashed, which
+   * takes a while for a large bundle); the worker service once the model's build is known.
+   */
   static async start(address: string, options: WorkerServerOptions): Promise<WorkerServer> {
     // Plaintext on a non-loopback address is refused before the model opens.
     const transport = options.transport ?? PLAINTEXT_LOOPBACK;
     const credentials = serverCredentials(transport, address);
-    const build = await modelBuild(options.model);
     const server = new grpc.Server(workerServerOptions);
     const port = await new Promise<number>((resolve, reject) => {
       server.bindAsync(address, credentials, (error, bound) => (error ? reject(error) : resolve(bound)));
     });
+    const health = options.health ?? workerHealth();
+    const servedHealth = serveHealth(server, health, serviceNameOf(workerService));
+    let build: string;
+    try {
+      build = await modelBuild(options.model);
+    } catch (error) {
+      servedHealth.close();
+      server.forceShutdown();
+      if (options.health === undefined) health.close();
+      throw error;
+    }
     const host = address.slice(0, address.lastIndexOf(':'));
-    const worker = new WorkerServer(server, options, build, `${host}:${port}`);
+    const worker = new WorkerServer(server, options, build, `${host}:${port}`, health, servedHealth, options.health === undefined);
     // Only coordinators (and the run's other workers, for scoring) may use a worker.
     const refusal = (call: Parameters<typeof refusalUnlessRole>[1]) => refusalUnlessRole(transport, call, 'worker', ['coordinator', 'worker']);
-    server.addService(workerService, {
+    // Every message of the service is counted (metrics/worker-metrics.ts), the Execute frames above all.
+    server.addService(meteredService(workerService, worker.metrics?.wire), {
       hello: (call: grpc.ServerUnaryCall<HelloRequest, HelloReply>, done: grpc.sendUnaryData<HelloReply>) => { const refused = refusal(call); return refused === null ? worker.hello(call.request, done) : done(refused); },
       setup: (call: grpc.ServerUnaryCall<SetupRequest, SetupReply>, done: grpc.sendUnaryData<SetupReply>) => { const refused = refusal(call); return refused === null ? void worker.setup(call.request, done) : done(refused); },
-      health: (call: grpc.ServerUnaryCall<unknown, HealthReply>, done: grpc.sendUnaryData<HealthReply>) => { const refused = refusal(call); return refused === null ? done(null, worker.health()) : done(refused); },
+      health: (call: grpc.ServerUnaryCall<unknown, HealthReply>, done: grpc.sendUnaryData<HealthReply>) => { const refused = refusal(call); return refused === null ? done(null, worker.healthReply()) : done(refused); },
       execute: (call: grpc.ServerDuplexStream<Frame, Frame>) => {
         const refused = refusal(call);
         if (refused === null) worker.execute(call);
         else call.emit('error', refused);
       },
     });
+    health.readiness.met(MODEL_CONDITION);
     options.logger.info({ address: worker.address, model: options.model, build }, 'worker serving');
     return worker;
   }
@@ -219,10 +268,16 @@ export class WorkerServer {
     });
   }
 
-  private health(): HealthReply {
+  private healthReply(): HealthReply {
+    const counts = this.counts();
+    return { status: this.draining ? 'draining' : this.runs.size === 0 ? 'idle' : 'serving', inFlight: counts.batchesInFlight, busyMs: counts.busyMs, modelMs: counts.modelMs, batches: counts.batches, nfe: counts.nfe };
+  }
+
+  /** Its counts since it started, all runs: the Health RPC's and the metrics'. */
+  private counts(): WorkerCounts {
     let nfe = this.nfeDone;
     for (const running of this.nfeRunning) nfe += running.nfe;
-    return { status: this.draining ? 'draining' : this.runs.size === 0 ? 'idle' : 'serving', inFlight: this.inFlight, busyMs: this.busyMs, modelMs: this.modelMs, batches: this.batches, nfe };
+    return { runs: this.runs.size, batchesInFlight: this.inFlight, batches: this.batches, nfe, busyMs: this.busyMs, modelMs: this.modelMs };
   }
 
   private execute(call: grpc.ServerDuplexStream<Frame, Frame>): void {
@@ -319,15 +374,21 @@ export class WorkerServer {
   /** Stops taking batches, lets those in flight finish, then closes the model and the server. */
   async drain(): Promise<void> {
     this.draining = true;
+    markDraining(this.health);
     if (this.inFlight > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     await this.closeRuns();
+    this.servedHealth.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
+    if (this.ownHealth) this.health.close();
     this.options.logger.info({ address: this.address }, 'worker drained');
   }
 
   /** Stops at once (tests, fatal errors). */
   async close(): Promise<void> {
+    this.health.readiness.unmetBecause(DRAIN_CONDITION, 'it has stopped');
+    this.servedHealth.close();
     this.server.forceShutdown();
+    if (this.ownHealth) this.health.close();
     await this.closeRuns();
   }
 

@@ -3,6 +3,7 @@ import type { RunPlan } from '../../config/resolve-run-config.js';
 import type { WorkerPool } from '../../proto/worker-pool.js';
 import type { WorkerSetup } from '../../proto/worker-setup.js';
 import type { TransportSecurity } from '../../proto/transport-security.js';
+import type { WireMeter } from '../../metrics/wire-meter.js';
 import { modelBuild } from '../../worker/model-build.js';
 import { ThreadPool } from '../../worker/thread-pool.js';
 import { clusterWorkerPool } from '../transport/cluster-pool.js';
@@ -22,11 +23,12 @@ export interface RunOnWorkers {
  * A run's workers: the cluster's (found through `nc`, a `--cluster` run), the named gRPC workers
  * (`--workers-at`), or local threads. gRPC workers keep the run's snapshots under its id in their own
  * state folders; local threads in `run.snapshotFolder`. `transport`: how gRPC workers are reached
- * (default plaintext, loopback only); `warn` is told the cluster's entries and workers passed over.
+ * (default plaintext, loopback only); `warn` is told the cluster's entries and workers passed over;
+ * `wire` is told the bytes of every message to and from gRPC workers.
  */
-export async function openWorkerPool(plan: RunPlan, run: RunOnWorkers, nc: NatsConnection | null, options: { readonly transport?: TransportSecurity; readonly warn?: (warning: string) => void } = {}): Promise<WorkerPool> {
+export async function openWorkerPool(plan: RunPlan, run: RunOnWorkers, nc: NatsConnection | null, options: { readonly transport?: TransportSecurity; readonly warn?: (warning: string) => void; readonly wire?: WireMeter } = {}): Promise<WorkerPool> {
   const setup = { ...workerSetupFor(plan), snapshotScope: run.runId };
-  const transport = options.transport !== undefined ? { transport: options.transport } : {};
+  const transport = { ...(options.transport !== undefined ? { transport: options.transport } : {}), ...(options.wire !== undefined ? { wire: options.wire } : {}) };
   if (nc !== null) return clusterWorkerPool(nc, plan.cluster!, setup, run.session, await modelBuild(plan.model), { ...(options.warn !== undefined ? { warn: options.warn } : {}), ...transport });
   if (plan.workersAt !== undefined) return GrpcWorkerPool.connect(plan.workersAt, setup, { runId: run.session, expectedBuild: await modelBuild(plan.model), ...transport });
   return ThreadPool.start(plan.workers, workerSetupFor(plan), run.snapshotFolder !== undefined ? { snapshotFolder: run.snapshotFolder } : {});

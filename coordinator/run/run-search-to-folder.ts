@@ -18,6 +18,8 @@ import { openWorkerPool } from './open-worker-pool.js';
 import type { TransportSecurity } from '../../proto/transport-security.js';
 import { promptReport } from './prompt-report.js';
 import { runRecord, writeRunFolder, type RunFolderPaths, type RunRecord } from './run-record.js';
+import type { RunMeter } from '../../metrics/run-meter.js';
+import { RunMetering } from './run-metering.js';
 
 export interface SearchToFolderOptions {
   readonly folder: string;
@@ -41,6 +43,8 @@ export interface SearchToFolderOptions {
   readonly checkpoint?: boolean;
   /** Resume: the checkpoint to continue from (its journal is replayed, its folder extended). */
   readonly resume?: LoadedCheckpoint;
+  /** Told what the run spends and moves as it goes (the coordinator service's metrics). */
+  readonly meter?: RunMeter;
 }
 
 export interface SearchToFolderResult {
@@ -123,7 +127,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     // state folders, under the run's id (not the session's), so a resume on the same workers finds them.
     snapshots = plan.snapshots && checkpoints !== null ? resolve(options.folder, 'snapshots') : undefined;
     const poolStarted = performance.now();
-    pool = options.pool ?? (await openWorkerPool(plan, { session, runId, ...(snapshots !== undefined ? { snapshotFolder: snapshots } : {}) }, cluster?.nc ?? null, { warn: (warning) => logger.warn(warning), ...(options.transport !== undefined ? { transport: options.transport } : {}) }));
+    pool = options.pool ?? (await openWorkerPool(plan, { session, runId, ...(snapshots !== undefined ? { snapshotFolder: snapshots } : {}) }, cluster?.nc ?? null, { warn: (warning) => logger.warn(warning), ...(options.transport !== undefined ? { transport: options.transport } : {}), ...(options.meter !== undefined ? { wire: options.meter.workerWire } : {}) }));
     poolMs = performance.now() - poolStarted;
   } catch (error) {
     await failRun(error);
@@ -137,13 +141,18 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
   // A resume loads the snapshot of the last complete round, if the manifest has one.
   const resumedSnapshot = options.resume?.manifest.snapshot;
   const restore = resumedSnapshot && resumedSnapshot.round === options.resume!.manifest.rounds - 1 ? resumedSnapshot.files : undefined;
-  const journal = checkpointEveryRound(checkpoints, logger);
+  const journal = checkpointEveryRound(checkpoints, logger, options.meter);
   let outcome: SearchOutcome;
   let searchMs = 0;
   let closeMs = 0;
   let modelMs: number | null = null;
+  // The rounds a resume replays were counted by the attempt that ran them.
+  const replayedNfe = (options.resume?.journal ?? []).reduce((sum, entry) => sum + entry.results.reduce((s, r) => s + r.counters.nfe, 0), 0);
+  const metering = options.meter === undefined ? null : new RunMetering(options.meter, pool.size, replayedNfe);
+  let dispatcher: Dispatcher | null = null;
+  let roundNfe = replayedNfe;
   try {
-    const dispatcher = new Dispatcher(pool, {
+    dispatcher = new Dispatcher(pool, {
       beforeRound: cluster?.joinBetweenRounds(pool, publish),
       onSnapshotProblem: (detail) => logger.warn({ detail }, 'state snapshot not usable; a resume rebuilds these states from their recipes'),
     });
@@ -159,6 +168,8 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
       // that round's snapshot, so a kill finds the previous round's checkpoint at worst.
       onJournal: journal.onJournal,
       onRound: (report) => {
+        roundNfe = report.counters.nfe;
+        metering?.report({ nfe: roundNfe, placement: dispatcher!.stats, workers: pool.size });
         logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
         publish('round', { round: report.round, label: report.label, ...(report.progress.best ? { best: report.progress.best.reward } : {}), nfe: report.counters.nfe, plannedNfe: plan.planned[plan.method].nfe, roundMs: Math.round(report.roundMs) });
         options.onRound?.(report);
@@ -167,6 +178,8 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     searchMs = performance.now() - searchStarted;
     if (pool instanceof ThreadPool) modelMs = pool.modelMs();
   } catch (error) {
+    // A failed round's lost workers and rebuilt states count all the same.
+    if (dispatcher !== null) metering?.report({ nfe: roundNfe, placement: dispatcher.stats, workers: pool.size });
     await failRun(error);
     throw error;
   } finally {
@@ -174,6 +187,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
     if (options.pool === undefined) await pool.close();
     closeMs = performance.now() - closeStarted;
   }
+  if (dispatcher !== null) metering?.report({ nfe: roundNfe, placement: dispatcher.stats, workers: pool.size });
   if (options.resume) logger.info({ restoredStates: outcome.placement.restoredStates, rebuiltStates: outcome.placement.rebuiltStates, rebuildNfe: outcome.placement.rebuildCounters.nfe }, 'resumed: states loaded from snapshots, and rebuilt');
   const record = runRecord({
     runId,
@@ -215,7 +229,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
  * runSearch's onJournal for a run folder: each round appended to the checkpoint (a run without one
  * only counts its snapshots), and what that cost, all rounds together.
  */
-function checkpointEveryRound(checkpoints: CheckpointWriter | null, logger: Logger) {
+function checkpointEveryRound(checkpoints: CheckpointWriter | null, logger: Logger, meter: RunMeter | undefined) {
   const spent = { checkpointMs: 0, checkpointBytes: 0, snapshotBytes: 0 };
   const onJournal = async (entry: JournalEntry, snapshot: TakenSnapshot | null) => {
     const roundSnapshotBytes = snapshot?.files.reduce((sum, f) => sum + f.bytes, 0);
@@ -224,6 +238,7 @@ function checkpointEveryRound(checkpoints: CheckpointWriter | null, logger: Logg
     const best = entry.report.progress.best;
     const written = await checkpoints.append(entry, entry.report.counters, best === null ? null : { candidate: best.candidate, reward: best.reward }, snapshot?.files ?? null);
     spent.checkpointMs += written.ms;
+    meter?.checkpointWritten(written.ms / 1000);
     spent.checkpointBytes += written.bytes;
     logger.debug({ round: entry.report.round, bytes: written.bytes, ms: Math.round(written.ms * 10) / 10, ...(snapshot ? { snapshotBytes: roundSnapshotBytes, snapshotMs: Math.round(snapshot.ms * 10) / 10 } : {}) }, 'checkpoint written');
   };

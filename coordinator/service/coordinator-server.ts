@@ -35,6 +35,13 @@ import { servableRunFiles, UnservableRunFileError } from './run-files.js';
 import { appendServedEvent, EVENTS_FILE, loadServedRuns, saveServedRun, SERVED_FILE } from './run-index.js';
 import { randomUUID } from 'node:crypto';
 import { BUNDLED_MODELS, ModelRoots, OutsideModelRootsError } from '../../worker/bundles/model-roots.js';
+import { ProcessHealth } from '../../metrics/process-health.js';
+import type { Registry } from '../../metrics/registry.js';
+import { CoordinatorMetrics, RUN_STATES, type CoordinatorCounts, type RunStateName } from '../../metrics/coordinator-metrics.js';
+import { serveHealth, type ServedHealth } from '../../proto/health-service.js';
+import { meteredService, serviceNameOf } from '../../proto/metered-service.js';
+import { followRegistration, NATS_CONDITION } from '../../cluster/registration-readiness.js';
+import { workersWanted } from './workers-wanted.js';
 
 export interface CoordinatorOptions {
   readonly nats: string;
@@ -53,6 +60,20 @@ export interface CoordinatorOptions {
    * models/bundles): a client names a bundle, and the coordinator reads its manifest to plan the run.
    */
   readonly modelRoots?: readonly string[];
+  /**
+   * What its health service (and the caller's /readyz) says: it must wait for SERVING_CONDITION and
+   * NATS_CONDITION, which the server meets (coordinatorHealth makes one). Default: one of its own.
+   */
+  readonly health?: ProcessHealth;
+  /** Where its metrics go (metrics/coordinator-metrics.ts); none when absent. */
+  readonly metrics?: Registry;
+}
+
+/** The readiness condition a coordinator meets once its gRPC service is up. */
+export const SERVING_CONDITION = 'serving';
+/** A new ProcessHealth for a coordinator: waiting for its service and its NATS registration. */
+export function coordinatorHealth(): ProcessHealth {
+  return new ProcessHealth({ [SERVING_CONDITION]: 'its gRPC service is not up yet', [NATS_CONDITION]: 'it is not registered in NATS yet' });
 }
 
 /** At most 4 runs search at once, 64 wait, 16 per client, within 85 % of this process's heap. */
@@ -101,6 +122,9 @@ export class CoordinatorServer {
   private readonly runs = new Map<string, Run>();
   private readonly admission: Admission<Run>;
   private readonly modelRoots: ModelRoots;
+  private readonly metrics: CoordinatorMetrics | null;
+  /** Stops the readiness following the NATS registration. */
+  private unfollow: () => void = () => undefined;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -108,9 +132,23 @@ export class CoordinatorServer {
     private readonly nc: NatsConnection,
     private registration: WorkerRegistration | null,
     readonly address: string,
+    readonly health: ProcessHealth,
+    private readonly servedHealth: ServedHealth,
   ) {
     this.admission = new Admission({ ...defaultAdmission(), ...options.admission });
     this.modelRoots = new ModelRoots(options.modelRoots !== undefined && options.modelRoots.length > 0 ? options.modelRoots.map((root) => resolve(root)) : [BUNDLED_MODELS], 'coordinator');
+    this.metrics = options.metrics === undefined ? null : new CoordinatorMetrics(options.metrics, () => this.counts());
+  }
+
+  /** What its metrics read at each scrape. */
+  private counts(): CoordinatorCounts {
+    const runsByState = Object.fromEntries(RUN_STATES.map((state) => [state, 0])) as Record<RunStateName, number>;
+    let wanted = 0;
+    for (const run of this.runs.values()) {
+      runsByState[run.state] += 1;
+      if (run.state === 'queued' || run.state === 'running') wanted += workersWanted(run.plan);
+    }
+    return { runsByState, queueDepth: this.admission.counts.waiting, workersWanted: wanted };
   }
 
   static async start(listen: string, options: CoordinatorOptions, advertise?: string): Promise<CoordinatorServer> {
@@ -120,7 +158,9 @@ export class CoordinatorServer {
     const server = new grpc.Server(coordinatorServerOptions);
     const port = await new Promise<number>((resolve, reject) => server.bindAsync(listen, credentials, (e, p) => (e ? reject(e) : resolve(p))));
     const address = advertisedAddress(`${listen.slice(0, listen.lastIndexOf(':'))}:${port}`, advertise);
-    const coordinator = new CoordinatorServer(server, options, nc, null, address);
+    // Health answers from the moment the port is bound: NOT_SERVING until the service and its registration are up.
+    const health = options.health ?? coordinatorHealth();
+    const coordinator = new CoordinatorServer(server, options, nc, null, address, health, serveHealth(server, health, serviceNameOf(coordinatorService)));
     // The runs served before a restart: their folders are the index (coordinator/service/run-index.ts).
     for (const loaded of await loadServedRuns(options.runsDir, (folder, why) => options.logger.warn({ folder }, `not a run this coordinator can serve: ${why}`))) {
       for (const problem of loaded.eventProblems) options.logger.warn({ folder: loaded.folder }, `an event of the run's log not served: ${problem}`);
@@ -136,7 +176,8 @@ export class CoordinatorServer {
     // Clients and admins only; under mTLS each call knows its caller (who owns which run).
     const refused = (call: Parameters<typeof refusalUnlessRole>[1]) => refusalUnlessRole(transport, call, 'coordinator', ['client', 'admin']);
     const caller = (call: Parameters<typeof callerOf>[0]) => callerOf(call);
-    server.addService(coordinatorService, {
+    // Every message of the service is counted (metrics/coordinator-metrics.ts: peer "clients").
+    server.addService(meteredService(coordinatorService, coordinator.metrics?.clientWire), {
       submit: (call: grpc.ServerUnaryCall<SubmitRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => { const refusedNow = refused(call); if (refusedNow !== null) return done(refusedNow); const who = caller(call); return void Promise.resolve(call.request).then(decoded).then((r) => coordinator.submit(r, who)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)); },
       watch: (call: grpc.ServerWritableStream<WatchRequest | UndecodableRequest, RunEventMessage>) => { const refusedNow = refused(call); if (refusedNow !== null) return void call.emit('error', refusedNow); const who = caller(call); return coordinator.watch(call, who); },
       cancel: (call: grpc.ServerUnaryCall<CancelRequest | UndecodableRequest, CancelReply>, done: grpc.sendUnaryData<CancelReply>) => { const refusedNow = refused(call); if (refusedNow !== null) return done(refusedNow); const who = caller(call); return call.request instanceof UndecodableRequest ? done(refusal(call.request)) : coordinator.cancel(call.request, who, done); },
@@ -144,7 +185,9 @@ export class CoordinatorServer {
       files: (call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>) => { const refusedNow = refused(call); if (refusedNow !== null) return void call.emit('error', refusedNow); const who = caller(call); return void coordinator.files(call, who); },
       resume: (call: grpc.ServerUnaryCall<ResumeRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => { const refusedNow = refused(call); if (refusedNow !== null) return done(refusedNow); const who = caller(call); return void Promise.resolve(call.request).then(decoded).then((r) => coordinator.resume(r, who)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)); },
     });
+    health.readiness.met(SERVING_CONDITION);
     coordinator.registration = await WorkerRegistration.register(nc, { id: `coordinator-${hostname()}-${process.pid}`, address, model: '', build: '' }, undefined, COORDINATORS_BUCKET);
+    coordinator.unfollow = followRegistration(nc, coordinator.registration, health.readiness);
     options.logger.info({ address, nats: options.nats, runsDir: options.runsDir, knownRuns: coordinator.runs.size }, 'coordinator serving');
     return coordinator;
   }
@@ -260,6 +303,7 @@ export class CoordinatorServer {
         ...(this.options.transport !== undefined ? { transport: this.options.transport } : {}),
         signal: run.abort.signal,
         ...(resume !== undefined ? { resume } : {}),
+        ...(this.metrics !== null ? { meter: this.metrics.runs } : {}),
         // The run's own events, as NATS carries them: started, round, workers (joined mid-run); the
         // service sends its own finished (with the record's workers) and failure events.
         onEvent: (event, payload) => {
@@ -357,6 +401,9 @@ export class CoordinatorServer {
 
   /** Deregisters, cancels what runs, and stops. */
   async stop(): Promise<void> {
+    // Not ready from the first moment: probes and watchers see it before it stops answering.
+    this.health.readiness.unmetBecause('stop', 'it is stopping');
+    this.unfollow();
     await this.registration?.deregister();
     // Runs still waiting never started: nothing to continue, so they end as cancelled, saying why.
     for (const run of this.runs.values()) if (this.admission.withdraw(run)) this.endWaiting(run, 'cancelled', 'the coordinator stopped before the run started; submit it again');
@@ -364,8 +411,10 @@ export class CoordinatorServer {
     for (const run of active) run.abort.abort(STOPPING);
     // Each stopped run's last state and event reach its index entry before the process goes.
     await Promise.all(active.map((run) => run.attempt));
+    this.servedHealth.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await closeNats(this.nc);
+    if (this.options.health === undefined) this.health.close();
   }
 }
 

@@ -9,10 +9,12 @@
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 import type { TransportSecurity } from '../../proto/transport-security.js';
+import type { WireMeter } from '../../metrics/wire-meter.js';
 import { GrpcWorkerPool, WorkerRefusedError } from './grpc-pool.js';
 import type { WorkerSetup } from '../../proto/worker-setup.js';
 import { describeStatus, unaryOverGrpc, workerClient } from '../../proto/worker-client.js';
 import { WORKER_PROTOCOL_VERSION, workerService } from '../../proto/worker-service.js';
+import { meteredMethod } from '../../proto/metered-service.js';
 import { describeSkippedEntry, liveMembers, sweepStaleWorkers, WORKERS_BUCKET, type SkippedEntry, type StoredMember } from '../../cluster/worker-registry.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
@@ -29,6 +31,8 @@ export interface ClusterPoolOptions {
   readonly warn?: (warning: string) => void;
   /** How the workers are reached (default plaintext, loopback only); under mTLS each must show a worker certificate. */
   readonly transport?: TransportSecurity;
+  /** Told the bytes of every message to and from the workers. */
+  readonly wire?: WireMeter;
 }
 
 /** The cluster's usable workers of `build`, set up for the run. */
@@ -53,7 +57,7 @@ export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: 
     const others = live.map(({ member: w }) => `${w.address} (${w.model}, ${w.build.slice(0, 19)}…)`).join(', ');
     throw new NoWorkersError(`no live worker registered at ${url} serves ${setup.model} build ${build}${live.length > 0 ? `; live workers: ${others}` : '; none is registered (start some with `evosearch worker --nats ' + url + ' --model ...`)'}${skipped.length > 0 ? `; ${skipped.join('; ')}` : ''}`);
   }
-  const refusals = await Promise.all(serving.map((w) => reach(w.member.address, build, options.transport)));
+  const refusals = await Promise.all(serving.map((w) => reach(w.member.address, build, options.transport, options.wire)));
   let candidates = serving.filter((w, i) => {
     if (refusals[i] !== null) skip(skippedWorker(w, refusals[i]!));
     return refusals[i] === null;
@@ -62,7 +66,7 @@ export async function clusterWorkerPool(nc: NatsConnection, url: string, setup: 
   // others connected again (a setup the others already have is kept: setups are per run id).
   while (candidates.length > 0) {
     try {
-      return await GrpcWorkerPool.connect(candidates.map((w) => w.member.address), setup, { runId, expectedBuild: build, ...(options.transport !== undefined ? { transport: options.transport } : {}) });
+      return await GrpcWorkerPool.connect(candidates.map((w) => w.member.address), setup, { runId, expectedBuild: build, ...(options.transport !== undefined ? { transport: options.transport } : {}), ...(options.wire !== undefined ? { wire: options.wire } : {}) });
     } catch (error) {
       const refused = error instanceof WorkerRefusedError ? candidates.find((w) => w.member.address === error.address) : undefined;
       if (refused === undefined) throw error;
@@ -84,7 +88,7 @@ export async function joinNewWorkers(nc: NatsConnection, pool: GrpcWorkerPool, b
   for (const worker of await liveMembers(nc, { onSkip: (entry) => onSkip(`passed over ${describeSkippedEntry(entry)}`) })) {
     const { address } = worker.member;
     if (worker.member.build !== build || known.has(address)) continue;
-    const refusal = await reach(address, build, pool.transport);
+    const refusal = await reach(address, build, pool.transport, pool.wire);
     if (refusal !== null) {
       onSkip(skippedWorker(worker, refusal));
       continue;
@@ -107,10 +111,10 @@ const skippedWorker = (worker: StoredMember, why: string) => `skipped worker ${w
  * `build`, else why not. Under mTLS the handshake is where the entry's claim is checked: whoever
  * answers at the address must show a worker certificate of the cluster's CA, or it is skipped.
  */
-async function reach(address: string, build: string, transport: TransportSecurity | undefined): Promise<string | null> {
+async function reach(address: string, build: string, transport: TransportSecurity | undefined, wire: WireMeter | undefined): Promise<string | null> {
   const client = workerClient(address, transport);
   try {
-    await unaryOverGrpc(client, workerService.hello, { protocolVersion: WORKER_PROTOCOL_VERSION, expectedModelBuild: build }, REACH_DEADLINE_MS);
+    await unaryOverGrpc(client, meteredMethod(workerService.hello, wire), { protocolVersion: WORKER_PROTOCOL_VERSION, expectedModelBuild: build }, REACH_DEADLINE_MS);
     return null;
   } catch (error) {
     return `cannot be reached or refused at connection (${describeStatus(error)})`;

@@ -17,6 +17,8 @@ import type { WorkerSetup } from '../../proto/worker-setup.js';
 import { setupToWire } from '../../proto/setup-message.js';
 import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../../proto/worker-pool.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
+import type { WireMeter } from '../../metrics/wire-meter.js';
+import { meteredService } from '../../proto/metered-service.js';
 
 export interface GrpcPoolOptions {
   readonly runId: string;
@@ -57,6 +59,8 @@ export interface GrpcPoolOptions {
   readonly stallAfterMs?: number;
   /** Only for tests of version refusal: the version this coordinator claims. */
   readonly protocolVersion?: number;
+  /** Told the bytes of every message to and from the workers (the coordinator's metrics). */
+  readonly wire?: WireMeter;
 }
 
 /** A worker was refused at connection: another protocol version or model build, or it is unreachable. */
@@ -94,9 +98,20 @@ export class GrpcWorkerPool implements WorkerPool {
     return this.options.transport;
   }
 
+  /** What is told the bytes of its messages (workers that join later are counted the same way). */
+  get wire(): WireMeter | undefined {
+    return this.options.wire;
+  }
+
+  /** The worker service's methods, counted by `wire` when there is one. */
+  private get service(): typeof workerService {
+    return meteredService(workerService, this.options.wire);
+  }
+
   static async connect(addresses: readonly string[], setup: WorkerSetup, options: GrpcPoolOptions): Promise<GrpcWorkerPool> {
     if (addresses.length === 0) throw new RangeError('a gRPC worker pool needs at least one worker address');
     const o = { ...DEFAULTS, ...options };
+    const service = meteredService(workerService, options.wire);
     const workers: GrpcWorker[] = [];
     try {
       for (const address of addresses) {
@@ -105,7 +120,7 @@ export class GrpcWorkerPool implements WorkerPool {
         workers.push(worker);
         let hello: HelloReply;
         try {
-          hello = await unaryOverGrpc(worker.client, workerService.hello, { protocolVersion: o.protocolVersion ?? WORKER_PROTOCOL_VERSION, expectedModelBuild: o.expectedBuild ?? '' }, o.setupDeadlineMs);
+          hello = await unaryOverGrpc(worker.client, service.hello, { protocolVersion: o.protocolVersion ?? WORKER_PROTOCOL_VERSION, expectedModelBuild: o.expectedBuild ?? '' }, o.setupDeadlineMs);
         } catch (error) {
           throw new WorkerRefusedError(address, describeStatus(error), { cause: error });
         }
@@ -123,7 +138,7 @@ export class GrpcWorkerPool implements WorkerPool {
       if (denoiseOnly.length > 0 && scorers.length === 0) throw new WorkerRefusedError(denoiseOnly[0]!.address, 'serves --role denoise, but no reward worker is in the run to score its samples');
       const setUp = async (worker: GrpcWorker, workerSetup: WorkerSetup) => {
         try {
-          const reply = await unaryOverGrpc(worker.client, workerService.setup, { runId: options.runId, setup: setupToWire(workerSetup) }, o.setupDeadlineMs);
+          const reply = await unaryOverGrpc(worker.client, service.setup, { runId: options.runId, setup: setupToWire(workerSetup) }, o.setupDeadlineMs);
           worker.description = `${worker.address} ${reply.description}`;
         } catch (error) {
           throw new WorkerRefusedError(worker.address, `setup failed: ${describeStatus(error)}`, { cause: error });
@@ -145,7 +160,8 @@ export class GrpcWorkerPool implements WorkerPool {
 
   /** Each worker's health (status, batches, busy time so far): the denoising workers by index, then the reward workers. */
   health(): Promise<HealthReply[]> {
-    return Promise.all([...this.workers, ...this.scorers].map((w) => unaryOverGrpc(w.client, workerService.health, {}, this.options.setupDeadlineMs)));
+    const health = this.service.health;
+    return Promise.all([...this.workers, ...this.scorers].map((w) => unaryOverGrpc(w.client, health, {}, this.options.setupDeadlineMs)));
   }
 
   /** Addresses of the workers, by index. */
@@ -189,9 +205,10 @@ export class GrpcWorkerPool implements WorkerPool {
     const cancel = () => stop.abort(new WorkCancelledError(signal!));
     if (signal?.aborted) cancel();
     signal?.addEventListener('abort', cancel, { once: true });
-    const watch = this.options.healthEveryMs > 0 ? new BatchWatch(worker, this.options, commands.some(runsModel), onSpent, (detail) => stop.abort(new WorkerLostError(worker.address, `${detail}; its call is cancelled and its states are rebuilt on the other workers`))) : null;
+    const service = this.service;
+    const watch = this.options.healthEveryMs > 0 ? new BatchWatch(worker, service.health, this.options, commands.some(runsModel), onSpent, (detail) => stop.abort(new WorkerLostError(worker.address, `${detail}; its call is cancelled and its states are rebuilt on the other workers`))) : null;
     try {
-      return await withIdempotentRetry(commands, () => executeOverGrpc(worker.client, this.runId, commands, this.options.batchDeadlineMs, stop.signal));
+      return await withIdempotentRetry(commands, () => executeOverGrpc(worker.client, this.runId, commands, this.options.batchDeadlineMs, stop.signal, service.execute));
     } catch (error) {
       if (stop.signal.aborted) throw stop.signal.reason;
       const failure = error as ExecuteFailure;
@@ -238,6 +255,7 @@ class BatchWatch {
 
   constructor(
     private readonly worker: GrpcWorker,
+    private readonly healthMethod: typeof workerService.health,
     private readonly options: { readonly healthEveryMs: number; readonly silentAfterMs: number; readonly stallAfterMs: number },
     private readonly runsModel: boolean,
     private readonly onSpent: ((nfe: number) => void) | undefined,
@@ -286,7 +304,7 @@ class BatchWatch {
     if (this.asking) return;
     this.asking = true;
     // A late answer still counts: the deadline is the silence allowed, not the polling interval.
-    unaryOverGrpc(this.worker.client, workerService.health, {}, this.options.silentAfterMs)
+    unaryOverGrpc(this.worker.client, this.healthMethod, {}, this.options.silentAfterMs)
       .then((reply) => this.heard(reply), () => undefined)
       .finally(() => (this.asking = false));
   }

@@ -14,6 +14,10 @@ export interface NatsServer {
   readonly url: string;
   /** Kills the server (SIGKILL) and starts it again on the same port and store (fault tests). */
   restart(downMs: number): Promise<void>;
+  /** Kills the server (SIGKILL), to be started again by `up` (a fault that lasts as long as the test needs). */
+  down(): Promise<void>;
+  /** Starts a server killed by `down` again, on the same port and store. */
+  up(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -38,6 +42,12 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       url: process.env.NATS_URL,
       restart: async () => {
         throw new Error('cannot restart a NATS server given by NATS_URL');
+      },
+      down: async () => {
+        throw new Error('cannot stop a NATS server given by NATS_URL');
+      },
+      up: async () => {
+        throw new Error('cannot start a NATS server given by NATS_URL');
       },
       stop: async () => undefined,
     };
@@ -84,6 +94,10 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     restart: async (downMs: number) => {
       await kill('SIGKILL');
       await new Promise((resolve) => setTimeout(resolve, downMs));
+      await launch(new URL(url).port);
+    },
+    down: () => kill('SIGKILL'),
+    up: async () => {
       await launch(new URL(url).port);
     },
     stop: async () => {

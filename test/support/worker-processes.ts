@@ -10,6 +10,8 @@ import { repoRoot } from './repo-root.js';
 export interface WorkerProcess {
   readonly address: string;
   readonly build: string;
+  /** Where its --metrics-listen endpoint listens (host:port), when it was given one. */
+  readonly metrics?: string;
   readonly child: ChildProcess;
   /** Everything the worker wrote on stderr (its log). */
   readonly log: () => string;
@@ -24,10 +26,10 @@ export async function startWorker(model: string, extra: readonly string[] = []):
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const lines = createInterface({ input: child.stdout! });
   const listening = await Promise.race([
-    new Promise<{ address: string; build: string }>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line) as { address: string; build: string }))),
+    new Promise<{ address: string; build: string; metrics?: string }>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line) as { address: string; build: string; metrics?: string }))),
     exited.then((code) => Promise.reject(new Error(`worker exited with ${code} before listening: ${stderr}`))),
   ]);
-  return { address: listening.address, build: listening.build, child, log: () => stderr, exited };
+  return { address: listening.address, build: listening.build, ...(listening.metrics !== undefined ? { metrics: listening.metrics } : {}), child, log: () => stderr, exited };
 }
 
 /** Stops workers that are still running (SIGKILL: tests do not wait for drains they did not ask for). */
