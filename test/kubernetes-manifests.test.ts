@@ -54,15 +54,7 @@ const NATS_SERVER = findExecutable('nats-server', ['/usr/sbin/nats-server', '/us
 /** The evosearch subcommands the containers run, as the CLI defines them (its commander definitions). */
 const COMMANDS: Record<string, () => Command> = { coordinator: buildCoordinatorCommand, worker: buildWorkerCommand };
 
-/**
- * Flags and metrics the manifests use that other work adds to the CLI (the observability branch:
- * `--metrics-listen`, its /metrics, /livez and /readyz, and the gauge the autoscalers read). While the
- * CLI lacks one it is left out of the checks, with a note in the test's output; once the CLI has it,
- * it is checked like any other, and its entry here fails the test until it is removed, so this list
- * cannot outlive its reason.
- */
-const PENDING_FLAGS: Record<string, string> = { '--metrics-listen': 'the observability work (HTTP /metrics, /livez, /readyz)' };
-const PENDING_METRICS: Record<string, string> = { evosearch_coordinator_workers_wanted: 'the observability work (the coordinator\'s gauge of workers its runs could keep busy)' };
+/** The gauge the autoscalers read (metrics/coordinator-metrics.ts). */
 const WORKERS_WANTED = 'evosearch_coordinator_workers_wanted';
 
 /** One overlay, rendered, with what the checks look up in it. */
@@ -163,7 +155,7 @@ function cliFlags(command: Command): Set<string> {
  * running it): an unknown flag, a value the flag refuses (its choices), a flag without its value, a
  * required flag missing, a `$(VAR)` the container does not define, are each a problem.
  */
-function cliProblems(render: Render, pendingNotes: Set<string> = new Set()): string[] {
+function cliProblems(render: Render): string[] {
   const problems: string[] = [];
   for (const { workload, container, command } of evosearchContainers(render.objects)) {
     const where = `${nameOf(workload.object)} container ${container.name}`;
@@ -177,24 +169,14 @@ function cliProblems(render: Render, pendingNotes: Set<string> = new Set()): str
     for (const name of undefinedVars) problems.push(`${where}: $(${name}) is not in the container's environment, so Kubernetes passes it as written`);
     const cli = build();
     const known = cliFlags(cli);
-    const kept = args.filter((arg) => {
-      const flag = arg.split('=')[0]!;
-      if (!(flag in PENDING_FLAGS)) return true;
-      if (known.has(flag)) {
-        problems.push(`${where}: the CLI now has ${flag}: remove it from PENDING_FLAGS in test/kubernetes-manifests.test.ts, so that it is checked`);
-        return true;
-      }
-      pendingNotes.add(`${flag} (${PENDING_FLAGS[flag]}) is not in \`evosearch ${command}\` yet: not checked`);
-      return false;
-    });
-    for (const arg of kept) {
+    for (const arg of args) {
       // One style, so that a value is never taken for a flag or the reverse: --flag=value.
       if (!arg.startsWith('--')) problems.push(`${where}: argument '${arg}' is not a --flag (write values as --flag=value)`);
     }
     cli.exitOverride();
     cli.configureOutput({ writeErr: () => undefined, writeOut: () => undefined });
     try {
-      const { operands, unknown } = cli.parseOptions(kept);
+      const { operands, unknown } = cli.parseOptions(args);
       if (unknown.length > 0) problems.push(`${where}: \`evosearch ${command}\` has no flag ${unknown[0]} (its flags: ${[...known].join(' ')})`);
       if (operands.length > 0) problems.push(`${where}: \`evosearch ${command}\` takes no argument '${operands[0]}'`);
     } catch (error) {
@@ -566,7 +548,7 @@ function autoscalerProblems(render: Render): string[] {
 }
 
 const CHECKS: Record<string, (render: Render, secrets: Map<string, Map<string, string>>, notes: Set<string>) => string[]> = {
-  'the containers\' arguments are flags of the evosearch CLI': (r, _s, notes) => cliProblems(r, notes),
+  'the containers\' arguments are flags of the evosearch CLI': (r) => cliProblems(r),
   'probes, Services and advertised addresses use the ports the processes listen on': (r) => portProblems(r),
   'every Secret a pod uses is one make-secrets.sh makes, with its keys': (r, s) => secretProblems(r, s),
   'every file a container is given is on a volume it mounts': (r, s) => pathProblems(r, s),
@@ -699,7 +681,7 @@ describe('deploy/kubernetes', () => {
     ];
     for (const [what, breakIt, check, expected] of cases) {
       const r = copy();
-      assert.deepEqual(check(r).filter((p) => !/PENDING_FLAGS/.test(p)), [], `${what}: the unbroken render already has problems`);
+      assert.deepEqual(check(r), [], `${what}: the unbroken render already has problems`);
       breakIt(r);
       const problems = check(r);
       assert.ok(problems.some((p) => expected.test(p)), `${what}: expected a problem matching ${expected}, got ${JSON.stringify(problems)}`);
@@ -719,13 +701,7 @@ describe('deploy/kubernetes', () => {
   it('the metric the autoscalers read is one the coordinator exports', (t) => {
     if (skipWithoutKubectl(t)) return;
     // The source that defines it (the coordinator's /metrics), outside deploy/ and test/.
-    const defined = sourceMentions(WORKERS_WANTED);
-    if (!defined) {
-      assert.ok(WORKERS_WANTED in PENDING_METRICS, `no source file outside deploy/ and test/ names ${WORKERS_WANTED}, which the autoscalers read`);
-      t.diagnostic(`${WORKERS_WANTED}: ${PENDING_METRICS[WORKERS_WANTED]} has not landed: not checked`);
-      return;
-    }
-    assert.ok(!(WORKERS_WANTED in PENDING_METRICS), `the source now defines ${WORKERS_WANTED}: remove it from PENDING_METRICS in test/kubernetes-manifests.test.ts`);
+    assert.ok(sourceMentions(WORKERS_WANTED), `no source file outside deploy/ and test/ names ${WORKERS_WANTED}, which the autoscalers read`);
   });
 
   it('the NATS server certificate names every host the manifests dial NATS by', (t) => {
