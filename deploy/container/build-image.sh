@@ -13,12 +13,13 @@
 #      localhost/evosearch-nats:latest, Debian's nats-server on the same base, for compose and the
 #      container test.
 #   3. with --cuda, localhost/evosearch-cuda:latest (Containerfile.cuda) as well: it needs the
-#      nvidia/cuda base image, so a registry that serves it (or that image already in podman).
+#      nvidia/cuda base image, so a registry that serves it (or that image already in podman;
+#      EVOSEARCH_CUDA_BASE names another base).
 #
 # Needs: root (debootstrap), podman, debootstrap (Debian: apt-get install -y podman runc debootstrap),
 # and this repository's Node (20.19+, a standalone binary: it is copied into the image, since
 # bookworm's nodejs is 18) with npm 11.19+. Environment: EVOSEARCH_IMAGE (the main tag),
-# EVOSEARCH_NATS_IMAGE, EVOSEARCH_CUDA_IMAGE, EVOSEARCH_IMAGE_CACHE, DEBIAN_MIRROR,
+# EVOSEARCH_NATS_IMAGE, EVOSEARCH_CUDA_IMAGE, EVOSEARCH_CUDA_BASE, EVOSEARCH_IMAGE_CACHE, DEBIAN_MIRROR,
 # DEBIAN_SECURITY_MIRROR, PODMAN (the podman command).
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -166,15 +167,22 @@ if [ -n "$CAFILE" ]; then
 else
   : >"$STAGE/ca.pem"
 fi
-build() { # tag, target, containerfile
+build() { # tag, target, containerfile, more podman build arguments
   step "podman build $1 (target $2)"
-  "$PODMAN" build --format docker --network host "${NO_CACHE[@]}" \
+  local tag="$1" target="$2" file="$3"
+  shift 3
+  "$PODMAN" build --format docker --network host "${NO_CACHE[@]}" "$@" \
     --build-context "node-dist=$STAGE" --build-arg "BASE=$BASE_IMAGE" --build-arg "NPM_REGISTRY=$NPM_REGISTRY" \
-    --ignorefile "$HERE/containerignore" -f "$3" --target "$2" -t "$1" "$ROOT"
+    --ignorefile "$HERE/containerignore" -f "$file" --target "$target" -t "$tag" "$ROOT"
 }
 build "$IMAGE" runtime "$HERE/Containerfile"
 build "$NATS_IMAGE" nats "$HERE/Containerfile"
-if [ "$CUDA" = 1 ]; then build "$CUDA_IMAGE" runtime "$HERE/Containerfile.cuda"; fi
+if [ "$CUDA" = 1 ]; then
+  # On the CPU image's program; the base is NVIDIA's CUDA 13 + cuDNN 9 runtime (EVOSEARCH_CUDA_BASE
+  # names another, e.g. a mirror's copy, or this Debian base to try everything but the CUDA libraries).
+  build "$CUDA_IMAGE" runtime "$HERE/Containerfile.cuda" --build-arg "APP=$IMAGE" \
+    ${EVOSEARCH_CUDA_BASE:+--build-arg "CUDA_BASE=$EVOSEARCH_CUDA_BASE"}
+fi
 
 # A smoke test of what was built: the CLI starts as the image's user and names its versions.
 "$PODMAN" run --rm --no-healthcheck --network none "$IMAGE" --version
