@@ -1,6 +1,6 @@
 /**
- * The container images with real parts: NATS (localhost/evosearch-nats, the documented server
- * configuration), a coordinator and two tiny-sd workers (localhost/evosearch), all started by
+ * The container images with real parts: NATS (localhost/evosearch-cluster-nats, the documented server
+ * configuration), a coordinator and two tiny-sd workers (localhost/evosearch-cluster), all started by
  * testcontainers through podman's Docker-compatible API, secured as a real cluster (NATS users, mTLS
  * on every gRPC hop, a cluster key). A run submitted from this machine with the project's CLI must give
  * exactly the answer of the same run made here on local threads, and each container's HEALTHCHECK must
@@ -27,8 +27,8 @@ import type { StartedTestContainer } from 'testcontainers';
 import { EVOSEARCH_BIN } from './support/evosearch-cli.js';
 import { repoRoot } from './support/repo-root.js';
 
-const IMAGE = process.env.EVOSEARCH_IMAGE ?? 'localhost/evosearch:latest';
-const NATS_IMAGE = process.env.EVOSEARCH_NATS_IMAGE ?? 'localhost/evosearch-nats:latest';
+const IMAGE = process.env.EVOSEARCH_IMAGE ?? 'localhost/evosearch-cluster:latest';
+const NATS_IMAGE = process.env.EVOSEARCH_NATS_IMAGE ?? 'localhost/evosearch-cluster-nats:latest';
 /** The image's user (deploy/container/Containerfile): the secrets it reads must be its own. */
 const IMAGE_UID = 10001;
 const BUILD = 'deploy/container/build-image.sh';
@@ -164,7 +164,7 @@ describe('container images: a cluster of containers (testcontainers on podman)',
       const coordinator = await start('coordinator', IMAGE, (c) => c
         .withEnvironment({ EVOSEARCH_NATS_USER: 'coordinator', EVOSEARCH_NATS_PASSWORD: passwords.coordinator })
         .withBindMounts([...tlsOf('coord'), mount(key, '/secrets/cluster.key'), { source: BUNDLES, target: BUNDLES, mode: 'ro' }])
-        .withCommand(['coordinator', '--nats', natsUrl, '--listen', '127.0.0.1:0', '--runs-dir', '/runs', '--cluster-key', '/secrets/cluster.key', ...TLS_FLAGS]), /"event":"listening"/);
+        .withCommand(['coordinator', '--nats', natsUrl, '--listen', '127.0.0.1:0', '--runs-dir', '/runs', '--model-root', BUNDLES, '--cluster-key', '/secrets/cluster.key', ...TLS_FLAGS]), /"event":"listening"/);
       const coordinatorAddress = (await lineOf('coordinator', coordinator.output, /"event":"listening","address":"([^"]+)"/))[1]!;
       const workers = await Promise.all(['worker-1', 'worker-2'].map((peer) => start(peer, IMAGE, (c) => c
         .withEnvironment({ EVOSEARCH_NATS_USER: 'worker', EVOSEARCH_NATS_PASSWORD: passwords.worker })

@@ -24,7 +24,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 DIR="$HERE/secrets"
-IMAGE="${EVOSEARCH_IMAGE:-localhost/evosearch:latest}"
+IMAGE="${EVOSEARCH_IMAGE:-localhost/evosearch-cluster:latest}"
 PODMAN="${PODMAN:-podman}"
 IMAGE_UID=10001
 while [ $# -gt 0 ]; do

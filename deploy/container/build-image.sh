@@ -9,10 +9,10 @@
 #      as localhost/evosearch-base:bookworm. An existing base image is reused, else the tarball; so only
 #      the first build ever runs debootstrap. The root gets bookworm's updates and security updates
 #      when it is made; --rebuild-base makes a new one (do it to pick up newer security updates).
-#   2. localhost/evosearch:latest (deploy/container/Containerfile): the coordinator and CPU workers, and
-#      localhost/evosearch-nats:latest, Debian's nats-server on the same base, for compose and the
+#   2. localhost/evosearch-cluster:latest (deploy/container/Containerfile): the coordinator and CPU workers, and
+#      localhost/evosearch-cluster-nats:latest, Debian's nats-server on the same base, for compose and the
 #      container test.
-#   3. with --cuda, localhost/evosearch-cuda:latest (Containerfile.cuda) as well: it needs the
+#   3. with --cuda, localhost/evosearch-cluster-cuda:latest (Containerfile.cuda) as well: it needs the
 #      nvidia/cuda base image, so a registry that serves it (or that image already in podman;
 #      EVOSEARCH_CUDA_BASE names another base).
 #
@@ -25,9 +25,9 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 HERE="$ROOT/deploy/container"
 PODMAN="${PODMAN:-podman}"
-IMAGE="${EVOSEARCH_IMAGE:-localhost/evosearch:latest}"
-NATS_IMAGE="${EVOSEARCH_NATS_IMAGE:-localhost/evosearch-nats:latest}"
-CUDA_IMAGE="${EVOSEARCH_CUDA_IMAGE:-localhost/evosearch-cuda:latest}"
+IMAGE="${EVOSEARCH_IMAGE:-localhost/evosearch-cluster:latest}"
+NATS_IMAGE="${EVOSEARCH_NATS_IMAGE:-localhost/evosearch-cluster-nats:latest}"
+CUDA_IMAGE="${EVOSEARCH_CUDA_IMAGE:-localhost/evosearch-cluster-cuda:latest}"
 BASE_IMAGE="localhost/evosearch-base:bookworm"
 CACHE="${EVOSEARCH_IMAGE_CACHE:-/var/cache/evosearch-image}"
 BASE_TARBALL="$CACHE/debian-bookworm-minbase.tar.gz"

@@ -1,13 +1,13 @@
 /**
- * The evosearch image's HEALTHCHECK: is the container's evosearch server (PID 1: `coordinator` or
+ * The evosearch image's HEALTHCHECK: is the container's evosearch server (under tini, PID 1: `coordinator` or
  * `worker`) serving?
  *
  * It finds the ports to ask itself, because a worker scaled with compose on host networking listens on
  * port 0 (any free port: fixed ports would collide between replicas), so no port can be written into
- * the image or the compose file. The TCP sockets PID 1 listens on are read from /proc (its fds' socket
+ * the image or the compose file. The TCP sockets the server process listens on are read from /proc (its fds' socket
  * inodes, matched in /proc/net/tcp{,6}), then asked, by what this image's CLI has (decided when the
  * image was built, in ./healthcheck-mode):
- *   grpc-health   `evosearch health --address HOST:PORT` on each port, with PID 1's own TLS flags
+ *   grpc-health   `evosearch health --address HOST:PORT` on each port, with the server's own TLS flags
  *                 (read from its command line; EVOSEARCH_TLS_* are in the environment already): healthy
  *                 when one answers SERVING;
  *   http-readyz   GET /readyz on each port (the --metrics-listen server): healthy on 200, unhealthy on
@@ -21,7 +21,29 @@
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
-const PID = process.env.EVOSEARCH_HEALTH_PID ?? '1';
+const PID = process.env.EVOSEARCH_HEALTH_PID ?? serverPid();
+
+/**
+ * The server's process: PID 1's child when PID 1 is the image's tini (which holds no sockets), else
+ * PID 1 itself (an image run with another entrypoint).
+ */
+function serverPid() {
+  try {
+    if (readFileSync('/proc/1/comm', 'utf8').trim() !== 'tini') return '1';
+    for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+      try {
+        // Field 4 of stat is the parent; the name in field 2 may hold spaces, so count after its ')'.
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === '1' && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('evosearch')) return pid;
+      } catch {
+        // Ended while we looked.
+      }
+    }
+  } catch {
+    // No /proc/1/comm to read: treat PID 1 as the server.
+  }
+  return '1';
+}
 const BIN = new URL('../../bin/evosearch.js', import.meta.url).pathname;
 const SERVERS = new Set(['coordinator', 'worker']);
 
@@ -46,7 +68,7 @@ try {
 const command = argv.slice(argv.findIndex((a) => a.endsWith('evosearch.js') || a.endsWith('/evosearch')) + 1).find((a) => !a.startsWith('-'));
 if (!SERVERS.has(command)) done(true, `healthcheck: process ${PID} runs \`evosearch ${command ?? ''}\`, which serves nothing: healthy while it runs`);
 
-/** The value of --flag in PID 1's arguments (`--flag value` or `--flag=value`), or undefined. */
+/** The value of --flag in the server's arguments (`--flag value` or `--flag=value`), or undefined. */
 function flag(name) {
   for (let i = 0; i < argv.length; i += 1) {
     if (argv[i] === name) return argv[i + 1];
@@ -69,7 +91,7 @@ function dialAddress(hex, v6) {
   return `[${groups.join(':')}]:${port}`;
 }
 
-/** The addresses PID 1 listens on (TCP). */
+/** The addresses the server listens on (TCP). */
 function listening() {
   const inodes = new Set();
   for (const fd of readdirSync(`/proc/${PID}/fd`)) {
