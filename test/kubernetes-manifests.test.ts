@@ -118,11 +118,12 @@ function environmentOf(container: Container, render: Pick<Render, 'namespace' | 
       env.set(e.name, cores === null ? `<${from.resourceFieldRef.resource}>` : String(cores));
     }
     if (from.configMapKeyRef !== undefined) {
-      const value = render.configMaps.get(from.configMapKeyRef.name)?.get(from.configMapKeyRef.key);
+      // The schema leaves name optional (the empty default ConfigMap's): no name finds nothing.
+      const value = render.configMaps.get(from.configMapKeyRef.name ?? '')?.get(from.configMapKeyRef.key ?? '');
       if (value !== undefined) env.set(e.name, value);
     }
     if (from.secretKeyRef !== undefined) {
-      const value = secrets?.get(from.secretKeyRef.name)?.get(from.secretKeyRef.key);
+      const value = secrets?.get(from.secretKeyRef.name ?? '')?.get(from.secretKeyRef.key ?? '');
       env.set(e.name, value ?? '<secret>');
     }
   }
