@@ -8,6 +8,8 @@ import { buildWorkerCommand } from './worker-command.js';
 import { buildCoordinatorCommand } from './coordinator-command.js';
 import { buildResumeCommand, buildRunsCommand } from './resume-command.js';
 import { buildInstallCudaCommand } from './install-cuda-command.js';
+import { buildViewCommand } from './view-command.js';
+import { buildTokenCommand } from './token-command.js';
 
 /** `evosearch <command>`: the user's entry point. */
 export async function main(argv: readonly string[]): Promise<void> {
@@ -24,6 +26,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   program.addCommand(buildRunsCommand().exitOverride());
   program.addCommand(buildInstallCudaCommand().exitOverride());
   program.addCommand(buildCertsCommand().exitOverride());
+  program.addCommand(buildViewCommand().exitOverride());
+  program.addCommand(buildTokenCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

@@ -35,6 +35,7 @@ import { servableRunFiles, UnservableRunFileError } from './run-files.js';
 import { appendServedEvent, EVENTS_FILE, loadServedRuns, saveServedRun, SERVED_FILE } from './run-index.js';
 import { randomUUID } from 'node:crypto';
 import { BUNDLED_MODELS, ModelRoots, OutsideModelRootsError } from '../../worker/bundles/model-roots.js';
+import { startCoordinatorView, type CoordinatorView, type CoordinatorViewOptions, type ServedRuns } from './coordinator-view.js';
 
 export interface CoordinatorOptions {
   readonly nats: string;
@@ -53,6 +54,8 @@ export interface CoordinatorOptions {
    * models/bundles): a client names a bundle, and the coordinator reads its manifest to plan the run.
    */
   readonly modelRoots?: readonly string[];
+  /** Serve the live view (`--view-listen`, coordinator-view.ts): same callers and rules as this API. */
+  readonly view?: CoordinatorViewOptions;
 }
 
 /** At most 4 runs search at once, 64 wait, 16 per client, within 85 % of this process's heap. */
@@ -85,7 +88,7 @@ interface Run {
  * Whether `caller` may see `run`: plaintext callers (loopback: this machine's users) and admins see
  * every run; a client sees the runs its certificate's name submitted.
  */
-function mayUse(run: { readonly owner: string | null }, caller: PeerIdentity | null): boolean {
+export function mayUse(run: { readonly owner: string | null }, caller: PeerIdentity | null): boolean {
   return caller === null || caller.role === 'admin' || run.owner === caller.name;
 }
 
@@ -101,6 +104,8 @@ export class CoordinatorServer {
   private readonly runs = new Map<string, Run>();
   private readonly admission: Admission<Run>;
   private readonly modelRoots: ModelRoots;
+  /** The live view, when served (options.view). */
+  view: CoordinatorView | null = null;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -144,6 +149,7 @@ export class CoordinatorServer {
       files: (call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>) => { const refusedNow = refused(call); if (refusedNow !== null) return void call.emit('error', refusedNow); const who = caller(call); return void coordinator.files(call, who); },
       resume: (call: grpc.ServerUnaryCall<ResumeRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => { const refusedNow = refused(call); if (refusedNow !== null) return done(refusedNow); const who = caller(call); return void Promise.resolve(call.request).then(decoded).then((r) => coordinator.resume(r, who)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)); },
     });
+    if (options.view !== undefined) coordinator.view = await startCoordinatorView(options.view, coordinator.servedRuns(), transport, options.logger);
     coordinator.registration = await WorkerRegistration.register(nc, { id: `coordinator-${hostname()}-${process.pid}`, address, model: '', build: '' }, undefined, COORDINATORS_BUCKET);
     options.logger.info({ address, nats: options.nats, runsDir: options.runsDir, knownRuns: coordinator.runs.size }, 'coordinator serving');
     return coordinator;
@@ -325,9 +331,19 @@ export class CoordinatorServer {
   private cancel(request: CancelRequest, caller: PeerIdentity | null, done: grpc.sendUnaryData<CancelReply>): void {
     const run = this.find(request.runId, caller);
     if (run === undefined) return done(status(grpc.status.NOT_FOUND, `no run ${request.runId} on this coordinator`));
+    done(null, { state: this.stopRun(run) });
+  }
+
+  /** A client's cancel (gRPC or the view): a waiting run ends now, a running one between rounds. Its state after. */
+  private stopRun(run: Run): RunState {
     if (this.admission.withdraw(run)) this.endWaiting(run, 'cancelled', 'cancelled by a client before it started');
     else if (!TERMINAL.has(run.state)) run.abort.abort('cancelled by a client');
-    done(null, { state: run.state });
+    return run.state;
+  }
+
+  /** What the live view reads of this coordinator's runs, and the rules it keeps (coordinator-view.ts). */
+  private servedRuns(): ServedRuns {
+    return { all: () => this.runs.values(), get: (id) => this.runs.get(id), mayUse, cancel: (run) => this.stopRun(run as Run), skipFile: (name) => SERVICE_FILES.has(name) || isDurableTemporary(name) };
   }
 
   private async files(call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>, caller: PeerIdentity | null): Promise<void> {
@@ -364,6 +380,8 @@ export class CoordinatorServer {
     for (const run of active) run.abort.abort(STOPPING);
     // Each stopped run's last state and event reach its index entry before the process goes.
     await Promise.all(active.map((run) => run.attempt));
+    // After the runs' last events, so a page watching one sees how it ended.
+    await this.view?.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await closeNats(this.nc);
   }
