@@ -37,7 +37,7 @@ export function buildCoordinatorCommand(): Command {
       const transport = transportFrom(command, ['coordinator']);
       checkedModelRoots(options.modelRoot);
       const admission = admissionFrom(options);
-      const view = viewOptionsFrom(options);
+      const view = viewOptionsFrom(options, transport);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'coordinator' } }, pino.destination({ dest: 2, sync: true }));
       // Once, here, rather than in every run's log: it is the coordinator's setting.
       const unauthenticated = unauthenticatedMirrorWarning();

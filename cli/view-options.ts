@@ -8,6 +8,8 @@ import { HOST_PORT } from '../cluster/advertised-address.js';
 import { ConfigError } from '../config/resolve-run-config.js';
 import type { CoordinatorViewOptions } from '../coordinator/service/coordinator-view.js';
 import { readTokenFile } from '../view/token-file.js';
+import { checkViewListen } from '../view/view-server.js';
+import type { TransportSecurity } from '../proto/transport-security.js';
 
 export function addViewOptions(command: Command): Command {
   return command
@@ -16,13 +18,14 @@ export function addViewOptions(command: Command): Command {
 }
 
 /** The view the flags ask for, checked (the tokens file is read now, so a bad one stops the start). */
-export function viewOptionsFrom(options: { viewListen?: string; viewTokens?: string }): CoordinatorViewOptions | undefined {
+export function viewOptionsFrom(options: { viewListen?: string; viewTokens?: string }, transport: TransportSecurity): CoordinatorViewOptions | undefined {
   if (options.viewListen === undefined) {
     if (options.viewTokens !== undefined) throw new ConfigError('--view-tokens', 'serves nothing without --view-listen', 'command-line flags');
     return undefined;
   }
   const listen = /^\d+$/.test(options.viewListen) ? `127.0.0.1:${options.viewListen}` : options.viewListen;
   if (!HOST_PORT.test(listen)) throw new ConfigError('--view-listen', `'${options.viewListen}' is not host:port`, 'command-line flags');
+  checkViewListen(listen, transport.kind === 'mtls');
   if (options.viewTokens !== undefined) readTokenFile(options.viewTokens);
   return { listen, ...(options.viewTokens !== undefined ? { tokens: options.viewTokens } : {}) };
 }

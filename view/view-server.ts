@@ -61,13 +61,7 @@ export class ViewServer {
   ) {}
 
   static async start(options: ViewServerOptions): Promise<ViewServer> {
-    const at = options.listen.lastIndexOf(':');
-    const host = hostOf(options.listen);
-    const port = Number(options.listen.slice(at + 1));
-    if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new TransportSecurityError(`the view's address '${options.listen}' is not host:port`);
-    if (options.tls === null && !isLoopback(host)) {
-      throw new TransportSecurityError(`cannot serve the view in plaintext HTTP on ${options.listen}: plaintext is for loopback addresses only; listen on 127.0.0.1, or give the coordinator its certificates (--tls-ca, --tls-cert, --tls-key) to serve HTTPS`);
-    }
+    const { host, port } = checkViewListen(options.listen, options.tls !== null);
     const streams = new EventStreams({ ...DEFAULT_STREAM_LIMITS, ...options.limits });
     const handler = requestHandler(options, streams);
     const server: Server =
@@ -95,6 +89,21 @@ export class ViewServer {
       this.server.closeAllConnections?.();
     });
   }
+}
+
+/**
+ * The host and port of `listen`, or why the view may not serve there: plaintext HTTP (no TLS) only on a
+ * loopback address, as the gRPC servers.
+ */
+export function checkViewListen(listen: string, tls: boolean): { readonly host: string; readonly port: number } {
+  const at = listen.lastIndexOf(':');
+  const host = hostOf(listen);
+  const port = Number(listen.slice(at + 1));
+  if (at < 0 || !/^\d+$/.test(listen.slice(at + 1)) || port > 65535) throw new TransportSecurityError(`the view's address '${listen}' is not host:port`);
+  if (!tls && !isLoopback(host)) {
+    throw new TransportSecurityError(`cannot serve the view in plaintext HTTP on ${listen}: plaintext is for loopback addresses only; listen on 127.0.0.1, or give the coordinator its certificates (--tls-ca, --tls-cert, --tls-key) to serve HTTPS`);
+  }
+  return { host, port };
 }
 
 function requestHandler(options: ViewServerOptions, streams: EventStreams) {

@@ -34,11 +34,20 @@ export class JournalThumbnails {
     this.file = join(folder, JOURNAL_FILE);
   }
 
-  /** The thumbnail of `candidate` as round `round` scored it; null when the journal has none (yet). */
-  async get(round: number, candidate: CandidateId): Promise<FetchedSample | null> {
+  /**
+   * The thumbnail of `candidate` as round `round` scored it; null when the journal has none. A round
+   * whose line is not written yet (it is written while the next round runs) is waited for up to
+   * `waitMs`.
+   */
+  async get(round: number, candidate: CandidateId, waitMs = 0): Promise<FetchedSample | null> {
     let samples = this.rounds.get(round);
     if (samples === undefined) {
-      const decoded = await this.decode(round);
+      const until = performance.now() + waitMs;
+      let decoded = await this.decode(round);
+      while (decoded === null && round + 1 >= this.starts.length && performance.now() < until) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        decoded = await this.decode(round);
+      }
       if (decoded === null) return null;
       samples = decoded;
       this.rounds.set(round, samples);

@@ -81,7 +81,7 @@ export class FolderRunSource implements RunSource {
       follow: (onEvent) => this.follow(onEvent),
       cancel: () => Promise.reject(new Error('not cancellable from here')),
       files: () => (existsSync(join(this.folder, RECORD_FILE)) && this.ended ? { files: servableRunFiles(this.folder, (name) => name === LOCK_FILE || name === SERVED_FILE || name === EVENTS_FILE || isDurableTemporary(name)) } : { refused: `run ${this.runId} has not finished; its folder is ${this.folder}` }),
-      thumbnail: (round, candidate) => this.journal.get(round, candidate),
+      thumbnail: (round, candidate) => this.journal.get(round, candidate, this.ended ? 0 : 5000),
     };
   }
 

@@ -149,7 +149,15 @@ export class CoordinatorServer {
       files: (call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>) => { const refusedNow = refused(call); if (refusedNow !== null) return void call.emit('error', refusedNow); const who = caller(call); return void coordinator.files(call, who); },
       resume: (call: grpc.ServerUnaryCall<ResumeRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => { const refusedNow = refused(call); if (refusedNow !== null) return done(refusedNow); const who = caller(call); return void Promise.resolve(call.request).then(decoded).then((r) => coordinator.resume(r, who)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)); },
     });
-    if (options.view !== undefined) coordinator.view = await startCoordinatorView(options.view, coordinator.servedRuns(), transport, options.logger);
+    if (options.view !== undefined) {
+      try {
+        coordinator.view = await startCoordinatorView(options.view, coordinator.servedRuns(), transport, options.logger);
+      } catch (error) {
+        server.forceShutdown();
+        await closeNats(nc);
+        throw error;
+      }
+    }
     coordinator.registration = await WorkerRegistration.register(nc, { id: `coordinator-${hostname()}-${process.pid}`, address, model: '', build: '' }, undefined, COORDINATORS_BUCKET);
     options.logger.info({ address, nats: options.nats, runsDir: options.runsDir, knownRuns: coordinator.runs.size }, 'coordinator serving');
     return coordinator;

@@ -104,7 +104,8 @@ export class CoordinatorRunSource implements RunSource {
       follow: (onEvent) => follow(run, onEvent),
       cancel: async () => runs.cancel(run),
       files: () => (run.state === 'finished' ? { files: servableRunFiles(run.folder, (name) => runs.skipFile(name)) } : { refused: `run ${run.id} is ${run.state}; its files come when it has finished` }),
-      thumbnail: (round, candidate) => journal().get(round, candidate),
+      // A round's journal line follows its event by a moment (it is written while the next round runs).
+      thumbnail: (round, candidate) => journal().get(round, candidate, round < runRounds(run) ? 5000 : 0),
     };
   }
 
@@ -116,6 +117,15 @@ export class CoordinatorRunSource implements RunSource {
     while (this.journals.size > THUMBNAIL_RUNS) this.journals.delete(this.journals.keys().next().value!);
     return journal;
   }
+}
+
+/** Rounds the run has reported (a round's thumbnails are worth waiting for only once it has). */
+function runRounds(run: ServedRunState): number {
+  for (let i = run.events.length - 1; i >= 0; i--) {
+    const event = run.events[i]!;
+    if (event.event === 'round') return event.payload.round + 1;
+  }
+  return 0;
 }
 
 function listingOf(run: ServedRunState): RunListing {

@@ -7,6 +7,9 @@ import * as fmt from './format.js';
 
 const TERMINAL = new Set(['finished', 'failed', 'cancelled', 'interrupted']);
 const RETRY_MS = 2000;
+/** Candidates shown before "show all". */
+const POPULATION_SHOWN = 24;
+let populationExpanded = false;
 
 let following = null; // { runId, abort: AbortController, model }
 let runsTimer = null;
@@ -247,7 +250,7 @@ function renderActions(model, state) {
 function thumbnail(runId, round, candidate, size) {
   if (round === undefined || round === null || candidate === undefined || candidate === null) return h('span', { class: 'thumb none' }, '–');
   const key = `${runId}/${round}/${candidate}`;
-  const img = h('img', { class: 'thumb', alt: `candidate ${candidate}`, width: size, height: size });
+  const img = h('img', { class: 'thumb', alt: '', title: `candidate ${candidate} (round ${Number(round) + 1})`, width: size, height: size });
   const known = thumbnails.get(key);
   if (known?.url) {
     img.src = known.url;
@@ -295,12 +298,16 @@ function renderPopulation(model) {
   const d = round.detail;
   const names = Object.keys(d.population[0]?.metrics ?? {});
   $('population-note').textContent = `· generation ${d.generation}, round ${round.round + 1}: ${d.scored} scored${d.population.length < d.scored ? `, best ${d.population.length} shown` : ''}${names.length ? ` · reward, then held-out ${names.join(' · ')}` : ''}`;
-  fill(el, d.population.map((c, i) =>
+  const shown = populationExpanded ? d.population : d.population.slice(0, POPULATION_SHOWN);
+  const toggle = d.population.length > POPULATION_SHOWN
+    ? h('button', { type: 'button', class: 'more', id: 'population-toggle', onclick: () => { populationExpanded = !populationExpanded; render(); } }, populationExpanded ? 'show fewer' : `show all ${d.population.length}`)
+    : null;
+  fill(el, shown.map((c, i) =>
     h('div', { class: `candidate${i === 0 ? ' leader' : ''}`, 'data-candidate': c.id, title: `candidate ${c.id} (${c.origin}${c.parent !== undefined ? ` of ${c.parent}` : ''}, generation ${c.generation})${Object.keys(c.metrics).length ? `\nheld-out: ${fmt.metrics(c.metrics)}` : ''}` },
       thumbnail(model.runId, round.round, c.id, 64),
       h('div', { class: 'reward' }, fmt.reward(c.reward)),
       h('div', { class: 'metrics' }, `#${c.id} ${c.origin}`),
-      Object.keys(c.metrics).length ? h('div', { class: 'metrics' }, Object.values(c.metrics).map((v) => fmt.reward(v)).join(' · ')) : null)));
+      Object.keys(c.metrics).length ? h('div', { class: 'metrics' }, Object.values(c.metrics).map((v) => fmt.reward(v)).join(' · ')) : null)), toggle);
 }
 
 function renderLineage(model, detail) {
