@@ -6,6 +6,7 @@
  * synced, taken in order off the run's path: a round waits for none of them. A reader skips a torn
  * last line (the process died mid-append).
  */
+import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TurnQueue } from '../../async/timeouts-and-turns.js';
 import { appendFileDurable } from '../../files/durable-write.js';
@@ -15,6 +16,8 @@ import { EVENTS_FILE } from '../service/run-index.js';
 export class RunEventLog {
   private readonly turns = new TurnQueue();
   private failure: Error | null = null;
+  /** Whether the log's end was looked at: a line torn by a process killed mid-append is ended first. */
+  private checkedEnd = false;
 
   constructor(readonly folder: string, private readonly runId: string, private readonly warn: (message: string) => void) {}
 
@@ -28,7 +31,15 @@ export class RunEventLog {
       this.stop(error as Error);
       return;
     }
-    void this.turns.run(() => (this.failure === null ? appendFileDurable(join(this.folder, EVENTS_FILE), line) : undefined)).catch((error: Error) => this.stop(error));
+    void this.turns
+      .run(async () => {
+        if (this.failure !== null) return;
+        const file = join(this.folder, EVENTS_FILE);
+        const text = this.checkedEnd || (await endsMidLine(file)) === false ? line : `\n${line}`;
+        this.checkedEnd = true;
+        await appendFileDurable(file, text);
+      })
+      .catch((error: Error) => this.stop(error));
   }
 
   /** Resolves once every event queued so far is written (or the log has stopped). */
@@ -40,5 +51,24 @@ export class RunEventLog {
     if (this.failure !== null) return;
     this.failure = error;
     this.warn(`${EVENTS_FILE} not written from here on (evosearch view cannot follow this run): ${error.message}`);
+  }
+}
+
+/** Whether `file` ends inside a line (its last byte is not a newline); false for an empty or missing file. */
+async function endsMidLine(file: string): Promise<boolean> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch {
+    return false;
+  }
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) return false;
+    const last = Buffer.alloc(1);
+    await handle.read(last, 0, 1, size - 1);
+    return last[0] !== 10;
+  } finally {
+    await handle.close();
   }
 }
