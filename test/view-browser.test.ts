@@ -114,10 +114,12 @@ describe('the live view in headless Chromium', () => {
       }, undefined, { timeout: 30_000 });
       const thumb = (await loaded.jsonValue())!;
       assert.ok(thumb.w > 0 && thumb.w <= 64 && thumb.h <= 64, `a real thumbnail, at most 64 px: ${JSON.stringify(thumb)}`);
-      // The screenshot once the shown thumbnails have loaded (the next round may replace them meanwhile).
+      // The README's screenshot a few generations in, once the shown thumbnails have loaded (the next
+      // round may replace them meanwhile).
+      const target = process.env.EVOSEARCH_VIEW_SCREENSHOT;
+      if (target !== undefined) await page.waitForFunction(() => Number(document.getElementById('generation')?.dataset.generation) >= 4, undefined, { timeout: 120_000 });
       await page.waitForFunction(() => [...document.querySelectorAll<HTMLImageElement>('#population img, #lineage img, #best img')].every((i) => i.complete && i.naturalWidth > 0), undefined, { timeout: 10_000 }).catch(() => undefined);
       const shot = await page.screenshot({ fullPage: true });
-      const target = process.env.EVOSEARCH_VIEW_SCREENSHOT;
       if (target !== undefined) {
         const path = resolve(repoRoot(), target);
         await mkdir(dirname(path), { recursive: true });

@@ -198,7 +198,7 @@ function render() {
   $('generation').dataset.generation = String(detail?.generation ?? 0);
   $('nfe').textContent = `${fmt.count(nfe)} of ${fmt.count(planned)} NFEs`;
   $('eta').textContent = etaText(model, nfe, planned, state);
-  $('heard').textContent = TERMINAL.has(state) ? '' : `${model.rounds.length} rounds · live`;
+  $('heard').textContent = `${model.rounds.length} rounds${last ? ` · last: ${last.label}` : ''}${TERMINAL.has(state) ? '' : ' · live'}`;
   fill($('chart'), rewardChart(chartPoints(model.rounds), detail?.generations ?? 0));
   renderBest(model, detail);
   renderPopulation(model);
