@@ -79,7 +79,7 @@ describe('the live view in headless Chromium', () => {
       try {
         // Eight rounds of a few seconds each (seven generations rolled out, then the final one): the page
         // opens after the first, sees the next, and cancels with rounds still to come.
-        ({ runId } = await alice.submit({ model: TINY_SD, prompt: PROMPT, seed: 7, evosearch: { evolutionSchedule: [0, 3, 6, 9, 12, 15, 18], populationSchedule: [64, 48, 48, 48, 48, 48, 48, 48] } }));
+        ({ runId } = await alice.submit({ model: 'models/bundles/tiny-sd', prompt: PROMPT, seed: 7, evosearch: { evolutionSchedule: [0, 3, 6, 9, 12, 15, 18], populationSchedule: [64, 48, 48, 48, 48, 48, 48, 48] } }));
       } finally {
         alice.close();
       }

@@ -18,14 +18,17 @@ import { lowerTensors } from './journal-tensors.js';
 import { TurnQueue } from '../../async/timeouts-and-turns.js';
 
 const MAX_LINE_BYTES = 64 * 2 ** 20;
+/** Decoded rounds kept, at most this many and this many bytes of samples (the newest one always). */
 const ROUNDS_KEPT = 8;
+const BYTES_KEPT = 64 * 2 ** 20;
 const SCAN_CHUNK = 1 << 20;
 
 export class JournalThumbnails {
   /** Byte offset where each complete line starts, and where the scanned part ends. */
   private starts: number[] = [];
   private scanned = 0;
-  private readonly rounds = new Map<number, Map<CandidateId, FetchedSample>>();
+  private readonly rounds = new Map<number, { readonly samples: Map<CandidateId, FetchedSample>; readonly bytes: number }>();
+  private bytes = 0;
   private readonly file: string;
   /** One scan of the file at a time (two would index its lines twice). */
   private readonly scans = new TurnQueue();
@@ -40,7 +43,7 @@ export class JournalThumbnails {
    * `waitMs`.
    */
   async get(round: number, candidate: CandidateId, waitMs = 0): Promise<FetchedSample | null> {
-    let samples = this.rounds.get(round);
+    let samples = this.rounds.get(round)?.samples;
     if (samples === undefined) {
       const until = performance.now() + waitMs;
       let decoded = await this.decode(round);
@@ -50,8 +53,15 @@ export class JournalThumbnails {
       }
       if (decoded === null) return null;
       samples = decoded;
-      this.rounds.set(round, samples);
-      while (this.rounds.size > ROUNDS_KEPT) this.rounds.delete(this.rounds.keys().next().value!);
+      let bytes = 0;
+      for (const sample of decoded.values()) bytes += sample.data.byteLength;
+      this.rounds.set(round, { samples, bytes });
+      this.bytes += bytes;
+      while (this.rounds.size > 1 && (this.rounds.size > ROUNDS_KEPT || this.bytes > BYTES_KEPT)) {
+        const oldest = this.rounds.keys().next().value!;
+        this.bytes -= this.rounds.get(oldest)!.bytes;
+        this.rounds.delete(oldest);
+      }
     }
     return samples.get(candidate) ?? null;
   }
@@ -125,6 +135,7 @@ export class JournalThumbnails {
       this.starts = [];
       this.scanned = 0;
       this.rounds.clear();
+      this.bytes = 0;
     }
     if (this.starts.length === 0) this.starts.push(0);
     if (size === this.scanned) return;

@@ -70,6 +70,8 @@ export class FolderRunSource implements RunSource {
   }
 
   list(): RunListing[] {
+    // Looked at again in the background, so the next list says how the run stands now.
+    if (!this.ended) void this.poll();
     return [this.listing()];
   }
 

@@ -53,8 +53,8 @@ export interface CoordinatorViewOptions {
 }
 
 const TERMINAL = new Set<string>(['finished', 'failed', 'cancelled', 'interrupted']);
-/** Runs whose journal index the view keeps (the latest looked at). */
-const THUMBNAIL_RUNS = 32;
+/** Runs whose journal index and latest decoded rounds the view keeps (the latest looked at; each at most 64 MiB). */
+const THUMBNAIL_RUNS = 8;
 
 export interface CoordinatorView {
   readonly server: ViewServer;

@@ -199,7 +199,7 @@ function render() {
   $('nfe').textContent = `${fmt.count(nfe)} of ${fmt.count(planned)} NFEs`;
   $('eta').textContent = etaText(model, nfe, planned, state);
   $('heard').textContent = `${model.rounds.length} rounds${last ? ` · last: ${last.label}` : ''}${TERMINAL.has(state) ? '' : ' · live'}`;
-  fill($('chart'), rewardChart(chartPoints(model.rounds), detail?.generations ?? 0));
+  fill($('chart'), rewardChart(chartPoints(model.rounds), detail?.generations ?? 0, $('chart').clientWidth || 640));
   renderBest(model, detail);
   renderPopulation(model);
   renderLineage(model, detail);
@@ -289,7 +289,10 @@ function renderBest(model, detail) {
 }
 
 function renderPopulation(model) {
-  const round = [...model.rounds].reverse().find((r) => r.detail && r.detail.population.length > 0);
+  const scoring = model.rounds.filter((r) => r.detail && r.detail.population.length > 0);
+  const round = scoring.at(-1);
+  // Candidates the previous generation scored too: the ones selection kept (elites keep their id).
+  const before = new Set((scoring.at(-2)?.detail.population ?? []).map((c) => c.id));
   const el = $('population');
   if (!round) {
     $('population-note').textContent = '';
@@ -306,7 +309,7 @@ function renderPopulation(model) {
     h('div', { class: `candidate${i === 0 ? ' leader' : ''}`, 'data-candidate': c.id, title: `candidate ${c.id} (${c.origin}${c.parent !== undefined ? ` of ${c.parent}` : ''}, generation ${c.generation})${Object.keys(c.metrics).length ? `\nheld-out: ${fmt.metrics(c.metrics)}` : ''}` },
       thumbnail(model.runId, round.round, c.id, 64),
       h('div', { class: 'reward' }, fmt.reward(c.reward)),
-      h('div', { class: 'metrics' }, `#${c.id} ${c.origin}`),
+      h('div', { class: 'metrics' }, `#${c.id} ${c.origin}`, before.has(c.id) ? h('span', { class: 'kept', title: 'scored in the previous generation too: selection kept it' }, ' kept') : null),
       Object.keys(c.metrics).length ? h('div', { class: 'metrics' }, Object.values(c.metrics).map((v) => fmt.reward(v)).join(' · ')) : null)), toggle);
 }
 

@@ -3,7 +3,6 @@
 import { s } from './dom.js';
 import { reward } from './format.js';
 
-const W = 640;
 const H = 250;
 const M = { left: 56, right: 14, top: 12, bottom: 32 };
 
@@ -13,8 +12,12 @@ const SERIES = [
   { key: 'best', label: 'best so far' },
 ];
 
-/** An <svg> of `points` ({ generation, best, max, mean }, any of the three may be null) over `generations`. */
-export function rewardChart(points, generations) {
+/**
+ * An <svg> of `points` ({ generation, best, max, mean }, any of the three may be null) over
+ * `generations`, `width` units wide (the box it is drawn in, so its text stays readable on a phone).
+ */
+export function rewardChart(points, generations, width = 640) {
+  const W = Math.max(300, Math.min(900, Math.round(width)));
   const svg = s('svg', { id: 'reward-chart', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': 'reward per generation' });
   const values = points.flatMap((p) => SERIES.map(({ key }) => p[key]).filter((v) => v !== null && v !== undefined && Number.isFinite(v)));
   if (points.length === 0 || values.length === 0) {
