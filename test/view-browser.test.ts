@@ -2,8 +2,8 @@
  * The live view in a real browser: Debian's Chromium through playwright-core (skipped, saying why,
  * where it is missing). A secured cluster of real processes (NATS, a coordinator serving the view over
  * HTTPS with its certificate, two tiny-sd workers over mutual TLS) runs a search alice submitted with
- * her client certificate; the page, opened mid-run with alice's token from `evosearch token`, shows the
- * generation advance and real thumbnails, and a second browser that holds alice's certificate instead
+ * her client certificate; the page, opened mid-run with alice's token from `evosearch token` (the list of
+ * her runs, then the run), shows the generation advance and real thumbnails, and a second browser that holds alice's certificate instead
  * of a token sees the same run; the page's cancel button stops it, and the run's events and checkpoint
  * show it stopped between rounds (its last round complete, none half-kept). Then `evosearch view` on a
  * finished embedded run folder shows its final population, reward chart and lineage.
@@ -96,7 +96,9 @@ describe('the live view in headless Chromium', () => {
       const page = await context.newPage();
       const problems: string[] = [];
       page.on('pageerror', (e) => problems.push(e.message));
-      await page.goto(`${viewUrl}#token=${token}&run=${runId}`);
+      // The list of runs first (alice's one), then her run from it.
+      await page.goto(`${viewUrl}#token=${token}&list=1`);
+      await page.click(`#run-table tbody tr[data-run="${runId}"]`);
       await page.waitForSelector('#run:not([hidden])');
       assert.equal(new URL(page.url()).hash, `#run=${runId}`, 'the token left the address bar');
       await page.waitForFunction(() => Number(document.getElementById('generation')?.dataset.generation) >= 1, undefined, { timeout: 60_000 });
