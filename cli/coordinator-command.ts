@@ -11,6 +11,7 @@ import { addTransportOptions, transportFrom } from './transport-options.js';
 import { unauthenticatedMirrorWarning } from '../coordinator/checkpoint/checkpoint-mirror.js';
 import { addClusterKeyOption, addNatsAccessOptions } from './cluster-access-options.js';
 import { addModelRootOption, checkedModelRoots } from './model-root-option.js';
+import { addViewOptions, viewLine, viewOptionsFrom } from './view-options.js';
 
 /**
  * `evosearch coordinator`: accept runs from clients (proto/coordinator.proto) and run them over the
@@ -30,12 +31,14 @@ export function buildCoordinatorCommand(): Command {
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'));
   // The coordinator serves clients and drives workers with one certificate, a coordinator's.
   addModelRootOption(command, "a folder whose model bundles clients may name in a run (the coordinator reads a bundle's manifest to plan it); repeat for more (default: the repository's models/bundles)");
+  addViewOptions(command);
   return addMetricsOption(addTransportOptions(addClusterKeyOption(addNatsAccessOptions(command, 'nats'))))
-    .action(async (options: { metricsListen?: string; nats: string; listen: string; advertise?: string; runsDir: string; logLevel: string; maxRunning?: string; maxQueued?: string; maxRunsPerClient?: string; maxHeapShare?: string; modelRoot: string[] }) => {
+    .action(async (options: { metricsListen?: string; nats: string; listen: string; advertise?: string; runsDir: string; logLevel: string; maxRunning?: string; maxQueued?: string; maxRunsPerClient?: string; maxHeapShare?: string; modelRoot: string[]; viewListen?: string; viewTokens?: string }) => {
       if (!HOST_PORT.test(options.listen)) throw new ConfigError('--listen', `'${options.listen}' is not host:port`, 'command-line flags');
       const transport = transportFrom(command, ['coordinator']);
       checkedModelRoots(options.modelRoot);
       const admission = admissionFrom(options);
+      const view = viewOptionsFrom(options, transport);
       const logger = pino({ level: options.logLevel, base: { pid: process.pid, role: 'coordinator' } }, pino.destination({ dest: 2, sync: true }));
       // Once, here, rather than in every run's log: it is the coordinator's setting.
       const unauthenticated = unauthenticatedMirrorWarning();
@@ -45,14 +48,14 @@ export function buildCoordinatorCommand(): Command {
       const metrics = await startMetricsEndpoint(options.metricsListen, health);
       let server: CoordinatorServer;
       try {
-        server = await CoordinatorServer.start(options.listen, { nats: options.nats, runsDir: resolve(options.runsDir), logger, transport, admission, modelRoots: options.modelRoot, health, ...(metrics !== null ? { metrics: metrics.registry } : {}) }, options.advertise);
+        server = await CoordinatorServer.start(options.listen, { nats: options.nats, runsDir: resolve(options.runsDir), logger, transport, admission, modelRoots: options.modelRoot, ...(view !== undefined ? { view } : {}), health, ...(metrics !== null ? { metrics: metrics.registry } : {}) }, options.advertise);
       } catch (error) {
         // An open endpoint would keep the process from ending with its error.
         await metrics?.endpoint.close();
         health.close();
         throw error;
       }
-      process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address, ...(metrics !== null ? { metrics: metrics.endpoint.address } : {}) })}\n`);
+      process.stdout.write(`${JSON.stringify({ event: 'listening', address: server.address, ...(metrics !== null ? { metrics: metrics.endpoint.address } : {}) })}\n${viewLine(server.view?.url)}`);
       await new Promise<void>((done) => {
         const stop = () => void server.stop().then(done);
         process.once('SIGTERM', stop);

@@ -9,6 +9,8 @@ import { buildCoordinatorCommand } from './coordinator-command.js';
 import { buildResumeCommand, buildRunsCommand } from './resume-command.js';
 import { buildInstallCudaCommand } from './install-cuda-command.js';
 import { buildHealthCommand } from './health-command.js';
+import { buildViewCommand } from './view-command.js';
+import { buildTokenCommand } from './token-command.js';
 
 /** `evosearch <command>`: the user's entry point. */
 export async function main(argv: readonly string[]): Promise<void> {
@@ -26,6 +28,8 @@ export async function main(argv: readonly string[]): Promise<void> {
   program.addCommand(buildInstallCudaCommand().exitOverride());
   program.addCommand(buildCertsCommand().exitOverride());
   program.addCommand(buildHealthCommand().exitOverride());
+  program.addCommand(buildViewCommand().exitOverride());
+  program.addCommand(buildTokenCommand().exitOverride());
   try {
     await program.parseAsync([...argv]);
   } catch (error) {

@@ -107,7 +107,7 @@ async function resumeIn(folder: string, options: ResumeOptions, transport: () =>
   const progress = new ProgressDisplay(options.progress, plan.planned[plan.method].nfe);
   progress.begin('opening models…');
   try {
-    const { record, paths } = await runSearchToFolder(plan, { folder, logger, resume: checkpoint, onRound: (r) => progress.update(r), ...(plan.cluster !== undefined || plan.workersAt !== undefined ? { transport: transport() } : {}) });
+    const { record, paths } = await runSearchToFolder(plan, { folder, logger, resume: checkpoint, eventLog: true, onRound: (r) => progress.update(r), ...(plan.cluster !== undefined || plan.workersAt !== undefined ? { transport: transport() } : {}) });
     progress.stop();
     process.stdout.write(
       `resumed ${plan.method} on ${plan.model} after round ${checkpoint.manifest.rounds}: best reward ${record.best?.reward.toFixed(6) ?? 'none'}\n` +
@@ -169,7 +169,7 @@ async function resumeOnCoordinator(runId: string, cluster: string, folder: strin
 }
 
 /** A run folder given as a path, or as the run id its checkpoint records (searched under runsDir). */
-function findRunFolder(run: string, runsDir: string): string {
+export function findRunFolder(run: string, runsDir: string): string {
   if (existsSync(run)) return resolve(run);
   const dir = resolve(runsDir);
   const matches = existsSync(dir)

@@ -176,7 +176,7 @@ async function runInFolder(plan: RunPlan, flags: RunConfigInput, folder: string,
   // ends at once; its last complete round is checkpointed.
   const endStopDeadline = installStopDeadline({ what: 'the run', hint: `its last complete round is checkpointed; continue with: ${resume}` });
   try {
-    const { record, paths, report, outputs } = await runSearchToFolder(plan, { folder, logger, signal: stop.signal, onRound: (r) => progress.update(r), ...(transport !== undefined ? { transport } : {}) });
+    const { record, paths, report, outputs } = await runSearchToFolder(plan, { folder, logger, signal: stop.signal, eventLog: true, onRound: (r) => progress.update(r), ...(transport !== undefined ? { transport } : {}) });
     progress.stop();
     const best = record.best === null ? 'none' : `${record.best.reward.toFixed(6)} (candidate ${record.best.candidate})`;
     const heldOut = Object.entries(record.best?.metrics ?? {}).map(([name, value]) => `${name} ${value.toFixed(4)}`).join(', ');

@@ -54,11 +54,54 @@ export interface BestSample {
   readonly metrics: Readonly<Record<string, number>>;
 }
 
+/** The run after a round, as the live view shows it (RoundDetail in coordinator.proto says what each field means). */
+export interface RoundDetail {
+  readonly generation: number;
+  readonly generations: number;
+  readonly scored: number;
+  readonly populationMax?: number;
+  readonly populationMean?: number;
+  readonly population: readonly ScoredCandidate[];
+  readonly best?: BestSample;
+  readonly lineage: readonly LineageNode[];
+  readonly workers: readonly WorkerActivity[];
+  readonly lostWorkers: number;
+  readonly rebuiltStates: number;
+}
+
+export interface ScoredCandidate {
+  readonly id: number;
+  readonly reward: number;
+  readonly metrics: Readonly<Record<string, number>>;
+  readonly parent?: number;
+  readonly origin: string;
+  readonly generation: number;
+}
+
+export interface LineageNode {
+  readonly id: number;
+  readonly origin: string;
+  readonly generation: number;
+  readonly step: number;
+  readonly reward?: number;
+  readonly thumbnailRound?: number;
+  readonly thumbnailCandidate?: number;
+}
+
+export interface WorkerActivity {
+  readonly worker: string;
+  readonly busyMs: number;
+  readonly busyShare: number;
+  readonly modelMs?: number;
+  readonly states: number;
+  readonly lost: boolean;
+}
+
 /** What each run event carries (the message of the same name in coordinator.proto says what each means). */
 export interface RunEventPayloads {
   readonly started: { readonly method: string; readonly model: string; readonly prompt?: string; readonly budgetNfe: number; readonly plannedNfe: number; readonly workers: readonly string[] };
   readonly resumed: { readonly afterRound: number; readonly nfe: number };
-  readonly round: { readonly round: number; readonly label: string; readonly best?: number; readonly nfe: number; readonly plannedNfe: number; readonly roundMs: number };
+  readonly round: { readonly round: number; readonly label: string; readonly best?: number; readonly nfe: number; readonly plannedNfe: number; readonly roundMs: number; readonly detail?: RoundDetail };
   readonly workers: { readonly added: readonly string[]; readonly workers: readonly string[] };
   readonly finished: { readonly best?: BestSample; readonly spent: ComputeCounters; readonly wallMs: number; readonly workers: readonly string[] };
   readonly failed: { readonly error: string };

@@ -20,6 +20,11 @@ export interface WorkerPool {
    */
   execute(index: number, commands: readonly Command[], onSpent?: (nfe: number) => void, signal?: AbortSignal): Promise<CommandResult[]>;
   close(): Promise<void>;
+  /**
+   * Milliseconds worker `index` has spent inside its model runtime, as it last told (a counter that only
+   * grows; a gRPC worker counts every run it serves), or null where not known. For displays only.
+   */
+  modelMsOf?(index: number): number | null;
 }
 
 /**

@@ -16,6 +16,8 @@ const LAYERS: readonly (readonly string[])[] = [
   ['search', 'report', 'cluster'],
   ['worker'],
   ['config'],
+  // The live view's server and page: the coordinator serves it, `evosearch view` too (each gives it a RunSource).
+  ['view'],
   ['coordinator'],
   ['cli'],
   ['bench'],

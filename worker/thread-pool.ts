@@ -198,6 +198,11 @@ export class ThreadPool implements WorkerPool {
     return this.workers[index]!.execute(commands, onSpent, signal);
   }
 
+  /** Thread `index`'s time inside session.run so far (as of its last reply). */
+  modelMsOf(index: number): number | null {
+    return this.workers[index]?.modelMs ?? null;
+  }
+
   /** The threads' time inside session.run so far, together (as of their last replies). */
   modelMs(): number {
     return this.workers.reduce((sum, w) => sum + w.modelMs, 0);

@@ -119,6 +119,11 @@ export class Dispatcher {
     }
   }
 
+  /** The states each worker holds now, and whether it was lost (displays: the live view). */
+  workers(): { readonly states: number; readonly lost: boolean }[] {
+    return this.locations.workers();
+  }
+
   /**
    * A round that already ran (a resumed search's journal): its commands go into the recipes and the
    * set of live states, with no worker work. `materialize` then puts those states on the workers.

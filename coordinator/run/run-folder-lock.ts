@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { acquireOwnerLock } from '../../files/owner-lock.js';
 import { describeFsFailure } from '../../files/out-folder.js';
 import { JOURNAL_FILE, MANIFEST_FILE, PREVIOUS_MANIFEST_FILE } from '../checkpoint/checkpoint-store.js';
+import { EVENTS_FILE } from '../service/run-index.js';
 import { EvoSearchError, type ErrorCode } from '../../errors/evosearch-error.js';
 
 export const LOCK_FILE = '.evosearch.lock';
@@ -74,7 +75,7 @@ export class RunFolderLock {
 }
 
 /** Files a run writes into its folder: what `--replace` removes before a new run starts there. */
-const RUN_FILES = [RECORD_FILE, MANIFEST_FILE, PREVIOUS_MANIFEST_FILE, `${MANIFEST_FILE}.tmp`, JOURNAL_FILE, 'config.json', 'best-sample.json', 'run.log', 'report.html', 'best.png', 'population.png', 'best.gif', 'best.mp4', 'snapshots'];
+const RUN_FILES = [RECORD_FILE, MANIFEST_FILE, PREVIOUS_MANIFEST_FILE, `${MANIFEST_FILE}.tmp`, JOURNAL_FILE, 'config.json', 'best-sample.json', 'run.log', 'report.html', 'best.png', 'population.png', 'best.gif', 'best.mp4', 'snapshots', EVENTS_FILE];
 
 /**
  * Takes `folder` for a new run: locks it, and refuses it when it holds a run, unless `replace`, in which

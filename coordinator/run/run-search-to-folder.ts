@@ -11,7 +11,7 @@ import { writeRunOutputs } from '../../report/write-outputs.js';
 import type { PromptReport } from '../../report/report-data.js';
 import { Dispatcher } from '../engine/dispatcher.js';
 import { createSearch } from '../engine/create-search.js';
-import { runSearch, type JournalEntry, type RoundReport, type SearchOutcome, type TakenSnapshot } from '../engine/run-search.js';
+import { RunCancelledError, runSearch, type JournalEntry, type RoundReport, type SearchOutcome, type TakenSnapshot } from '../engine/run-search.js';
 import { CheckpointWriter, type LoadedCheckpoint } from '../checkpoint/checkpoint-store.js';
 import { ClusterSession } from './cluster-session.js';
 import { openWorkerPool } from './open-worker-pool.js';
@@ -20,6 +20,9 @@ import { promptReport } from './prompt-report.js';
 import { runRecord, writeRunFolder, type RunFolderPaths, type RunRecord } from './run-record.js';
 import type { RunMeter } from '../../metrics/run-meter.js';
 import { RunMetering } from './run-metering.js';
+import { RoundDetails } from './round-detail.js';
+import { RunEventLog } from './run-event-log.js';
+import { WorkerActivityPool } from './worker-activity.js';
 
 export interface SearchToFolderOptions {
   readonly folder: string;
@@ -45,6 +48,11 @@ export interface SearchToFolderOptions {
   readonly resume?: LoadedCheckpoint;
   /** Told what the run spends and moves as it goes (the coordinator service's metrics). */
   readonly meter?: RunMeter;
+  /**
+   * Keep the run's events in its folder's events.jsonl (run-event-log.ts), for `evosearch view` in
+   * another process: embedded runs. A coordinator keeps its own (default false).
+   */
+  readonly eventLog?: boolean;
 }
 
 export interface SearchToFolderResult {
@@ -102,13 +110,21 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
   const sampler = createSampler(plan.sampler);
   const machine = createSearch(plan, sampler);
   const cluster = plan.cluster === undefined ? null : await ClusterSession.open(plan.cluster, runId, logger);
+  const log = options.eventLog === true ? new RunEventLog(options.folder, runId, (warning) => logger.warn(warning)) : null;
   const publish: RunEventListener = (event, payload) => {
     cluster?.publish(event, payload);
     options.onEvent?.(event, payload);
+    // A stop (a signal) is written as how it ends below, not as a failure.
+    if (event !== 'failed') log?.append(event, payload);
   };
+  if (options.resume !== undefined) log?.append('resumed', { afterRound: options.resume.manifest.rounds, nfe: options.resume.manifest.spent.nfe });
   /** A run that stops on an error says so on NATS and to the listener, and leaves the cluster. */
   const failRun = async (error: unknown) => {
     publish('failed', { error: (error as Error).message });
+    // In its own log, a stopped run is resumable: interrupted, with the command that continues it.
+    if (error instanceof RunCancelledError) log?.append('interrupted', { error: (error as Error).message, folder: options.folder, resume: `evosearch resume ${options.folder}` });
+    else log?.append('failed', { error: (error as Error).message });
+    await log?.flushed();
     await cluster?.leave();
   };
   let checkpoints: CheckpointWriter | null;
@@ -149,10 +165,13 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
   // The rounds a resume replays were counted by the attempt that ran them.
   const replayedNfe = (options.resume?.journal ?? []).reduce((sum, entry) => sum + entry.results.reduce((s, r) => s + r.counters.nfe, 0), 0);
   const metering = options.meter === undefined ? null : new RunMetering(options.meter, pool.size, replayedNfe);
+  // Timed per worker for the round events' detail (round-detail.ts); the pool itself is unchanged.
+  const activity = new WorkerActivityPool(pool);
+  const details = new RoundDetails();
   let dispatcher: Dispatcher | null = null;
   let roundNfe = replayedNfe;
   try {
-    dispatcher = new Dispatcher(pool, {
+    dispatcher = new Dispatcher(activity, {
       beforeRound: cluster?.joinBetweenRounds(pool, publish),
       onSnapshotProblem: (detail) => logger.warn({ detail }, 'state snapshot not usable; a resume rebuilds these states from their recipes'),
     });
@@ -166,12 +185,16 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
       ...(restore !== undefined ? { restore } : {}),
       // The checkpoint is written while the workers run the next round; runSearch waits for it before
       // that round's snapshot, so a kill finds the previous round's checkpoint at worst.
-      onJournal: journal.onJournal,
+      onJournal: (entry, snapshot) => {
+        details.noteResults(entry.report.round, entry.results);
+        return journal.onJournal(entry, snapshot);
+      },
       onRound: (report) => {
         roundNfe = report.counters.nfe;
         metering?.report({ nfe: roundNfe, placement: dispatcher!.stats, workers: pool.size });
         logger.debug({ round: report.round, label: report.label, best: report.progress.best?.reward, nfe: report.counters.nfe, ms: Math.round(report.roundMs) }, 'round finished');
-        publish('round', { round: report.round, label: report.label, ...(report.progress.best ? { best: report.progress.best.reward } : {}), nfe: report.counters.nfe, plannedNfe: plan.planned[plan.method].nfe, roundMs: Math.round(report.roundMs) });
+        const detail = details.detail(report, machine.candidates(), activity, dispatcher!);
+        publish('round', { round: report.round, label: report.label, ...(report.progress.best ? { best: report.progress.best.reward } : {}), nfe: report.counters.nfe, plannedNfe: plan.planned[plan.method].nfe, roundMs: Math.round(report.roundMs), detail });
         options.onRound?.(report);
       },
     });
@@ -221,6 +244,7 @@ export async function runSearchToFolder(plan: RunPlan, options: SearchToFolderOp
   };
   logger.info({ runId, best: record.best, spent: record.spent, wallMs: record.wallMs, record: paths.record, outputs }, 'run finished');
   publish('finished', { ...(record.best !== null ? { best: { metrics: {}, ...record.best } } : {}), spent: record.spent, wallMs: record.wallMs, workers: record.workers });
+  await log?.flushed();
   await cluster?.leave();
   return { record, outcome, paths, report, outputs, timing };
 }

@@ -42,6 +42,7 @@ import { serveHealth, type ServedHealth } from '../../proto/health-service.js';
 import { meteredService, serviceNameOf } from '../../proto/metered-service.js';
 import { followRegistration, NATS_CONDITION } from '../../cluster/registration-readiness.js';
 import { workersWanted } from './workers-wanted.js';
+import { startCoordinatorView, type CoordinatorView, type CoordinatorViewOptions, type ServedRuns } from './coordinator-view.js';
 
 export interface CoordinatorOptions {
   readonly nats: string;
@@ -67,6 +68,8 @@ export interface CoordinatorOptions {
   readonly health?: ProcessHealth;
   /** Where its metrics go (metrics/coordinator-metrics.ts); none when absent. */
   readonly metrics?: Registry;
+  /** Serve the live view (`--view-listen`, coordinator-view.ts): same callers and rules as this API. */
+  readonly view?: CoordinatorViewOptions;
 }
 
 /** The readiness condition a coordinator meets once its gRPC service is up. */
@@ -106,7 +109,7 @@ interface Run {
  * Whether `caller` may see `run`: plaintext callers (loopback: this machine's users) and admins see
  * every run; a client sees the runs its certificate's name submitted.
  */
-function mayUse(run: { readonly owner: string | null }, caller: PeerIdentity | null): boolean {
+export function mayUse(run: { readonly owner: string | null }, caller: PeerIdentity | null): boolean {
   return caller === null || caller.role === 'admin' || run.owner === caller.name;
 }
 
@@ -125,6 +128,8 @@ export class CoordinatorServer {
   private readonly metrics: CoordinatorMetrics | null;
   /** Stops the readiness following the NATS registration. */
   private unfollow: () => void = () => undefined;
+  /** The live view, when served (options.view). */
+  view: CoordinatorView | null = null;
 
   private constructor(
     private readonly server: grpc.Server,
@@ -186,6 +191,15 @@ export class CoordinatorServer {
       resume: (call: grpc.ServerUnaryCall<ResumeRequest | UndecodableRequest, SubmitReply>, done: grpc.sendUnaryData<SubmitReply>) => { const refusedNow = refused(call); if (refusedNow !== null) return done(refusedNow); const who = caller(call); return void Promise.resolve(call.request).then(decoded).then((r) => coordinator.resume(r, who)).then((r) => done(null, r), (e: grpc.ServiceError) => done(e)); },
     });
     health.readiness.met(SERVING_CONDITION);
+    if (options.view !== undefined) {
+      try {
+        coordinator.view = await startCoordinatorView(options.view, coordinator.servedRuns(), transport, options.logger);
+      } catch (error) {
+        server.forceShutdown();
+        await closeNats(nc);
+        throw error;
+      }
+    }
     coordinator.registration = await WorkerRegistration.register(nc, { id: `coordinator-${hostname()}-${process.pid}`, address, model: '', build: '' }, undefined, COORDINATORS_BUCKET);
     coordinator.unfollow = followRegistration(nc, coordinator.registration, health.readiness);
     options.logger.info({ address, nats: options.nats, runsDir: options.runsDir, knownRuns: coordinator.runs.size }, 'coordinator serving');
@@ -369,9 +383,19 @@ export class CoordinatorServer {
   private cancel(request: CancelRequest, caller: PeerIdentity | null, done: grpc.sendUnaryData<CancelReply>): void {
     const run = this.find(request.runId, caller);
     if (run === undefined) return done(status(grpc.status.NOT_FOUND, `no run ${request.runId} on this coordinator`));
+    done(null, { state: this.stopRun(run) });
+  }
+
+  /** A client's cancel (gRPC or the view): a waiting run ends now, a running one between rounds. Its state after. */
+  private stopRun(run: Run): RunState {
     if (this.admission.withdraw(run)) this.endWaiting(run, 'cancelled', 'cancelled by a client before it started');
     else if (!TERMINAL.has(run.state)) run.abort.abort('cancelled by a client');
-    done(null, { state: run.state });
+    return run.state;
+  }
+
+  /** What the live view reads of this coordinator's runs, and the rules it keeps (coordinator-view.ts). */
+  private servedRuns(): ServedRuns {
+    return { all: () => this.runs.values(), get: (id) => this.runs.get(id), mayUse, cancel: (run) => this.stopRun(run as Run), skipFile: (name) => SERVICE_FILES.has(name) || isDurableTemporary(name) };
   }
 
   private async files(call: grpc.ServerWritableStream<FilesRequest | UndecodableRequest, FileChunk>, caller: PeerIdentity | null): Promise<void> {
@@ -411,6 +435,8 @@ export class CoordinatorServer {
     for (const run of active) run.abort.abort(STOPPING);
     // Each stopped run's last state and event reach its index entry before the process goes.
     await Promise.all(active.map((run) => run.attempt));
+    // After the runs' last events, so a page watching one sees how it ended.
+    await this.view?.close();
     this.servedHealth.close();
     await new Promise<void>((resolve) => this.server.tryShutdown(() => resolve()));
     await closeNats(this.nc);

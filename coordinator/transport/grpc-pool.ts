@@ -81,6 +81,9 @@ class GrpcWorker {
     readonly hello: HelloReply,
     public description: string,
   ) {}
+
+  /** Its model time as its last Health answer said (HealthReply.model_ms), if one came. */
+  modelMs: number | null = null;
 }
 
 export class GrpcWorkerPool implements WorkerPool {
@@ -184,6 +187,11 @@ export class GrpcWorkerPool implements WorkerPool {
 
   describe(index: number): string {
     return this.workers[index]!.description;
+  }
+
+  /** Worker `index`'s model time as its last Health answer (polled while its batches run) said, all its runs together. */
+  modelMsOf(index: number): number | null {
+    return this.workers[index]?.modelMs ?? null;
   }
 
   /** The model build the workers serve. */
@@ -313,6 +321,7 @@ class BatchWatch {
     if (this.stopped) return;
     const now = performance.now();
     this.heardAt = now;
+    this.worker.modelMs = reply.modelMs;
     // A worker of an earlier release counts no NFEs: it is watched for its answers alone.
     if (reply.nfe === undefined) return;
     if (this.first === null) {

@@ -74,6 +74,11 @@ export class StateLocations {
     return values.map((v, i) => (this.lost.has(i) ? Infinity : v));
   }
 
+  /** States each worker holds, and whether it is lost (displays). */
+  workers(): { readonly states: number; readonly lost: boolean }[] {
+    return this.load.map((states, i) => ({ states, lost: this.lost.has(i) }));
+  }
+
   /** States each worker holds, the lost ones at Infinity. */
   liveLoads(): number[] {
     return this.live(this.load);
