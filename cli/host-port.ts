@@ -36,6 +36,15 @@ export function parseHostPort(value: string, flag: string, minPort = 0): HostPor
 }
 
 /**
+ * A listen flag whose bare port (`9464`, `:9464`) means loopback (`127.0.0.1:9464`): a server reaches
+ * another machine only when the user names a host. Anything else is returned as given.
+ */
+export function loopbackUnlessHost(given: string): string {
+  const trimmed = given.trim();
+  return /^:?\d+$/.test(trimmed) ? `127.0.0.1:${trimmed.replace(/^:/, '')}` : given;
+}
+
+/**
  * Binds `address` for a moment and lets it go: an address in use, not on this machine, or not
  * allowed fails here, before the worker opens its model, with what to do about it.
  */

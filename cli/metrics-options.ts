@@ -9,7 +9,7 @@ import { MetricsEndpoint } from '../metrics/http-endpoint.js';
 import type { ProcessHealth } from '../metrics/process-health.js';
 import { processRegistry, type Registry } from '../metrics/registry.js';
 import { healthMetrics } from '../metrics/health-metrics.js';
-import { parseHostPort, probeListen } from './host-port.js';
+import { loopbackUnlessHost, parseHostPort, probeListen } from './host-port.js';
 
 export function addMetricsOption(command: Command): Command {
   return command.option('--metrics-listen <[host:]port>', 'serve plain HTTP here: GET /metrics (Prometheus), /livez and /readyz (default off; a port alone listens on 127.0.0.1)');
@@ -18,8 +18,7 @@ export function addMetricsOption(command: Command): Command {
 /** The endpoint the flag asks for, listening, with a registry of its own; null without the flag. */
 export async function startMetricsEndpoint(given: string | undefined, health: ProcessHealth): Promise<{ readonly endpoint: MetricsEndpoint; readonly registry: Registry } | null> {
   if (given === undefined) return null;
-  const value = /^:?\d+$/.test(given.trim()) ? `127.0.0.1:${given.trim().replace(/^:/, '')}` : given;
-  const address = parseHostPort(value, '--metrics-listen');
+  const address = parseHostPort(loopbackUnlessHost(given), '--metrics-listen');
   // A port in use or a host that is not this machine's is named as such, as for --listen.
   await probeListen(address, '--metrics-listen', given);
   const registry = processRegistry();

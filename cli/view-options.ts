@@ -4,7 +4,7 @@
  * `--view-tokens FILE` the bearer tokens browsers without a certificate use (`evosearch token`).
  */
 import type { Command } from 'commander';
-import { HOST_PORT } from '../cluster/advertised-address.js';
+import { loopbackUnlessHost, parseHostPort } from './host-port.js';
 import { ConfigError } from '../config/resolve-run-config.js';
 import type { CoordinatorViewOptions } from '../coordinator/service/coordinator-view.js';
 import { readTokenFile } from '../view/token-file.js';
@@ -23,8 +23,8 @@ export function viewOptionsFrom(options: { viewListen?: string; viewTokens?: str
     if (options.viewTokens !== undefined) throw new ConfigError('--view-tokens', 'serves nothing without --view-listen', 'command-line flags');
     return undefined;
   }
-  const listen = /^\d+$/.test(options.viewListen) ? `127.0.0.1:${options.viewListen}` : options.viewListen;
-  if (!HOST_PORT.test(listen)) throw new ConfigError('--view-listen', `'${options.viewListen}' is not host:port`, 'command-line flags');
+  const listen = loopbackUnlessHost(options.viewListen);
+  parseHostPort(listen, '--view-listen');
   checkViewListen(listen, transport.kind === 'mtls');
   if (options.viewTokens !== undefined) readTokenFile(options.viewTokens);
   return { listen, ...(options.viewTokens !== undefined ? { tokens: options.viewTokens } : {}) };

@@ -95,6 +95,8 @@ describe('evosearch CLI', () => {
       [['coordinator', '--nats', 'nats://127.0.0.1:1', '--model-root', '/no/such/folder'], '--model-root'],
       [['worker', '--model', 'analytic:gmm', '--listen', '127.0.0.1:0', '--state-dir', '/dev/null'], '--state-dir'],
       [['coordinator', '--nats', 'nats://127.0.0.1:1', '--listen', 'nowhere'], '--listen'],
+      [['coordinator', '--nats', 'nats://127.0.0.1:1', '--view-listen', 'nowhere'], '--view-listen'],
+      [['coordinator', '--nats', 'nats://127.0.0.1:1', '--metrics-listen', '70000'], '--metrics-listen'],
       [['run', '--cluster', 'http://example.org', '--budget-nfe', '1000'], 'cluster'],
       [['run', '--cluster', 'nats://127.0.0.1:1', '--workers-at', '127.0.0.1:1', '--budget-nfe', '1000'], 'cluster'],
     ] as const) {
