@@ -77,33 +77,93 @@ def is_heldout(prompt):
     return p["relation"] == "below" and p["groups"][0][2] == "green"
 
 
-def perturb(prompt, rng, allow_heldout=False, tries=20):
-    """A prompt that differs from `prompt` in one attribute (color, shape, count, relation, motion,
-    or the order of the two groups). Used as hard negatives for contrastive training."""
+# How often each kind of one-attribute change is drawn as a hard negative (a kind that does not apply
+# to the prompt, such as motion in a still image, is skipped). The held-out scorer trains on another mix
+# than the guidance scorer, so the two do not share their blind spots.
+NEGATIVE_MIXES = {
+    "guidance": {"color": 1, "shape": 1, "count": 1, "size": 0.5, "relation": 1.5, "swap": 1.5, "motion": 2},
+    "held-out": {"color": 1.5, "shape": 1.5, "count": 1.5, "size": 1, "relation": 1, "swap": 1, "motion": 1},
+}
+
+
+def _change(q, kind, gi, value):
+    """q with one attribute of kind `kind` (of group gi where it belongs to a group) set to value."""
+    q = {"groups": [list(g) for g in q["groups"]], "relation": q["relation"], "motion": q["motion"]}
+    if kind == "color":
+        q["groups"][gi][2] = value
+    elif kind == "shape":
+        q["groups"][gi][3] = value
+    elif kind == "count":
+        q["groups"][gi][0] = value
+    elif kind == "size":
+        q["groups"][gi][1] = value
+    elif kind == "relation":
+        q["relation"] = value
+    elif kind == "swap":
+        q["groups"] = q["groups"][::-1]
+    elif kind == "motion":
+        q["motion"] = value
+    q["groups"] = [tuple(g) for g in q["groups"]]
+    return q
+
+
+def _choices(p, kind, gi):
+    """The values an attribute of kind `kind` can be changed to (every one but the current)."""
+    g = p["groups"][gi]
+    if kind == "color":
+        return [c for c in COLORS if c != g[2]]
+    if kind == "shape":
+        return [s for s in SHAPES if s != g[3]]
+    if kind == "count":
+        return [n for n in (1, 2, 3) if n != g[0]]
+    if kind == "size":
+        return [s for s in (None, *SIZES) if s != g[1]]
+    if kind == "relation":
+        return [r for r in RELATIONS if r != p["relation"]] if p["relation"] else []
+    if kind == "swap":
+        return [None] if p["relation"] and p["groups"][0] != p["groups"][1] else []
+    if kind == "motion":
+        return [m for m in MOTIONS if m != p["motion"]] if p["motion"] else []
+    raise ValueError(kind)
+
+
+GROUP_KINDS = ("color", "shape", "count", "size")
+
+
+def one_attribute_changes(prompt, allow_heldout=True):
+    """Every prompt that differs from `prompt` in exactly one attribute, as (kind, prompt) pairs: each
+    group's color, shape, count and size, the relation, the order of the two groups, the motion."""
     p = parse(prompt)
+    base = render_text(p)
+    out, seen = [], {base}
+    for kind in GROUP_KINDS + ("relation", "swap", "motion"):
+        groups = range(len(p["groups"])) if kind in GROUP_KINDS else [0]
+        for gi in groups:
+            for value in _choices(p, kind, gi):
+                t = render_text(_change(p, kind, gi, value))
+                if t not in seen and (allow_heldout or not is_heldout(t)):
+                    seen.add(t)
+                    out.append((kind, t))
+    return out
+
+
+def perturb(prompt, rng, allow_heldout=False, tries=20, mix=None):
+    """A prompt that differs from `prompt` in one attribute (color, shape, count, size, relation,
+    motion, or the order of the two groups), the kind drawn by the weights of `mix` (a dict kind ->
+    weight; None: the original mix without sizes). Used as hard negatives for contrastive training."""
+    p = parse(prompt)
+    if mix is None:
+        mix = {"color": 1, "shape": 1, "count": 1, "relation": 2, "swap": 1, "motion": 2}
     for _ in range(tries):
-        q = {"groups": [list(g) for g in p["groups"]], "relation": p["relation"], "motion": p["motion"]}
-        kinds = ["color", "shape", "count"]
-        if q["relation"]:
-            kinds += ["relation", "relation", "swap"]
-        if q["motion"]:
-            kinds += ["motion", "motion"]
-        k = kinds[rng.integers(len(kinds))]
-        gi = rng.integers(len(q["groups"]))
-        if k == "color":
-            q["groups"][gi][2] = list(COLORS)[rng.integers(len(COLORS))]
-        elif k == "shape":
-            q["groups"][gi][3] = SHAPES[rng.integers(3)]
-        elif k == "count":
-            q["groups"][gi][0] = int(rng.integers(1, 4))
-        elif k == "relation":
-            q["relation"] = RELATIONS[rng.integers(4)]
-        elif k == "swap":
-            q["groups"] = q["groups"][::-1]
-        elif k == "motion":
-            q["motion"] = MOTIONS[rng.integers(4)]
-        q["groups"] = [tuple(g) for g in q["groups"]]
-        t = render_text(q)
+        kinds = [k for k in mix if mix[k] > 0 and any(_choices(p, k, gi) for gi in range(len(p["groups"])))]
+        if not kinds:
+            break
+        w = np.array([mix[k] for k in kinds], np.float64)
+        k = kinds[rng.choice(len(kinds), p=w / w.sum())]
+        options = [gi for gi in range(len(p["groups"])) if _choices(p, k, gi)] if k in GROUP_KINDS else [0]
+        gi = options[rng.integers(len(options))]
+        values = _choices(p, k, gi)
+        t = render_text(_change(p, k, gi, values[rng.integers(len(values))]))
         if render_text(p) != t and (allow_heldout or not is_heldout(t)):
             return t
     return render_text({"groups": [(1, None, "red", "circle")], "relation": None, "motion": p["motion"]}) \

@@ -104,6 +104,7 @@ def train(role, data_u8, ids, pids, neg_ids, vocab, cfg, device, seed, frames=1)
     N, steps, bs, K = len(data_u8), cfg["steps"], cfg["batch"], neg_ids.shape[1]
     t0, losses, accs = time.time(), [], []
     budget = StepBudget(steps, cfg.get("seconds"), device)
+    blur = cfg.get("blur", 0.0)
     step = -1
     while step + 1 < budget.total:
         step += 1
@@ -112,21 +113,28 @@ def train(role, data_u8, ids, pids, neg_ids, vocab, cfg, device, seed, frames=1)
         idx = torch.randint(0, N, (bs,), device=device, generator=g)
         x = u8_to_unit(data_u8[idx])
         x = (x + cfg.get("noise", 0.03) * torch.randn(x.shape, device=device, generator=g)).clamp(0, 1)
-        kk = torch.randint(0, K, (bs,), device=device, generator=g)
-        tok = torch.cat([ids[idx], neg_ids[idx, kk]])
+        if blur > 0:
+            x = _blur_some(x, blur, g)
+        # H hard negatives per sample, drawn from its K one-attribute changes
+        H = min(cfg.get("hard_per_sample", 1), K)
+        kk = torch.randint(0, K, (bs, H), device=device, generator=g)
+        tok = torch.cat([ids[idx], neg_ids[idx[:, None], kk].reshape(bs * H, -1)])
         p = pids[idx]
         with autocast(device):
             ie = m.embed_images(x)
             te = m.embed_text(tok)
         scale = m.logit_scale.exp().clamp(max=100.0)
-        logits = scale * ie @ te.t()  # [B, 2B]
-        same = (p[:, None] == p[None, :]) & ~torch.eye(bs, dtype=torch.bool, device=device)
-        mask = torch.cat([same, torch.zeros_like(same)], 1)
-        logits = logits.masked_fill(mask, -1e4)
         lab = torch.arange(bs, device=device)
-        loss = F.cross_entropy(logits, lab) + F.cross_entropy(logits[:, :bs].t(), lab)
-        # explicit margin against the hard negative of the same sample
-        loss = loss + F.softplus(logits[lab, bs + lab] - logits[lab, lab]).mean()
+        te_true, te_hard = te[:bs], te[bs:].view(bs, H, -1)
+        logits = scale * ie @ te_true.t()  # [B, B]: in-batch prompts
+        same = (p[:, None] == p[None, :]) & ~torch.eye(bs, dtype=torch.bool, device=device)
+        logits = logits.masked_fill(same, -1e4)
+        hard = scale * (ie[:, None] * te_hard).sum(-1)  # [B, H]: the sample's own hard negatives
+        loss = F.cross_entropy(torch.cat([logits, hard], 1), lab) + F.cross_entropy(logits.t(), lab)
+        # the true prompt against its own changes only, so the in-batch prompts (easy) cannot dilute it
+        own = torch.cat([logits[lab, lab][:, None], hard], 1)
+        loss = loss + cfg.get("hard_weight", 1.0) * F.cross_entropy(own, torch.zeros_like(lab))
+        logits = torch.cat([logits, hard], 1)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
@@ -147,6 +155,55 @@ def train(role, data_u8, ids, pids, neg_ids, vocab, cfg, device, seed, frames=1)
                "final_loss": float(torch.stack(losses[-tail:]).mean()),
                "final_train_batch_acc": float(torch.stack(accs[-tail:]).mean()),
                "params": n_params(m), "arch": m.arch}
+
+
+def _blur_some(x, share, g):
+    """A 3x3 binomial blur on a random `share` of the images: generated samples are softer than the
+    world's renders, and a scorer that only saw sharp edges misjudges them."""
+    k = torch.tensor([1.0, 2.0, 1.0], device=x.device)
+    k = (k[:, None] * k[None, :] / 16).expand(3, 1, 3, 3)
+    flat = x.reshape(-1, 3, *x.shape[-2:])  # video frames blur one by one
+    soft = F.conv2d(F.pad(flat, (1, 1, 1, 1), mode="replicate"), k, groups=3).reshape(x.shape)
+    pick = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, generator=g) < share
+    return torch.where(pick, soft, x)
+
+
+@torch.no_grad()
+def one_attribute_preference(score, data_u8, prompts, tokenizer, device, batch=512):
+    """How often the scorer prefers the true prompt over each one-attribute change of it (every color,
+    shape, count and size of each group, the relation, the order of the groups, the motion: see
+    grammar.one_attribute_changes). `score(images_unit, input_ids) -> scores` (torch tensors on
+    `device`), so the same count runs on a torch module or an ONNX session. Returns the share of
+    (image, change) pairs won, per kind, and the share of images whose true prompt beats every change."""
+    from . import grammar
+    won, total, kinds, all_beaten = 0, 0, {}, 0
+    for i in range(0, len(prompts), batch):
+        x = u8_to_unit(data_u8[i:i + batch].to(device))
+        chunk = prompts[i:i + batch]
+        changes = [grammar.one_attribute_changes(p) for p in chunk]
+        rows, texts = [], []
+        for j, (p, ch) in enumerate(zip(chunk, changes)):
+            rows += [j] * (1 + len(ch))
+            texts += [p] + [t for _, t in ch]
+        rows_t = torch.tensor(rows, device=device)
+        ids = torch.from_numpy(tokenizer(texts)).to(device)
+        s = torch.cat([score(x[rows_t[k:k + 4096]], ids[k:k + 4096]) for k in range(0, len(texts), 4096)]).float().cpu()
+        at = 0
+        for ch in changes:
+            true, rest = s[at], s[at + 1:at + 1 + len(ch)]
+            at += 1 + len(ch)
+            wins = (rest < true).tolist()
+            won += sum(wins)
+            total += len(wins)
+            all_beaten += int(all(wins))
+            for (kind, _), w in zip(ch, wins):
+                a = kinds.setdefault(kind, [0, 0])
+                a[0] += int(w)
+                a[1] += 1
+    return {"pairwise": won / max(1, total), "pairs": total, "images": len(prompts),
+            "beats_every_change": all_beaten / max(1, len(prompts)),
+            "by_kind": {k: round(a[0] / a[1], 4) for k, a in sorted(kinds.items())},
+            "pairs_by_kind": {k: a[1] for k, a in sorted(kinds.items())}}
 
 
 @torch.no_grad()
