@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Dispatcher } from '../../coordinator/engine/dispatcher.js';
 import { runSearch } from '../../coordinator/engine/run-search.js';
 import { createSearch } from '../../coordinator/engine/create-search.js';
+import { needsScoreEmbeddings } from '../../coordinator/run/open-worker-pool.js';
 import { InProcessPool } from '../../coordinator/transport/in-process-pool.js';
 import { describeSchedule } from '../../config/describe-schedule.js';
 import { planRun } from '../../config/plan-run.js';
@@ -83,7 +84,7 @@ function diversityScorer(model: GenerativeModel): RewardModel | null {
 async function measureSearch(folder: string, unit: JobUnit, job: SearchJob, model: GenerativeModel, embedder: RewardModel | null): Promise<SearchResult> {
   const plan = await planRun({ model: folder, prompt: unit.prompt, method: job.method, budgetNfe: job.budgetNfe, seed: job.seed, ...(job.evosearch ? { evosearch: job.evosearch } : {}) }, 'benchmark');
   const sampler = createSampler(plan.sampler);
-  const pool = new InProcessPool([new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize })]);
+  const pool = new InProcessPool([new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize, scoreEmbeddings: needsScoreEmbeddings(plan) })]);
   const started = performance.now();
   const outcome = await runSearch(createSearch(plan, sampler), new Dispatcher(pool), { population: MAX_FINALS });
   const wallMs = performance.now() - started;
