@@ -5,7 +5,7 @@ import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from '
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
 import { BestSoFar } from './best-so-far.js';
-import { sharedFitness } from './fitness-sharing.js';
+import { sharedTournamentWinners } from './fitness-sharing.js';
 
 /** How parents are chosen: the paper's tournament on raw fitness, or the same tournament on shared fitness. */
 export type EvoSelection = 'tournament' | 'sharing';
@@ -272,10 +272,9 @@ export class EvoSearch implements SearchMachine {
     const size = tournamentSize(pool.length, this.config.tournamentFraction, this.config.tournamentSize);
     // Elites are chosen on raw reward (above) so sharing never loses the best found; only the parents
     // of the children are chosen on shared fitness.
-    const contestants = this.sharing()
-      ? sharedFitness(pool.map((c) => ({ ...c, embedding: this.embeddings.get(c.id)! })), { radius: this.config.sharingRadius ?? DEFAULT_SHARING_RADIUS, alpha: this.config.sharingAlpha ?? DEFAULT_SHARING_ALPHA })
-      : pool;
-    const parents = tournamentWinners(contestants, nextSize - eliteCount, size, this.noise, generation);
+    const parents = this.sharing()
+      ? sharedTournamentWinners(pool.map((c) => ({ ...c, embedding: this.embeddings.get(c.id)! })), nextSize - eliteCount, size, this.noise, generation, { radius: this.config.sharingRadius ?? DEFAULT_SHARING_RADIUS, alpha: this.config.sharingAlpha ?? DEFAULT_SHARING_ALPHA })
+      : tournamentWinners(pool, nextSize - eliteCount, size, this.noise, generation);
     this.selectionRecords.push({ generation, ranked: pickElites(pool, pool.length).map((c) => c.id), elites: kept, winners: parents.map((p) => p.id) });
     const mutations: MutationItem[] = parents.map(({ id: parent }) => {
       if (e === 0) {

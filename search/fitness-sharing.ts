@@ -1,4 +1,5 @@
-import type { Scored } from './selection.js';
+import type { NoiseSource } from '../random/noise-source.js';
+import { byFitness, firstAbove, winnerRankCdf, type Scored } from './selection.js';
 
 /** A candidate as fitness sharing sees it: its fitness and the embedding of the sample that scored it. */
 export interface Embedded extends Scored {
@@ -69,4 +70,59 @@ function unit(embedding: Float32Array, id: number): Float64Array {
   if (!(norm > 0) || !Number.isFinite(norm)) throw new RangeError(`the embedding of candidate ${id} has length ${Math.sqrt(norm)}; fitness sharing needs a finite, non-zero embedding`);
   const scale = 1 / Math.sqrt(norm);
   return Float64Array.from(embedding, (v) => v * scale);
+}
+
+/**
+ * `winners` tournaments on shared fitness, where each win also counts in the niches: after tournament
+ * t, every candidate's niche count grows by sh(d(candidate, winner)), as if the child the winner breeds
+ * already stood in the pool. Without this a 90% tournament hands ~90% of the children to whichever
+ * candidate ranks first on shared fitness, and the population collapses onto that one instead
+ * (bench/reports/population-diversity). With it a niche's share of the children falls with every
+ * child it gets, as fitness-proportionate selection with sharing balances niches.
+ *
+ * Each tournament is sampled exactly as selection.ts's tournamentWinners does (the winner of a uniform
+ * k-subset is its best-ranked member), on the ranking of the moment, with the same uniform
+ * ('select', generation, t): with no two candidates within the radius the niches never change and
+ * the winners are those of the raw tournament. Cost: O(n² d) for the distances, O(n log n) per tournament.
+ */
+export function sharedTournamentWinners<T extends Embedded>(
+  pool: readonly T[],
+  winners: number,
+  size: number,
+  noise: NoiseSource,
+  generation: number,
+  parameters: SharingParameters,
+): T[] {
+  const n = pool.length;
+  if (n === 0) throw new RangeError('tournament selection needs at least one candidate');
+  const byId = [...pool].sort((a, b) => a.id - b.id);
+  const units = byId.map((c) => unit(c.embedding, c.id));
+  const kernel = new Float64Array(n * n);
+  const niche = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const sh = sharing(distance(units[i]!, units[j]!), parameters);
+      kernel[i * n + j] = sh;
+      niche[i] = niche[i]! + sh;
+    }
+  }
+  let worst = Infinity;
+  let best = -Infinity;
+  for (const c of byId) {
+    worst = Math.min(worst, c.reward);
+    best = Math.max(best, c.reward);
+  }
+  const margin = Math.max((best - worst) * 1e-9, Number.MIN_VALUE);
+  const k = Math.max(1, Math.min(Math.floor(size), n));
+  const cdf = winnerRankCdf(n, k);
+  const draw = new Float64Array(1);
+  const chosen: T[] = [];
+  for (let t = 0; t < winners; t++) {
+    const ranked = byId.map((c, i) => ({ id: c.id, reward: (c.reward - worst + margin) / niche[i]!, index: i })).sort(byFitness);
+    noise.uniforms({ purpose: 'select', lineage: generation, step: t }, draw);
+    const winner = ranked[firstAbove(cdf, draw[0]!)]!.index;
+    chosen.push(byId[winner]!);
+    for (let i = 0; i < n; i++) niche[i] = niche[i]! + kernel[i * n + winner]!;
+  }
+  return chosen;
 }

@@ -64,7 +64,7 @@ export async function measureUnit(unit: JobUnit, options: MeasureOptions): Promi
   }
 }
 
-async function openFor(folder: string, prompt: string, intraOpThreads: number | undefined): Promise<GenerativeModel> {
+export async function openFor(folder: string, prompt: string, intraOpThreads: number | undefined): Promise<GenerativeModel> {
   const plan = await planRun({ model: folder, prompt, method: 'best-of-n' }, 'benchmark');
   const sampler = createSampler(plan.sampler);
   return openModel(plan.model, {
@@ -76,7 +76,7 @@ async function openFor(folder: string, prompt: string, intraOpThreads: number | 
 }
 
 /** The held-out scorer's embedding (independent of what the search maximised), else the guidance one's. */
-function diversityScorer(model: GenerativeModel): RewardModel | null {
+export function diversityScorer(model: GenerativeModel): RewardModel | null {
   const withEmbedding = model.rewards.filter((r) => r.embed !== undefined);
   return withEmbedding.find((r) => r !== model.rewards[0]) ?? withEmbedding[0] ?? null;
 }
