@@ -82,8 +82,9 @@ function unit(embedding: Float32Array, id: number): Float64Array {
  *
  * Each tournament is sampled exactly as selection.ts's tournamentWinners does (the winner of a uniform
  * k-subset is its best-ranked member), on the ranking of the moment, with the same uniform
- * ('select', generation, t): with no two candidates within the radius the niches never change and
- * the winners are those of the raw tournament. Cost: O(n² d) for the distances, O(n log n) per tournament.
+ * ('select', generation, t). The first tournament, with no two candidates within the radius, is the raw
+ * tournament's; after it even a lone winner counts its own child (sh(0) = 1), so one candidate's
+ * second child halves its shared fitness, its third thirds it. Cost: O(n² d) for the distances, O(n log n) per tournament.
  */
 export function sharedTournamentWinners<T extends Embedded>(
   pool: readonly T[],
