@@ -105,7 +105,13 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     tournamentFraction: evo.tournamentFraction ?? preset.evosearch.tournamentFraction,
     ...(evo.tournamentSize !== undefined ? { tournamentSize: evo.tournamentSize } : {}),
     archive: evo.archive ?? true,
+    ...(evo.selection !== undefined ? { selection: evo.selection } : {}),
+    ...(evo.sharingRadius !== undefined ? { sharingRadius: evo.sharingRadius } : {}),
+    ...(evo.sharingAlpha !== undefined ? { sharingAlpha: evo.sharingAlpha } : {}),
   };
+  if ((evo.sharingRadius !== undefined || evo.sharingAlpha !== undefined) && evo.selection !== 'sharing') {
+    fail(evo.sharingRadius !== undefined ? 'evosearch.sharingRadius' : 'evosearch.sharingAlpha', "only applies with evosearch.selection 'sharing' (--selection sharing)");
+  }
   const noiseStd = Array.from({ length: steps }, (_, i) => samplerInstance.noiseStd(i));
   if (method === 'evosearch') {
     try {

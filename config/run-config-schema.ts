@@ -41,6 +41,12 @@ export const evoSearchOverridesSchema = z.strictObject({
   tournamentFraction: z.number().gt(0).max(1).optional(),
   tournamentSize: positiveInt.optional(),
   archive: z.boolean().optional(),
+  /** 'tournament' (the paper's) or 'sharing': tournaments on shared fitness (docs/algorithms.md, "Diversity"). */
+  selection: z.enum(['tournament', 'sharing']).optional(),
+  /** σ_share: Euclidean distance between unit embeddings within which candidates share fitness. */
+  sharingRadius: z.number().gt(0).max(2).optional(),
+  /** α of the sharing kernel 1 − (d/σ)^α. */
+  sharingAlpha: z.number().positive().optional(),
 });
 
 export const particleOverridesSchema = z.strictObject({

@@ -79,7 +79,7 @@ function stateToWire(s: TransferredState, table: TensorTable): Wire {
 function resultToWire(r: CommandResult, table: TensorTable): Wire {
   return {
     kind: kindValue(r.kind),
-    scores: r.scores.map((s) => ({ id: s.id, reward: s.reward, metrics: s.metrics ?? {} })),
+    scores: r.scores.map((s) => ({ id: s.id, reward: s.reward, metrics: s.metrics ?? {}, embedding: s.embedding === undefined ? null : table.ref(s.embedding) })),
     samples: r.samples.map((s) => ({ id: s.id, data: table.ref(s.data), shape: s.shape })),
     counters: r.counters,
     states: (r.states ?? []).map((s) => stateToWire(s, table)),
@@ -189,7 +189,8 @@ function resultFromWire(r: unknown, at: string, tensors: readonly Float32Array[]
   const scores = list(result.scores, `${at}.scores`).map((x, i): ScoredId => {
     const score = record(x, `${at}.scores[${i}]`);
     const metrics = record(score.metrics ?? {}, `${at}.scores[${i}].metrics`) as Record<string, number>;
-    return Object.keys(metrics).length > 0 ? { id: score.id as number, reward: score.reward as number, metrics } : { id: score.id as number, reward: score.reward as number };
+    const embedding = score.embedding === null || score.embedding === undefined ? undefined : tensor(score.embedding, `${at}.scores[${i}].embedding`, tensors);
+    return { id: score.id as number, reward: score.reward as number, ...(Object.keys(metrics).length > 0 ? { metrics } : {}), ...(embedding !== undefined ? { embedding } : {}) };
   });
   const samples = list(result.samples, `${at}.samples`).map((x, i): FetchedSample => {
     const sample = record(x, `${at}.samples[${i}]`);

@@ -203,6 +203,12 @@ export interface ScoredId {
   readonly reward: number;
   /** Held-out metrics, by name, where the worker computes them. */
   readonly metrics?: Readonly<Record<string, number>>;
+  /**
+   * The guidance reward's image embedding of the scored sample (unit-normalised by the reward graph),
+   * only when the run asks for it (WorkerSetup.scoreEmbeddings): fitness sharing measures distances
+   * between candidates with it.
+   */
+  readonly embedding?: Float32Array;
 }
 
 export interface FetchedSample {

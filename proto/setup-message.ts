@@ -33,6 +33,7 @@ export function setupToWire(setup: WorkerSetup): Wire {
     cuda: setup.cuda === undefined ? null : optional({ deviceId: setup.cuda.deviceId, tf32: setup.cuda.tf32 }),
     rewardWorkers: setup.rewardWorkers === undefined ? null : { addresses: setup.rewardWorkers.addresses, runId: setup.rewardWorkers.runId },
     ...optional({ snapshotScope: setup.snapshotScope }),
+    scoreEmbeddings: setup.scoreEmbeddings === true,
   };
 }
 
@@ -62,6 +63,7 @@ export function setupFromWire(message: unknown, at = 'setup'): WorkerSetup {
     ...(cuda !== undefined ? { cuda: optional({ deviceId: cuda.deviceId, tf32: cuda.tf32 }) } : {}),
     ...(reward !== undefined ? { rewardWorkers: { addresses: reward.addresses as string[], runId: reward.runId as string } } : {}),
     ...(setup.snapshotScope !== undefined && setup.snapshotScope !== null ? { snapshotScope: snapshotName(setup.snapshotScope, `${at}.snapshot_scope`) } : {}),
+    ...(setup.scoreEmbeddings === true ? { scoreEmbeddings: true } : {}),
   };
 }
 

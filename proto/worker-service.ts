@@ -13,9 +13,12 @@ export { messageCodec } from './worker-proto.js';
  * The worker service's protocol version. Raise it whenever a message or the meaning of a command
  * changes: a coordinator and a worker of different versions refuse each other at Hello. 1: bodies as
  * JSON in string fields; 2: every command, result and setup a message of worker.proto; 3: snapshots
- * by name under a run's scope (RunSetup.snapshot_scope), never a path on the worker's machine.
+ * by name under a run's scope (RunSetup.snapshot_scope), never a path on the worker's machine; 4: scores
+ * may carry the guidance reward's embedding (ScoredId.embedding) when the setup asks for it
+ * (RunSetup.score_embeddings): a worker of protocol 3 would skip the flag and send none, and the
+ * search would fail for want of them, so the two refuse each other at Hello instead.
  */
-export const WORKER_PROTOCOL_VERSION = 3;
+export const WORKER_PROTOCOL_VERSION = 4;
 
 export interface HelloRequest {
   readonly protocolVersion: number;

@@ -33,6 +33,11 @@ export interface WorkerSetup {
    * token (proto/snapshot-name.ts); absent: the session.
    */
   readonly snapshotScope?: string;
+  /**
+   * Every score also carries the guidance reward's image embedding of its sample (the run's selection
+   * is fitness sharing). Absent or false: no embeddings, so default runs pay nothing for them.
+   */
+  readonly scoreEmbeddings?: boolean;
 }
 
 /**

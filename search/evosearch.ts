@@ -5,6 +5,25 @@ import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from '
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
 import { BestSoFar } from './best-so-far.js';
+import { sharedTournamentWinners } from './fitness-sharing.js';
+
+/** How parents are chosen: the paper's tournament on raw fitness, or the same tournament on shared fitness. */
+export type EvoSelection = 'tournament' | 'sharing';
+export const EVO_SELECTIONS: readonly EvoSelection[] = ['tournament', 'sharing'];
+
+/** Defaults of the sharing option (docs/algorithms.md, "Diversity"). */
+export const DEFAULT_SHARING_RADIUS = 0.4;
+export const DEFAULT_SHARING_ALPHA = 1;
+
+/** What one generation's selection saw and chose, for inspection (benchmarks, tests). */
+export interface SelectionRecord {
+  readonly generation: number;
+  /** The pool, best raw fitness first (ties: lower id). */
+  readonly ranked: readonly CandidateId[];
+  readonly elites: readonly CandidateId[];
+  /** The tournament winners in tournament order (one per child; a candidate may win several). */
+  readonly winners: readonly CandidateId[];
+}
 
 /**
  * EvoSearch parameters (docs/algorithms.md). An empty evolution schedule is Best-of-N: K_0 independent
@@ -33,6 +52,16 @@ export interface EvoSearchConfig {
    */
   readonly noiseStd: readonly number[];
   readonly seed: number | bigint;
+  /**
+   * 'tournament' (default, the paper's): tournaments on the guidance reward. 'sharing': tournaments on
+   * shared fitness over the guidance reward's image embeddings (fitness-sharing.ts), which the scores
+   * then must carry (WorkerSetup.scoreEmbeddings). Elites are always the fittest by raw reward.
+   */
+  readonly selection?: EvoSelection;
+  /** σ_share of sharing: Euclidean distance of unit embeddings, in (0, 2]. */
+  readonly sharingRadius?: number;
+  /** α of sharing's kernel, > 0. */
+  readonly sharingAlpha?: number;
 }
 
 /** What the search does in one round, so tests and progress can follow it. */
@@ -69,6 +98,11 @@ export function validateEvoSearchConfig(config: EvoSearchConfig): void {
   if (config.tournamentSize !== undefined && (!Number.isInteger(config.tournamentSize) || config.tournamentSize < 1)) {
     fail('tournamentSize', `must be a positive integer, got ${config.tournamentSize}`);
   }
+  if (config.selection !== undefined && !EVO_SELECTIONS.includes(config.selection)) fail('selection', `must be one of ${EVO_SELECTIONS.join(', ')}, got '${String(config.selection)}'`);
+  if (config.sharingRadius !== undefined && !(config.sharingRadius > 0 && config.sharingRadius <= 2)) {
+    fail('sharingRadius', `must be in (0, 2] (a Euclidean distance between unit embeddings), got ${config.sharingRadius}`);
+  }
+  if (config.sharingAlpha !== undefined && !(config.sharingAlpha > 0 && Number.isFinite(config.sharingAlpha))) fail('sharingAlpha', `must be a finite number > 0, got ${config.sharingAlpha}`);
   if (config.noiseStd.length < steps) fail('noiseStd', `needs one entry per step (${steps}), got ${config.noiseStd.length}`);
   E.forEach((e, g) => {
     if (e > 0 && !(config.noiseStd[e]! > 0)) {
@@ -104,6 +138,9 @@ export class EvoSearch implements SearchMachine {
   private readonly pools: number[] = [];
   /** The last population, advanced to x0 and scored. */
   private finalPopulation: readonly CandidateId[] = [];
+  /** Embeddings of the candidates that may still enter a pool (sharing only), by id. */
+  private readonly embeddings = new Map<CandidateId, Float32Array>();
+  private readonly selectionRecords: SelectionRecord[] = [];
 
   constructor(private readonly config: EvoSearchConfig) {
     validateEvoSearchConfig(config);
@@ -171,6 +208,11 @@ export class EvoSearch implements SearchMachine {
     return this.lineage.all();
   }
 
+  /** What each generation's selection saw and chose. */
+  selections(): readonly SelectionRecord[] {
+    return this.selectionRecords;
+  }
+
   /** How many candidates each generation's selection saw. */
   poolSizes(): readonly number[] {
     return this.pools;
@@ -203,6 +245,12 @@ export class EvoSearch implements SearchMachine {
       const reward = finiteReward(score.reward, item.source);
       this.score(item.source, reward, score.metrics, 'rollout');
       for (const kept of item.archive) this.score(kept.id, reward, score.metrics, 'archive');
+      if (this.sharing()) {
+        // The rollout's sample stands for its source and for every state it archived (they share its reward).
+        const embedding = requireEmbedding(score.embedding, item.source);
+        this.embeddings.set(item.source, embedding);
+        for (const kept of item.archive) this.embeddings.set(kept.id, embedding);
+      }
       this.score(item.finalId, reward, score.metrics, 'rollout');
       this.lastRewards.push(reward);
       const dropped = this.best.offer({ candidate: item.source, sampleId: item.finalId, reward });
@@ -222,7 +270,12 @@ export class EvoSearch implements SearchMachine {
     const eliteCount = Math.min(this.config.elites, nextSize, pool.length);
     const kept = pickElites(pool, eliteCount).map((c) => c.id);
     const size = tournamentSize(pool.length, this.config.tournamentFraction, this.config.tournamentSize);
-    const parents = tournamentWinners(pool, nextSize - eliteCount, size, this.noise, generation);
+    // Elites are chosen on raw reward (above) so sharing never loses the best found; only the parents
+    // of the children are chosen on shared fitness.
+    const parents = this.sharing()
+      ? sharedTournamentWinners(pool.map((c) => ({ ...c, embedding: this.embeddings.get(c.id)! })), nextSize - eliteCount, size, this.noise, generation, { radius: this.config.sharingRadius ?? DEFAULT_SHARING_RADIUS, alpha: this.config.sharingAlpha ?? DEFAULT_SHARING_ALPHA })
+      : tournamentWinners(pool, nextSize - eliteCount, size, this.noise, generation);
+    this.selectionRecords.push({ generation, ranked: pickElites(pool, pool.length).map((c) => c.id), elites: kept, winners: parents.map((p) => p.id) });
     const mutations: MutationItem[] = parents.map(({ id: parent }) => {
       if (e === 0) {
         const child = this.lineage.create([parent], { op: 'mutate-xT', beta: this.config.mutationRate }, e, generation + 1);
@@ -235,6 +288,7 @@ export class EvoSearch implements SearchMachine {
     const population = [...kept, ...mutations.map((m) => m.child)];
     const survivors = new Set(kept);
     const unused = pool.map((c) => c.id).filter((id) => !survivors.has(id));
+    for (const id of unused) this.embeddings.delete(id);
     const commands: SearchCommand[] = [...this.takeDrops()];
     if (mutations.length > 0) commands.push({ kind: 'mutate', step: e, items: mutations });
     if (unused.length > 0) commands.push({ kind: 'drop', ids: unused });
@@ -276,6 +330,10 @@ export class EvoSearch implements SearchMachine {
     }
   }
 
+  private sharing(): boolean {
+    return this.config.selection === 'sharing';
+  }
+
   private score(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: EvaluationKind): void {
     this.lineage.scored(id, reward, metrics, by);
   }
@@ -309,6 +367,13 @@ function scoresOf(results: readonly CommandResult[], kind: CommandResult['kind']
   const scores = scored[0]!.scores;
   if (scores.length !== expected) throw new Error(`expected ${expected} scores from '${kind}', got ${scores.length}`);
   return scores;
+}
+
+function requireEmbedding(embedding: Float32Array | undefined, id: CandidateId): Float32Array {
+  if (embedding === undefined || embedding.length === 0) {
+    throw new Error(`the rollout score of candidate ${id} carries no embedding, but selection 'sharing' needs one per candidate; the workers must be set up with scoreEmbeddings (a worker of protocol 3 sends none)`);
+  }
+  return embedding;
 }
 
 function finiteReward(reward: number, id: CandidateId): number {

@@ -67,7 +67,7 @@ export function winnerRankCdf(n: number, k: number): Float64Array {
 }
 
 /** The smallest index whose cdf value exceeds u (u in [0, 1)). */
-function firstAbove(cdf: Float64Array, u: number): number {
+export function firstAbove(cdf: Float64Array, u: number): number {
   let lo = 0;
   let hi = cdf.length - 1;
   while (lo < hi) {

@@ -52,7 +52,7 @@ const FULL: RunConfigInput = {
     set_alpha_to_one: false,
     clip_sample: false,
   },
-  evosearch: { evolutionSchedule: [0, 10, 20], populationSchedule: [8, 4, 4, 2], elites: 1, mutationRate: 0.3, tournamentFraction: 0.5, tournamentSize: 2, archive: true },
+  evosearch: { evolutionSchedule: [0, 10, 20], populationSchedule: [8, 4, 4, 2], elites: 1, mutationRate: 0.3, tournamentFraction: 0.5, tournamentSize: 2, archive: true, selection: 'sharing', sharingRadius: 0.5, sharingAlpha: 2 },
   bestOfN: { n: 16 },
   particles: { particles: 8, lambda: 10, potential: 'diff', resampling: { start: 2, end: 28, interval: 5 }, adaptive: true, fitness: 'rollout' },
   guidanceScale: 7.5,

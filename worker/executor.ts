@@ -50,6 +50,12 @@ export interface ExecutorOptions {
   /** Who scores decoded samples (default: the model's own rewards, here). */
   readonly scorer?: RewardScorer;
   /**
+   * With the default scorer: every score carries the guidance reward's embedding of its sample
+   * (WorkerSetup.scoreEmbeddings; fitness sharing needs it). Default off: it costs a pass of the
+   * reward's image tower per batch.
+   */
+  readonly scoreEmbeddings?: boolean;
+  /**
    * Draw sampler noise on a helper thread while the model runs (default off). It pays where the
    * model runs elsewhere (a GPU) and this thread only waits in session.run; on the CPU provider the
    * helper competes with onnxruntime's own threads. Results are the same either way.
@@ -83,7 +89,7 @@ export class CommandExecutor {
   ) {
     this.noise = new NoiseSource(seed);
     this.latentSize = model.denoiser.latentSize;
-    this.scorer = options.scorer ?? new LocalRewardScorer(model.rewards);
+    this.scorer = options.scorer ?? new LocalRewardScorer(model.rewards, options.scoreEmbeddings === true);
     if (options.noiseAhead === true) helpers.register(this, this.helper);
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
   }
@@ -455,7 +461,7 @@ export class CommandExecutor {
         const id = ids[start + k]!;
         const row = rows[k]!;
         if (!Number.isFinite(row.reward)) throw new NonFiniteValueError(`reward '${this.scorer.guidanceName}'`, id, step);
-        scores.push(row.metrics !== undefined ? { id, reward: row.reward, metrics: row.metrics } : { id, reward: row.reward });
+        scores.push({ id, reward: row.reward, ...(row.metrics !== undefined ? { metrics: row.metrics } : {}), ...(row.embedding !== undefined ? { embedding: row.embedding } : {}) });
       }
     }
     return scores;

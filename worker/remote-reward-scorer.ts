@@ -51,7 +51,8 @@ export class RemoteRewardScorer implements RewardScorer {
       }
       const scores = results[0]!.scores;
       if (scores.length !== count) throw new RemoteScoringError(`reward worker ${target.address} returned ${scores.length} scores for ${count} samples`);
-      return scores.map((s) => (s.metrics !== undefined ? { reward: s.reward, metrics: s.metrics } : { reward: s.reward }));
+      // The embeddings come back when the run asked the reward workers for them (their setup's scoreEmbeddings).
+      return scores.map((s) => ({ reward: s.reward, ...(s.metrics !== undefined ? { metrics: s.metrics } : {}), ...(s.embedding !== undefined ? { embedding: s.embedding } : {}) }));
     }
     throw new RemoteScoringError(`every reward worker of the run is gone (${[...this.lost].join(', ')})${failures.length > 0 ? `: ${failures.join('; ')}` : ''}`);
   }

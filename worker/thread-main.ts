@@ -139,7 +139,7 @@ try {
   // What the message in work has spent, told to the coordinator's display now and then.
   const progress = new ProgressReporter(port);
   const snapshots = host.snapshotFolder === undefined ? undefined : new SnapshotFolder(host.snapshotFolder);
-  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, onCount: (latents) => progress.count(latents), noiseAhead, ...(scorer ? { scorer } : {}), ...(snapshots ? { snapshots } : {}) });
+  const executor = new CommandExecutor(model, sampler, BigInt(setup.seed), { batchSize: setup.batchSize, onCount: (latents) => progress.count(latents), noiseAhead, ...(setup.scoreEmbeddings === true ? { scoreEmbeddings: true } : {}), ...(scorer ? { scorer } : {}), ...(snapshots ? { snapshots } : {}) });
   // Messages are handled one at a time, in arrival order: a worker's commands run in the order sent.
   // A close that throws stays an unhandled rejection, which ends the thread (the pool sees it exit).
   const messages = new TurnQueue();

@@ -42,6 +42,8 @@ export const SWEEP_VARIANTS: Readonly<Record<string, NonNullable<RunConfigInput[
   'elites 1': { elites: 1 },
   'tournament 0.5': { tournamentFraction: 0.5 },
   'no archive': { archive: false },
+  /** Tournaments on fitness shared over the guidance reward's embeddings (issue 20: population diversity). */
+  sharing: { selection: 'sharing' },
 };
 
 export interface GridOptions {

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Dispatcher } from '../../coordinator/engine/dispatcher.js';
 import { runSearch } from '../../coordinator/engine/run-search.js';
 import { createSearch } from '../../coordinator/engine/create-search.js';
+import { needsScoreEmbeddings } from '../../coordinator/run/open-worker-pool.js';
 import { InProcessPool } from '../../coordinator/transport/in-process-pool.js';
 import { describeSchedule } from '../../config/describe-schedule.js';
 import { planRun } from '../../config/plan-run.js';
@@ -63,7 +64,7 @@ export async function measureUnit(unit: JobUnit, options: MeasureOptions): Promi
   }
 }
 
-async function openFor(folder: string, prompt: string, intraOpThreads: number | undefined): Promise<GenerativeModel> {
+export async function openFor(folder: string, prompt: string, intraOpThreads: number | undefined): Promise<GenerativeModel> {
   const plan = await planRun({ model: folder, prompt, method: 'best-of-n' }, 'benchmark');
   const sampler = createSampler(plan.sampler);
   return openModel(plan.model, {
@@ -75,7 +76,7 @@ async function openFor(folder: string, prompt: string, intraOpThreads: number | 
 }
 
 /** The held-out scorer's embedding (independent of what the search maximised), else the guidance one's. */
-function diversityScorer(model: GenerativeModel): RewardModel | null {
+export function diversityScorer(model: GenerativeModel): RewardModel | null {
   const withEmbedding = model.rewards.filter((r) => r.embed !== undefined);
   return withEmbedding.find((r) => r !== model.rewards[0]) ?? withEmbedding[0] ?? null;
 }
@@ -83,7 +84,7 @@ function diversityScorer(model: GenerativeModel): RewardModel | null {
 async function measureSearch(folder: string, unit: JobUnit, job: SearchJob, model: GenerativeModel, embedder: RewardModel | null): Promise<SearchResult> {
   const plan = await planRun({ model: folder, prompt: unit.prompt, method: job.method, budgetNfe: job.budgetNfe, seed: job.seed, ...(job.evosearch ? { evosearch: job.evosearch } : {}) }, 'benchmark');
   const sampler = createSampler(plan.sampler);
-  const pool = new InProcessPool([new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize })]);
+  const pool = new InProcessPool([new CommandExecutor(model, sampler, BigInt(plan.seed), { batchSize: plan.batchSize, scoreEmbeddings: needsScoreEmbeddings(plan) })]);
   const started = performance.now();
   const outcome = await runSearch(createSearch(plan, sampler), new Dispatcher(pool), { population: MAX_FINALS });
   const wallMs = performance.now() - started;

@@ -46,5 +46,12 @@ export function workerSetupFor(plan: RunPlan): WorkerSetup {
     ...(plan.rewards !== undefined ? { rewards: plan.rewards } : {}),
     providers: plan.providers,
     ...(plan.cuda !== undefined ? { cuda: plan.cuda } : {}),
+    // Embeddings travel with the scores only when selection needs them: default runs pay nothing.
+    ...(needsScoreEmbeddings(plan) ? { scoreEmbeddings: true } : {}),
   };
+}
+
+/** Whether the plan's search reads embeddings from the scores (EvoSearch with fitness sharing). */
+export function needsScoreEmbeddings(plan: RunPlan): boolean {
+  return plan.method === 'evosearch' && plan.evosearch.selection === 'sharing';
 }
