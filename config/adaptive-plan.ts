@@ -14,17 +14,21 @@ import type { AdaptivePlanSettings, RunPlan } from './run-plan.js';
 export const ADAPTIVE_COLLAPSE_RATIO = 0.5;
 
 /**
- * Adaptive EvoSearch's settings from the fixed plan: the base gap is the closest spacing of the
- * preset's later generations (its SDE phase: 5 steps of tiny-sd's 25, 10 of the presets' 50), and no
+ * Adaptive EvoSearch's settings from the fixed plan: its first gap and last index are the fixed
+ * schedule's, the base gap is the closest spacing of its generations (the SDE phase: 5 steps of
+ * tiny-sd's 25, 10 of the presets' 50), and no
  * generation is thinner than the fixed schedule's thinnest at this budget (at least 2, so a tournament
  * has a choice).
  */
 export function adaptiveSettings(evolutionSchedule: readonly number[], populationSchedule: readonly number[], steps: number): AdaptivePlanSettings {
+  const first = evolutionSchedule[0] ?? 0;
   const gaps = evolutionSchedule.slice(1).map((e, g) => e - evolutionSchedule[g]!);
-  const generationGap = gaps.length > 0 ? Math.min(...gaps) : Math.max(1, Math.floor((steps - (evolutionSchedule[0] ?? 0)) / 4));
+  const generationGap = gaps.length > 0 ? Math.min(...gaps) : Math.max(1, Math.floor((steps - first) / 4));
+  const firstGap = gaps[0] ?? generationGap;
+  const lastGeneration = evolutionSchedule.length > 1 ? evolutionSchedule.at(-1)! : Math.max(first, steps - 2);
   const later = populationSchedule.slice(1);
   const minPopulation = Math.max(2, later.length > 0 ? Math.min(...later) : 2);
-  return { generationGap, collapseRatio: ADAPTIVE_COLLAPSE_RATIO, minPopulation };
+  return { firstGap, generationGap, lastGeneration, collapseRatio: ADAPTIVE_COLLAPSE_RATIO, minPopulation };
 }
 
 /** The adaptive machine's configuration from a plan's parts. */
@@ -52,7 +56,7 @@ export function adaptiveField(field: string): string {
   if (field === 'firstGeneration') return 'evosearch.evolutionSchedule[0]';
   if (field === 'initialPopulation') return 'evosearch.populationSchedule[0]';
   if (field === 'steps' || field === 'noiseStd') return 'sampler.steps';
-  if (['generationGap', 'collapseRatio', 'minPopulation'].includes(field)) return `adaptive.${field}`;
+  if (['firstGap', 'generationGap', 'lastGeneration', 'collapseRatio', 'minPopulation'].includes(field)) return `adaptive.${field}`;
   return `evosearch.${field}`;
 }
 

@@ -189,7 +189,7 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     providers,
     cuda,
     evosearch,
-    adaptive: adaptive ?? { generationGap: 1, collapseRatio: ADAPTIVE_COLLAPSE_RATIO, minPopulation: 1 },
+    adaptive: adaptive ?? { firstGap: 1, generationGap: 1, lastGeneration: 0, collapseRatio: ADAPTIVE_COLLAPSE_RATIO, minPopulation: 1 },
     bestOfN: { n },
     particles,
     planned: {

@@ -73,8 +73,12 @@ export interface RunPlan {
 
 /** The settings adaptive EvoSearch adds to EvoSearch's (set by the planner from the preset and the budget). */
 export interface AdaptivePlanSettings {
-  /** Delta: the base gap between generations, in steps. */
+  /** The gap from the first generation to the second, in steps (the fixed schedule's). */
+  readonly firstGap: number;
+  /** Delta: the base gap between later generations, in steps. */
   readonly generationGap: number;
+  /** e_end: the latest index a generation may have (the fixed schedule's last). */
+  readonly lastGeneration: number;
   /** tau: the relative reward spread below which the population counts as collapsed. */
   readonly collapseRatio: number;
   /** The fewest members a planned generation may have. */

@@ -5,7 +5,7 @@ import type { SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
 import { BestSoFar } from './best-so-far.js';
-import { modeShape, planRemaining, readSpread, type RemainingPlan, type SpreadReading } from './adaptive-schedule.js';
+import { modeShape, planRemaining, readSpread, type AdaptiveMode, type RemainingPlan, type RemainingRequest, type SpreadReading } from './adaptive-schedule.js';
 import { finiteReward, scoresOf } from './round-scores.js';
 
 /**
@@ -22,8 +22,12 @@ export interface AdaptiveEvoSearchConfig {
   readonly firstGeneration: number;
   /** K_0: the population of the first generation. */
   readonly initialPopulation: number;
-  /** Delta: the base gap between generations (explore halves it, a collapse doubles it). */
+  /** The gap from e_0 to the second generation (the first has no earlier spread to compare with). */
+  readonly firstGap: number;
+  /** Delta: the base gap between later generations (explore halves the next one, a collapse doubles it). */
   readonly generationGap: number;
+  /** e_end: the latest index a generation may have (the fixed schedule's last). */
+  readonly lastGeneration: number;
   /** tau: the rewards count as collapsed when their spread falls below tau times the first generation's. */
   readonly collapseRatio: number;
   /** No generation is planned with fewer members than this (the final population may have fewer). */
@@ -83,7 +87,11 @@ export function validateAdaptiveEvoSearchConfig(config: AdaptiveEvoSearchConfig)
   if (config.budgetNfe < minimum) {
     fail('budgetNfe', `${config.budgetNfe} NFEs is too small: the first generation of ${k0} at step ${e0} and one final sample cost ${minimum}; raise the budget or lower the first population`);
   }
+  if (!Number.isInteger(config.firstGap) || config.firstGap < 1) fail('firstGap', `must be a positive integer number of steps, got ${config.firstGap}`);
   if (!Number.isInteger(config.generationGap) || config.generationGap < 1) fail('generationGap', `must be a positive integer number of steps, got ${config.generationGap}`);
+  if (!Number.isInteger(config.lastGeneration) || config.lastGeneration < e0 || config.lastGeneration > steps - 1) {
+    fail('lastGeneration', `must be an integer step index in [${e0}, ${steps - 1}] (from the first generation to the last step), got ${config.lastGeneration}`);
+  }
   if (!(config.collapseRatio > 0 && config.collapseRatio < 1)) fail('collapseRatio', `must be in (0, 1), got ${config.collapseRatio}`);
   if (!Number.isInteger(config.minPopulation) || config.minPopulation < 1) fail('minPopulation', `must be a positive integer, got ${config.minPopulation}`);
   if (!Number.isInteger(config.elites) || config.elites < 0) fail('elites', `must be a non-negative integer, got ${config.elites}`);
@@ -102,15 +110,25 @@ export function validateAdaptiveEvoSearchConfig(config: AdaptiveEvoSearchConfig)
 export function initialAdaptivePlan(config: AdaptiveEvoSearchConfig): { evolutionSchedule: number[]; populationSchedule: number[]; nfe: number } {
   validateAdaptiveEvoSearchConfig(config);
   const { steps, firstGeneration: e0, initialPopulation: k0 } = config;
-  const rest = planRemaining({
-    from: e0,
-    budgetLeft: config.budgetNfe - k0 * steps,
-    steps,
-    ...modeShape('explore', config.generationGap),
+  const rest = planRemaining(remainingRequest(config, e0, config.budgetNfe - k0 * steps, 'explore', 0));
+  return { evolutionSchedule: [e0, ...rest.evolutionSchedule], populationSchedule: [k0, ...rest.populationSchedule], nfe: k0 * steps + rest.nfe };
+}
+
+/** What the rest of the run is planned from, after generation `generation` at `from` put the search in `mode`. */
+function remainingRequest(config: AdaptiveEvoSearchConfig, from: number, budgetLeft: number, mode: AdaptiveMode, generation: number): RemainingRequest {
+  const shape = modeShape(mode, config.generationGap);
+  return {
+    from,
+    budgetLeft,
+    steps: config.steps,
+    ...shape,
+    // After the first generation there is no earlier spread to judge by: its next gap is the fixed schedule's.
+    nextGap: generation === 0 ? config.firstGap : shape.nextGap,
+    gap: config.generationGap,
+    lastGeneration: config.lastGeneration,
     minPopulation: config.minPopulation,
     usable: (e) => usableGenerationStep(config.noiseStd, e),
-  });
-  return { evolutionSchedule: [e0, ...rest.evolutionSchedule], populationSchedule: [k0, ...rest.populationSchedule], nfe: k0 * steps + rest.nfe };
+  };
 }
 
 /**
@@ -264,14 +282,7 @@ export class AdaptiveEvoSearch implements SearchMachine {
     const reading = readSpread(this.lastRewards, this.firstSpread, improved, this.config.collapseRatio);
     this.firstSpread ??= reading.spread;
     const budgetLeft = this.config.budgetNfe - this.spent;
-    const plan = planRemaining({
-      from: step,
-      budgetLeft,
-      steps: this.config.steps,
-      ...modeShape(reading.mode, this.config.generationGap),
-      minPopulation: this.config.minPopulation,
-      usable: (e) => usableGenerationStep(this.config.noiseStd, e),
-    });
+    const plan = planRemaining(remainingRequest(this.config, step, budgetLeft, reading.mode, generation));
     this.decisionsMade.push({ generation, step, reading, budgetLeft, plan });
     this.plannedSteps = plan.evolutionSchedule;
     this.selectAndAdvance(generation, step, plan);

@@ -46,15 +46,15 @@ export function readSpread(rewards: readonly number[], firstSpread: number | und
   return { spread, relativeSpread, improved, mode };
 }
 
-/** The gap to the next generations and the population weights a mode plans with. */
-export function modeShape(mode: AdaptiveMode, baseGap: number): { gap: number; nextWeight: number; finalWeight: number } {
+/** The gap to the next generation and the population weights a mode plans with (Delta: the base gap). */
+export function modeShape(mode: AdaptiveMode, baseGap: number): { nextGap: number; nextWeight: number; finalWeight: number } {
   switch (mode) {
     case 'explore':
-      return { gap: Math.max(1, Math.ceil(baseGap / 2)), nextWeight: 2, finalWeight: 1 };
+      return { nextGap: Math.max(1, Math.ceil(baseGap / 2)), nextWeight: 2, finalWeight: 1 };
     case 'steady':
-      return { gap: baseGap, nextWeight: 1, finalWeight: 1 };
+      return { nextGap: baseGap, nextWeight: 1, finalWeight: 1 };
     case 'collapsed':
-      return { gap: 2 * baseGap, nextWeight: 1, finalWeight: 2 };
+      return { nextGap: 2 * baseGap, nextWeight: 1, finalWeight: 2 };
   }
 }
 
@@ -64,7 +64,12 @@ export interface RemainingRequest {
   /** NFEs left of the budget after that rollout. */
   readonly budgetLeft: number;
   readonly steps: number;
+  /** Steps from `from` to the next generation. */
+  readonly nextGap: number;
+  /** Delta: the spacing of the generations after the next one. */
   readonly gap: number;
+  /** e_end: no generation is planned after this index (the fixed schedule's last). */
+  readonly lastGeneration: number;
   readonly nextWeight: number;
   readonly finalWeight: number;
   /** Every planned generation (and the final population) gets at least this many, or it is not planned. */
@@ -90,39 +95,46 @@ export function remainingSpend(from: number, evolutionSchedule: readonly number[
 }
 
 /**
- * Plans the rest of the run. Candidate indices are from + gap, from + 2 gap, ... up to N - 2 (the last
- * step of some samplers injects no noise, as in the preset rescaling), skipping unusable ones. The
- * populations are filled as planEvoSearch fills a schedule: one each, the rest in proportion to the
- * weights, then one member at a time where K_h / w_h is lowest while it fits. If a slot would get fewer
- * than minPopulation, the latest generation is dropped and the plan is made again, down to the final
- * population alone, which always fits when the budget holds one member (N - from NFEs).
+ * Plans the rest of the run. The candidate indices are the next one, n = min(from + nextGap, e_end),
+ * then n + Delta, n + 2 Delta, ... below e_end, then e_end (unusable indices left out). The populations
+ * are filled much as planEvoSearch fills a schedule: minPopulation each, the rest in proportion to the
+ * weights, then one member at a time where K_h / w_h is lowest while it fits. If minPopulation each
+ * does not fit, a generation is dropped and the plan made again: first those between the next one and
+ * e_end (the latest first), then e_end, then the next one, down to the final population alone (at
+ * least one member), which always fits when the budget holds one member (N - from NFEs).
  */
 export function planRemaining(request: RemainingRequest): RemainingPlan {
-  const { from, budgetLeft, steps, gap } = request;
-  const indices: number[] = [];
-  for (let e = from + gap; e <= steps - 2; e += gap) if (request.usable(e)) indices.push(e);
-  for (let count = indices.length; count >= 0; count--) {
-    const schedule = indices.slice(0, count);
-    const populations = fill(request, schedule);
-    if (populations === null) continue;
-    if (count > 0 && populations.some((k) => k < request.minPopulation)) continue;
-    return { evolutionSchedule: schedule, populationSchedule: populations, nfe: remainingSpend(from, schedule, populations, steps) };
+  const { from, budgetLeft, steps, gap, lastGeneration } = request;
+  const candidates: number[] = [];
+  if (from < lastGeneration) {
+    const next = Math.min(from + request.nextGap, lastGeneration);
+    for (let e = next; e < lastGeneration; e += gap) candidates.push(e);
+    candidates.push(lastGeneration);
+  }
+  let indices = candidates.filter((e) => e > from && request.usable(e));
+  for (;;) {
+    // Generations are planned only with minPopulation members each (the final population too);
+    // the final population alone takes what there is.
+    const populations = fill(request, indices, indices.length > 0 ? request.minPopulation : 1);
+    if (populations !== null) return { evolutionSchedule: indices, populationSchedule: populations, nfe: remainingSpend(from, indices, populations, steps) };
+    if (indices.length === 0) break;
+    indices = indices.length > 2 ? [indices[0]!, ...indices.slice(1, -2), indices.at(-1)!] : indices.slice(0, -1);
   }
   throw new RangeError(`${budgetLeft} NFEs left at step ${from} do not buy one final sample (${steps - from} NFEs): the budget invariant was broken`);
 }
 
-/** The populations of `schedule` then the final one, filling `budgetLeft`; null when one each does not fit. */
-function fill(request: RemainingRequest, schedule: readonly number[]): number[] | null {
+/** The populations of `schedule` then the final one, filling `budgetLeft`; null when `least` each does not fit. */
+function fill(request: RemainingRequest, schedule: readonly number[], least: number): number[] | null {
   const { from, budgetLeft, steps } = request;
   const slots = schedule.length + 1;
   // One more member of slot h is advanced from the previous index and rolled out (or finished) from its own: N - previous.
   const cost = Array.from({ length: slots }, (_, h) => steps - (h === 0 ? from : schedule[h - 1]!));
   const weight = Array.from({ length: slots }, (_, h) => (h === slots - 1 ? (slots === 1 ? 1 : request.finalWeight) : h === 0 ? request.nextWeight : 1));
-  const minimum = cost.reduce((a, c) => a + c, 0);
+  const minimum = least * cost.reduce((a, c) => a + c, 0);
   if (minimum > budgetLeft) return null;
   const perUnit = cost.reduce((a, c, h) => a + c * weight[h]!, 0);
   const share = (budgetLeft - minimum) / perUnit;
-  const K = weight.map((w) => 1 + Math.floor(w * share));
+  const K = weight.map((w) => least + Math.floor(w * share));
   let spent = K.reduce((a, k, h) => a + k * cost[h]!, 0);
   for (;;) {
     let pick = -1;
