@@ -96,6 +96,7 @@ export interface PlannedPath {
 export function plannedPath(plan: RunPlan, workers: number): PlannedPath {
   const steps = plan.sampler.steps;
   const share = (k: number) => Math.ceil(Math.ceil(k / workers) / plan.batchSize);
+  if (plan.method === 'evosearch-adaptive') throw new Error('adaptive EvoSearch decides its schedule while it runs, so its critical path cannot be counted from the plan');
   if (plan.method === 'best-of-n') return { scoringRounds: 1, denoiserCalls: steps * share(plan.bestOfN.n), decoderCalls: share(plan.bestOfN.n) };
   if (plan.method === 'evosearch') {
     const { evolutionSchedule: E, populationSchedule: K } = plan.evosearch;

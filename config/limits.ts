@@ -18,6 +18,7 @@ import { checkThreadCount, hostResources, type HostResources } from '../worker/r
 import { parseAnalyticModelSpec } from '../worker/models/analytic-gmm-config.js';
 import { bundlePath } from '../worker/models/load-model.js';
 import type { RunPlan } from './run-plan.js';
+import { initialAdaptiveSchedule } from './adaptive-plan.js';
 
 // ---------------------------------------------------------------------------------------------------
 // Sizes the runtime cannot go past, whatever the memory
@@ -129,7 +130,20 @@ function planCounts(plan: RunPlan): { candidates: number; evaluations: number; l
     // k initial particles, then at each scored index at most k copies (and k rollout finals).
     return { candidates: evaluations * (rollout ? 2 : 1), evaluations, liveStates: k * (rollout ? 3 : 2), population: k };
   }
-  const { evolutionSchedule: E, populationSchedule: K, archive, elites } = plan.evosearch;
+  const { archive, elites } = plan.evosearch;
+  if (plan.method === 'evosearch-adaptive') {
+    // Its schedule is decided as it runs: counted as the schedule it starts with, every population
+    // doubled (a generation that explores takes twice its share), and at least as many evaluations as planned.
+    const start = initialAdaptiveSchedule(plan);
+    const counts = evolutionCounts(start.evolutionSchedule, start.populationSchedule.map((k) => 2 * k), archive, elites, 0);
+    return { ...counts, evaluations: Math.max(evaluations, counts.evaluations) };
+  }
+  return evolutionCounts(plan.evosearch.evolutionSchedule, plan.evosearch.populationSchedule, archive, elites, evaluations);
+}
+
+/** EvoSearch's counts for a schedule (evaluations: the planned reward calls, or 0 to count them here). */
+function evolutionCounts(E: readonly number[], K: readonly number[], archive: boolean, elites: number, planned: number): { candidates: number; evaluations: number; liveStates: number; population: number } {
+  const evaluations = planned > 0 ? planned : K.reduce((a, k) => a + k, 0);
   if (E.length === 0) return { candidates: K[0]!, evaluations, liveStates: K[0]!, population: K[0]! };
   const G = E.length;
   // The lineage (evosearch.ts): K_0 initial, per generation K_g rollout finals, K_g archive entries per
@@ -251,7 +265,7 @@ export function checkPlanLimits(plan: RunPlan, context: PlanLimitContext): Memor
   const worst = past.reduce((a, b) => (ratio(b) < ratio(a) ? b : a));
   const { driver } = context;
   const fits = driver.scale === undefined ? null : largestFitting(driver.scale, Math.min(...bounds.map(ratio)));
-  const archive = plan.method === 'evosearch' && plan.evosearch.archive && plan.evosearch.evolutionSchedule.length > 1 ? 'keep fewer candidates with --no-archive (evosearch.archive: false)' : null;
+  const archive = (plan.method === 'evosearch' || plan.method === 'evosearch-adaptive') && plan.evosearch.archive && plan.evosearch.evolutionSchedule.length > 1 ? 'keep fewer candidates with --no-archive (evosearch.archive: false)' : null;
   const remedies = [
     `lower ${driver.flag} (config field ${driver.field})${fits !== null ? ` to at most about ${fits.toLocaleString('en-US')}` : ''}`,
     ...(archive !== null ? [archive] : []),
@@ -268,14 +282,15 @@ function largestFitting(scale: number, ratio: number): number | null {
   return Math.floor(raw / digits) * digits;
 }
 
-const METHOD_LABELS = { evosearch: 'EvoSearch', 'best-of-n': 'Best-of-N', particles: 'particle sampling' } as const;
+const METHOD_LABELS = { evosearch: 'EvoSearch', 'best-of-n': 'Best-of-N', particles: 'particle sampling', 'evosearch-adaptive': 'adaptive EvoSearch' } as const;
 
 function describeSizes(plan: RunPlan): string {
   if (plan.method === 'best-of-n') return `n = ${fmt(plan.bestOfN.n)} samples`;
   if (plan.method === 'particles') return `k = ${fmt(plan.particles.particles)} particles`;
-  const K = plan.evosearch.populationSchedule;
+  const adaptive = plan.method === 'evosearch-adaptive';
+  const K = adaptive ? initialAdaptiveSchedule(plan).populationSchedule : plan.evosearch.populationSchedule;
   const shown = K.length > 6 ? [...K.slice(0, 5).map(String), '...'] : K.map(String);
-  return `populations [${shown.join(', ')}]`;
+  return `${adaptive ? 'starting populations' : 'populations'} [${shown.join(', ')}]`;
 }
 
 function fmt(n: number): string {

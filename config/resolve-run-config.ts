@@ -5,6 +5,8 @@ import { plannedParticleCompute, ParticleConfigError, type ParticleSearchConfig 
 import { bestOfNSpend, evoSearchSpend, planBestOfN, planEvoSearch, type PlannedSpend } from '../search/planner.js';
 import { SearchConfigError } from '../search/search-config-error.js';
 import { validateEvoSearchConfig, type EvoSearchConfig } from '../search/evosearch.js';
+import { initialAdaptivePlan } from '../search/adaptive-evosearch.js';
+import { ADAPTIVE_COLLAPSE_RATIO, adaptiveConfig, adaptiveField, adaptiveSettings } from './adaptive-plan.js';
 import { createSampler, type SamplerConfig } from '../samplers/index.js';
 import type { Sampler } from '../samplers/sampler.js';
 import { SamplerConfigError } from '../samplers/sampler-config-error.js';
@@ -76,7 +78,8 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
   const shapeNfe = evoSearchSpend({ evolutionSchedule, populationSchedule: baseShape }, steps).nfe;
   // Without a budget: the model's measured default, unless the user fixed the schedule's shape.
   const budgetNfe = input.budgetNfe ?? (evo.populationSchedule === undefined ? modelDefaults?.budgetNfe : undefined) ?? shapeNfe;
-  if (input.budgetNfe !== undefined && evo.populationSchedule !== undefined && method === 'evosearch' && Math.abs(shapeNfe - input.budgetNfe) >= steps) {
+  const evolutionary = method === 'evosearch' || method === 'evosearch-adaptive';
+  if (input.budgetNfe !== undefined && evo.populationSchedule !== undefined && evolutionary && Math.abs(shapeNfe - input.budgetNfe) >= steps) {
     fail('budgetNfe', `contradicts evosearch.populationSchedule [${baseShape.join(', ')}], which spends ${shapeNfe} NFEs; set one of them (the budget scales the preset's schedule)`);
   }
   if (budgetNfe < steps) fail('budgetNfe', `${budgetNfe} NFEs does not buy one trajectory of ${steps} steps`);
@@ -89,10 +92,11 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
       : planEvoSearch(budgetNfe, steps, { evolutionSchedule, populationSchedule: baseShape });
   } catch (error) {
     if (!(error instanceof SearchConfigError)) throw error;
-    if (method === 'evosearch') throw new ConfigError(error.field, error.detail, source, { cause: error });
+    if (evolutionary) throw new ConfigError(error.field, error.detail, source, { cause: error });
     // Another method was asked for: a budget too small for EvoSearch is no reason to refuse it. The
     // plan keeps EvoSearch's settings with a Best-of-N shape and says why EvoSearch is not possible.
     unavailable.evosearch = error.message;
+    unavailable['evosearch-adaptive'] = error.message;
     schedules = { evolutionSchedule: [], populationSchedule: [planBestOfN(budgetNfe, steps)] };
   }
   const smallest = Math.min(...schedules.populationSchedule.slice(1));
@@ -119,6 +123,19 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     } catch (error) {
       if (error instanceof SearchConfigError) throw new ConfigError(`evosearch.${error.field}`, error.detail, source, { cause: error });
       throw error;
+    }
+  }
+  const adaptive = unavailable['evosearch-adaptive'] === undefined ? adaptiveSettings(evolutionSchedule, schedules.populationSchedule, steps) : null;
+  let adaptiveSpend: PlannedSpend = evoSearchSpend(schedules, steps);
+  if (adaptive !== null) {
+    try {
+      const initial = initialAdaptivePlan(adaptiveConfig({ evosearch, adaptive, budgetNfe, steps, noiseStd }));
+      adaptiveSpend = evoSearchSpend(initial, steps);
+    } catch (error) {
+      if (!(error instanceof SearchConfigError)) throw error;
+      const field = adaptiveField(error.field);
+      if (method === 'evosearch-adaptive') throw new ConfigError(field, error.detail, source, { cause: error });
+      unavailable['evosearch-adaptive'] = `${field}: ${error.detail}`;
     }
   }
 
@@ -178,12 +195,14 @@ export function resolveRunConfig(input: RunConfigInput, source = 'config', model
     providers,
     cuda,
     evosearch,
+    adaptive: adaptive ?? { firstGap: 1, generationGap: 1, lastGeneration: 0, collapseRatio: ADAPTIVE_COLLAPSE_RATIO, minPopulation: 1 },
     bestOfN: { n },
     particles,
     planned: {
       evosearch: evoSearchSpend(schedules, steps),
       'best-of-n': bestOfNSpend(n, steps),
       particles: particleSpend,
+      'evosearch-adaptive': adaptiveSpend,
     },
     unavailable,
     workers: input.workers ?? (oneDevicePerProcess || oneThreadPerGpu ? 1 : Math.max(1, Math.min(2, cpus().length))),

@@ -45,6 +45,11 @@ export interface RunPlan {
   /** Options of the CUDA provider (absent: onnxruntime's defaults). */
   readonly cuda: CudaProviderOptions | undefined;
   readonly evosearch: Omit<EvoSearchConfig, 'noiseStd' | 'seed' | 'steps'>;
+  /**
+   * Adaptive EvoSearch's own settings; it takes K_0, e_0, the elites, beta and the tournament from
+   * `evosearch` and the budget from `budgetNfe` (docs/algorithms.md, "Adaptive EvoSearch").
+   */
+  readonly adaptive: AdaptivePlanSettings;
   readonly bestOfN: { readonly n: number };
   readonly particles: Omit<ParticleSearchConfig, 'seed' | 'steps'>;
   /** What each method will spend under this plan (the chosen one and the two it is compared with). */
@@ -64,6 +69,20 @@ export interface RunPlan {
   readonly progress: boolean | undefined;
   /** Workers snapshot their states to the run folder after every round (see the schema). */
   readonly snapshots: boolean;
+}
+
+/** The settings adaptive EvoSearch adds to EvoSearch's (set by the planner from the preset and the budget). */
+export interface AdaptivePlanSettings {
+  /** The gap from the first generation to the second, in steps (the fixed schedule's). */
+  readonly firstGap: number;
+  /** Delta: the base gap between later generations, in steps. */
+  readonly generationGap: number;
+  /** e_end: the latest index a generation may have (the fixed schedule's last). */
+  readonly lastGeneration: number;
+  /** tau: the relative reward spread below which the population counts as collapsed. */
+  readonly collapseRatio: number;
+  /** The fewest members a planned generation may have. */
+  readonly minPopulation: number;
 }
 
 /** What a bundle says about itself that the plan needs: the model's own schedule and its family. */

@@ -24,7 +24,7 @@ export interface SearchMachine {
 }
 
 /** The search methods: the one list the config schema, the run plan and the CLI take theirs from. */
-export const METHOD_NAMES = ['evosearch', 'best-of-n', 'particles'] as const;
+export const METHOD_NAMES = ['evosearch', 'best-of-n', 'particles', 'evosearch-adaptive'] as const;
 export type SearchMethodName = (typeof METHOD_NAMES)[number];
 
 export type SearchRound =
@@ -45,7 +45,7 @@ export interface BestCandidate {
 }
 
 export interface SearchProgress {
-  /** Generations (EvoSearch), resampling rounds (particles) or 1 (Best-of-N) completed so far. */
+  /** Generations (EvoSearch), resampling rounds (particles) or 1 (Best-of-N) completed so far. Adaptive EvoSearch plans its count as it goes, so `generations` may change. */
   readonly generation: number;
   readonly generations: number;
   readonly best: BestCandidate | null;

@@ -26,7 +26,7 @@ function pool(plan: RunPlan, count: number, snapshotFolder?: string): InProcessP
 const decisions = searchDecisions;
 
 describe('resuming a search from its journal: the same answer as the uninterrupted run', () => {
-  for (const method of ['evosearch', 'best-of-n', 'particles'] as MethodName[]) {
+  for (const method of ['evosearch', 'best-of-n', 'particles', 'evosearch-adaptive'] as MethodName[]) {
     it(`${method}: stopped after any round, resumed on other workers, gives the same decisions, compute and samples`, async () => {
       const plan = resolveRunConfig({ method, budgetNfe: 4000, seed: 5 });
       const sampler = createSampler(plan.sampler);
@@ -55,7 +55,7 @@ describe('resuming a search from its journal: the same answer as the uninterrupt
 });
 
 describe('resuming from the workers\' state snapshots: nothing is recomputed, and the answer is the same', () => {
-  for (const method of ['evosearch', 'best-of-n', 'particles'] as MethodName[]) {
+  for (const method of ['evosearch', 'best-of-n', 'particles', 'evosearch-adaptive'] as MethodName[]) {
     it(`${method}: stopped after any round, resumed on other workers from the snapshot of that round`, async () => {
       const plan = resolveRunConfig({ method, budgetNfe: 4000, seed: 5 });
       const sampler = createSampler(plan.sampler);

@@ -1,0 +1,380 @@
+import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../proto/commands.js';
+import { NoiseSource } from '../random/noise-source.js';
+import { Lineage, type CandidateRecord, type EvaluationKind } from './lineage.js';
+import type { SearchMachine, SearchProgress, SearchRound } from './machine.js';
+import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
+import { SearchConfigError } from './search-config-error.js';
+import { BestSoFar } from './best-so-far.js';
+import { modeShape, planRemaining, readSpread, type AdaptiveMode, type RemainingPlan, type RemainingRequest, type SpreadReading } from './adaptive-schedule.js';
+import { finiteReward, scoresOf } from './round-scores.js';
+
+/**
+ * Adaptive EvoSearch parameters (docs/algorithms.md, "Adaptive EvoSearch"). The run starts like
+ * EvoSearch (K_0 at e_0); every later generation index and population is decided during the run from
+ * the rewards and the budget left.
+ */
+export interface AdaptiveEvoSearchConfig {
+  /** Sampler steps N. */
+  readonly steps: number;
+  /** B: the NFEs the run may spend; it ends within one final-population member of it. */
+  readonly budgetNfe: number;
+  /** e_0: the index of the first generation. */
+  readonly firstGeneration: number;
+  /** K_0: the population of the first generation. */
+  readonly initialPopulation: number;
+  /** The gap from e_0 to the second generation (the first has no earlier spread to compare with). */
+  readonly firstGap: number;
+  /** Delta: the base gap between later generations (explore halves the next one, a collapse doubles it). */
+  readonly generationGap: number;
+  /** e_end: the latest index a generation may have (the fixed schedule's last). */
+  readonly lastGeneration: number;
+  /** tau: the rewards count as collapsed when their spread falls below tau times the first generation's. */
+  readonly collapseRatio: number;
+  /** No generation is planned with fewer members than this (the final population may have fewer). */
+  readonly minPopulation: number;
+  /** m: the fittest candidates copied unmutated. */
+  readonly elites: number;
+  readonly mutationRate: number;
+  readonly tournamentFraction: number;
+  readonly tournamentSize?: number;
+  readonly archive: boolean;
+  /** Standard deviation of the noise the sampler injects at each step index 0..N-1. */
+  readonly noiseStd: readonly number[];
+  readonly seed: number | bigint;
+}
+
+/** One decision of the run: what a generation's rewards said and the rest of the run planned from them. */
+export interface AdaptiveDecision {
+  readonly generation: number;
+  readonly step: number;
+  readonly reading: SpreadReading;
+  /** NFEs left after the generation's rollout. */
+  readonly budgetLeft: number;
+  readonly plan: RemainingPlan;
+}
+
+type Phase =
+  | { readonly kind: 'start' }
+  | { readonly kind: 'rollout'; readonly generation: number; readonly step: number; readonly items: readonly RolloutItem[] }
+  | { readonly kind: 'final'; readonly ids: readonly CandidateId[] }
+  | { readonly kind: 'cleanup' }
+  | { readonly kind: 'done' };
+
+/** The cost of the first generation and one final sample after it: the least budget a run can have. */
+export function adaptiveMinimumBudget(steps: number, firstGeneration: number, initialPopulation: number): number {
+  return initialPopulation * steps + (steps - firstGeneration);
+}
+
+/** Whether a generation may sit at step `e`: x_T takes the x_T mutation, later indices need the sampler's noise. */
+export function usableGenerationStep(noiseStd: readonly number[], e: number): boolean {
+  return e === 0 || noiseStd[e]! > 0;
+}
+
+export function validateAdaptiveEvoSearchConfig(config: AdaptiveEvoSearchConfig): void {
+  const fail = (field: string, message: string): never => {
+    throw new SearchConfigError(field, message);
+  };
+  const { steps, firstGeneration: e0, initialPopulation: k0 } = config;
+  if (!Number.isInteger(steps) || steps < 2) fail('steps', `must be an integer of at least 2 (a generation and a final step), got ${steps}`);
+  if (config.noiseStd.length < steps) fail('noiseStd', `needs one entry per step (${steps}), got ${config.noiseStd.length}`);
+  if (!Number.isInteger(e0) || e0 < 0 || e0 > steps - 2) fail('firstGeneration', `must be an integer step index in [0, ${steps - 2}], got ${e0}`);
+  if (!usableGenerationStep(config.noiseStd, e0)) {
+    fail('firstGeneration', `step ${e0} injects no noise (the sampler is deterministic there), so the SDE mutation has no strength; use a stochastic sampler (DDIM eta > 0, DDPM, flow SDE DPM-Solver++)`);
+  }
+  if (!Number.isInteger(k0) || k0 < 1) fail('initialPopulation', `must be a positive integer, got ${k0}`);
+  if (!Number.isInteger(config.budgetNfe) || config.budgetNfe < 1) fail('budgetNfe', `must be a positive integer, got ${config.budgetNfe}`);
+  const minimum = adaptiveMinimumBudget(steps, e0, k0);
+  if (config.budgetNfe < minimum) {
+    fail('budgetNfe', `${config.budgetNfe} NFEs is too small: the first generation of ${k0} at step ${e0} and one final sample cost ${minimum}; raise the budget or lower the first population`);
+  }
+  if (!Number.isInteger(config.firstGap) || config.firstGap < 1) fail('firstGap', `must be a positive integer number of steps, got ${config.firstGap}`);
+  if (!Number.isInteger(config.generationGap) || config.generationGap < 1) fail('generationGap', `must be a positive integer number of steps, got ${config.generationGap}`);
+  if (!Number.isInteger(config.lastGeneration) || config.lastGeneration < e0 || config.lastGeneration > steps - 1) {
+    fail('lastGeneration', `must be an integer step index in [${e0}, ${steps - 1}] (from the first generation to the last step), got ${config.lastGeneration}`);
+  }
+  if (!(config.collapseRatio > 0 && config.collapseRatio < 1)) fail('collapseRatio', `must be in (0, 1), got ${config.collapseRatio}`);
+  if (!Number.isInteger(config.minPopulation) || config.minPopulation < 1) fail('minPopulation', `must be a positive integer, got ${config.minPopulation}`);
+  if (!Number.isInteger(config.elites) || config.elites < 0) fail('elites', `must be a non-negative integer, got ${config.elites}`);
+  if (!(config.mutationRate > 0 && config.mutationRate < 1)) fail('mutationRate', `must be in (0, 1), got ${config.mutationRate}`);
+  if (!(config.tournamentFraction > 0 && config.tournamentFraction <= 1)) fail('tournamentFraction', `must be in (0, 1], got ${config.tournamentFraction}`);
+  if (config.tournamentSize !== undefined && (!Number.isInteger(config.tournamentSize) || config.tournamentSize < 1)) {
+    fail('tournamentSize', `must be a positive integer, got ${config.tournamentSize}`);
+  }
+}
+
+/**
+ * The schedule the run starts with: K_0 at e_0, then the rest planned as after a first generation
+ * that explores (which it always does when its rewards differ). The run re-plans after every
+ * generation, so this is what `evosearch plan` can show, not a promise.
+ */
+export function initialAdaptivePlan(config: AdaptiveEvoSearchConfig): { evolutionSchedule: number[]; populationSchedule: number[]; nfe: number } {
+  validateAdaptiveEvoSearchConfig(config);
+  const { steps, firstGeneration: e0, initialPopulation: k0 } = config;
+  const rest = planRemaining(remainingRequest(config, e0, config.budgetNfe - k0 * steps, 'explore', 0));
+  return { evolutionSchedule: [e0, ...rest.evolutionSchedule], populationSchedule: [k0, ...rest.populationSchedule], nfe: k0 * steps + rest.nfe };
+}
+
+/** What the rest of the run is planned from, after generation `generation` at `from` put the search in `mode`. */
+function remainingRequest(config: AdaptiveEvoSearchConfig, from: number, budgetLeft: number, mode: AdaptiveMode, generation: number): RemainingRequest {
+  const shape = modeShape(mode, config.generationGap);
+  return {
+    from,
+    budgetLeft,
+    steps: config.steps,
+    ...shape,
+    // After the first generation there is no earlier spread to judge by: its next gap is the fixed schedule's.
+    nextGap: generation === 0 ? config.firstGap : shape.nextGap,
+    gap: config.generationGap,
+    lastGeneration: config.lastGeneration,
+    minPopulation: config.minPopulation,
+    usable: (e) => usableGenerationStep(config.noiseStd, e),
+  };
+}
+
+/**
+ * Adaptive EvoSearch as a pure state machine. The rounds are EvoSearch's (evosearch.ts): a
+ * generation's rollout shares its round with the previous generation's selection, mutation and
+ * advance, and the final population is advanced to x0 and scored. What differs is when the next
+ * generation happens and how large it is: both are planned when the rollout's rewards arrive
+ * (adaptive-schedule.ts), from those rewards and the NFEs left. Only the next generation of a plan is
+ * kept; the rest is planned again after it. Archived states are kept at the indices of the plan in
+ * force when they are rolled out past; those at an index the run no longer visits are dropped when
+ * the run passes it, unused (they cost no NFE: the rollout passed them anyway).
+ */
+export class AdaptiveEvoSearch implements SearchMachine {
+  readonly method = 'evosearch-adaptive' as const;
+  private readonly lineage = new Lineage();
+  private readonly noise: NoiseSource;
+  private readonly best = new BestSoFar();
+  private phase: Phase = { kind: 'start' };
+  private individuals: CandidateId[] = [];
+  /** Archived candidates by the step index they sit at. */
+  private readonly archived = new Map<number, CandidateId[]>();
+  /** The later generation indices of the plan in force (the first is the next generation's). */
+  private plannedSteps: readonly number[] = [];
+  private readonly decisionsMade: AdaptiveDecision[] = [];
+  private firstSpread: number | undefined;
+  private generationsDone = 0;
+  /** Rollout generations issued so far, and the step of the latest. */
+  private issuedGenerations = 0;
+  private issuedStep = -1;
+  private spent = 0;
+  private lastRewards: number[] = [];
+  private pendingDrops: CandidateId[] = [];
+  private pendingRound: SearchRound | null = null;
+  private inFlight = false;
+  private finalPopulation: readonly CandidateId[] = [];
+
+  constructor(private readonly config: AdaptiveEvoSearchConfig) {
+    validateAdaptiveEvoSearchConfig(config);
+    this.noise = new NoiseSource(config.seed);
+    this.plannedSteps = initialAdaptivePlan(config).evolutionSchedule.slice(1);
+  }
+
+  next(): SearchRound {
+    if (this.inFlight) throw new Error('AdaptiveEvoSearch.next() called again before accept() of the round in flight');
+    const round = this.pendingRound ?? this.firstOrDone();
+    this.pendingRound = null;
+    this.inFlight = round.kind === 'commands';
+    return round;
+  }
+
+  private firstOrDone(): SearchRound {
+    const { firstGeneration: e0, initialPopulation: k0 } = this.config;
+    switch (this.phase.kind) {
+      case 'start': {
+        const ids = Array.from({ length: k0 }, () => this.lineage.create([], { op: 'init' }, 0, 0).id);
+        const commands: SearchCommand[] = [{ kind: 'init', ids }];
+        if (e0 > 0) {
+          this.advanceAll(ids, 0, e0);
+          commands.push({ kind: 'advance', ids, from: 0, to: e0, purpose: 'advance' });
+        }
+        this.spent += k0 * e0;
+        this.individuals = ids;
+        return this.rolloutRound(0, e0, commands);
+      }
+      case 'rollout':
+      case 'final':
+      case 'cleanup':
+        throw new Error(`AdaptiveEvoSearch has no round to issue in phase ${this.phase.kind}`);
+      case 'done':
+        return { kind: 'done', best: this.best.current, finalSamples: this.finalPopulation };
+    }
+  }
+
+  accept(results: readonly CommandResult[]): void {
+    if (!this.inFlight) throw new Error('AdaptiveEvoSearch.accept() called with no round in flight');
+    this.inFlight = false;
+    const phase = this.phase;
+    if (phase.kind === 'rollout') this.acceptRollout(phase.generation, phase.step, phase.items, results);
+    else if (phase.kind === 'final') this.acceptFinal(phase.ids, results);
+    else if (phase.kind === 'cleanup') this.phase = { kind: 'done' };
+    else throw new Error(`AdaptiveEvoSearch.accept() called with no round in flight (phase ${phase.kind})`);
+  }
+
+  progress(): SearchProgress {
+    const kind = this.phase.kind;
+    // The generations issued so far, those planned after the latest, and the final population.
+    const generations = kind === 'done' || kind === 'cleanup' ? this.generationsDone
+      : kind === 'final' ? this.issuedGenerations + 1
+      : kind === 'start' ? 1 + this.plannedSteps.length + 1
+      : this.issuedGenerations + this.plannedSteps.filter((s) => s > this.issuedStep).length + 1;
+    return {
+      generation: this.generationsDone,
+      generations,
+      best: this.best.current,
+      lastRoundRewards: this.lastRewards,
+    };
+  }
+
+  candidates(): readonly CandidateRecord[] {
+    return this.lineage.all();
+  }
+
+  /** Every decision so far: what each generation's rewards said and the plan made from them. */
+  decisions(): readonly AdaptiveDecision[] {
+    return this.decisionsMade;
+  }
+
+  /** The NFEs the commands issued so far spend (the machine's own count, from the same formula). */
+  plannedNfe(): number {
+    return this.spent;
+  }
+
+  private rolloutRound(generation: number, step: number, before: SearchCommand[]): SearchRound {
+    const { steps } = this.config;
+    const later = this.config.archive ? this.plannedSteps.filter((s) => s > step) : [];
+    const items: RolloutItem[] = this.individuals.map((source) => {
+      const final = this.lineage.create([source], { op: 'rollout-final', from: step }, steps, generation);
+      const archive = later.map((at) => {
+        const kept = this.lineage.create([source], { op: 'archive', from: step, rollout: final.id }, at, generation);
+        this.archivedAt(at).push(kept.id);
+        return { step: at, id: kept.id };
+      });
+      return { source, from: step, archive, finalId: final.id };
+    });
+    this.spent += items.length * (steps - step);
+    this.issuedGenerations += 1;
+    this.issuedStep = step;
+    this.phase = { kind: 'rollout', generation, step, items };
+    const commands = [...before, ...this.takeDrops(), { kind: 'rollout' as const, items }];
+    return { kind: 'commands', label: `adaptive generation ${generation + 1}: roll out ${items.length} at step ${step}`, commands };
+  }
+
+  private acceptRollout(generation: number, step: number, items: readonly RolloutItem[], results: readonly CommandResult[]): void {
+    const scores = scoresOf(results, 'rollout', items.length);
+    const bestBefore = this.best.current?.reward;
+    this.lastRewards = [];
+    items.forEach((item, i) => {
+      const score = scores[i]!;
+      if (score.id !== item.source) throw new Error(`rollout result ${i} is for candidate ${score.id}, expected ${item.source}`);
+      const reward = finiteReward(score.reward, item.source);
+      this.score(item.source, reward, score.metrics, 'rollout');
+      for (const kept of item.archive) this.score(kept.id, reward, score.metrics, 'archive');
+      this.score(item.finalId, reward, score.metrics, 'rollout');
+      this.lastRewards.push(reward);
+      const dropped = this.best.offer({ candidate: item.source, sampleId: item.finalId, reward });
+      if (dropped !== null) this.pendingDrops.push(dropped);
+    });
+    this.generationsDone = generation + 1;
+    const bestAfter = this.best.current!.reward;
+    const improved = bestBefore === undefined || bestAfter > bestBefore;
+    const reading = readSpread(this.lastRewards, this.firstSpread, improved, this.config.collapseRatio);
+    this.firstSpread ??= reading.spread;
+    const budgetLeft = this.config.budgetNfe - this.spent;
+    const plan = planRemaining(remainingRequest(this.config, step, budgetLeft, reading.mode, generation));
+    this.decisionsMade.push({ generation, step, reading, budgetLeft, plan });
+    this.plannedSteps = plan.evolutionSchedule;
+    this.selectAndAdvance(generation, step, plan);
+  }
+
+  private selectAndAdvance(generation: number, step: number, plan: RemainingPlan): void {
+    const { steps } = this.config;
+    const pool: Scored[] = [...this.individuals, ...(this.archived.get(step) ?? [])].map((id) => ({ id, reward: this.lineage.get(id).reward! }));
+    this.archived.delete(step);
+    // Archived states at indices the new plan skips will never join a pool: free them now.
+    const stale: CandidateId[] = [];
+    for (const [at, ids] of this.archived) {
+      if (at <= step || !plan.evolutionSchedule.includes(at)) {
+        stale.push(...ids);
+        this.archived.delete(at);
+      }
+    }
+    const nextSize = plan.populationSchedule[0]!;
+    const eliteCount = Math.min(this.config.elites, nextSize, pool.length);
+    const kept = pickElites(pool, eliteCount).map((c) => c.id);
+    const size = tournamentSize(pool.length, this.config.tournamentFraction, this.config.tournamentSize);
+    const parents = tournamentWinners(pool, nextSize - eliteCount, size, this.noise, generation);
+    const mutations: MutationItem[] = parents.map(({ id: parent }) => {
+      if (step === 0) {
+        const child = this.lineage.create([parent], { op: 'mutate-xT', beta: this.config.mutationRate }, step, generation + 1);
+        return { parent, child: child.id, op: 'xT' as const, beta: this.config.mutationRate };
+      }
+      const sigma = this.config.noiseStd[step]!;
+      const child = this.lineage.create([parent], { op: 'mutate-sde', sigma }, step, generation + 1);
+      return { parent, child: child.id, op: 'sde' as const, sigma };
+    });
+    const population = [...kept, ...mutations.map((m) => m.child)];
+    const survivors = new Set(kept);
+    const unused = [...pool.map((c) => c.id).filter((id) => !survivors.has(id)), ...stale];
+    const commands: SearchCommand[] = [...this.takeDrops()];
+    if (mutations.length > 0) commands.push({ kind: 'mutate', step, items: mutations });
+    if (unused.length > 0) commands.push({ kind: 'drop', ids: unused });
+    const last = plan.evolutionSchedule.length === 0;
+    const to = last ? steps : plan.evolutionSchedule[0]!;
+    this.advanceAll(population, step, to);
+    this.spent += population.length * (to - step);
+    commands.push({ kind: 'advance', ids: population, from: step, to, purpose: 'advance', score: last });
+    if (last) {
+      this.phase = { kind: 'final', ids: population };
+      this.pendingRound = { kind: 'commands', label: `adaptive final: ${population.length} to x0`, commands };
+    } else {
+      this.individuals = population;
+      this.pendingRound = this.rolloutRound(generation + 1, to, commands);
+    }
+  }
+
+  private acceptFinal(ids: readonly CandidateId[], results: readonly CommandResult[]): void {
+    this.finalPopulation = ids;
+    const scores = scoresOf(results, 'advance', ids.length);
+    this.lastRewards = [];
+    ids.forEach((id, i) => {
+      const score = scores[i]!;
+      if (score.id !== id) throw new Error(`final result ${i} is for candidate ${score.id}, expected ${id}`);
+      const reward = finiteReward(score.reward, id);
+      this.score(id, reward, score.metrics, 'final');
+      this.lastRewards.push(reward);
+      const dropped = this.best.offer({ candidate: id, sampleId: id, reward });
+      if (dropped !== null && this.lineage.get(dropped).origin.op === 'rollout-final') this.pendingDrops.push(dropped);
+    });
+    this.generationsDone += 1;
+    const drops = this.takeDrops();
+    if (drops.length > 0) {
+      this.phase = { kind: 'cleanup' };
+      this.pendingRound = { kind: 'commands', label: 'free overtaken samples', commands: drops };
+    } else {
+      this.phase = { kind: 'done' };
+    }
+  }
+
+  private score(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: EvaluationKind): void {
+    this.lineage.scored(id, reward, metrics, by);
+  }
+
+  private advanceAll(ids: readonly CandidateId[], from: number, to: number): void {
+    for (const id of ids) this.lineage.advanced(id, from, to, 'advance');
+  }
+
+  private archivedAt(step: number): CandidateId[] {
+    let list = this.archived.get(step);
+    if (list === undefined) this.archived.set(step, (list = []));
+    return list;
+  }
+
+  private takeDrops(): SearchCommand[] {
+    if (this.pendingDrops.length === 0) return [];
+    const ids = this.pendingDrops;
+    this.pendingDrops = [];
+    return [{ kind: 'drop', ids }];
+  }
+}
