@@ -50,6 +50,7 @@ interface MeasureFlags {
   firstSeed: string;
   sweep: string;
   variants: string;
+  gridVariants: string;
   small: string;
   large: string;
   smallBudgets: string;
@@ -79,6 +80,7 @@ function units(flags: MeasureFlags): JobUnit[] {
       grid: studies.includes('grid'),
       sweep,
       variants: flags.variants === 'all' ? Object.keys(SWEEP_VARIANTS) : list(flags.variants),
+      gridVariants: flags.gridVariants === 'none' ? [] : list(flags.gridVariants),
     }));
   }
   if (studies.includes('equal-time')) {
@@ -134,6 +136,7 @@ program
   .option('--first-seed <n>', 'the first seed', '1')
   .option('--sweep <bundle@budget,...>', "where the EvoSearch settings sweep runs ('none' for nowhere)", 'tiny-sd@2500,tiny-flux@2500,tiny-video@900')
   .option('--variants <names>', `sweep variants, or 'all': ${Object.keys(SWEEP_VARIANTS).join('; ')}`, 'all')
+  .option('--grid-variants <names>', "EvoSearch settings run beside the methods at every budget of the grid ('none' for none)", 'sharing')
   .option('--small <bundle>', 'small model of the equal-time study', 'tiny-sd')
   .option('--large <bundle>', 'large model of the equal-time study', 'tiny-sd-large')
   .option('--small-budgets <nfes>', "budgets of the small model with search ('none': skip)", '250,1000,2500')

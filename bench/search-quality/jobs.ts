@@ -60,6 +60,14 @@ export interface GridOptions {
   /** Bundles and budgets of the settings sweep, and the variants it tries (names of SWEEP_VARIANTS). */
   readonly sweep: readonly { readonly bundle: string; readonly budget: number }[];
   readonly variants: readonly string[];
+  /** EvoSearch settings (names of SWEEP_VARIANTS) run beside the methods at every budget of the grid. */
+  readonly gridVariants?: readonly string[];
+}
+
+function variantSettings(variant: string): NonNullable<RunConfigInput['evosearch']> {
+  const evosearch = SWEEP_VARIANTS[variant];
+  if (evosearch === undefined) throw new Error(`unknown sweep variant '${variant}'; known: ${Object.keys(SWEEP_VARIANTS).join(', ')}`);
+  return evosearch;
 }
 
 export function gridUnits(options: GridOptions): JobUnit[] {
@@ -70,14 +78,15 @@ export function gridUnits(options: GridOptions): JobUnit[] {
     prompts.forEach((prompt, promptIndex) => {
       const jobs: SearchJob[] = [];
       for (let seed = options.firstSeed; seed < options.firstSeed + options.seeds; seed++) {
-        if (options.grid) for (const budgetNfe of budgets) for (const method of METHODS) jobs.push({ study: 'grid', method, budgetNfe, seed, variant: 'default' });
+        if (options.grid) {
+          for (const budgetNfe of budgets) {
+            for (const method of METHODS) jobs.push({ study: 'grid', method, budgetNfe, seed, variant: 'default' });
+            for (const variant of options.gridVariants ?? []) jobs.push({ study: 'grid', method: 'evosearch', budgetNfe, seed, variant, evosearch: variantSettings(variant) });
+          }
+        }
         for (const { budget } of options.sweep.filter((s) => s.bundle === bundle.name)) {
           jobs.push({ study: 'sweep', method: 'evosearch', budgetNfe: budget, seed, variant: 'default' });
-          for (const variant of options.variants) {
-            const evosearch = SWEEP_VARIANTS[variant];
-            if (evosearch === undefined) throw new Error(`unknown sweep variant '${variant}'; known: ${Object.keys(SWEEP_VARIANTS).join(', ')}`);
-            jobs.push({ study: 'sweep', method: 'evosearch', budgetNfe: budget, seed, variant, evosearch });
-          }
+          for (const variant of options.variants) jobs.push({ study: 'sweep', method: 'evosearch', budgetNfe: budget, seed, variant, evosearch: variantSettings(variant) });
         }
       }
       if (jobs.length === 0) return;
