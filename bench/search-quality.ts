@@ -59,6 +59,20 @@ interface MeasureFlags {
   shard: string;
   threads?: string;
   results: string;
+  skipDone?: string;
+}
+
+/** The key of a search: two results with the same key measured the same thing. */
+const searchKey = (bundle: string, prompt: string, job: { study: string; method: string; variant: string; budgetNfe: number; seed: number }) =>
+  JSON.stringify([bundle, prompt, job.study, job.method, job.variant, job.budgetNfe, job.seed]);
+
+/** Drops the searches that results files already hold (a run cut short is finished by running it again). */
+function withoutDone(units: JobUnit[], files: readonly string[]): JobUnit[] {
+  const done = new Set(files.flatMap((file) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim().length > 0).map((l) => {
+    const r = JSON.parse(l) as SearchResult;
+    return searchKey(r.bundle, r.prompt, r);
+  })));
+  return units.map((u) => ({ ...u, jobs: u.jobs.filter((j) => !done.has(searchKey(u.bundle, u.prompt, j))) })).filter((u) => u.jobs.length > 0);
 }
 
 function units(flags: MeasureFlags): JobUnit[] {
@@ -97,7 +111,7 @@ function units(flags: MeasureFlags): JobUnit[] {
   }
   const [index, count] = flags.shard.split('/').map(Number) as [number, number];
   if (!(count >= 1 && index >= 0 && index < count)) throw new Error(`--shard ${flags.shard}: expected i/n with 0 <= i < n`);
-  return shard(all, index, count);
+  return shard(flags.skipDone === undefined ? all : withoutDone(all, list(flags.skipDone)), index, count);
 }
 
 /**
@@ -146,6 +160,7 @@ program
   .option('--parallel <n>', 'run n shards at once as child processes (give each --threads cores); not for timing studies', '1')
   .option('--threads <n>', "onnxruntime threads per session (default: onnxruntime's choice)")
   .requiredOption('--results <file>', 'JSON-lines file to append to')
+  .option('--skip-done <files>', 'comma list of results files whose searches are not run again')
   .action(async (flags: MeasureFlags & { parallel: string }) => {
     const parallel = Number(flags.parallel);
     if (parallel > 1) return measureInParallel(parallel, flags.results);
