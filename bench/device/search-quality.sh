@@ -13,4 +13,5 @@ timeout ${SECONDS_LIMIT:-440} node dist/bench/search-quality.js measure --study 
   --image-budgets 250,500,1000,2500,5000 --video-budgets 100,200,300,600,900 \
   --threads 1 --parallel 16 --results $OUT/grid.jsonl 2> $OUT/progress.txt || echo "measure exited with $?"
 nproc; lscpu | grep 'Model name'
-wc -l $OUT/grid.jsonl* | tail -3
+# One file back: a call returns at most 8 files (the shards are there only when the time limit cut it short).
+cat $OUT/grid.jsonl* > $OUT/grid-all.jsonl 2>/dev/null || true; rm -f $OUT/grid.jsonl $OUT/grid.jsonl.shard*; wc -l $OUT/grid-all.jsonl

@@ -32,7 +32,19 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
   return groups;
 }
 
-const byMethod = (a: string, b: string) => METHOD_ORDER.indexOf(a) - METHOD_ORDER.indexOf(b);
+/** A grid row's searcher: the method, and the EvoSearch settings when they are not the preset's. */
+const searcher = (r: SearchResult) => (r.variant === 'default' ? r.method : `${r.method} (${r.variant})`);
+const rank = (label: string) => {
+  const i = METHOD_ORDER.indexOf(label.split(' ')[0]!);
+  return (i < 0 ? METHOD_ORDER.length : i) + (label.includes(' ') ? 0.5 : 0);
+};
+const byMethod = (a: string, b: string) => rank(a) - rank(b) || a.localeCompare(b);
+const BASELINES = ['best-of-n', 'particles'] as const;
+/** "All checks pass": the composition checker finds every check of the prompt met (1 or 0). */
+const allChecks = (r: SearchResult) => {
+  const c = composition(r);
+  return c === undefined ? undefined : c >= 1 ? 1 : 0;
+};
 const uniqueSorted = (xs: readonly number[]) => [...new Set(xs)].sort((a, b) => a - b);
 
 interface Cell {
@@ -119,31 +131,43 @@ export async function writeQualityReport(results: readonly SearchResult[], optio
     const budgets = uniqueSorted(runs.map((r) => r.budgetNfe));
     out.push(`## ${bundle}`, '', `${prompts} held-out prompts × ${seeds} seed(s) per cell; mean ± standard error over them. Guidance reward: what the search maximised; held-out scorer, composition (the world's pixel-level checker: fraction of the prompt's checks passed) and "all checks pass" judge the returned sample; diversity: mean squared distance between the unit-normalised held-out-scorer embeddings of the final samples. NFE, decodes, reward calls and wall time are per search.`, '');
     const rows: string[][] = [];
-    const cells = groupBy(runs, (r) => `${r.budgetNfe}|${r.method}`);
+    const cells = groupBy(runs, (r) => `${r.budgetNfe}|${searcher(r)}`);
+    const searchers = [...new Set(runs.map(searcher))].sort(byMethod);
     for (const budget of budgets) {
-      for (const method of [...new Set(runs.map((r) => r.method))].sort(byMethod)) {
+      for (const method of searchers) {
         const cell = cells.get(`${budget}|${method}`);
         if (cell) rows.push([String(budget), method, ...metricRow({ runs: cell })]);
       }
     }
     out.push(table(['budget (NFE)', 'method', ...METRIC_HEADER], rows), '');
 
-    // Paired comparisons: EvoSearch against each baseline at each budget.
-    const pairs: string[][] = [];
-    for (const budget of budgets) {
-      const evo = cells.get(`${budget}|evosearch`) ?? [];
-      for (const baseline of ['best-of-n', 'particles']) {
-        const base = cells.get(`${budget}|${baseline}`) ?? [];
-        const g = pairedWins(evo, base, (r) => r.guidance);
-        const h = pairedWins(evo, base, heldOutScore);
-        const c = pairedWins(evo, base, composition);
-        pairs.push([String(budget), baseline, `${g.wins}/${g.n} (p=${signTestP(g.wins, g.ties, g.n).toFixed(3)})`, `${h.wins}/${h.n}`, `${c.wins}/${c.n} (${c.ties} ties)`]);
+    // Paired comparisons: each EvoSearch variant against each baseline, per budget and pooled.
+    const challengers = searchers.filter((m) => !(BASELINES as readonly string[]).includes(m));
+    const verdict = (w: { wins: number; ties: number; n: number }) => {
+      const p = signTestP(w.wins, w.ties, w.n);
+      return `${w.wins}/${w.n - w.ties}${w.ties > 0 ? ` (${w.ties} ties)` : ''} p=${p.toFixed(3)}${p < 0.05 ? ' ✓' : ''}`;
+    };
+    const metrics = [(r: SearchResult) => r.guidance, heldOutScore, composition, allChecks] as const;
+    for (const challenger of challengers) {
+      const pairs: string[][] = [];
+      for (const baseline of BASELINES) {
+        const pooledA: SearchResult[] = [];
+        const pooledB: SearchResult[] = [];
+        for (const budget of budgets) {
+          const a = cells.get(`${budget}|${challenger}`) ?? [];
+          const b = cells.get(`${budget}|${baseline}`) ?? [];
+          // Pooled pairs are keyed by budget too, so each search meets its own baseline search.
+          pooledA.push(...a.map((r) => ({ ...r, promptIndex: r.promptIndex + 1e6 * budget })));
+          pooledB.push(...b.map((r) => ({ ...r, promptIndex: r.promptIndex + 1e6 * budget })));
+          pairs.push([String(budget), baseline, ...metrics.map((f) => verdict(pairedWins(a, b, f)))]);
+        }
+        pairs.push(['all', baseline, ...metrics.map((f) => verdict(pairedWins(pooledA, pooledB, f)))]);
       }
+      out.push(`**${challenger}** against each baseline, paired by prompt and seed: searches where it returned the better sample, of those not tied (p: one-sided sign test, ties dropped; ✓ p < 0.05). "all" pools every budget (pairs of one prompt at several budgets are not independent, so read its p as a summary).`, '');
+      out.push(table(['budget (NFE)', 'baseline', 'guidance reward', 'held-out scorer', 'composition', 'all checks pass'], pairs), '');
     }
-    out.push('EvoSearch against each baseline, paired by prompt and seed: searches where EvoSearch returned the better sample (p: one-sided sign test, ties dropped).', '');
-    out.push(table(['budget (NFE)', 'baseline', 'guidance reward', 'held-out scorer', 'composition'], pairs), '');
 
-    const rowsForPlot: PlotRow[] = runs.map((r) => ({ method: r.method, budget: r.budgetNfe, guidance: r.guidance, heldOut: heldOutScore(r) ?? null, composition: composition(r) ?? null, diversity: r.diversity }));
+    const rowsForPlot: PlotRow[] = runs.map((r) => ({ method: searcher(r), budget: r.budgetNfe, guidance: r.guidance, heldOut: heldOutScore(r) ?? null, composition: composition(r) ?? null, diversity: r.diversity }));
     const plot = await png(`${bundle}.png`, linePlotPng({
       title: `${bundle}: held-out prompts, equal NFE budgets`,
       rows: rowsForPlot,
