@@ -5,6 +5,7 @@ import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from '
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
 import { BestSoFar } from './best-so-far.js';
+import { finiteReward, scoresOf } from './round-scores.js';
 import { sharedTournamentWinners } from './fitness-sharing.js';
 
 /** How parents are chosen: the paper's tournament on raw fitness, or the same tournament on shared fitness. */
@@ -360,23 +361,9 @@ export class EvoSearch implements SearchMachine {
   }
 }
 
-/** The scores of the one result of `kind` in a round (a round has exactly one scoring command). */
-function scoresOf(results: readonly CommandResult[], kind: CommandResult['kind'], expected: number) {
-  const scored = results.filter((r) => r.kind === kind && r.scores.length > 0);
-  if (scored.length !== 1) throw new Error(`expected one scored '${kind}' result in the round, got ${scored.length}`);
-  const scores = scored[0]!.scores;
-  if (scores.length !== expected) throw new Error(`expected ${expected} scores from '${kind}', got ${scores.length}`);
-  return scores;
-}
-
 function requireEmbedding(embedding: Float32Array | undefined, id: CandidateId): Float32Array {
   if (embedding === undefined || embedding.length === 0) {
     throw new Error(`the rollout score of candidate ${id} carries no embedding, but selection 'sharing' needs one per candidate; the workers must be set up with scoreEmbeddings (a worker of protocol 3 sends none)`);
   }
   return embedding;
-}
-
-function finiteReward(reward: number, id: CandidateId): number {
-  if (!Number.isFinite(reward)) throw new RangeError(`the reward of candidate ${id} is ${reward}; rewards must be finite (a NaN latent or a broken reward model)`);
-  return reward;
 }

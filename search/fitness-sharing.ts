@@ -30,13 +30,31 @@ export interface SharingParameters {
  * the scores arrived in.
  */
 export function sharedFitness<T extends Embedded>(pool: readonly T[], parameters: SharingParameters): Scored[] {
+  if (pool.length === 0) return [];
+  const { byId, niche, shifted } = niches(pool, parameters);
+  return byId.map((c, i) => ({ id: c.id, reward: shifted(c.reward) / niche[i]! }));
+}
+
+/**
+ * The pool in id order, its sharing kernel sh(d_ij) (row-major) and niche counts Σ_j sh(d_ij), and the
+ * shift that makes fitness positive (the reward above the pool's worst, plus a margin).
+ */
+function niches<T extends Embedded>(pool: readonly T[], parameters: SharingParameters) {
   const n = pool.length;
-  if (n === 0) return [];
   const byId = [...pool].sort((a, b) => a.id - b.id);
   const units = byId.map((c) => unit(c.embedding, c.id));
   const size = units[0]!.length;
   for (const [k, u] of units.entries()) {
     if (u.length !== size) throw new RangeError(`candidate ${byId[k]!.id} has an embedding of ${u.length} floats, candidate ${byId[0]!.id} one of ${size}`);
+  }
+  const kernel = new Float64Array(n * n);
+  const niche = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < n; j++) {
+      const sh = sharing(distance(units[i]!, units[j]!), parameters);
+      kernel[i * n + j] = sh;
+      niche[i] = niche[i]! + sh;
+    }
   }
   let worst = Infinity;
   let best = -Infinity;
@@ -45,11 +63,7 @@ export function sharedFitness<T extends Embedded>(pool: readonly T[], parameters
     best = Math.max(best, c.reward);
   }
   const margin = Math.max((best - worst) * 1e-9, Number.MIN_VALUE);
-  const niche = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) niche[i] = niche[i]! + sharing(distance(units[i]!, units[j]!), parameters);
-  }
-  return byId.map((c, i) => ({ id: c.id, reward: (c.reward - worst + margin) / niche[i]! }));
+  return { byId, kernel, niche, shifted: (reward: number) => reward - worst + margin };
 }
 
 /** sh(d): 1 at d = 0, falling to 0 at the radius, 0 beyond. */
@@ -96,30 +110,13 @@ export function sharedTournamentWinners<T extends Embedded>(
 ): T[] {
   const n = pool.length;
   if (n === 0) throw new RangeError('tournament selection needs at least one candidate');
-  const byId = [...pool].sort((a, b) => a.id - b.id);
-  const units = byId.map((c) => unit(c.embedding, c.id));
-  const kernel = new Float64Array(n * n);
-  const niche = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    for (let j = 0; j < n; j++) {
-      const sh = sharing(distance(units[i]!, units[j]!), parameters);
-      kernel[i * n + j] = sh;
-      niche[i] = niche[i]! + sh;
-    }
-  }
-  let worst = Infinity;
-  let best = -Infinity;
-  for (const c of byId) {
-    worst = Math.min(worst, c.reward);
-    best = Math.max(best, c.reward);
-  }
-  const margin = Math.max((best - worst) * 1e-9, Number.MIN_VALUE);
+  const { byId, kernel, niche, shifted } = niches(pool, parameters);
   const k = Math.max(1, Math.min(Math.floor(size), n));
   const cdf = winnerRankCdf(n, k);
   const draw = new Float64Array(1);
   const chosen: T[] = [];
   for (let t = 0; t < winners; t++) {
-    const ranked = byId.map((c, i) => ({ id: c.id, reward: (c.reward - worst + margin) / niche[i]!, index: i })).sort(byFitness);
+    const ranked = byId.map((c, i) => ({ id: c.id, reward: shifted(c.reward) / niche[i]!, index: i })).sort(byFitness);
     noise.uniforms({ purpose: 'select', lineage: generation, step: t }, draw);
     const winner = ranked[firstAbove(cdf, draw[0]!)]!.index;
     chosen.push(byId[winner]!);

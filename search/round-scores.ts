@@ -1,10 +1,6 @@
 import type { CommandResult, CandidateId } from '../proto/commands.js';
 
-/**
- * Reading a round's scores, as the EvoSearch-style machines do. These are copies of the two private
- * helpers at the end of evosearch.ts (kept there unchanged so that file's behaviour stays bit-identical
- * while another change edits it); evosearch.ts can import these once both changes are in.
- */
+/** Reading a round's scores, as the EvoSearch-style machines (fixed and adaptive) do. */
 
 /** The scores of the one result of `kind` in a round (a round has exactly one scoring command). */
 export function scoresOf(results: readonly CommandResult[], kind: CommandResult['kind'], expected: number) {
