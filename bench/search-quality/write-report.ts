@@ -167,6 +167,8 @@ export async function writeQualityReport(results: readonly SearchResult[], optio
       out.push(table(['budget (NFE)', 'baseline', 'guidance reward', 'held-out scorer', 'composition', 'all checks pass'], pairs), '');
     }
 
+    out.push(...agreementLines(runs), '');
+
     const rowsForPlot: PlotRow[] = runs.map((r) => ({ method: searcher(r), budget: r.budgetNfe, guidance: r.guidance, heldOut: heldOutScore(r) ?? null, composition: composition(r) ?? null, diversity: r.diversity }));
     const plot = await png(`${bundle}.png`, linePlotPng({
       title: `${bundle}: held-out prompts, equal NFE budgets`,
@@ -212,6 +214,33 @@ export async function writeQualityReport(results: readonly SearchResult[], optio
   writeFileSync(report, `${out.join('\n')}\n`);
   written.push(report);
   return written;
+}
+
+/**
+ * Does a scorer order generated samples as the composition checker does? Over every two returned
+ * samples of one prompt (any method, budget or variant) that the checker tells apart, the share the
+ * scorer puts in the same order. 0.5 is chance. The scorers' training figures (models/README.md) are on
+ * the world's renders; this is the same question on what the generator actually draws.
+ */
+function agreementLines(runs: readonly SearchResult[]): string[] {
+  const scorers: [string, (r: SearchResult) => number | undefined][] = [['guidance reward', (r) => r.guidance], ['held-out scorer', heldOutScore]];
+  const cells = scorers.map(([name, score]) => {
+    let agree = 0;
+    let pairs = 0;
+    for (const same of groupBy(runs, (r) => `${r.promptIndex}`).values()) {
+      for (let i = 0; i < same.length; i++) {
+        for (let j = i + 1; j < same.length; j++) {
+          const [a, b] = [same[i]!, same[j]!];
+          const [ca, cb, sa, sb] = [composition(a), composition(b), score(a), score(b)];
+          if (ca === undefined || cb === undefined || sa === undefined || sb === undefined || ca === cb || sa === sb) continue;
+          pairs += 1;
+          if (sa > sb === ca > cb) agree += 1;
+        }
+      }
+    }
+    return `${name} ${pairs === 0 ? '–' : (agree / pairs).toFixed(3)} of ${pairs} pairs`;
+  });
+  return [`Agreement with the composition checker on the returned samples (two samples of one prompt that the checker tells apart, ordered the same way by the scorer; 0.5 is chance): ${cells.join('; ')}.`];
 }
 
 function claimRows(bundle: string, budgets: readonly number[], cells: Map<string, SearchResult[]>): string[][] {
