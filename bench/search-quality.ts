@@ -145,7 +145,7 @@ program
   .option('--image-prompts <n>', 'held-out image prompts (bench/prompts/heldout-image.txt)', '16')
   .option('--video-prompts <n>', 'held-out video prompts', '10')
   .option('--image-budgets <nfes>', 'NFE budgets for image bundles', '250,500,1000,2500,5000')
-  .option('--video-budgets <nfes>', 'NFE budgets for video bundles', '100,300,900')
+  .option('--video-budgets <nfes>', 'NFE budgets for video bundles', '100,200,300,600,900')
   .option('--seeds <n>', 'seeds per prompt', '1')
   .option('--first-seed <n>', 'the first seed', '1')
   .option('--sweep <bundle@budget,...>', "where the EvoSearch settings sweep runs ('none' for nowhere)", 'tiny-sd@2500,tiny-flux@2500,tiny-video@900')
