@@ -1,12 +1,11 @@
-import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../proto/commands.js';
+import type { SearchCommand, CommandResult, CandidateId, RolloutItem } from '../proto/commands.js';
 import { NoiseSource } from '../random/noise-source.js';
-import { Lineage, type CandidateRecord, type EvaluationKind } from './lineage.js';
+import type { CandidateRecord } from './lineage.js';
 import type { SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
-import { BestSoFar } from './best-so-far.js';
+import { EvolutionLedger } from './evolution-ledger.js';
 import { modeShape, planRemaining, readSpread, type AdaptiveMode, type RemainingPlan, type RemainingRequest, type SpreadReading } from './adaptive-schedule.js';
-import { finiteReward, scoresOf } from './round-scores.js';
 
 /**
  * Adaptive EvoSearch parameters (docs/algorithms.md, "Adaptive EvoSearch"). The run starts like
@@ -143,9 +142,8 @@ function remainingRequest(config: AdaptiveEvoSearchConfig, from: number, budgetL
  */
 export class AdaptiveEvoSearch implements SearchMachine {
   readonly method = 'evosearch-adaptive' as const;
-  private readonly lineage = new Lineage();
+  private readonly ledger = new EvolutionLedger();
   private readonly noise: NoiseSource;
-  private readonly best = new BestSoFar();
   private phase: Phase = { kind: 'start' };
   private individuals: CandidateId[] = [];
   /** Archived candidates by the step index they sit at. */
@@ -160,7 +158,6 @@ export class AdaptiveEvoSearch implements SearchMachine {
   private issuedStep = -1;
   private spent = 0;
   private lastRewards: number[] = [];
-  private pendingDrops: CandidateId[] = [];
   private pendingRound: SearchRound | null = null;
   private inFlight = false;
   private finalPopulation: readonly CandidateId[] = [];
@@ -183,10 +180,10 @@ export class AdaptiveEvoSearch implements SearchMachine {
     const { firstGeneration: e0, initialPopulation: k0 } = this.config;
     switch (this.phase.kind) {
       case 'start': {
-        const ids = Array.from({ length: k0 }, () => this.lineage.create([], { op: 'init' }, 0, 0).id);
+        const ids = Array.from({ length: k0 }, () => this.ledger.lineage.create([], { op: 'init' }, 0, 0).id);
         const commands: SearchCommand[] = [{ kind: 'init', ids }];
         if (e0 > 0) {
-          this.advanceAll(ids, 0, e0);
+          this.ledger.advanceAll(ids, 0, e0);
           commands.push({ kind: 'advance', ids, from: 0, to: e0, purpose: 'advance' });
         }
         this.spent += k0 * e0;
@@ -198,7 +195,7 @@ export class AdaptiveEvoSearch implements SearchMachine {
       case 'cleanup':
         throw new Error(`AdaptiveEvoSearch has no round to issue in phase ${this.phase.kind}`);
       case 'done':
-        return { kind: 'done', best: this.best.current, finalSamples: this.finalPopulation };
+        return { kind: 'done', best: this.ledger.best.current, finalSamples: this.finalPopulation };
     }
   }
 
@@ -222,13 +219,13 @@ export class AdaptiveEvoSearch implements SearchMachine {
     return {
       generation: this.generationsDone,
       generations,
-      best: this.best.current,
+      best: this.ledger.best.current,
       lastRoundRewards: this.lastRewards,
     };
   }
 
   candidates(): readonly CandidateRecord[] {
-    return this.lineage.all();
+    return this.ledger.lineage.all();
   }
 
   /** Every decision so far: what each generation's rewards said and the plan made from them. */
@@ -244,40 +241,20 @@ export class AdaptiveEvoSearch implements SearchMachine {
   private rolloutRound(generation: number, step: number, before: SearchCommand[]): SearchRound {
     const { steps } = this.config;
     const later = this.config.archive ? this.plannedSteps.filter((s) => s > step) : [];
-    const items: RolloutItem[] = this.individuals.map((source) => {
-      const final = this.lineage.create([source], { op: 'rollout-final', from: step }, steps, generation);
-      const archive = later.map((at) => {
-        const kept = this.lineage.create([source], { op: 'archive', from: step, rollout: final.id }, at, generation);
-        this.archivedAt(at).push(kept.id);
-        return { step: at, id: kept.id };
-      });
-      return { source, from: step, archive, finalId: final.id };
-    });
+    const items = this.ledger.rolloutItems(this.individuals, step, steps, generation, later, (_offset, at, id) => this.archivedAt(at).push(id));
     this.spent += items.length * (steps - step);
     this.issuedGenerations += 1;
     this.issuedStep = step;
     this.phase = { kind: 'rollout', generation, step, items };
-    const commands = [...before, ...this.takeDrops(), { kind: 'rollout' as const, items }];
+    const commands = [...before, ...this.ledger.takeDrops(), { kind: 'rollout' as const, items }];
     return { kind: 'commands', label: `adaptive generation ${generation + 1}: roll out ${items.length} at step ${step}`, commands };
   }
 
   private acceptRollout(generation: number, step: number, items: readonly RolloutItem[], results: readonly CommandResult[]): void {
-    const scores = scoresOf(results, 'rollout', items.length);
-    const bestBefore = this.best.current?.reward;
-    this.lastRewards = [];
-    items.forEach((item, i) => {
-      const score = scores[i]!;
-      if (score.id !== item.source) throw new Error(`rollout result ${i} is for candidate ${score.id}, expected ${item.source}`);
-      const reward = finiteReward(score.reward, item.source);
-      this.score(item.source, reward, score.metrics, 'rollout');
-      for (const kept of item.archive) this.score(kept.id, reward, score.metrics, 'archive');
-      this.score(item.finalId, reward, score.metrics, 'rollout');
-      this.lastRewards.push(reward);
-      const dropped = this.best.offer({ candidate: item.source, sampleId: item.finalId, reward });
-      if (dropped !== null) this.pendingDrops.push(dropped);
-    });
+    const bestBefore = this.ledger.best.current?.reward;
+    this.lastRewards = this.ledger.acceptRollout(items, results).rewards;
     this.generationsDone = generation + 1;
-    const bestAfter = this.best.current!.reward;
+    const bestAfter = this.ledger.best.current!.reward;
     const improved = bestBefore === undefined || bestAfter > bestBefore;
     const reading = readSpread(this.lastRewards, this.firstSpread, improved, this.config.collapseRatio);
     this.firstSpread ??= reading.spread;
@@ -290,7 +267,7 @@ export class AdaptiveEvoSearch implements SearchMachine {
 
   private selectAndAdvance(generation: number, step: number, plan: RemainingPlan): void {
     const { steps } = this.config;
-    const pool: Scored[] = [...this.individuals, ...(this.archived.get(step) ?? [])].map((id) => ({ id, reward: this.lineage.get(id).reward! }));
+    const pool: Scored[] = [...this.individuals, ...(this.archived.get(step) ?? [])].map((id) => ({ id, reward: this.ledger.lineage.get(id).reward! }));
     this.archived.delete(step);
     // Archived states at indices the new plan skips will never join a pool: free them now.
     const stale: CandidateId[] = [];
@@ -305,24 +282,16 @@ export class AdaptiveEvoSearch implements SearchMachine {
     const kept = pickElites(pool, eliteCount).map((c) => c.id);
     const size = tournamentSize(pool.length, this.config.tournamentFraction, this.config.tournamentSize);
     const parents = tournamentWinners(pool, nextSize - eliteCount, size, this.noise, generation);
-    const mutations: MutationItem[] = parents.map(({ id: parent }) => {
-      if (step === 0) {
-        const child = this.lineage.create([parent], { op: 'mutate-xT', beta: this.config.mutationRate }, step, generation + 1);
-        return { parent, child: child.id, op: 'xT' as const, beta: this.config.mutationRate };
-      }
-      const sigma = this.config.noiseStd[step]!;
-      const child = this.lineage.create([parent], { op: 'mutate-sde', sigma }, step, generation + 1);
-      return { parent, child: child.id, op: 'sde' as const, sigma };
-    });
+    const mutations = this.ledger.mutations(parents.map((p) => p.id), step, generation + 1, this.config.mutationRate, this.config.noiseStd);
     const population = [...kept, ...mutations.map((m) => m.child)];
     const survivors = new Set(kept);
     const unused = [...pool.map((c) => c.id).filter((id) => !survivors.has(id)), ...stale];
-    const commands: SearchCommand[] = [...this.takeDrops()];
+    const commands: SearchCommand[] = [...this.ledger.takeDrops()];
     if (mutations.length > 0) commands.push({ kind: 'mutate', step, items: mutations });
     if (unused.length > 0) commands.push({ kind: 'drop', ids: unused });
     const last = plan.evolutionSchedule.length === 0;
     const to = last ? steps : plan.evolutionSchedule[0]!;
-    this.advanceAll(population, step, to);
+    this.ledger.advanceAll(population, step, to);
     this.spent += population.length * (to - step);
     commands.push({ kind: 'advance', ids: population, from: step, to, purpose: 'advance', score: last });
     if (last) {
@@ -336,19 +305,9 @@ export class AdaptiveEvoSearch implements SearchMachine {
 
   private acceptFinal(ids: readonly CandidateId[], results: readonly CommandResult[]): void {
     this.finalPopulation = ids;
-    const scores = scoresOf(results, 'advance', ids.length);
-    this.lastRewards = [];
-    ids.forEach((id, i) => {
-      const score = scores[i]!;
-      if (score.id !== id) throw new Error(`final result ${i} is for candidate ${score.id}, expected ${id}`);
-      const reward = finiteReward(score.reward, id);
-      this.score(id, reward, score.metrics, 'final');
-      this.lastRewards.push(reward);
-      const dropped = this.best.offer({ candidate: id, sampleId: id, reward });
-      if (dropped !== null && this.lineage.get(dropped).origin.op === 'rollout-final') this.pendingDrops.push(dropped);
-    });
+    this.lastRewards = this.ledger.acceptFinal(ids, results);
     this.generationsDone += 1;
-    const drops = this.takeDrops();
+    const drops = this.ledger.takeDrops();
     if (drops.length > 0) {
       this.phase = { kind: 'cleanup' };
       this.pendingRound = { kind: 'commands', label: 'free overtaken samples', commands: drops };
@@ -357,24 +316,9 @@ export class AdaptiveEvoSearch implements SearchMachine {
     }
   }
 
-  private score(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: EvaluationKind): void {
-    this.lineage.scored(id, reward, metrics, by);
-  }
-
-  private advanceAll(ids: readonly CandidateId[], from: number, to: number): void {
-    for (const id of ids) this.lineage.advanced(id, from, to, 'advance');
-  }
-
   private archivedAt(step: number): CandidateId[] {
     let list = this.archived.get(step);
     if (list === undefined) this.archived.set(step, (list = []));
     return list;
-  }
-
-  private takeDrops(): SearchCommand[] {
-    if (this.pendingDrops.length === 0) return [];
-    const ids = this.pendingDrops;
-    this.pendingDrops = [];
-    return [{ kind: 'drop', ids }];
   }
 }

@@ -1,11 +1,10 @@
-import type { SearchCommand, CommandResult, CandidateId, MutationItem, RolloutItem } from '../proto/commands.js';
+import type { SearchCommand, CommandResult, CandidateId, RolloutItem } from '../proto/commands.js';
 import { NoiseSource } from '../random/noise-source.js';
-import { Lineage, type CandidateRecord, type EvaluationKind } from './lineage.js';
+import type { CandidateRecord } from './lineage.js';
 import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
-import { BestSoFar } from './best-so-far.js';
-import { finiteReward, scoresOf } from './round-scores.js';
+import { EvolutionLedger } from './evolution-ledger.js';
 import { sharedTournamentWinners } from './fitness-sharing.js';
 
 /** How parents are chosen: the paper's tournament on raw fitness, or the same tournament on shared fitness. */
@@ -120,9 +119,8 @@ export function validateEvoSearchConfig(config: EvoSearchConfig): void {
  */
 export class EvoSearch implements SearchMachine {
   readonly method;
-  private readonly lineage = new Lineage();
+  private readonly ledger = new EvolutionLedger();
   private readonly noise: NoiseSource;
-  private readonly best = new BestSoFar();
   private phase: Phase = { kind: 'start' };
   /** Individuals at the current generation index waiting for their rollout. */
   private individuals: CandidateId[] = [];
@@ -130,8 +128,6 @@ export class EvoSearch implements SearchMachine {
   private readonly archived = new Map<number, CandidateId[]>();
   private generationsDone = 0;
   private lastRewards: number[] = [];
-  /** State ids to drop with the next round (rollout finals that lost, candidates not selected). */
-  private pendingDrops: CandidateId[] = [];
   /** The round that follows a rollout (selection + mutation + advance), built when its results arrive. */
   private pendingRound: SearchRound | null = null;
   private inFlight = false;
@@ -161,16 +157,16 @@ export class EvoSearch implements SearchMachine {
     const { evolutionSchedule: E, populationSchedule: K, steps } = this.config;
     switch (this.phase.kind) {
       case 'start': {
-        const ids = this.createMany(K[0]!, [], { op: 'init' }, 0, 0);
+        const ids = Array.from({ length: K[0]! }, () => this.ledger.lineage.create([], { op: 'init' }, 0, 0).id);
         const commands: SearchCommand[] = [{ kind: 'init', ids }];
         if (E.length === 0) {
-          this.advanceAll(ids, 0, steps);
+          this.ledger.advanceAll(ids, 0, steps);
           commands.push({ kind: 'advance', ids, from: 0, to: steps, purpose: 'advance', score: true });
           this.phase = { kind: 'final', ids };
           return { kind: 'commands', label: 'best-of-n: sample and score', commands };
         }
         if (E[0]! > 0) {
-          this.advanceAll(ids, 0, E[0]!);
+          this.ledger.advanceAll(ids, 0, E[0]!);
           commands.push({ kind: 'advance', ids, from: 0, to: E[0]!, purpose: 'advance' });
         }
         this.individuals = ids;
@@ -181,7 +177,7 @@ export class EvoSearch implements SearchMachine {
       case 'cleanup':
         throw new Error(`EvoSearch has no round to issue in phase ${this.phase.kind}`);
       case 'done':
-        return { kind: 'done', best: this.best.current, finalSamples: this.finalPopulation };
+        return { kind: 'done', best: this.ledger.best.current, finalSamples: this.finalPopulation };
     }
   }
 
@@ -200,13 +196,13 @@ export class EvoSearch implements SearchMachine {
     return {
       generation: this.generationsDone,
       generations: this.config.evolutionSchedule.length + 1,
-      best: this.best.current,
+      best: this.ledger.best.current,
       lastRoundRewards: this.lastRewards,
     };
   }
 
   candidates(): readonly CandidateRecord[] {
-    return this.lineage.all();
+    return this.ledger.lineage.all();
   }
 
   /** What each generation's selection saw and chose. */
@@ -223,40 +219,23 @@ export class EvoSearch implements SearchMachine {
     const E = this.config.evolutionSchedule;
     const e = E[generation]!;
     const later = this.config.archive ? E.slice(generation + 1) : [];
-    const items: RolloutItem[] = this.individuals.map((source) => {
-      const final = this.lineage.create([source], { op: 'rollout-final', from: e }, this.config.steps, generation);
-      const archive = later.map((step, offset) => {
-        const kept = this.lineage.create([source], { op: 'archive', from: e, rollout: final.id }, step, generation);
-        this.archivedAt(generation + 1 + offset).push(kept.id);
-        return { step, id: kept.id };
-      });
-      return { source, from: e, archive, finalId: final.id };
-    });
+    const items = this.ledger.rolloutItems(this.individuals, e, this.config.steps, generation, later, (offset, _step, id) => this.archivedAt(generation + 1 + offset).push(id));
     this.phase = { kind: 'rollout', generation, items };
-    const commands = [...before, ...this.takeDrops(), { kind: 'rollout' as const, items }];
+    const commands = [...before, ...this.ledger.takeDrops(), { kind: 'rollout' as const, items }];
     return { kind: 'commands', label: `generation ${generation + 1}/${E.length}: roll out ${items.length} at step ${e}`, commands };
   }
 
   private acceptRollout(generation: number, items: readonly RolloutItem[], results: readonly CommandResult[]): void {
-    const scores = scoresOf(results, 'rollout', items.length);
-    this.lastRewards = [];
-    items.forEach((item, i) => {
-      const score = scores[i]!;
-      if (score.id !== item.source) throw new Error(`rollout result ${i} is for candidate ${score.id}, expected ${item.source}`);
-      const reward = finiteReward(score.reward, item.source);
-      this.score(item.source, reward, score.metrics, 'rollout');
-      for (const kept of item.archive) this.score(kept.id, reward, score.metrics, 'archive');
-      if (this.sharing()) {
-        // The rollout's sample stands for its source and for every state it archived (they share its reward).
-        const embedding = requireEmbedding(score.embedding, item.source);
+    const { rewards, scores } = this.ledger.acceptRollout(items, results);
+    if (this.sharing()) {
+      // The rollout's sample stands for its source and for every state it archived (they share its reward).
+      items.forEach((item, i) => {
+        const embedding = requireEmbedding(scores[i]!.embedding, item.source);
         this.embeddings.set(item.source, embedding);
         for (const kept of item.archive) this.embeddings.set(kept.id, embedding);
-      }
-      this.score(item.finalId, reward, score.metrics, 'rollout');
-      this.lastRewards.push(reward);
-      const dropped = this.best.offer({ candidate: item.source, sampleId: item.finalId, reward });
-      if (dropped !== null) this.pendingDrops.push(dropped);
-    });
+      });
+    }
+    this.lastRewards = rewards;
     this.generationsDone = generation + 1;
     this.selectAndAdvance(generation);
   }
@@ -264,7 +243,7 @@ export class EvoSearch implements SearchMachine {
   private selectAndAdvance(generation: number): void {
     const { evolutionSchedule: E, populationSchedule: K, steps } = this.config;
     const e = E[generation]!;
-    const pool: Scored[] = [...this.individuals, ...(this.archived.get(generation) ?? [])].map((id) => ({ id, reward: this.lineage.get(id).reward! }));
+    const pool: Scored[] = [...this.individuals, ...(this.archived.get(generation) ?? [])].map((id) => ({ id, reward: this.ledger.lineage.get(id).reward! }));
     this.archived.delete(generation);
     this.pools.push(pool.length);
     const nextSize = K[generation + 1]!;
@@ -277,25 +256,17 @@ export class EvoSearch implements SearchMachine {
       ? sharedTournamentWinners(pool.map((c) => ({ ...c, embedding: this.embeddings.get(c.id)! })), nextSize - eliteCount, size, this.noise, generation, { radius: this.config.sharingRadius ?? DEFAULT_SHARING_RADIUS, alpha: this.config.sharingAlpha ?? DEFAULT_SHARING_ALPHA })
       : tournamentWinners(pool, nextSize - eliteCount, size, this.noise, generation);
     this.selectionRecords.push({ generation, ranked: pickElites(pool, pool.length).map((c) => c.id), elites: kept, winners: parents.map((p) => p.id) });
-    const mutations: MutationItem[] = parents.map(({ id: parent }) => {
-      if (e === 0) {
-        const child = this.lineage.create([parent], { op: 'mutate-xT', beta: this.config.mutationRate }, e, generation + 1);
-        return { parent, child: child.id, op: 'xT' as const, beta: this.config.mutationRate };
-      }
-      const sigma = this.config.noiseStd[e]!;
-      const child = this.lineage.create([parent], { op: 'mutate-sde', sigma }, e, generation + 1);
-      return { parent, child: child.id, op: 'sde' as const, sigma };
-    });
+    const mutations = this.ledger.mutations(parents.map((p) => p.id), e, generation + 1, this.config.mutationRate, this.config.noiseStd);
     const population = [...kept, ...mutations.map((m) => m.child)];
     const survivors = new Set(kept);
     const unused = pool.map((c) => c.id).filter((id) => !survivors.has(id));
     for (const id of unused) this.embeddings.delete(id);
-    const commands: SearchCommand[] = [...this.takeDrops()];
+    const commands: SearchCommand[] = [...this.ledger.takeDrops()];
     if (mutations.length > 0) commands.push({ kind: 'mutate', step: e, items: mutations });
     if (unused.length > 0) commands.push({ kind: 'drop', ids: unused });
     const last = generation === E.length - 1;
     const to = last ? steps : E[generation + 1]!;
-    this.advanceAll(population, e, to);
+    this.ledger.advanceAll(population, e, to);
     commands.push({ kind: 'advance', ids: population, from: e, to, purpose: 'advance', score: last });
     if (last) {
       this.phase = { kind: 'final', ids: population };
@@ -308,21 +279,9 @@ export class EvoSearch implements SearchMachine {
 
   private acceptFinal(ids: readonly CandidateId[], results: readonly CommandResult[]): void {
     this.finalPopulation = ids;
-    const scores = scoresOf(results, 'advance', ids.length);
-    this.lastRewards = [];
-    ids.forEach((id, i) => {
-      const score = scores[i]!;
-      if (score.id !== id) throw new Error(`final result ${i} is for candidate ${score.id}, expected ${id}`);
-      const reward = finiteReward(score.reward, id);
-      this.score(id, reward, score.metrics, 'final');
-      this.lastRewards.push(reward);
-      // The final population stays on the workers (the run's final samples); only a rollout sample
-      // that a final sample beats is freed.
-      const dropped = this.best.offer({ candidate: id, sampleId: id, reward });
-      if (dropped !== null && this.lineage.get(dropped).origin.op === 'rollout-final') this.pendingDrops.push(dropped);
-    });
+    this.lastRewards = this.ledger.acceptFinal(ids, results);
     this.generationsDone = this.config.evolutionSchedule.length + 1;
-    const drops = this.takeDrops();
+    const drops = this.ledger.takeDrops();
     if (drops.length > 0) {
       this.phase = { kind: 'cleanup' };
       this.pendingRound = { kind: 'commands', label: 'free overtaken samples', commands: drops };
@@ -335,29 +294,10 @@ export class EvoSearch implements SearchMachine {
     return this.config.selection === 'sharing';
   }
 
-  private score(id: CandidateId, reward: number, metrics: Readonly<Record<string, number>> | undefined, by: EvaluationKind): void {
-    this.lineage.scored(id, reward, metrics, by);
-  }
-
-  private createMany(count: number, parents: CandidateId[], origin: CandidateRecord['origin'], step: number, generation: number): CandidateId[] {
-    return Array.from({ length: count }, () => this.lineage.create(parents, origin, step, generation).id);
-  }
-
-  private advanceAll(ids: readonly CandidateId[], from: number, to: number): void {
-    for (const id of ids) this.lineage.advanced(id, from, to, 'advance');
-  }
-
   private archivedAt(generation: number): CandidateId[] {
     let list = this.archived.get(generation);
     if (list === undefined) this.archived.set(generation, (list = []));
     return list;
-  }
-
-  private takeDrops(): SearchCommand[] {
-    if (this.pendingDrops.length === 0) return [];
-    const ids = this.pendingDrops;
-    this.pendingDrops = [];
-    return [{ kind: 'drop', ids }];
   }
 }
 

@@ -63,7 +63,12 @@ describe('scores with embeddings', () => {
       };
       const one = await once(1);
       const three = await once(3);
-      assert.deepEqual(three, one);
+      // The same search: the same selections and winner. Rewards may differ in the last float bits,
+      // because onnxruntime's kernels round differently at another batch size (3 workers batch less).
+      assert.deepEqual(three.selections, one.selections);
+      assert.equal(three.best?.candidate, one.best?.candidate);
+      assert.equal(three.rewards.length, one.rewards.length);
+      three.rewards.forEach((r, i) => assert.ok(Math.abs((r ?? 0) - (one.rewards[i] ?? 0)) < 1e-3, `candidate ${i}: reward ${r} on 3 workers, ${one.rewards[i]} on 1`));
       assert.ok(one.selections.length > 0);
     } finally {
       await (model as { release?: () => Promise<void> }).release?.();
