@@ -13,6 +13,7 @@
 import type { NatsConnection } from '@nats-io/transport-node';
 import { JetStreamApiCodes, JetStreamApiError, jetstreamManager, type JetStreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { createBucketOnce } from './create-jetstream-bucket.js';
 import { succeedsWithin } from '../async/timeouts-and-turns.js';
 import { EvoSearchError, type ErrorCode } from '../errors/evosearch-error.js';
 import { publishWorkerEvent } from './events.js';
@@ -32,7 +33,7 @@ export type WorkerEntry = MemberEntry;
 
 /** A registry bucket to write to, made if it is not there yet. */
 function bucket(nc: NatsConnection, name: string): Promise<KV> {
-  return new Kvm(nc).create(name, { history: 1 });
+  return createBucketOnce(() => new Kvm(nc).create(name, { history: 1 }));
 }
 
 /** A registry bucket that could not be read or cleaned: names the bucket, and the server's reason. */

@@ -15,6 +15,7 @@
  * byte to the folder. Without one, anyone who can write the bucket can change a run's rewards.
  */
 import { mkdir, readFile } from 'node:fs/promises';
+import { createBucketOnce } from '../../cluster/create-jetstream-bucket.js';
 import { writeFileDurable } from '../../files/durable-write.js';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -45,7 +46,7 @@ const roundName = (runId: string, round: number) => `${runId}/round-${String(rou
 const manifestName = (runId: string) => `${runId}/manifest`;
 
 async function store(nc: NatsConnection): Promise<ObjectStore> {
-  return new Objm(nc).create(CHECKPOINTS_BUCKET);
+  return createBucketOnce(() => new Objm(nc).create(CHECKPOINTS_BUCKET));
 }
 
 export interface MirrorFlushOptions {
