@@ -25,7 +25,7 @@ import { Kvm } from '@nats-io/kv';
 import { repoRoot } from './support/repo-root.js';
 import { recordMessages, startNatsServer, type NatsServer, type RecordedMessage } from './support/nats-server.js';
 import { waitFor } from './support/wait-for.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const execFileAsync = promisify(execFile);
 const bin = () => join(repoRoot(), 'bin', 'evosearch.js');
@@ -48,7 +48,7 @@ describe('cluster over NATS: membership, discovery and events (real nats-server,
   });
 
   it('workers register with heartbeats, are found, and a drained worker deregisters', async () => {
-    workers.push(...(await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
+    workers.push(...(await startAll([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
     const live = await liveWorkers(nc);
     assert.deepEqual(live.map((w) => w.address).sort(), workers.map((w) => w.address).sort());
     const before = Date.parse(live[0]!.heartbeatAt);

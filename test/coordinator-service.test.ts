@@ -22,7 +22,7 @@ import { WorkerRegistration } from '../cluster/worker-registry.js';
 import { startCoordinator } from './support/coordinator-process.js';
 import { repoRoot } from './support/repo-root.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const execFileAsync = promisify(execFile);
 const bin = () => join(repoRoot(), 'bin', 'evosearch.js');
@@ -37,7 +37,7 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
   before(async () => {
     nats = await startNatsServer();
     dir = await mkdtemp(join(tmpdir(), 'coordinator-'));
-    workers.push(...(await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
+    workers.push(...(await startAll([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
     ({ child: coordinator, address } = await startCoordinator(nats.url, join(dir, 'served')));
   });
   after(async () => {
@@ -89,7 +89,7 @@ describe('the coordinator service: one NATS, one coordinator, workers, runs subm
 
   it('a prompts file on the cluster: the searches share the workers at once, each gets its folder, and a summary covers them', async () => {
     const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
-    workers.push(...(await Promise.all([0, 1].map(() => startWorker(bundle, ['--nats', nats.url])))));
+    workers.push(...(await startAll([0, 1].map(() => startWorker(bundle, ['--nats', nats.url])))));
     const prompts = join(dir, 'prompts.txt');
     await writeFile(prompts, ['# three held-out prompts', 'a small yellow square', 'two blue circles and a white circle', 'a green square right of a small purple triangle'].join('\n'));
     const out = join(dir, 'prompts');
@@ -267,7 +267,7 @@ describe('the coordinator service killed -9 in the middle of a run', () => {
   it('the run resumes on another machine from its checkpoint in NATS, with the answer of the undisturbed run', async () => {
     const nats = await startNatsServer();
     const dir = await mkdtemp(join(tmpdir(), 'coordinator-kill-'));
-    const workers = await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])));
+    const workers = await startAll([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])));
     const nc = await connectNats(nats.url, 'coordinator kill test');
     const coordinator = spawn(process.execPath, [bin(), 'coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', join(dir, 'machine-a'), '--log-level', 'error'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise<void>((resolve) => coordinator.once('exit', () => resolve()));

@@ -12,7 +12,7 @@ import { CoordinatorClient } from '../coordinator/service/coordinator-client.js'
 import type { TypedRunEvent } from '../proto/coordinator-messages.js';
 import { EVOSEARCH_BIN } from './support/evosearch-cli.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -73,7 +73,7 @@ describe('a coordinator stopped, killed or restarted under a running client', ()
   before(async () => {
     nats = await startNatsServer();
     dir = await mkdtemp(join(tmpdir(), 'coordinator-stop-'));
-    workers.push(...(await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
+    workers.push(...(await startAll([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url])))));
     await execFileAsync(process.execPath, [EVOSEARCH_BIN, 'run', ...args, '--out', join(dir, 'local')]);
     undisturbed = await best(join(dir, 'local'));
   });

@@ -29,7 +29,7 @@ import { fetchWorkerHealth } from '../proto/worker-client.js';
 import { WorkerServer } from '../worker/grpc-server.js';
 import { repoRoot } from './support/repo-root.js';
 import { searchDecisions } from './support/search-decisions.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const run = promisify(execFile);
 
@@ -46,7 +46,7 @@ function inProcess(plan: RunPlan): WorkerPool {
 const decisions = searchDecisions;
 
 /** Worker processes serving `bundle`, one per role given (`--role denoise|reward|both`). */
-const roleWorkers = (bundle: string, roles: readonly string[]) => Promise.all(roles.map((role) => startWorker(bundle, ['--role', role])));
+const roleWorkers = (bundle: string, roles: readonly string[]) => startAll(roles.map((role) => startWorker(bundle, ['--role', role])));
 
 /** The decisions of `plan` on two local worker threads: the reference the gRPC runs must match. */
 async function onTwoThreads(plan: RunPlan) {
@@ -61,7 +61,7 @@ async function onTwoThreads(plan: RunPlan) {
 describe('gRPC workers: real worker processes on loopback', () => {
   const workers: WorkerProcess[] = [];
   before(async () => {
-    workers.push(...(await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm')))));
+    workers.push(...(await startAll([0, 1, 2].map(() => startWorker('analytic:gmm')))));
   });
   after(() => stopWorkers(workers));
 
@@ -243,7 +243,7 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
     const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
     const plan = await planRun({ model: bundle, prompt: 'two red circles left of a blue square', budgetNfe: 600, seed: 5 }, 'test');
     const reference = await onTwoThreads(plan);
-    const workers = await Promise.all([0, 1].map(() => startWorker(bundle)));
+    const workers = await startAll([0, 1].map(() => startWorker(bundle)));
     try {
       const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'bundle' });
       try {
@@ -330,7 +330,7 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
     it(`a worker process killed ${when} does not change the result: its states are rebuilt on the others`, async () => {
       const plan = resolveRunConfig({ budgetNfe: 20000, seed: 1 });
       const reference = decisions(await search(plan, inProcess(plan)));
-      const workers = await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm')));
+      const workers = await startAll([0, 1, 2].map(() => startWorker('analytic:gmm')));
       try {
         const pool = await GrpcWorkerPool.connect(workers.map((w) => w.address), workerSetupFor(plan), { runId: 'kill' });
         let batches = 0;
@@ -365,7 +365,7 @@ describe('gRPC workers: an ONNX bundle, lifecycle and failure', () => {
 
 describe('gRPC workers: bad input does not crash a worker', () => {
   it('bad batches and setups are answered with errors naming the cause; the worker process then serves a run with the right answer', async () => {
-    const [worker] = await Promise.all([startWorker('analytic:gmm')]);
+    const [worker] = await startAll([startWorker('analytic:gmm')]);
     const plan = resolveRunConfig({ budgetNfe: 1000, seed: 6 });
     const size = loadModel(plan.model, { prediction: createSampler(plan.sampler).prediction }).denoiser.latentSize;
     const state = (latent: Float32Array) => ({ id: 7, step: 0, latent, previousX0: null, cachedOutput: null });
@@ -416,7 +416,7 @@ describe('gRPC workers: bad input does not crash a worker', () => {
 
 describe('gRPC workers: bodies past the message limit', () => {
   it("a command list longer than gRPC's 4 MiB message limit reaches the worker and is answered (it was RESOURCE_EXHAUSTED)", async () => {
-    const [worker] = await Promise.all([startWorker('analytic:gmm')]);
+    const [worker] = await startAll([startWorker('analytic:gmm')]);
     const plan = resolveRunConfig({ budgetNfe: 1000, seed: 6 });
     const pool = await GrpcWorkerPool.connect([worker!.address], workerSetupFor(plan), { runId: 'large-body' });
     try {
@@ -440,9 +440,9 @@ describe('gRPC workers: state snapshots', () => {
     const sampler = createSampler(plan.sampler);
     const shared = await mkdtemp(join(tmpdir(), 'grpc-state-'));
     const elsewhere = await mkdtemp(join(tmpdir(), 'grpc-state-elsewhere-'));
-    const first = await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--state-dir', shared])));
-    const second = await Promise.all([0, 1, 2].map(() => startWorker('analytic:gmm', ['--state-dir', shared])));
-    const third = await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--state-dir', elsewhere])));
+    const first = await startAll([0, 1].map(() => startWorker('analytic:gmm', ['--state-dir', shared])));
+    const second = await startAll([0, 1, 2].map(() => startWorker('analytic:gmm', ['--state-dir', shared])));
+    const third = await startAll([0, 1].map(() => startWorker('analytic:gmm', ['--state-dir', elsewhere])));
     // As runSearchToFolder sets them up: the session changes at a resume, the snapshot scope (the run id) does not.
     const setup = { ...workerSetupFor(plan), snapshotScope: 'snap' };
     try {

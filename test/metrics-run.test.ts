@@ -26,7 +26,7 @@ import { processRegistry } from '../metrics/registry.js';
 import type { TypedRunEvent } from '../proto/coordinator-messages.js';
 import { httpRequest, sample, scrape } from './support/http-get.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 /** A run's round events as they come, and waiting for the first that passes a test. */
 class RoundEvents {
@@ -69,7 +69,7 @@ describe('metrics during real runs: an embedded coordinator, two worker processe
   before(async () => {
     nats = await startNatsServer();
     dir = await mkdtemp(join(tmpdir(), 'evosearch-metrics-'));
-    workers.push(...(await Promise.all([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url, '--metrics-listen', '127.0.0.1:0'])))));
+    workers.push(...(await startAll([0, 1].map(() => startWorker('analytic:gmm', ['--nats', nats.url, '--metrics-listen', '127.0.0.1:0'])))));
   });
   after(async () => {
     client?.close();

@@ -27,7 +27,7 @@ import { CommandExecutor } from '../worker/executor.js';
 import { loadModel } from '../worker/models/load-model.js';
 import { searchDecisions } from './support/search-decisions.js';
 import { waitFor } from './support/wait-for.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 const decisions = searchDecisions;
 
@@ -43,7 +43,7 @@ afterEach(async () => {
   await stopWorkers(started.splice(0));
 });
 const workers = async (count: number) => {
-  const list = await Promise.all(Array.from({ length: count }, () => startWorker('analytic:gmm')));
+  const list = await startAll(Array.from({ length: count }, () => startWorker('analytic:gmm')));
   started.push(...list);
   return list;
 };

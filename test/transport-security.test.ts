@@ -30,7 +30,7 @@ import { repoRoot } from './support/repo-root.js';
 import { startCoordinator } from './support/coordinator-process.js';
 import { searchDecisions } from './support/search-decisions.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 import * as grpc from '@grpc/grpc-js';
 
 const run = promisify(execFile);
@@ -128,7 +128,7 @@ describe('mutual TLS on every gRPC hop (real processes, certificates from evosea
   it('denoising workers reach their reward worker over mTLS with their own certificates', async () => {
     const bundle = join(repoRoot(), 'models', 'bundles', 'tiny-sd');
     const plan = await planRun({ model: bundle, prompt: 'a small yellow square', budgetNfe: 400, seed: 8 }, 'test');
-    const roles = await Promise.all([startWorker(bundle, ['--role', 'denoise', ...tls(certs, 'w1')]), startWorker(bundle, ['--role', 'reward', ...tls(certs, 'w2')])]);
+    const roles = await startAll([startWorker(bundle, ['--role', 'denoise', ...tls(certs, 'w1')]), startWorker(bundle, ['--role', 'reward', ...tls(certs, 'w2')])]);
     try {
       const pool = await GrpcWorkerPool.connect(roles.map((w) => w.address), workerSetupFor(plan), { runId: 'tls-roles', transport: identity(certs, 'c1') });
       try {

@@ -25,7 +25,7 @@ import { evosearch } from './support/evosearch-cli.js';
 import { startNatsServer, type NatsServer } from './support/nats-server.js';
 import { repoRoot } from './support/repo-root.js';
 import { chromiumMissing, launchChromium, startServing, type ServingProcess } from './support/view-browser.js';
-import { startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
+import { startAll, startWorker, stopWorkers, type WorkerProcess } from './support/worker-processes.js';
 
 /** The suite runs with EVOSEARCH_INSECURE=1 (package.json); these processes are secured. */
 const { EVOSEARCH_INSECURE: _insecure, ...strictEnv } = process.env;
@@ -73,7 +73,7 @@ describe('the live view in headless Chromium', () => {
       coordinator = await startServing(['coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--runs-dir', runsDir, '--log-level', 'error', '--view-listen', '127.0.0.1:0', '--view-tokens', tokens, ...tls(certs, 'c1')], ['listening', 'view'], strictEnv);
       const viewUrl = coordinator.lines.get('view')!.url as string;
       assert.match(viewUrl, /^https:\/\/127\.0\.0\.1:\d+\/$/, 'under TLS the view is HTTPS, and its URL carries no token');
-      workers.push(...(await Promise.all(['w1', 'w2'].map((w) => startWorker(TINY_SD, ['--nats', nats!.url, ...tls(certs, w)])))));
+      workers.push(...(await startAll(['w1', 'w2'].map((w) => startWorker(TINY_SD, ['--nats', nats!.url, ...tls(certs, w)])))));
       const alice = client();
       let runId: string;
       try {

@@ -32,6 +32,22 @@ export async function startWorker(model: string, extra: readonly string[] = []):
   return { address: listening.address, build: listening.build, ...(listening.metrics !== undefined ? { metrics: listening.metrics } : {}), child, log: () => stderr, exited };
 }
 
+/**
+ * Waits for workers started together. If one fails to start, the others are stopped before the error
+ * goes on: a test whose `before` failed never reaches the `after` that would stop them, and a worker
+ * left running keeps the test file's process (and the whole run) from ever exiting.
+ */
+export async function startAll(starting: readonly Promise<WorkerProcess>[]): Promise<WorkerProcess[]> {
+  const settled = await Promise.allSettled(starting);
+  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+  const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  if (failed !== undefined) {
+    await stopWorkers(started);
+    throw failed.reason;
+  }
+  return started;
+}
+
 /** Stops workers that are still running (SIGKILL: tests do not wait for drains they did not ask for). */
 export async function stopWorkers(workers: readonly WorkerProcess[]): Promise<void> {
   await Promise.all(workers.map(async (w) => {
