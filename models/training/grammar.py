@@ -82,7 +82,7 @@ def is_heldout(prompt):
 # than the guidance scorer, so the two do not share their blind spots.
 NEGATIVE_MIXES = {
     "guidance": {"color": 1, "shape": 1, "count": 1, "size": 0.5, "relation": 1.5, "swap": 1.5, "motion": 2},
-    "held-out": {"color": 1.5, "shape": 1.5, "count": 1.5, "size": 1, "relation": 1, "swap": 1, "motion": 1},
+    "held-out": {"color": 1, "shape": 1.5, "count": 1, "size": 0.5, "relation": 2.5, "swap": 2.5, "motion": 1},
 }
 
 
