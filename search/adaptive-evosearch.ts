@@ -180,12 +180,7 @@ export class AdaptiveEvoSearch implements SearchMachine {
     const { firstGeneration: e0, initialPopulation: k0 } = this.config;
     switch (this.phase.kind) {
       case 'start': {
-        const ids = Array.from({ length: k0 }, () => this.ledger.lineage.create([], { op: 'init' }, 0, 0).id);
-        const commands: SearchCommand[] = [{ kind: 'init', ids }];
-        if (e0 > 0) {
-          this.ledger.advanceAll(ids, 0, e0);
-          commands.push({ kind: 'advance', ids, from: 0, to: e0, purpose: 'advance' });
-        }
+        const { ids, commands } = this.ledger.initialPopulation(k0, e0);
         this.spent += k0 * e0;
         this.individuals = ids;
         return this.rolloutRound(0, e0, commands);

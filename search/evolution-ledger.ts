@@ -15,6 +15,20 @@ export class EvolutionLedger {
   private pendingDrops: CandidateId[] = [];
 
   /**
+   * The first population: `count` fresh x_T states, advanced to step `to` (none when `to` is 0; with
+   * `score`, scored there, as Best-of-N's final samples are). Returns their ids and the commands.
+   */
+  initialPopulation(count: number, to: number, score = false): { ids: CandidateId[]; commands: SearchCommand[] } {
+    const ids = Array.from({ length: count }, () => this.lineage.create([], { op: 'init' }, 0, 0).id);
+    const commands: SearchCommand[] = [{ kind: 'init', ids }];
+    if (to > 0) {
+      this.advanceAll(ids, 0, to);
+      commands.push({ kind: 'advance', ids, from: 0, to, purpose: 'advance', ...(score ? { score: true } : {}) });
+    }
+    return { ids, commands };
+  }
+
+  /**
    * One rollout item per source at `from`: a copy goes to x0 (scored, kept under its final id), keeping
    * archive copies at the `later` step indices. `keep(offset, step, id)` files each archived copy where
    * the machine will look for it (offset: its position in `later`).

@@ -157,18 +157,12 @@ export class EvoSearch implements SearchMachine {
     const { evolutionSchedule: E, populationSchedule: K, steps } = this.config;
     switch (this.phase.kind) {
       case 'start': {
-        const ids = Array.from({ length: K[0]! }, () => this.ledger.lineage.create([], { op: 'init' }, 0, 0).id);
-        const commands: SearchCommand[] = [{ kind: 'init', ids }];
         if (E.length === 0) {
-          this.ledger.advanceAll(ids, 0, steps);
-          commands.push({ kind: 'advance', ids, from: 0, to: steps, purpose: 'advance', score: true });
+          const { ids, commands } = this.ledger.initialPopulation(K[0]!, steps, true);
           this.phase = { kind: 'final', ids };
           return { kind: 'commands', label: 'best-of-n: sample and score', commands };
         }
-        if (E[0]! > 0) {
-          this.ledger.advanceAll(ids, 0, E[0]!);
-          commands.push({ kind: 'advance', ids, from: 0, to: E[0]!, purpose: 'advance' });
-        }
+        const { ids, commands } = this.ledger.initialPopulation(K[0]!, E[0]!);
         this.individuals = ids;
         return this.rolloutRound(0, commands);
       }
