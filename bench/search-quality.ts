@@ -62,16 +62,16 @@ interface MeasureFlags {
   skipDone?: string;
 }
 
+/** The searches a results file holds (one JSON line each). */
+const readResults = (file: string) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim().length > 0).map((l) => JSON.parse(l) as SearchResult);
+
 /** The key of a search: two results with the same key measured the same thing. */
 const searchKey = (bundle: string, prompt: string, job: { study: string; method: string; variant: string; budgetNfe: number; seed: number }) =>
   JSON.stringify([bundle, prompt, job.study, job.method, job.variant, job.budgetNfe, job.seed]);
 
 /** Drops the searches that results files already hold (a run cut short is finished by running it again). */
 function withoutDone(units: JobUnit[], files: readonly string[]): JobUnit[] {
-  const done = new Set(files.flatMap((file) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim().length > 0).map((l) => {
-    const r = JSON.parse(l) as SearchResult;
-    return searchKey(r.bundle, r.prompt, r);
-  })));
+  const done = new Set(files.flatMap(readResults).map((r) => searchKey(r.bundle, r.prompt, r)));
   return units.map((u) => ({ ...u, jobs: u.jobs.filter((j) => !done.has(searchKey(u.bundle, u.prompt, j))) })).filter((u) => u.jobs.length > 0);
 }
 
@@ -187,7 +187,7 @@ program
   .option('--out <dir>', 'report folder', join(root, 'bench', 'reports', 'search-quality'))
   .option('--notes <file>', 'markdown to put under the title (machine, commands)')
   .action(async (files: string[], flags: { out: string; notes?: string }) => {
-    const results = files.flatMap((file) => readFileSync(file, 'utf8').split('\n').filter((l) => l.trim().length > 0).map((l) => JSON.parse(l) as SearchResult));
+    const results = files.flatMap(readResults);
     // Imported here: the plotting libraries are development dependencies, not needed to measure.
     const { writeQualityReport } = await import('./search-quality/write-report.js');
     const written = await writeQualityReport(results, { folder: flags.out, ...(flags.notes ? { notes: readFileSync(flags.notes, 'utf8') } : {}) });

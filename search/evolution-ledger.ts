@@ -1,7 +1,6 @@
 import type { CandidateId, CommandResult, MutationItem, RolloutItem, ScoredId, SearchCommand } from '../proto/commands.js';
 import { BestSoFar } from './best-so-far.js';
 import { Lineage } from './lineage.js';
-import { finiteReward, scoresOf } from './round-scores.js';
 
 /**
  * The bookkeeping EvoSearch's machines share, fixed schedule or adaptive: the lineage (ids are
@@ -110,4 +109,18 @@ export class EvolutionLedger {
     this.pendingDrops = [];
     return [{ kind: 'drop', ids }];
   }
+}
+
+/** The scores of the one result of `kind` in a round (a round has exactly one scoring command). */
+function scoresOf(results: readonly CommandResult[], kind: CommandResult['kind'], expected: number) {
+  const scored = results.filter((r) => r.kind === kind && r.scores.length > 0);
+  if (scored.length !== 1) throw new Error(`expected one scored '${kind}' result in the round, got ${scored.length}`);
+  const scores = scored[0]!.scores;
+  if (scores.length !== expected) throw new Error(`expected ${expected} scores from '${kind}', got ${scores.length}`);
+  return scores;
+}
+
+function finiteReward(reward: number, id: CandidateId): number {
+  if (!Number.isFinite(reward)) throw new RangeError(`the reward of candidate ${id} is ${reward}; rewards must be finite (a NaN latent or a broken reward model)`);
+  return reward;
 }

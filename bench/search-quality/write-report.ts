@@ -73,14 +73,15 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
   return [`| ${header.join(' | ')} |`, `|${header.map(() => '---').join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
-/** Wins of `a` over `b` on a metric, paired by prompt and seed. */
+/** Wins of `a` over `b` on a metric, paired by budget, prompt and seed. */
 function pairedWins(a: readonly SearchResult[], b: readonly SearchResult[], metric: (r: SearchResult) => number | undefined): { wins: number; ties: number; n: number } {
-  const other = new Map(b.map((r) => [`${r.promptIndex}/${r.seed}`, r]));
+  const key = (r: SearchResult) => `${r.budgetNfe}/${r.promptIndex}/${r.seed}`;
+  const other = new Map(b.map((r) => [key(r), r]));
   let wins = 0;
   let ties = 0;
   let n = 0;
   for (const r of a) {
-    const o = other.get(`${r.promptIndex}/${r.seed}`);
+    const o = other.get(key(r));
     const x = metric(r);
     const y = o === undefined ? undefined : metric(o);
     if (x === undefined || y === undefined) continue;
@@ -151,17 +152,13 @@ export async function writeQualityReport(results: readonly SearchResult[], optio
     for (const challenger of challengers) {
       const pairs: string[][] = [];
       for (const baseline of BASELINES) {
-        const pooledA: SearchResult[] = [];
-        const pooledB: SearchResult[] = [];
         for (const budget of budgets) {
           const a = cells.get(`${budget}|${challenger}`) ?? [];
           const b = cells.get(`${budget}|${baseline}`) ?? [];
-          // Pooled pairs are keyed by budget too, so each search meets its own baseline search.
-          pooledA.push(...a.map((r) => ({ ...r, promptIndex: r.promptIndex + 1e6 * budget })));
-          pooledB.push(...b.map((r) => ({ ...r, promptIndex: r.promptIndex + 1e6 * budget })));
           pairs.push([String(budget), baseline, ...metrics.map((f) => verdict(pairedWins(a, b, f)))]);
         }
-        pairs.push(['all', baseline, ...metrics.map((f) => verdict(pairedWins(pooledA, pooledB, f)))]);
+        const all = (searcher: string) => budgets.flatMap((budget) => cells.get(`${budget}|${searcher}`) ?? []);
+        pairs.push(['all', baseline, ...metrics.map((f) => verdict(pairedWins(all(challenger), all(baseline), f)))]);
       }
       out.push(`**${challenger}** against each baseline, paired by prompt and seed: searches where it returned the better sample, of those not tied (p: one-sided sign test, ties dropped; ✓ p < 0.05). "all" pools every budget (pairs of one prompt at several budgets are not independent, so read its p as a summary).`, '');
       out.push(table(['budget (NFE)', 'baseline', 'guidance reward', 'held-out scorer', 'composition', 'all checks pass'], pairs), '');
