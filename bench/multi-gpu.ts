@@ -5,9 +5,13 @@
  * run on the largest count. Prints a markdown table per model and appends one JSON line per run to
  * --results.
  *
- *   npm run build && node dist/bench/multi-gpu.js [--gpus 1,2,4] [--models tiny-sd,tiny-video]
+ *   npm run build && node dist/bench/multi-gpu.js [--gpus 1,2,4] [--models tiny-sd,tiny-video,name=FOLDER]
  *       [--providers webgpu] [--threads 4] [--repeats 2] [--budget tiny-sd=20000] [--no-pin] [--no-kill]
  *       [--use-gpus 0] [--call-rows 16] [--results runs/multi-gpu.jsonl]
+ *
+ * Models: a name under models/bundles, or `name=FOLDER` for a bundle elsewhere (the SD-2.1-work
+ * bundle that models/scripts/make_standin_bundle.py writes on the GPU machine); the coordinator is
+ * given those folders as model roots. A name with "video" in it gets the video prompt.
  *
  * Pinning: with `--providers cuda` each worker gets CUDA_VISIBLE_DEVICES=<its GPU>, which the CUDA
  * runtime honours. onnxruntime's WebGPU provider has no adapter choice and ignores CUDA_VISIBLE_DEVICES, so
@@ -64,6 +68,12 @@ const PROMPTS: Record<string, string> = {
   video: 'a blue square and a green triangle moving up',
 };
 const counts = values.gpus.split(',').map(Number);
+/** Each model's name (the tables' and --budget's key) and bundle folder. */
+const models = values.models.split(',').map((entry) => {
+  const [name, folder] = entry.includes('=') ? (entry.split('=', 2) as [string, string]) : [entry, resolve(root, 'models', 'bundles', entry)];
+  return { name, folder: resolve(folder) };
+});
+const modelRoots = [resolve(root, 'models', 'bundles'), ...models.map((m) => resolve(m.folder, '..'))];
 const repeats = Number(values.repeats);
 const budgets = new Map(values.budget.map((b) => b.split('=') as [string, string]));
 const pin = !values['no-pin'];
@@ -184,12 +194,11 @@ interface RunFigures {
 const work = await mkdtemp(join(tmpdir(), 'multi-gpu-'));
 const natsProcesses = new ProcessSet();
 const nats = await startNats(natsProcesses, join(work, 'nats-store'));
-const coordinator = await startProcess(['coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--insecure', '--runs-dir', join(work, 'served'), '--log-level', 'warn'], 'coordinator', null);
+const coordinator = await startProcess(['coordinator', '--nats', nats.url, '--listen', '127.0.0.1:0', '--insecure', '--runs-dir', join(work, 'served'), ...[...new Set(modelRoots)].flatMap((r) => ['--model-root', r]), '--log-level', 'warn'], 'coordinator', null);
 const nc = await connectNats(nats.url, 'multi-gpu bench');
 const tables: string[] = [];
 try {
-  for (const model of values.models.split(',')) {
-    const bundle = resolve(root, 'models', 'bundles', model);
+  for (const { name: model, folder: bundle } of models) {
     const kind = model.includes('video') ? 'video' : 'image';
     const runArgs = ['--model', bundle, '--prompt', PROMPTS[kind]!, '--seed', values.seed, ...(budgets.has(model) ? ['--budget-nfe', budgets.get(model)!] : []), ...(values['call-rows'] !== undefined ? ['--call-rows', values['call-rows']] : [])];
     const rows: RunFigures[] = [];
