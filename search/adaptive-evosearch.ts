@@ -1,20 +1,18 @@
 import type { SearchCommand, CommandResult, CandidateId, RolloutItem } from '../proto/commands.js';
 import { NoiseSource } from '../random/noise-source.js';
-import type { CandidateRecord } from './lineage.js';
 import type { SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
-import { EvolutionLedger } from './evolution-ledger.js';
+import { EvolutionMachine } from './evolution-machine.js';
+import type { EvoSearchConfig } from './evosearch.js';
 import { modeShape, planRemaining, readSpread, type AdaptiveMode, type RemainingPlan, type RemainingRequest, type SpreadReading } from './adaptive-schedule.js';
 
 /**
  * Adaptive EvoSearch parameters (docs/algorithms.md, "Adaptive EvoSearch"). The run starts like
  * EvoSearch (K_0 at e_0); every later generation index and population is decided during the run from
- * the rewards and the budget left.
+ * the rewards and the budget left. The fields it shares with EvoSearch are EvoSearch's (documented there).
  */
-export interface AdaptiveEvoSearchConfig {
-  /** Sampler steps N. */
-  readonly steps: number;
+export interface AdaptiveEvoSearchConfig extends Pick<EvoSearchConfig, 'steps' | 'elites' | 'mutationRate' | 'tournamentFraction' | 'tournamentSize' | 'archive' | 'noiseStd' | 'seed'> {
   /** B: the NFEs the run may spend; it ends within one final-population member of it. */
   readonly budgetNfe: number;
   /** e_0: the index of the first generation. */
@@ -31,15 +29,6 @@ export interface AdaptiveEvoSearchConfig {
   readonly collapseRatio: number;
   /** No generation is planned with fewer members than this (the final population may have fewer). */
   readonly minPopulation: number;
-  /** m: the fittest candidates copied unmutated. */
-  readonly elites: number;
-  readonly mutationRate: number;
-  readonly tournamentFraction: number;
-  readonly tournamentSize?: number;
-  readonly archive: boolean;
-  /** Standard deviation of the noise the sampler injects at each step index 0..N-1. */
-  readonly noiseStd: readonly number[];
-  readonly seed: number | bigint;
 }
 
 /** One decision of the run: what a generation's rewards said and the rest of the run planned from them. */
@@ -52,12 +41,13 @@ export interface AdaptiveDecision {
   readonly plan: RemainingPlan;
 }
 
-type Phase =
-  | { readonly kind: 'start' }
-  | { readonly kind: 'rollout'; readonly generation: number; readonly step: number; readonly items: readonly RolloutItem[] }
-  | { readonly kind: 'final'; readonly ids: readonly CandidateId[] }
-  | { readonly kind: 'cleanup' }
-  | { readonly kind: 'done' };
+/** The rollout round of a generation, as AdaptiveEvoSearch's phase (evolution-machine.ts) carries it. */
+interface RolloutPhase {
+  readonly kind: 'rollout';
+  readonly generation: number;
+  readonly step: number;
+  readonly items: readonly RolloutItem[];
+}
 
 /** The cost of the first generation and one final sample after it: the least budget a run can have. */
 export function adaptiveMinimumBudget(steps: number, firstGeneration: number, initialPopulation: number): number {
@@ -138,13 +128,12 @@ function remainingRequest(config: AdaptiveEvoSearchConfig, from: number, budgetL
  * (adaptive-schedule.ts), from those rewards and the NFEs left. Only the next generation of a plan is
  * kept; the rest is planned again after it. Archived states are kept at the indices of the plan in
  * force when they are rolled out past; those at an index the run no longer visits are dropped when
- * the run passes it, unused (they cost no NFE: the rollout passed them anyway).
+ * the run passes it, unused (they cost no NFE: the rollout passed them anyway). The round driving is
+ * EvolutionMachine's, shared with EvoSearch.
  */
-export class AdaptiveEvoSearch implements SearchMachine {
+export class AdaptiveEvoSearch extends EvolutionMachine<RolloutPhase> implements SearchMachine {
   readonly method = 'evosearch-adaptive' as const;
-  private readonly ledger = new EvolutionLedger();
   private readonly noise: NoiseSource;
-  private phase: Phase = { kind: 'start' };
   private individuals: CandidateId[] = [];
   /** Archived candidates by the step index they sit at. */
   private readonly archived = new Map<number, CandidateId[]>();
@@ -152,56 +141,24 @@ export class AdaptiveEvoSearch implements SearchMachine {
   private plannedSteps: readonly number[] = [];
   private readonly decisionsMade: AdaptiveDecision[] = [];
   private firstSpread: number | undefined;
-  private generationsDone = 0;
   /** Rollout generations issued so far, and the step of the latest. */
   private issuedGenerations = 0;
   private issuedStep = -1;
   private spent = 0;
-  private lastRewards: number[] = [];
-  private pendingRound: SearchRound | null = null;
-  private inFlight = false;
-  private finalPopulation: readonly CandidateId[] = [];
 
   constructor(private readonly config: AdaptiveEvoSearchConfig) {
+    super('AdaptiveEvoSearch');
     validateAdaptiveEvoSearchConfig(config);
     this.noise = new NoiseSource(config.seed);
     this.plannedSteps = initialAdaptivePlan(config).evolutionSchedule.slice(1);
   }
 
-  next(): SearchRound {
-    if (this.inFlight) throw new Error('AdaptiveEvoSearch.next() called again before accept() of the round in flight');
-    const round = this.pendingRound ?? this.firstOrDone();
-    this.pendingRound = null;
-    this.inFlight = round.kind === 'commands';
-    return round;
-  }
-
-  private firstOrDone(): SearchRound {
+  protected override start(): SearchRound {
     const { firstGeneration: e0, initialPopulation: k0 } = this.config;
-    switch (this.phase.kind) {
-      case 'start': {
-        const { ids, commands } = this.ledger.initialPopulation(k0, e0);
-        this.spent += k0 * e0;
-        this.individuals = ids;
-        return this.rolloutRound(0, e0, commands);
-      }
-      case 'rollout':
-      case 'final':
-      case 'cleanup':
-        throw new Error(`AdaptiveEvoSearch has no round to issue in phase ${this.phase.kind}`);
-      case 'done':
-        return { kind: 'done', best: this.ledger.best.current, finalSamples: this.finalPopulation };
-    }
-  }
-
-  accept(results: readonly CommandResult[]): void {
-    if (!this.inFlight) throw new Error('AdaptiveEvoSearch.accept() called with no round in flight');
-    this.inFlight = false;
-    const phase = this.phase;
-    if (phase.kind === 'rollout') this.acceptRollout(phase.generation, phase.step, phase.items, results);
-    else if (phase.kind === 'final') this.acceptFinal(phase.ids, results);
-    else if (phase.kind === 'cleanup') this.phase = { kind: 'done' };
-    else throw new Error(`AdaptiveEvoSearch.accept() called with no round in flight (phase ${phase.kind})`);
+    const { ids, commands } = this.ledger.initialPopulation(k0, e0);
+    this.spent += k0 * e0;
+    this.individuals = ids;
+    return this.rolloutRound(0, e0, commands);
   }
 
   progress(): SearchProgress {
@@ -217,10 +174,6 @@ export class AdaptiveEvoSearch implements SearchMachine {
       best: this.ledger.best.current,
       lastRoundRewards: this.lastRewards,
     };
-  }
-
-  candidates(): readonly CandidateRecord[] {
-    return this.ledger.lineage.all();
   }
 
   /** Every decision so far: what each generation's rewards said and the plan made from them. */
@@ -245,7 +198,7 @@ export class AdaptiveEvoSearch implements SearchMachine {
     return { kind: 'commands', label: `adaptive generation ${generation + 1}: roll out ${items.length} at step ${step}`, commands };
   }
 
-  private acceptRollout(generation: number, step: number, items: readonly RolloutItem[], results: readonly CommandResult[]): void {
+  protected override acceptRollout({ generation, step, items }: RolloutPhase, results: readonly CommandResult[]): void {
     const bestBefore = this.ledger.best.current?.reward;
     this.lastRewards = this.ledger.acceptRollout(items, results).rewards;
     this.generationsDone = generation + 1;
@@ -295,19 +248,6 @@ export class AdaptiveEvoSearch implements SearchMachine {
     } else {
       this.individuals = population;
       this.pendingRound = this.rolloutRound(generation + 1, to, commands);
-    }
-  }
-
-  private acceptFinal(ids: readonly CandidateId[], results: readonly CommandResult[]): void {
-    this.finalPopulation = ids;
-    this.lastRewards = this.ledger.acceptFinal(ids, results);
-    this.generationsDone += 1;
-    const drops = this.ledger.takeDrops();
-    if (drops.length > 0) {
-      this.phase = { kind: 'cleanup' };
-      this.pendingRound = { kind: 'commands', label: 'free overtaken samples', commands: drops };
-    } else {
-      this.phase = { kind: 'done' };
     }
   }
 

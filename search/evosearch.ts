@@ -1,10 +1,9 @@
 import type { SearchCommand, CommandResult, CandidateId, RolloutItem } from '../proto/commands.js';
 import { NoiseSource } from '../random/noise-source.js';
-import type { CandidateRecord } from './lineage.js';
-import type { BestCandidate, SearchMachine, SearchProgress, SearchRound } from './machine.js';
+import type { SearchMachine, SearchProgress, SearchRound } from './machine.js';
 import { elites as pickElites, tournamentSize, tournamentWinners, type Scored } from './selection.js';
 import { SearchConfigError } from './search-config-error.js';
-import { EvolutionLedger } from './evolution-ledger.js';
+import { EvolutionMachine } from './evolution-machine.js';
 import { sharedTournamentWinners } from './fitness-sharing.js';
 
 /** How parents are chosen: the paper's tournament on raw fitness, or the same tournament on shared fitness. */
@@ -64,14 +63,12 @@ export interface EvoSearchConfig {
   readonly sharingAlpha?: number;
 }
 
-/** What the search does in one round, so tests and progress can follow it. */
-type Phase =
-  | { readonly kind: 'start' }
-  | { readonly kind: 'rollout'; readonly generation: number; readonly items: readonly RolloutItem[] }
-  | { readonly kind: 'final'; readonly ids: readonly CandidateId[] }
-  /** Frees the rollout sample a final sample overtook. */
-  | { readonly kind: 'cleanup' }
-  | { readonly kind: 'done' };
+/** The rollout round of a generation, as EvoSearch's phase (evolution-machine.ts) carries it. */
+interface RolloutPhase {
+  readonly kind: 'rollout';
+  readonly generation: number;
+  readonly items: readonly RolloutItem[];
+}
 
 export function validateEvoSearchConfig(config: EvoSearchConfig): void {
   const { steps, evolutionSchedule: E, populationSchedule: K } = config;
@@ -115,76 +112,40 @@ export function validateEvoSearchConfig(config: EvoSearchConfig): void {
  * EvoSearch as a pure state machine (docs/algorithms.md, section 3). A generation's rollout (fitness,
  * archive) shares its round with the previous generation's selection, mutation and advance: G + 1
  * rounds in all (the last advances the final population to x0, where it is scored), then an optional
- * cleanup round.
+ * cleanup round. The round driving (in flight, pending, dispatch by phase, the final round) is
+ * EvolutionMachine's, shared with AdaptiveEvoSearch.
  */
-export class EvoSearch implements SearchMachine {
+export class EvoSearch extends EvolutionMachine<RolloutPhase> implements SearchMachine {
   readonly method;
-  private readonly ledger = new EvolutionLedger();
   private readonly noise: NoiseSource;
-  private phase: Phase = { kind: 'start' };
   /** Individuals at the current generation index waiting for their rollout. */
   private individuals: CandidateId[] = [];
   /** Archived candidates by the generation whose index they sit at. */
   private readonly archived = new Map<number, CandidateId[]>();
-  private generationsDone = 0;
-  private lastRewards: number[] = [];
-  /** The round that follows a rollout (selection + mutation + advance), built when its results arrive. */
-  private pendingRound: SearchRound | null = null;
-  private inFlight = false;
   /** Candidates selection chose from, per generation (the archive makes it grow). */
   private readonly pools: number[] = [];
-  /** The last population, advanced to x0 and scored. */
-  private finalPopulation: readonly CandidateId[] = [];
   /** Embeddings of the candidates that may still enter a pool (sharing only), by id. */
   private readonly embeddings = new Map<CandidateId, Float32Array>();
   private readonly selectionRecords: SelectionRecord[] = [];
 
   constructor(private readonly config: EvoSearchConfig) {
+    super('EvoSearch');
     validateEvoSearchConfig(config);
     this.method = config.evolutionSchedule.length === 0 ? 'best-of-n' as const : 'evosearch' as const;
     this.noise = new NoiseSource(config.seed);
   }
 
-  next(): SearchRound {
-    if (this.inFlight) throw new Error('EvoSearch.next() called again before accept() of the round in flight');
-    const round = this.pendingRound ?? this.firstOrDone();
-    this.pendingRound = null;
-    this.inFlight = round.kind === 'commands';
-    return round;
-  }
-
-  private firstOrDone(): SearchRound {
+  protected override start(): SearchRound {
     const { evolutionSchedule: E, populationSchedule: K, steps } = this.config;
-    switch (this.phase.kind) {
-      case 'start': {
-        if (E.length === 0) {
-          const { ids, commands } = this.ledger.initialPopulation(K[0]!, steps, true);
-          this.phase = { kind: 'final', ids };
-          return { kind: 'commands', label: 'best-of-n: sample and score', commands };
-        }
-        const { ids, commands } = this.ledger.initialPopulation(K[0]!, E[0]!);
-        this.individuals = ids;
-        return this.rolloutRound(0, commands);
-      }
-      case 'rollout':
-      case 'final':
-      case 'cleanup':
-        throw new Error(`EvoSearch has no round to issue in phase ${this.phase.kind}`);
-      case 'done':
-        return { kind: 'done', best: this.ledger.best.current, finalSamples: this.finalPopulation };
+    if (E.length === 0) {
+      const { ids, commands } = this.ledger.initialPopulation(K[0]!, steps, true);
+      this.phase = { kind: 'final', ids };
+      return { kind: 'commands', label: 'best-of-n: sample and score', commands };
     }
+    const { ids, commands } = this.ledger.initialPopulation(K[0]!, E[0]!);
+    this.individuals = ids;
+    return this.rolloutRound(0, commands);
   }
-
-  accept(results: readonly CommandResult[]): void {
-    if (!this.inFlight) throw new Error('EvoSearch.accept() called with no round in flight');
-    this.inFlight = false;
-    const phase = this.phase;
-    if (phase.kind === 'rollout') this.acceptRollout(phase.generation, phase.items, results);
-    else if (phase.kind === 'final') this.acceptFinal(phase.ids, results);
-    else if (phase.kind === 'cleanup') this.phase = { kind: 'done' };
-    else throw new Error(`EvoSearch.accept() called with no round in flight (phase ${phase.kind})`);
-  }
-
 
   progress(): SearchProgress {
     return {
@@ -193,10 +154,6 @@ export class EvoSearch implements SearchMachine {
       best: this.ledger.best.current,
       lastRoundRewards: this.lastRewards,
     };
-  }
-
-  candidates(): readonly CandidateRecord[] {
-    return this.ledger.lineage.all();
   }
 
   /** What each generation's selection saw and chose. */
@@ -219,7 +176,7 @@ export class EvoSearch implements SearchMachine {
     return { kind: 'commands', label: `generation ${generation + 1}/${E.length}: roll out ${items.length} at step ${e}`, commands };
   }
 
-  private acceptRollout(generation: number, items: readonly RolloutItem[], results: readonly CommandResult[]): void {
+  protected override acceptRollout({ generation, items }: RolloutPhase, results: readonly CommandResult[]): void {
     const { rewards, scores } = this.ledger.acceptRollout(items, results);
     if (this.sharing()) {
       // The rollout's sample stands for its source and for every state it archived (they share its reward).
@@ -268,19 +225,6 @@ export class EvoSearch implements SearchMachine {
     } else {
       this.individuals = population;
       this.pendingRound = this.rolloutRound(generation + 1, commands);
-    }
-  }
-
-  private acceptFinal(ids: readonly CandidateId[], results: readonly CommandResult[]): void {
-    this.finalPopulation = ids;
-    this.lastRewards = this.ledger.acceptFinal(ids, results);
-    this.generationsDone = this.config.evolutionSchedule.length + 1;
-    const drops = this.ledger.takeDrops();
-    if (drops.length > 0) {
-      this.phase = { kind: 'cleanup' };
-      this.pendingRound = { kind: 'commands', label: 'free overtaken samples', commands: drops };
-    } else {
-      this.phase = { kind: 'done' };
     }
   }
 

@@ -1,9 +1,7 @@
 import { statSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { PredictionType } from '../../samplers/sampler.js';
-import type { OnnxGenerativeModel } from '../bundles/onnx-generative-model.js';
-import type { ModelRoots } from '../bundles/model-roots.js';
-import type { CudaProviderOptions, ProviderName } from '../runtime/providers.js';
+import type { OnnxGenerativeModel, OnnxModelOptions } from '../bundles/onnx-generative-model.js';
 import { createAnalyticModel } from './analytic-gmm.js';
 import { parseAnalyticModelSpec } from './analytic-gmm-config.js';
 import type { GenerativeModel } from './generator.js';
@@ -18,30 +16,14 @@ export class ModelLoadError extends EvoSearchError {
   }
 }
 
-export interface LoadOptions {
+/** The bundle options a model spec passes through to OnnxGenerativeModel.load (documented there); the analytic model ignores them. */
+type BundleLoadOptions = Pick<OnnxModelOptions, 'negativePrompt' | 'guidanceScale' | 'providers' | 'cuda' | 'rewards' | 'modelRoots' | 'intraOpThreads' | 'height' | 'width' | 'remoteRewards'>;
+
+export interface LoadOptions extends BundleLoadOptions {
   /** What the run's sampler expects the network to predict. */
   readonly prediction: PredictionType;
   /** The prompt a bundle is conditioned on (required for bundles; the analytic model has none). */
   readonly prompt?: string;
-  /** The negative prompt (default: empty, i.e. the unconditional embedding). */
-  readonly negativePrompt?: string;
-  /** Classifier-free guidance scale; CFG runs when > 1. */
-  readonly guidanceScale?: number;
-  /** Execution providers to try in order (default ['cpu']). */
-  readonly providers?: readonly ProviderName[];
-  /** The CUDA provider's options, when it is in the list. */
-  readonly cuda?: CudaProviderOptions;
-  /** A rewards.json to use instead of the bundle's own. */
-  readonly rewards?: string;
-  /** The only folders rewards manifests and what they name may come from (a gRPC worker's); absent: any. */
-  readonly modelRoots?: ModelRoots;
-  /** onnxruntime's threads per session (default: its own choice, one per core). */
-  readonly intraOpThreads?: number;
-  /** Image size in pixels for bundles whose latent size is not fixed by the graph. */
-  readonly height?: number;
-  readonly width?: number;
-  /** Bundles: the rewards are scored on reward workers, so none is opened here (names and roles only). */
-  readonly remoteRewards?: boolean;
 }
 
 /** Whether `spec` names a bundle folder: `bundle:<path>`, a path-like spec, or an existing folder. */
