@@ -6,8 +6,11 @@
  * steady one (on an H200 with the CUDA provider, 0.1-0.3 s for tiny-sd's U-Net against 3-6 ms), and
  * the provider's floats for a row can change with the batch size. A search meets many batch sizes (a
  * population per round, split over workers), so a run of fixed-shape calls pays that first call once
- * per model and gives each row the same floats on any number of workers. On the CPU provider a row's
- * output does not depend on its batch, so the answers are the same with and without it.
+ * per model and, for the shipped bundles, gives each row the same floats on any number of workers. Not
+ * for every graph: in the SD-2.1-sized U-Net in fp16 a row's floats also depend on the other rows of
+ * its call, and only calls of one row were exact on 1, 2 and 4 workers
+ * (bench/reports/multi-gpu/cuda-one-gpu/README.md). On the CPU provider a row's output does not depend
+ * on its batch, so the answers are the same with and without it.
  *
  * NFEs and forward passes count the rows asked for; the padding rows are extra work on hardware that
  * is waiting on latency anyway, which is where this is meant to be used (`callRows` in the run config).

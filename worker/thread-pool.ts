@@ -6,6 +6,7 @@ import { cudaProcessEnvironment } from './runtime/providers.js';
 import { WorkCancelledError, WorkerCommandError, WorkerLostError, type WorkerPool } from '../proto/worker-pool.js';
 import { checkThreadCount } from './runtime/host-limits.js';
 import { FailureError } from '../errors/evosearch-error.js';
+import { opensGpuSessions, startThreads } from './thread-starts.js';
 
 interface Pending {
   resolve(results: CommandResult[]): void;
@@ -172,14 +173,7 @@ export class ThreadPool implements WorkerPool {
     // Read by the CUDA libraries when the first session starts them, from the C environment the
     // threads share (a thread's process.env is a copy, so it is set here, on the main thread).
     for (const [key, value] of Object.entries(cudaProcessEnvironment(setup.cuda))) process.env[key] ??= value;
-    const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => ThreadWorker.start(i, setup, host)));
-    const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-    if (failed !== undefined) {
-      await Promise.all(workers.map((w) => w.stop()));
-      throw failed.reason;
-    }
-    return new ThreadPool(workers);
+    return new ThreadPool(await startThreads(count, (i) => ThreadWorker.start(i, setup, host), opensGpuSessions(setup.providers)));
   }
 
   get warnings(): readonly string[] {

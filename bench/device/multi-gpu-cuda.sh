@@ -27,7 +27,7 @@ phase_setup() {
 }
 
 phase_standin_bundle() {
-  [ -f "$work/tiny-sd-sd21/unet/model.onnx" ] || PYTHONUNBUFFERED=1 timeout 400 python3 models/scripts/make_standin_bundle.py models/bundles/tiny-sd "$work/tiny-sd-sd21" 2>&1 | grep -v -i warn | tail -n 6 | tee "$out/standin-bundle.txt"
+  rm -rf "$work/tiny-sd-sd21.partial"; [ -f "$work/tiny-sd-sd21/unet/model.onnx.data" ] || { rm -rf "$work/tiny-sd-sd21";  PYTHONUNBUFFERED=1 timeout 400 python3 models/scripts/make_standin_bundle.py models/bundles/tiny-sd "$work/tiny-sd-sd21" 2>&1 | grep -v -i warn | tail -n 6 | tee "$out/standin-bundle.txt"; }
   # One run through the product on one GPU: does the graft load on CUDA, and what does a call cost.
   local dir="$work/standin-one"; rm -rf "$dir"
   cuda_env timeout 200 $node bin/evosearch.js run --model "$work/tiny-sd-sd21" --prompt "two red circles left of a blue square" --budget-nfe 250 --providers cuda --call-rows 8 --no-progress --out "$dir" 2>&1 | tail -n 3 | tee -a "$out/standin-bundle.txt"
@@ -39,7 +39,7 @@ phase_small() {
 }
 
 phase_heavy() {
-  cuda_env timeout 560 $node dist/bench/multi-gpu.js --gpus "$gpus" "${use[@]}" --providers cuda --threads 1 --models "tiny-sd-sd21=$work/tiny-sd-sd21" --budget tiny-sd-sd21=2500 --call-rows 8 --repeats 1 --results "$out/heavy.jsonl" 2>&1 | tail -n 40 | tee "$out/heavy.md"
+  cuda_env timeout 560 $node dist/bench/multi-gpu.js --gpus "$gpus" "${use[@]}" --providers cuda --threads 1 --models "tiny-sd-sd21=$work/tiny-sd-sd21" --budget "tiny-sd-sd21=${HEAVY_BUDGET:-2500}" --call-rows "${HEAVY_ROWS:-8}" --repeats 1 --results "$out/heavy${SUFFIX:-}.jsonl" 2>&1 | tail -n 40 | tee "$out/heavy${SUFFIX:-}.md"
 }
 
 for phase in "$@"; do

@@ -78,7 +78,8 @@ def export_work(path, tiny, precision, scale):
     with torch.no_grad():
         torch.onnx.export(work, example, path, opset_version=tiny.opset_import[0].version, do_constant_folding=True,
                           input_names=["sample", "timestep", "encoder_hidden_states"], output_names=["work"],
-                          dynamic_axes={"sample": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "work": {0: "batch"}})
+                          dynamic_axes={"sample": {0: "batch"}, "encoder_hidden_states": {0: "batch"}, "work": {0: "batch"}},
+                          **({"dynamo": False} if int(torch.__version__.split(".")[0]) >= 2 else {}))  # the classic exporter
         term = float(work(*example).abs().mean())
     print(f"stand-in term: mean |scale * standin| = {term:.3g} on random inputs", flush=True)
 
@@ -120,6 +121,9 @@ def main():
         shrink_standin()
     if not hasattr(F, "scaled_dot_product_attention"):  # PyTorch 1.13: the same attention, written out
         F.scaled_dot_product_attention = lambda q, k, v: torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1) @ v
+    # Built beside the target and renamed into place at the end, so a failed build leaves no bundle.
+    final, a.out = a.out, a.out + ".partial"
+    shutil.rmtree(a.out, ignore_errors=True)
     shutil.copytree(a.source, a.out)
     tiny = onnx.load(source_unet)
     work_path = os.path.join(a.out, "unet", "standin-work.onnx")
@@ -145,7 +149,8 @@ def main():
     with open(index_path, "w") as f:
         json.dump(manifest, f, indent=2)
     size = sum(os.path.getsize(os.path.join(a.out, "unet", f)) for f in os.listdir(os.path.join(a.out, "unet")))
-    print(f"bundle: {a.out} (unet {size / 2**20:.0f} MiB)", flush=True)
+    os.rename(a.out, final)
+    print(f"bundle: {final} (unet {size / 2**20:.0f} MiB)", flush=True)
 
 
 if __name__ == "__main__":
