@@ -24,10 +24,7 @@
 # Writes under $OUT: host.txt and one file per phase (.jsonl/.md/.txt).
 set -uo pipefail
 source bench/device/cuda-setup.sh
-out=${OUT:-runs/device}; mkdir -p "$out"
 work=/tmp/cuda-runtime; mkdir -p "$work"
-node=/usr/local/bin/node
-cuda_env() { LD_LIBRARY_PATH="$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
 [ -f "$out/host.txt" ] || { date -u; nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader; nproc; $node --version; python3 -c 'import torch, onnxruntime; print("torch", torch.__version__, "onnxruntime (python)", onnxruntime.__version__)'; } > "$out/host.txt" 2>&1
 
 phase_errors() {

@@ -37,3 +37,8 @@ if [ -f "$stage/joined" ]; then
   export __EGL_VENDOR_LIBRARY_FILENAMES=${__EGL_VENDOR_LIBRARY_FILENAMES:-/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json}
 fi
 export CUDA_LIBS=/usr/local/cuda-13.0/targets/x86_64-linux/lib:/usr/lib/x86_64-linux-gnu
+# What the phase scripts share: where results go ($OUT on the device), node, and a command with the
+# CUDA libraries on its library path.
+out=${OUT:-runs/device}; mkdir -p "$out"
+node=/usr/local/bin/node
+cuda_env() { LD_LIBRARY_PATH="$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }

@@ -14,10 +14,7 @@
 # flat files, since a call returns at most 8.
 set -uo pipefail
 source bench/device/cuda-setup.sh
-out=${OUT:-runs/device}; mkdir -p "$out"
 work=/tmp/multi-gpu; mkdir -p "$work"
-node=/usr/local/bin/node
-cuda_env() { LD_LIBRARY_PATH="$CUDA_LIBS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" "$@"; }
 gpus=${GPUS:-1,2,4}
 use=(); [ -n "${USE_GPUS:-}" ] && use=(--use-gpus "$USE_GPUS")
 { date -u; nvidia-smi -L; nvidia-smi --query-gpu=driver_version,memory.total --format=csv,noheader; nvidia-smi topo -m 2>/dev/null; nproc; $node --version; nats-server --version; } > "$out/host.txt" 2>&1
