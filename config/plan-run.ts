@@ -1,9 +1,11 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { SamplerConfig } from '../samplers/index.js';
 import { readBundleManifest } from '../worker/bundles/bundle-manifest.js';
 import { samplerConfigFromScheduler } from '../worker/bundles/scheduler-config.js';
 import { bundlePath } from '../worker/models/load-model.js';
+import { BUNDLED_MODELS } from '../worker/bundles/model-roots.js';
 import { checkPromptForModel, worldOutputOf, type WorldIndexFields, type WorldOutput } from '../world/model-prompts.js';
 import { parsePrompt, PromptError, type ParsedPrompt } from '../world/prompt-grammar.js';
 import type { PresetName } from './presets.js';
@@ -20,7 +22,10 @@ import type { RunConfigInput } from './run-config-schema.js';
  */
 export async function planRun(input: RunConfigInput, source: string): Promise<RunPlan> {
   const folder = bundlePath(input.model ?? 'analytic:gmm');
-  if (folder === null) return resolveRunConfig(input, source);
+  if (folder === null) {
+    checkLocalModelName(input, source);
+    return resolveRunConfig(input, source);
+  }
   let defaults: ModelDefaults;
   try {
     defaults = await bundleDefaults(folder, input.sampler?.steps);
@@ -41,6 +46,21 @@ export async function planRun(input: RunConfigInput, source: string): Promise<Ru
     checkPromptForModel(parsed, input.model ?? folder, defaults.world);
   }
   return resolveRunConfig(input, source, defaults);
+}
+
+/**
+ * A bare name (`--model tiny-sd`) that is neither an analytic spec nor a folder here would only fail
+ * once the workers open it, after the run has started; on this machine's own workers it cannot load,
+ * so it is refused now, with the shipped bundles' paths to copy. A run on other machines' workers
+ * (`--cluster`, `--workers-at`) is left to them: the name may be a folder there.
+ */
+function checkLocalModelName(input: RunConfigInput, source: string): void {
+  const model = input.model;
+  if (model === undefined || model.startsWith('analytic:') || input.cluster !== undefined || input.workersAt !== undefined) return;
+  const shipped = existsSync(BUNDLED_MODELS) ? readdirSync(BUNDLED_MODELS).filter((name) => existsSync(join(BUNDLED_MODELS, name, 'model_index.json'))).sort() : [];
+  const match = shipped.includes(model) ? ` The shipped bundle of that name is ${join(BUNDLED_MODELS, model)}: --model ${join(BUNDLED_MODELS, model)}.` : '';
+  const list = shipped.length > 0 ? ` Shipped bundles, in ${BUNDLED_MODELS}: ${shipped.join(', ')}.` : '';
+  throw new ConfigError('model', `'${model}' is neither \`analytic:gmm[?key=value&...]\` nor a bundle folder: there is no folder ${resolve(model)}.${match || list} Give a bundle's path (or bundle:<path>).`, source);
 }
 
 async function bundleDefaults(folder: string, steps: number | undefined): Promise<ModelDefaults> {

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -59,6 +60,18 @@ describe('evosearch CLI', () => {
     const noBundle = await evosearch('run', '--model', join(fixtures, 'no-such-bundle'), '--prompt', 'a red circle');
     assert.equal(noBundle.code, 2);
     assert.match(noBundle.stderr, /invalid command-line flags: model: .*no-such-bundle/);
+  });
+
+  it('a bare model name that is no folder here is refused before any work, with the shipped bundle to use', async () => {
+    const out = join(await mkdtemp(join(tmpdir(), 'cli-bare-name-')), 'run');
+    // It used to pass planning and fail only when the workers opened it ("failed to start: … unknown model").
+    const shippedName = await evosearch('run', '--model', 'tiny-sd', '--prompt', 'a red circle', '--out', out);
+    assert.equal(shippedName.code, 2);
+    assert.match(shippedName.stderr, /model: 'tiny-sd' is neither .* there is no folder .*tiny-sd\. The shipped bundle of that name is .*models\/bundles\/tiny-sd: --model /);
+    const otherName = await evosearch('run', '--model', 'sdxl', '--prompt', 'a red circle', '--out', out);
+    assert.equal(otherName.code, 2);
+    assert.match(otherName.stderr, /'sdxl' is neither .* Shipped bundles, in .*: tiny-flux, tiny-sd, tiny-sd-large, tiny-video\./);
+    assert.equal(existsSync(out), false, 'no run folder for a run that never started');
   });
 
   it('--prompts runs one search per prompt into subfolders and writes a summary report', async () => {
