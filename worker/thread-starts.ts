@@ -10,6 +10,7 @@
  * pool of the process, since a gRPC worker starts one pool per run.
  */
 import { TurnQueue } from '../async/timeouts-and-turns.js';
+import { allOrNone } from '../async/all-or-none.js';
 
 const gpuSessionOpening = new TurnQueue();
 
@@ -18,13 +19,9 @@ export function opensGpuSessions(providers: readonly string[] | undefined): bool
   return (providers ?? []).some((provider) => provider !== 'cpu');
 }
 
-export async function startThreads<T extends { stop(): Promise<void> }>(count: number, start: (index: number) => Promise<T>, oneAtATime: boolean): Promise<T[]> {
-  const started = await Promise.allSettled(Array.from({ length: count }, (_, i) => (oneAtATime ? gpuSessionOpening.run(() => start(i)) : start(i))));
-  const threads = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  if (failed !== undefined) {
-    await Promise.all(threads.map((t) => t.stop()));
-    throw failed.reason;
-  }
-  return threads;
+export function startThreads<T extends { stop(): Promise<void> }>(count: number, start: (index: number) => Promise<T>, oneAtATime: boolean): Promise<T[]> {
+  const starting = Array.from({ length: count }, (_, i) => (oneAtATime ? gpuSessionOpening.run(() => start(i)) : start(i)));
+  return allOrNone(starting, async (started) => {
+    await Promise.all(started.map((t) => t.stop()));
+  });
 }

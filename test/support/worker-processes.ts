@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { join } from 'node:path';
+import { allOrNone } from '../../async/all-or-none.js';
 import { repoRoot } from './repo-root.js';
 
 export interface WorkerProcess {
@@ -37,15 +38,8 @@ export async function startWorker(model: string, extra: readonly string[] = []):
  * goes on: a test whose `before` failed never reaches the `after` that would stop them, and a worker
  * left running keeps the test file's process (and the whole run) from ever exiting.
  */
-export async function startAll(starting: readonly Promise<WorkerProcess>[]): Promise<WorkerProcess[]> {
-  const settled = await Promise.allSettled(starting);
-  const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
-  const started = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
-  if (failed !== undefined) {
-    await stopWorkers(started);
-    throw failed.reason;
-  }
-  return started;
+export function startAll(starting: readonly Promise<WorkerProcess>[]): Promise<WorkerProcess[]> {
+  return allOrNone(starting, stopWorkers);
 }
 
 /** Stops workers that are still running (SIGKILL: tests do not wait for drains they did not ask for). */
