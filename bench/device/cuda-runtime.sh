@@ -77,7 +77,7 @@ e2e_run() { # model budget provider prompt...   (E2E_FLAGS: more run flags)
   local dir="$work/e2e-$m-$p${SUFFIX:-}"; rm -rf "$dir"
   local workers=(); [ "$p" = cpu ] && workers=(--workers 2)
   cuda_env timeout 200 $node bin/evosearch.js run --model "models/bundles/$m" --prompt "$*" --budget-nfe "$b" --providers "$p" "${workers[@]}" "${flags[@]}" --no-progress --out "$dir" > "$work/e2e.log" 2>&1 || tail -c 600 "$work/e2e.log"
-  $node -e "const r=require('$dir/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({model:'$m', provider:'$p', suffix:'${SUFFIX:-}', flags:'${E2E_FLAGS:-}', wallMs:Math.round(r.wallMs), searchMs:Math.round(s), nfe:r.spent.nfe, nfePerSecond:Math.round(r.spent.nfe/(s/1000)), best:r.best.reward, workers:r.workers}))" 2>&1 | tee -a "$out/e2e.jsonl"
+  $node bench/device/record-summary.mjs "$dir" "model=$m" "provider=$p" "suffix=${SUFFIX:-}" "flags=${E2E_FLAGS:-}" 2>&1 | tee -a "$out/e2e.jsonl"
 }
 
 phase_e2e() {
@@ -104,7 +104,7 @@ phase_methods() { # extra run flags...
   for b in ${METHOD_BUDGETS:-1000}; do for m in evosearch best-of-n particles; do
     local dir="$work/m-$m-$b-$tag"; rm -rf "$dir"
     cuda_env timeout 100 $node bin/evosearch.js run --model models/bundles/tiny-sd --prompt "two red circles left of a blue square" --method $m --budget-nfe $b --providers cuda --no-progress --out "$dir" "$@" > "$work/m.log" 2>&1 || tail -c 400 "$work/m.log"
-    $node -e "const r=require('$dir/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({method:'$m', budget:$b, flags:'$*', wallMs:Math.round(r.wallMs), searchMs:Math.round(s), rounds:r.rounds.length, nfe:r.spent.nfe, decodes:r.spent.decodes, best:r.best.reward}))" | tee -a "$out/methods.jsonl"
+    $node bench/device/record-summary.mjs "$dir" "method=$m" "budget=$b" "flags=$*" | tee -a "$out/methods.jsonl"
   done; done
 }
 

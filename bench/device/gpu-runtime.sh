@@ -40,7 +40,7 @@ for spec in "tiny-sd 20000 two red circles left of a blue square" "tiny-video 72
   set -- $spec; m=$1; b=$2; shift 2; prompt="$*"
   for p in webgpu cpu; do
     timeout 120 node bin/evosearch.js run --model "models/bundles/$m" --prompt "$prompt" --budget-nfe "$b" --providers $p --no-progress --out "$work/e2e-$m-$p" > "$work/e2e.log" 2>&1 || tail -c 400 "$work/e2e.log"
-    node -e "const r=require('$work/e2e-$m-$p/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({model:'$m', provider:'$p', wallMs:Math.round(r.wallMs), searchMs:Math.round(s), nfe:r.spent.nfe, nfePerSecond:Math.round(r.spent.nfe/(s/1000)), best:r.best.reward, workers:r.workers.length, describe:r.workers[0]}))" | tee -a "$out/e2e.jsonl"
+    node bench/device/record-summary.mjs "$work/e2e-$m-$p" "model=$m" "provider=$p" | tee -a "$out/e2e.jsonl"
   done
 done
 

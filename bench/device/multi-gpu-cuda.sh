@@ -28,7 +28,7 @@ phase_standin_bundle() {
   # One run through the product on one GPU: does the graft load on CUDA, and what does a call cost.
   local dir="$work/standin-one"; rm -rf "$dir"
   cuda_env timeout 200 $node bin/evosearch.js run --model "$work/tiny-sd-sd21" --prompt "two red circles left of a blue square" --budget-nfe 250 --providers cuda --call-rows 8 --no-progress --out "$dir" 2>&1 | tail -n 3 | tee -a "$out/standin-bundle.txt"
-  $node -e "const r=require('$dir/record.json'); const s=r.rounds.reduce((a,x)=>a+x.ms,0); console.log(JSON.stringify({wallMs:Math.round(r.wallMs), searchMs:Math.round(s), nfe:r.spent.nfe, forward:r.spent.forwardPasses, best:r.best.reward, workers:r.workers}))" 2>&1 | tee -a "$out/standin-bundle.txt"
+  $node bench/device/record-summary.mjs "$dir" 2>&1 | tee -a "$out/standin-bundle.txt"
 }
 
 phase_small() {

@@ -12,7 +12,7 @@ one_run() { # bundle rows run [workers]
   local b=$1 rows=$2 i=$3 w=${4:-1} d=/tmp/rep-$3-$RANDOM p="two red circles left of a blue square"
   case $b in *video*) p="a blue square and a green triangle moving up" ;; esac
   cuda_env timeout 100 $node bin/evosearch.js run --model "$b" --prompt "$p" --budget-nfe 250 --providers cuda --call-rows "$rows" --workers "$w" --no-progress --out "$d" > "$d.log" 2>&1 || tail -3 "$d.log"
-  $node -e "const r=require('$d/record.json'); const c=require('crypto'); const h=(x)=>c.createHash('sha256').update(JSON.stringify(x)).digest('hex').slice(0,12); console.log(JSON.stringify({model:'$b', mode:'$mode', run:$i, workers:$w, best:r.best.reward, bestCandidate:r.best.candidate, decisions:h(r.candidates.map(x=>[x.parents,x.origin])), rewards:h(r.candidates.map(x=>x.reward))}))"
+  $node bench/device/record-summary.mjs "$d" "model=$b" "mode=$mode" "run=$i" "workers=$w"
 }
 # BUNDLES: bundle:rows pairs to run instead of the default three; ROWS: one --call-rows for them all.
 for m in ${BUNDLES:-/tmp/multi-gpu/tiny-sd-sd21:8 models/bundles/tiny-video:32 models/bundles/tiny-sd:32}; do
